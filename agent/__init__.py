@@ -1,0 +1,1 @@
+"""The rep's agent: encrypted local store, outbox, sync client and CLI."""

@@ -1,0 +1,297 @@
+"""`fieldvault`: the rep's agent. Works offline; `sync` talks to the server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+
+from schema.enums import VisitPurpose
+from schema.models import (
+    CUSTOMER_EDITABLE_FIELDS,
+    VISIT_EDITABLE_FIELDS,
+    CustomerCreate,
+    CustomerPatch,
+    VisitCreate,
+    VisitPatch,
+    VisitVoid,
+)
+from schema.output import emit_json, fail, field_args, show, validation_message
+
+from . import sync as sync_mod
+from .enroll import AlreadyEnrolled, enroll as do_enroll
+from .home import AgentConfig, default_home
+from .keystore import KeyError_
+from .store import Store, StoreError
+from .transport import Offline, ServerRefused, UntrustedResponse
+
+app = typer.Typer(no_args_is_help=True, add_completion=False,
+                  help="FieldVault agent: your customers and visits, offline, encrypted.")
+customer_app = typer.Typer(no_args_is_help=True, help="Your customers.")
+visit_app = typer.Typer(no_args_is_help=True, help="Your visit records.")
+app.add_typer(customer_app, name="customer")
+app.add_typer(visit_app, name="visit")
+
+HomeOpt = Annotated[Path, typer.Option("--home", help="Agent home "
+                                       "[default: $FIELDVAULT_HOME or ~/.fieldvault]",
+                                       default_factory=default_home, show_default=False)]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
+EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
+EXIT_OFFLINE = 2
+
+CUSTOMER_COLUMNS = ["card_no", "id", "name", "grade", "phone", "last_served_at"]
+VISIT_COLUMNS = ["id", "customer_id", "started_at", "purpose", "status", "rev", "summary"]
+
+
+def _config(home: Path) -> AgentConfig:
+    config = AgentConfig.load(home)
+    if config is None:
+        fail(f"{home} is not enrolled: run `fieldvault enroll --server URL --code CODE`")
+    return config
+
+
+@contextmanager
+def _store(home: Path) -> Iterator[Store]:
+    config = _config(home)
+    try:
+        store = Store.open(home, config.rep_id)
+    except (StoreError, KeyError_) as exc:
+        fail(str(exc))
+    try:
+        yield store
+    except StoreError as exc:
+        fail(str(exc))
+    except ValidationError as exc:
+        fail(validation_message(exc))
+    finally:
+        store.close()
+
+
+def _validate(model: Any, data: dict[str, Any]) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        fail(validation_message(exc))
+
+
+@app.command()
+def enroll(
+    home: HomeOpt,
+    server: Annotated[str, typer.Option("--server", help="Server URL, e.g. https://fv.example.com")],
+    code: Annotated[str, typer.Option("--code", help="One-time code from your admin.")],
+    insecure: Annotated[bool, typer.Option("--insecure",
+                                           help="Allow plain http:// to a non-loopback host.")] = False,
+    name: Annotated[str | None, typer.Option(help="Device name shown to admins.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Enroll this laptop once, with a code from your admin."""
+    try:
+        config = do_enroll(home, server, code, insecure, name)
+    except (ValueError, AlreadyEnrolled) as exc:
+        fail(str(exc))
+    except Offline as exc:
+        fail(f"{exc}; check the address and your network", EXIT_OFFLINE)
+    except ServerRefused as exc:
+        fail(exc.message)
+    Store.open(home, config.rep_id).close()
+    show({"id": config.device_id, "device_id": config.device_id, "rep_id": config.rep_id,
+          "rep_name": config.rep_name, "server": config.server_url}, as_json)
+
+
+@app.command()
+def status(home: HomeOpt, as_json: JsonOpt = False) -> None:
+    """What this device holds and what is waiting to sync."""
+    config = _config(home)
+    with _store(home) as store:
+        out = {
+            "device_id": config.device_id, "rep_id": config.rep_id, "rep_name": config.rep_name,
+            "server": config.server_url, **store.counts(), "outbox": store.outbox_counts(),
+            "last_sync_at": store.get_state("last_sync_at"),
+            "last_server_time": store.get_state("last_server_time"),
+            "needs_attention": store.needs_attention(),
+        }
+    if as_json:
+        emit_json(out)
+        return
+    attention = out.pop("needs_attention")
+    show(out, False)
+    for item in attention:
+        typer.echo(f"needs attention: {item['kind']} {item['entity_id'][:12]} "
+                   f"[{item['state']}] {item['reason']}")
+
+
+@app.command()
+def sync(home: HomeOpt, as_json: JsonOpt = False) -> None:
+    """Send local changes up, bring assignments down. Exit 2 when the server is unreachable."""
+    config = _config(home)
+    with _store(home) as store:
+        transport = sync_mod.open_transport(home, config)
+        try:
+            report = sync_mod.sync(store, transport)
+        except Offline as exc:
+            fail(f"{exc}; your data is kept on this laptop, sync again later", EXIT_OFFLINE)
+        except ServerRefused as exc:
+            fail(f"server refused the sync: {exc.message}", 3 if exc.status == 403 else 1)
+        except UntrustedResponse as exc:
+            fail(str(exc))
+        finally:
+            transport.close()
+        attention = len(store.needs_attention())
+    out = {**report.as_dict(), "needs_attention": attention}
+    if as_json:
+        emit_json(out)
+        return
+    res = ", ".join(f"{n} {s}" for s, n in sorted(report.results.items())) or "nothing to send"
+    typer.echo(f"pushed {report.pushed} ({res}); pulled {report.pulled_customers} customers, "
+               f"{report.pulled_visits} visits; evicted {report.evicted}")
+    if attention:
+        typer.echo(f"{attention} change(s) need attention: see `fieldvault status`")
+
+
+# --- customers ------------------------------------------------------------------
+
+FIELDS_HELP = "Card fields as --field VALUE: " + ", ".join(
+    "--" + f.replace("_", "-") for f in CUSTOMER_EDITABLE_FIELDS)
+
+
+@customer_app.command("list")
+def customer_list(
+    home: HomeOpt,
+    search: Annotated[str | None, typer.Option(help="Full-text search (names, notes, needs).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Your customers, optionally searched."""
+    with _store(home) as store:
+        show(store.list_customers(search), as_json, CUSTOMER_COLUMNS)
+
+
+@customer_app.command("show")
+def customer_show(
+    customer: Annotated[str, typer.Argument(help="Id, id prefix or card number.")],
+    home: HomeOpt, as_json: JsonOpt = False,
+) -> None:
+    """One customer card with its visits."""
+    with _store(home) as store:
+        card = store.get_customer(customer)
+        card["visits"] = store.list_visits(card["id"])
+    show(card, as_json)
+
+
+@customer_app.command("add", context_settings=EXTRA, help="Add a customer you developed. "
+                      + FIELDS_HELP)
+def customer_add(
+    ctx: typer.Context, home: HomeOpt,
+    name: Annotated[str, typer.Option("--name", help="Person or company name.")],
+    as_json: JsonOpt = False,
+) -> None:
+    card = _validate(CustomerCreate, {**field_args(ctx.args, CUSTOMER_EDITABLE_FIELDS),
+                                      "name": name})
+    with _store(home) as store:
+        show(store.add_customer(card), as_json)
+
+
+@customer_app.command("edit", context_settings=EXTRA, help="Edit a card. " + FIELDS_HELP)
+def customer_edit(
+    ctx: typer.Context,
+    customer: Annotated[str, typer.Argument(help="Id, id prefix or card number.")],
+    home: HomeOpt, as_json: JsonOpt = False,
+) -> None:
+    patch = _validate(CustomerPatch, field_args(ctx.args, CUSTOMER_EDITABLE_FIELDS))
+    with _store(home) as store:
+        show(store.edit_customer(customer, patch), as_json)
+
+
+# --- visits ---------------------------------------------------------------------
+
+Opt = typer.Option
+
+
+@visit_app.command("log")
+def visit_log(
+    home: HomeOpt,
+    customer: Annotated[str, Opt(help="Customer id, id prefix or card number.")],
+    purpose: Annotated[VisitPurpose, Opt(help="Why you went.")],
+    summary: Annotated[str, Opt(help="What happened.")],
+    outcome: Annotated[str, Opt(help="Negotiation result (洽谈结果).")] = "",
+    feedback: Annotated[str, Opt(help="Customer feedback.")] = "",
+    competitors: Annotated[str, Opt(help="Competitor information.")] = "",
+    location: Annotated[str, Opt(help="Where.")] = "",
+    started_at: Annotated[str | None, Opt(help="ISO time; default now.")] = None,
+    ended_at: Annotated[str | None, Opt(help="ISO time.")] = None,
+    next_at: Annotated[str | None, Opt(help="Next appointment, ISO time.")] = None,
+    next_place: Annotated[str, Opt(help="Next appointment place.")] = "",
+    next_content: Annotated[str, Opt(help="Next appointment content.")] = "",
+    planned: Annotated[bool, Opt("--planned", help="It was on the day's plan.")] = False,
+    draft: Annotated[bool, Opt("--draft", help="Keep as a draft (not submitted).")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Log a visit right after it happened. Works offline."""
+    with _store(home) as store:
+        data = _validate(VisitCreate, {
+            "customer_id": store.get_customer(customer)["id"], "purpose": purpose,
+            "summary": summary, "outcome": outcome, "feedback": feedback,
+            "competitors": competitors, "location": location,
+            "started_at": started_at or store.clock.now(), "ended_at": ended_at,
+            "next_at": next_at, "next_place": next_place, "next_content": next_content,
+            "planned": planned, "status": "draft" if draft else "submitted",
+        })
+        show(store.log_visit(data), as_json)
+
+
+@visit_app.command("list")
+def visit_list(
+    home: HomeOpt,
+    customer: Annotated[str | None, Opt(help="Only this customer's visits.")] = None,
+    search: Annotated[str | None, Opt(help="Full-text search in visit notes.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Visits on this device (yours and, for your customers, your predecessors')."""
+    with _store(home) as store:
+        rows = store.search_visits(search) if search else store.list_visits(customer)
+        show(rows, as_json, VISIT_COLUMNS)
+
+
+@visit_app.command("show")
+def visit_show(
+    visit: Annotated[str, typer.Argument(help="Visit id or id prefix.")],
+    home: HomeOpt, as_json: JsonOpt = False,
+) -> None:
+    """One visit record."""
+    with _store(home) as store:
+        show(store.get_visit(visit), as_json)
+
+
+@visit_app.command("edit", context_settings=EXTRA, help="Correct your visit before approval: "
+                   + ", ".join("--" + f.replace("_", "-") for f in VISIT_EDITABLE_FIELDS))
+def visit_edit(
+    ctx: typer.Context,
+    visit: Annotated[str, typer.Argument(help="Visit id or id prefix.")],
+    home: HomeOpt, as_json: JsonOpt = False,
+) -> None:
+    patch = _validate(VisitPatch, field_args(ctx.args, VISIT_EDITABLE_FIELDS))
+    with _store(home) as store:
+        show(store.edit_visit(visit, patch), as_json)
+
+
+@visit_app.command("void")
+def visit_void(
+    visit: Annotated[str, typer.Argument(help="Visit id or id prefix.")],
+    home: HomeOpt,
+    reason: Annotated[str, Opt("--reason", help="Why the record is void; it stays archived.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Void a mistaken visit record (it is kept, marked void)."""
+    with _store(home) as store:
+        show(store.void_visit(visit, _validate(VisitVoid, {"reason": reason})), as_json)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""The agent home directory: where its files live and the enrollment config."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+CONFIG_FILE = "config.json"
+VAULT_FILE = "vault.db"
+
+
+def default_home() -> Path:
+    env = os.environ.get("FIELDVAULT_HOME")
+    return Path(env) if env else Path.home() / ".fieldvault"
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write a file readable only by its owner (0600), atomically."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+def ensure_home(home: Path) -> Path:
+    home.mkdir(parents=True, exist_ok=True)
+    os.chmod(home, 0o700)
+    return home
+
+
+@dataclass
+class AgentConfig:
+    server_url: str
+    device_id: str
+    rep_id: str
+    rep_name: str
+    server_sign_public_key: str  # pinned at enrollment, base64 raw Ed25519
+    insecure: bool = False
+
+    def save(self, home: Path) -> None:
+        write_private(home / CONFIG_FILE, json.dumps(asdict(self), indent=2).encode())
+
+    @classmethod
+    def load(cls, home: Path) -> AgentConfig | None:
+        path = home / CONFIG_FILE
+        if not path.exists():
+            return None
+        return cls(**json.loads(path.read_text()))

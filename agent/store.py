@@ -1,0 +1,401 @@
+"""The agent's encrypted local store: customers, visits, outbox and sync state.
+
+One SQLCipher file per agent home. Every local write commits the record and
+its outbox operation in one transaction, so a crash never leaves one without
+the other, and no write ever needs the network.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+import sqlcipher3
+from sqlite_utils import Database
+
+from schema.clock import Clock, SystemClock, iso
+from schema.enums import OpKind, OpStatus, OwnershipSource, VisitStatus
+from schema.migrations.agent import migrations
+from schema.records import to_record
+from schema.models import (
+    CUSTOMER_EDITABLE_FIELDS,
+    CustomerCreate,
+    CustomerPatch,
+    OpResult,
+    VisitCreate,
+    VisitPatch,
+    VisitVoid,
+)
+
+from . import keystore
+from .home import VAULT_FILE, ensure_home
+
+CUSTOMER_COLUMNS = (
+    "id", "rev", "card_no", *CUSTOMER_EDITABLE_FIELDS, "created_by", "created_at",
+    "owner_rep_id", "owned_since", "ownership_source", "last_served_at", "updated_at",
+)
+VISIT_COLUMNS = (
+    "id", "rev", "customer_id", "rep_id", "planned", "started_at", "ended_at", "location",
+    "purpose", "summary", "outcome", "feedback", "competitors", "next_at", "next_place",
+    "next_content", "status", "void_reason", "created_at", "updated_at",
+)
+
+
+class StoreError(Exception):
+    """A local operation was refused; the message says what to do."""
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _upsert_sql(table: str, columns: tuple[str, ...]) -> str:
+    cols = ", ".join(columns)
+    marks = ", ".join("?" for _ in columns)
+    updates = ", ".join(f"{c}=excluded.{c}" for c in columns if c != "id")
+    return f"INSERT INTO {table} ({cols}) VALUES ({marks}) ON CONFLICT(id) DO UPDATE SET {updates}"
+
+
+_UPSERT_CUSTOMER = _upsert_sql("customers", CUSTOMER_COLUMNS)
+_UPSERT_VISIT = _upsert_sql("visits", VISIT_COLUMNS)
+
+
+def open_vault(path: Path, dek: bytes) -> sqlcipher3.Connection:
+    """Open (creating if needed) the SQLCipher file with a raw key and safe pragmas."""
+    conn = sqlcipher3.connect(str(path), timeout=10, check_same_thread=False)
+    conn.execute(keystore.sqlcipher_key_pragma(dek))
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlcipher3.DatabaseError as exc:
+        conn.close()
+        raise StoreError(f"cannot open {path}: wrong key or not a FieldVault vault") from exc
+    # Temp tables and sort spills stay in memory: SQLCipher does not encrypt
+    # temp files, so none may reach the disk in plaintext.
+    conn.execute("PRAGMA temp_store = MEMORY")
+    conn.execute("PRAGMA journal_mode = WAL")
+    # FULL: a visit the rep saved survives a power cut, not only a crash.
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA busy_timeout = 10000")
+    return conn
+
+
+class Store:
+    """The rep's local copy. Construct with `Store.open(home)`."""
+
+    def __init__(self, conn: sqlcipher3.Connection, rep_id: str, clock: Clock) -> None:
+        self.conn = conn
+        self.db = Database(conn)
+        self.rep_id = rep_id
+        self.clock = clock
+        migrations.apply(self.db)
+
+    @classmethod
+    def open(cls, home: Path, rep_id: str = "", clock: Clock | None = None) -> Store:
+        ensure_home(home)
+        dek = keystore.load_or_create_dek(home)
+        return cls(open_vault(home / VAULT_FILE, dek), rep_id, clock or SystemClock())
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlcipher3.Connection]:
+        """One write transaction; IMMEDIATE so a concurrent writer waits instead of failing."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    # --- state ---------------------------------------------------------------
+
+    def get_state(self, key: str, default: str | None = None) -> str | None:
+        row = self.conn.execute("SELECT value FROM state WHERE key=?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def _set_state(self, key: str, value: str) -> None:
+        self.conn.execute(
+            "INSERT INTO state(key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+            (key, value),
+        )
+
+    def set_state(self, key: str, value: str) -> None:
+        with self.transaction():
+            self._set_state(key, value)
+
+    # --- outbox --------------------------------------------------------------
+
+    def _enqueue(self, kind: OpKind, entity_id: str, data: dict[str, Any], base_rev: int) -> str:
+        op_id = new_id()
+        self.conn.execute(
+            "INSERT INTO outbox (op_id, kind, entity_id, base_rev, data, at) VALUES (?,?,?,?,?,?)",
+            (op_id, kind.value, entity_id, base_rev, orjson.dumps(data).decode(),
+             iso(self.clock.now())),
+        )
+        return op_id
+
+    def pending_ops(self, limit: int, after_seq: int = 0) -> list[dict[str, Any]]:
+        """Pending operations in device order, as wire dicts (data kept as raw JSON)."""
+        rows = self.conn.execute(
+            "SELECT seq, op_id, kind, entity_id, base_rev, data, at FROM outbox "
+            "WHERE state='pending' AND seq > ? ORDER BY seq LIMIT ?",
+            (after_seq, limit),
+        ).fetchall()
+        return [
+            {"op_id": r[1], "seq": r[0], "kind": r[2], "entity_id": r[3], "base_rev": r[4],
+             "data": orjson.Fragment(r[5]), "at": r[6]}
+            for r in rows
+        ]
+
+    def outbox_counts(self) -> dict[str, int]:
+        rows = self.conn.execute("SELECT state, count(*) FROM outbox GROUP BY state").fetchall()
+        counts = {"pending": 0, "rejected": 0, "quarantined": 0}
+        counts.update({state: n for state, n in rows})
+        return counts
+
+    def needs_attention(self) -> list[dict[str, Any]]:
+        """Operations the server refused or holds for review: never silently dropped."""
+        return [
+            {"seq": r[0], "op_id": r[1], "kind": r[2], "entity_id": r[3], "state": r[4],
+             "reason": r[5], "data": orjson.loads(r[6])}
+            for r in self.conn.execute(
+                "SELECT seq, op_id, kind, entity_id, state, reason, data FROM outbox "
+                "WHERE state != 'pending' ORDER BY seq"
+            )
+        ]
+
+    def apply_results(self, results: Iterable[OpResult]) -> dict[str, int]:
+        """Record the server's answers; applied ops leave the outbox, others stay visible."""
+        tally: dict[str, int] = {}
+        with self.transaction() as c:
+            for res in results:
+                tally[res.status.value] = tally.get(res.status.value, 0) + 1
+                row = c.execute("SELECT kind FROM outbox WHERE op_id=?", (res.op_id,)).fetchone()
+                if row is None:
+                    continue  # already recorded by an earlier, interrupted sync
+                if res.status in (OpStatus.rejected, OpStatus.quarantined):
+                    c.execute(
+                        "UPDATE outbox SET state=?, reason=? WHERE op_id=?",
+                        (res.status.value, res.reason or "", res.op_id),
+                    )
+                    continue
+                c.execute("DELETE FROM outbox WHERE op_id=?", (res.op_id,))
+                table = "customers" if row[0].startswith("customer") else "visits"
+                if res.rev is not None:
+                    c.execute(
+                        f"UPDATE {table} SET rev=max(rev, ?) WHERE id=?",  # noqa: S608
+                        (res.rev, res.entity_id),
+                    )
+                if res.card_no:
+                    c.execute(
+                        "UPDATE customers SET card_no=? WHERE id=?", (res.card_no, res.entity_id)
+                    )
+        return tally
+
+    # --- pull ----------------------------------------------------------------
+
+    def apply_changes(
+        self, customers: list[dict[str, Any]], visits: list[dict[str, Any]],
+        evicted: list[str], cursor: str, epoch: str,
+    ) -> None:
+        """Apply one pulled page and its cursor atomically."""
+        with self.transaction() as c:
+            for cid in evicted:
+                c.execute("DELETE FROM visits WHERE customer_id=?", (cid,))
+                c.execute("DELETE FROM customers WHERE id=?", (cid,))
+            if customers:
+                c.executemany(
+                    _UPSERT_CUSTOMER, [tuple(r.get(k) for k in CUSTOMER_COLUMNS) for r in customers]
+                )
+            if visits:
+                c.executemany(
+                    _UPSERT_VISIT, [tuple(r.get(k) for k in VISIT_COLUMNS) for r in visits]
+                )
+            touched = {r["id"] for r in customers} | {r["id"] for r in visits}
+            if touched:
+                self._reapply_pending(touched)
+            self._set_state("cursor", cursor)
+            self._set_state("archive_epoch", epoch)
+
+    def _reapply_pending(self, touched: set[str]) -> None:
+        """Keep the rep's not-yet-pushed edits visible on top of fresher server rows."""
+        rows = self.conn.execute(
+            "SELECT kind, entity_id, data FROM outbox WHERE state='pending' ORDER BY seq"
+        ).fetchall()
+        for kind, entity_id, data in rows:
+            if entity_id not in touched:
+                continue
+            changes = orjson.loads(data)
+            if kind == OpKind.customer_update:
+                self._update_row("customers", entity_id, changes)
+            elif kind == OpKind.visit_update:
+                self._update_row("visits", entity_id, changes)
+            elif kind == OpKind.visit_void:
+                self._update_row(
+                    "visits", entity_id, {"status": "void", "void_reason": changes["reason"]}
+                )
+
+    def _update_row(self, table: str, entity_id: str, changes: dict[str, Any]) -> None:
+        sets = ", ".join(f"{k}=?" for k in changes)
+        self.conn.execute(
+            f"UPDATE {table} SET {sets} WHERE id=?",  # noqa: S608 - keys come from models
+            (*changes.values(), entity_id),
+        )
+
+    # --- customers -------------------------------------------------------------
+
+    def add_customer(self, data: CustomerCreate) -> dict[str, Any]:
+        """A customer the rep developed: theirs to serve (谁开发谁服务)."""
+        now = iso(self.clock.now())
+        row = {
+            "id": new_id(), "rev": 0, "card_no": "", **to_record(data),
+            "created_by": self.rep_id, "created_at": now, "owner_rep_id": self.rep_id,
+            "owned_since": now, "ownership_source": OwnershipSource.developed.value,
+            "last_served_at": None, "updated_at": now,
+        }
+        with self.transaction() as c:
+            c.execute(_UPSERT_CUSTOMER, tuple(row.get(k) for k in CUSTOMER_COLUMNS))
+            self._enqueue(OpKind.customer_create, row["id"], to_record(data), 0)
+        return row
+
+    def edit_customer(self, ref: str, patch: CustomerPatch) -> dict[str, Any]:
+        current = self.get_customer(ref)
+        changes = patch.changes()
+        with self.transaction():
+            self._update_row(
+                "customers", current["id"], {**changes, "updated_at": iso(self.clock.now())}
+            )
+            self._enqueue(OpKind.customer_update, current["id"], changes, current["rev"])
+        return self.get_customer(current["id"])
+
+    def get_customer(self, ref: str) -> dict[str, Any]:
+        """A customer by id, card number or unique id prefix."""
+        return self._get("customers", ref, extra="OR card_no = :ref")
+
+    def _get(self, table: str, ref: str, extra: str = "") -> dict[str, Any]:
+        ref = ref.strip()
+        if not ref:
+            raise StoreError(f"give a {table[:-1]} id")
+        rows = list(self.db.query(
+            f"SELECT * FROM {table} WHERE id = :ref {extra} "  # noqa: S608
+            f"UNION SELECT * FROM {table} WHERE id LIKE :prefix LIMIT 2",
+            {"ref": ref, "prefix": ref.replace("%", "").replace("_", "") + "%"},
+        ))
+        exact = [r for r in rows if r["id"] == ref or r.get("card_no") == ref]
+        if exact:
+            return exact[0]
+        if len(rows) == 1 and len(ref) >= 4:
+            return rows[0]
+        if len(rows) > 1:
+            raise StoreError(f"{ref!r} matches several {table}; give more of the id")
+        raise StoreError(f"no {table[:-1]} {ref!r} on this device; `fieldvault sync` to refresh")
+
+    def list_customers(self, search: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        if not search:
+            return list(self.db.query(
+                "SELECT * FROM customers ORDER BY name LIMIT ?", [limit]
+            ))
+        term = search.strip()
+        if len(term) >= 3:
+            # trigram FTS needs three characters; quote so user text is not FTS syntax
+            quoted = '"' + term.replace('"', '""') + '"'
+            return list(self.db.query(
+                "SELECT customers.* FROM customers JOIN customers_fts "
+                "ON customers.rowid = customers_fts.rowid "
+                "WHERE customers_fts MATCH ? ORDER BY customers_fts.rank LIMIT ?",
+                [quoted, limit],
+            ))
+        like = f"%{term}%"
+        return list(self.db.query(
+            "SELECT * FROM customers WHERE name LIKE ? OR card_no LIKE ? OR notes LIKE ? "
+            "ORDER BY name LIMIT ?",
+            [like, like, like, limit],
+        ))
+
+    def search_visits(self, text: str, limit: int = 200) -> list[dict[str, Any]]:
+        term = text.strip()
+        if len(term) < 3:
+            like = f"%{term}%"
+            return list(self.db.query(
+                "SELECT * FROM visits WHERE summary LIKE ? OR outcome LIKE ? OR feedback LIKE ? "
+                "ORDER BY started_at DESC LIMIT ?", [like, like, like, limit],
+            ))
+        quoted = '"' + term.replace('"', '""') + '"'
+        return list(self.db.query(
+            "SELECT visits.* FROM visits JOIN visits_fts ON visits.rowid = visits_fts.rowid "
+            "WHERE visits_fts MATCH ? ORDER BY visits_fts.rank LIMIT ?", [quoted, limit],
+        ))
+
+    # --- visits ----------------------------------------------------------------
+
+    def log_visit(self, data: VisitCreate) -> dict[str, Any]:
+        """Record a visit locally, instantly; it goes up at the next sync."""
+        customer = self.get_customer(data.customer_id)
+        payload = to_record(data)
+        payload["customer_id"] = customer["id"]
+        now = iso(self.clock.now())
+        row = {
+            "id": new_id(), "rev": 0, "rep_id": self.rep_id, **payload,
+            "void_reason": "", "created_at": now, "updated_at": now,
+        }
+        with self.transaction() as c:
+            c.execute(_UPSERT_VISIT, tuple(row.get(k) for k in VISIT_COLUMNS))
+            self._enqueue(OpKind.visit_create, row["id"], payload, 0)
+        return row
+
+    def get_visit(self, ref: str) -> dict[str, Any]:
+        return self._get("visits", ref)
+
+    def list_visits(self, customer: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        if customer:
+            cid = self.get_customer(customer)["id"]
+            return list(self.db.query(
+                "SELECT * FROM visits WHERE customer_id=? ORDER BY started_at DESC LIMIT ?",
+                [cid, limit],
+            ))
+        return list(self.db.query(
+            "SELECT * FROM visits ORDER BY started_at DESC LIMIT ?", [limit]
+        ))
+
+    def _own_editable_visit(self, ref: str) -> dict[str, Any]:
+        visit = self.get_visit(ref)
+        if visit["rep_id"] != self.rep_id:
+            raise StoreError("only the author can change a visit record")
+        if visit["status"] not in (VisitStatus.draft, VisitStatus.submitted):
+            raise StoreError(
+                f"visit is {visit['status']}: ask your supervisor to correct or void it"
+            )
+        return visit
+
+    def edit_visit(self, ref: str, patch: VisitPatch) -> dict[str, Any]:
+        visit = self._own_editable_visit(ref)
+        changes = patch.changes()
+        merged = {**{k: visit[k] for k in VisitCreate.model_fields}, **changes}
+        VisitCreate.model_validate(merged)  # the edited record must still be a valid visit
+        with self.transaction():
+            self._update_row("visits", visit["id"], {**changes, "updated_at": iso(self.clock.now())})
+            self._enqueue(OpKind.visit_update, visit["id"], changes, visit["rev"])
+        return self.get_visit(visit["id"])
+
+    def void_visit(self, ref: str, void: VisitVoid) -> dict[str, Any]:
+        visit = self._own_editable_visit(ref)
+        with self.transaction():
+            self._update_row(
+                "visits", visit["id"],
+                {"status": "void", "void_reason": void.reason, "updated_at": iso(self.clock.now())},
+            )
+            self._enqueue(OpKind.visit_void, visit["id"], to_record(void), visit["rev"])
+        return self.get_visit(visit["id"])
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "customers": self.conn.execute("SELECT count(*) FROM customers").fetchone()[0],
+            "visits": self.conn.execute("SELECT count(*) FROM visits").fetchone()[0],
+        }

@@ -1,0 +1,112 @@
+"""The sync client: push the outbox, then pull what changed in the rep's scope.
+
+Push comes first so a visit typed offline reaches the archive before a pull
+could evict its customer. Each pushed batch's results and each pulled page
+(with its cursor) are committed atomically, so a crash at any point is
+repaired by simply syncing again: the server answers replays from its record
+of applied operations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from schema.clock import iso
+from schema.enums import ChangeKind
+from schema.models import OpResult
+
+from . import keystore
+from .home import AgentConfig
+from .store import Store
+from .transport import Transport
+
+PUSH_BATCH = 500
+PULL_PAGE = 2000
+MAX_ROUNDS = 100_000  # bounds every loop; ~10^8 records, far beyond any rep's scope
+
+
+@dataclass
+class SyncReport:
+    pushed: int = 0
+    results: dict[str, int] = field(default_factory=dict)
+    pulled_customers: int = 0
+    pulled_visits: int = 0
+    evicted: int = 0
+    pages: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+Progress = Callable[[str, int], None]
+
+
+def open_transport(home: Path, config: AgentConfig) -> Transport:
+    from schema.signing import b64d
+
+    return Transport(config.server_url, config.device_id, keystore.load_sign_key(home),
+                     b64d(config.server_sign_public_key), insecure=config.insecure)
+
+
+def push(store: Store, transport: Transport, report: SyncReport,
+         batch: int = PUSH_BATCH, progress: Progress | None = None) -> None:
+    for _ in range(MAX_ROUNDS):
+        ops = store.pending_ops(batch)
+        if not ops:
+            return
+        answer = transport.request("POST", "/v1/push", payload=orjson.dumps({"ops": ops}))
+        results = [OpResult.model_validate(r) for r in answer["results"]]
+        if {r.op_id for r in results} != {op["op_id"] for op in ops}:
+            raise RuntimeError("server answered for different operations than were sent")
+        for status, n in store.apply_results(results).items():
+            report.results[status] = report.results.get(status, 0) + n
+        report.pushed += len(ops)
+        if progress:
+            progress("push", len(ops))
+    raise RuntimeError("push did not drain the outbox")
+
+
+def pull(store: Store, transport: Transport, report: SyncReport,
+         page: int = PULL_PAGE, progress: Progress | None = None) -> None:
+    cursor = store.get_state("cursor", "") or ""
+    for _ in range(MAX_ROUNDS):
+        answer = transport.request("GET", "/v1/pull", params={"cursor": cursor, "limit": page})
+        customers: list[dict[str, Any]] = []
+        visits: list[dict[str, Any]] = []
+        evicted: list[str] = []
+        for change in answer["changes"]:
+            kind = change["kind"]
+            if kind == ChangeKind.customer:
+                customers.append(change["record"])
+            elif kind == ChangeKind.visit:
+                visits.append(change["record"])
+            elif kind == ChangeKind.evict:
+                evicted.append(change["id"])
+        store.apply_changes(customers, visits, evicted, answer["cursor"], answer["archive_epoch"])
+        report.pulled_customers += len(customers)
+        report.pulled_visits += len(visits)
+        report.evicted += len(evicted)
+        report.pages += 1
+        if progress:
+            progress("pull", len(customers) + len(visits) + len(evicted))
+        if not answer["more"]:
+            store.set_state("last_server_time", answer["server_time"])
+            return
+        if answer["cursor"] == cursor:
+            raise RuntimeError("server cursor did not advance")
+        cursor = answer["cursor"]
+    raise RuntimeError("pull did not finish")
+
+
+def sync(store: Store, transport: Transport, progress: Progress | None = None) -> SyncReport:
+    """Push everything pending, then pull to the end of the feed."""
+    report = SyncReport()
+    push(store, transport, report, progress=progress)
+    pull(store, transport, report, progress=progress)
+    store.set_state("last_sync_at", iso(store.clock.now()))
+    return report

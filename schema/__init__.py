@@ -1,0 +1,3 @@
+"""The shared language of agent and server: enums, wire models, validation, migrations."""
+
+PROTOCOL_VERSION = 1

@@ -1,0 +1,1 @@
+"""Versioned migrations (sqlite-utils `Migrations`) for the agent DB and the server archive."""

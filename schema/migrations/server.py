@@ -1,0 +1,224 @@
+"""Server archive migrations. Append new migrations at the end; never edit an applied one."""
+
+from __future__ import annotations
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+migrations = Migrations("fieldvault-archive")
+
+_CARD_COLUMNS = """
+    name TEXT NOT NULL,
+    decision_maker TEXT NOT NULL DEFAULT '',
+    grade TEXT NOT NULL DEFAULT 'C' CHECK (grade IN ('A','B','C')),
+    address TEXT NOT NULL DEFAULT '',
+    phone TEXT NOT NULL DEFAULT '',
+    industry TEXT NOT NULL DEFAULT '',
+    size TEXT NOT NULL DEFAULT '',
+    needs TEXT NOT NULL DEFAULT '',
+    financial_status TEXT NOT NULL DEFAULT '',
+    business_status TEXT NOT NULL DEFAULT '',
+    purchasing_status TEXT NOT NULL DEFAULT '',
+    credit_status TEXT NOT NULL DEFAULT '',
+    external_relations TEXT NOT NULL DEFAULT '',
+    business_contact TEXT NOT NULL DEFAULT '',
+    notes TEXT NOT NULL DEFAULT ''
+"""
+
+VISIT_COLUMNS = """
+    planned INTEGER NOT NULL DEFAULT 0,
+    started_at TEXT NOT NULL,
+    ended_at TEXT,
+    location TEXT NOT NULL DEFAULT '',
+    purpose TEXT NOT NULL,
+    summary TEXT NOT NULL,
+    outcome TEXT NOT NULL DEFAULT '',
+    feedback TEXT NOT NULL DEFAULT '',
+    competitors TEXT NOT NULL DEFAULT '',
+    next_at TEXT,
+    next_place TEXT NOT NULL DEFAULT '',
+    next_content TEXT NOT NULL DEFAULT ''
+"""
+CARD_COLUMNS = _CARD_COLUMNS
+
+
+@migrations()
+def m001_initial(db: Database) -> None:
+    db.executescript(
+        f"""
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+
+CREATE TABLE reps (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    manager_id TEXT REFERENCES reps(id),
+    tier TEXT NOT NULL DEFAULT 'mid' CHECK (tier IN ('senior','mid','junior')),
+    active INTEGER NOT NULL DEFAULT 1,
+    created_at TEXT NOT NULL
+);
+CREATE UNIQUE INDEX reps_name ON reps(name);
+
+CREATE TABLE devices (
+    id TEXT PRIMARY KEY,
+    rep_id TEXT NOT NULL REFERENCES reps(id),
+    name TEXT NOT NULL DEFAULT '',
+    sign_public_key BLOB NOT NULL,
+    box_public_key BLOB NOT NULL,
+    state TEXT NOT NULL DEFAULT 'active',
+    enrolled_at TEXT NOT NULL,
+    last_seen_at TEXT,
+    last_seq INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX devices_rep ON devices(rep_id);
+
+CREATE TABLE enroll_codes (
+    code_hash TEXT PRIMARY KEY,
+    rep_id TEXT NOT NULL REFERENCES reps(id),
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    used_at TEXT,
+    device_id TEXT
+);
+
+CREATE TABLE nonces (
+    device_id TEXT NOT NULL,
+    nonce TEXT NOT NULL,
+    seen_at REAL NOT NULL,
+    PRIMARY KEY (device_id, nonce)
+) WITHOUT ROWID;
+CREATE INDEX nonces_seen ON nonces(seen_at);
+
+CREATE TABLE customers (
+    id TEXT PRIMARY KEY,
+    rev INTEGER NOT NULL,
+    card_no TEXT NOT NULL UNIQUE,
+    {_CARD_COLUMNS},
+    created_by TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    owner_rep_id TEXT REFERENCES reps(id),
+    owned_since TEXT,
+    ownership_source TEXT NOT NULL,
+    last_served_at TEXT,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX customers_owner ON customers(owner_rep_id);
+
+CREATE TABLE customer_revisions (
+    customer_id TEXT NOT NULL REFERENCES customers(id),
+    rev INTEGER NOT NULL,
+    server_seq INTEGER NOT NULL,
+    snapshot TEXT NOT NULL,
+    author TEXT NOT NULL,
+    device_id TEXT,
+    op_id TEXT,
+    at TEXT NOT NULL,
+    PRIMARY KEY (customer_id, rev)
+) WITHOUT ROWID;
+
+CREATE TABLE visits (
+    id TEXT PRIMARY KEY,
+    rev INTEGER NOT NULL,
+    customer_id TEXT NOT NULL REFERENCES customers(id),
+    rep_id TEXT NOT NULL REFERENCES reps(id),
+    device_id TEXT,
+    {VISIT_COLUMNS},
+    status TEXT NOT NULL,
+    void_reason TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX visits_customer ON visits(customer_id);
+CREATE INDEX visits_rep ON visits(rep_id);
+
+CREATE TABLE visit_revisions (
+    visit_id TEXT NOT NULL REFERENCES visits(id),
+    rev INTEGER NOT NULL,
+    server_seq INTEGER NOT NULL,
+    snapshot TEXT NOT NULL,
+    author TEXT NOT NULL,
+    device_id TEXT,
+    op_id TEXT,
+    at TEXT NOT NULL,
+    PRIMARY KEY (visit_id, rev)
+) WITHOUT ROWID;
+
+CREATE TABLE ownership (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    customer_id TEXT NOT NULL REFERENCES customers(id),
+    from_rep_id TEXT,
+    to_rep_id TEXT,
+    source TEXT NOT NULL,
+    reason TEXT NOT NULL DEFAULT '',
+    by TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+CREATE INDEX ownership_customer ON ownership(customer_id, at);
+
+-- The change feed: one row per change, addressed to the rep whose scope it
+-- touches, so a pull is an index range scan proportional to that rep's changes.
+CREATE TABLE feed (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    rep_id TEXT,
+    kind TEXT NOT NULL CHECK (kind IN ('customer','visit','grant','evict')),
+    entity_id TEXT NOT NULL,
+    customer_id TEXT NOT NULL
+);
+CREATE INDEX feed_rep_seq ON feed(rep_id, seq);
+
+CREATE TABLE applied_ops (
+    op_id TEXT PRIMARY KEY,
+    device_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    result TEXT NOT NULL,
+    at TEXT NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE conflicts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    customer_id TEXT NOT NULL REFERENCES customers(id),
+    field TEXT NOT NULL,
+    server_value TEXT,
+    rep_value TEXT,
+    base_rev INTEGER NOT NULL,
+    rev INTEGER NOT NULL,
+    rep_id TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    op_id TEXT NOT NULL,
+    at TEXT NOT NULL,
+    resolved_at TEXT
+);
+
+CREATE TABLE quarantine (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    op_id TEXT NOT NULL UNIQUE,
+    device_id TEXT NOT NULL,
+    rep_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    entity_id TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    at TEXT NOT NULL,
+    reviewed_at TEXT
+);
+
+-- History is append-only: nothing a rep synced can be hard-deleted.
+CREATE TRIGGER customers_no_delete BEFORE DELETE ON customers
+BEGIN SELECT RAISE(ABORT, 'customers are never deleted; void them'); END;
+CREATE TRIGGER visits_no_delete BEFORE DELETE ON visits
+BEGIN SELECT RAISE(ABORT, 'visits are never deleted; void them'); END;
+CREATE TRIGGER customer_revisions_append_only_u BEFORE UPDATE ON customer_revisions
+BEGIN SELECT RAISE(ABORT, 'revisions are append-only'); END;
+CREATE TRIGGER customer_revisions_append_only_d BEFORE DELETE ON customer_revisions
+BEGIN SELECT RAISE(ABORT, 'revisions are append-only'); END;
+CREATE TRIGGER visit_revisions_append_only_u BEFORE UPDATE ON visit_revisions
+BEGIN SELECT RAISE(ABORT, 'revisions are append-only'); END;
+CREATE TRIGGER visit_revisions_append_only_d BEFORE DELETE ON visit_revisions
+BEGIN SELECT RAISE(ABORT, 'revisions are append-only'); END;
+CREATE TRIGGER ownership_append_only_u BEFORE UPDATE ON ownership
+BEGIN SELECT RAISE(ABORT, 'ownership history is append-only'); END;
+CREATE TRIGGER ownership_append_only_d BEFORE DELETE ON ownership
+BEGIN SELECT RAISE(ABORT, 'ownership history is append-only'); END;
+CREATE TRIGGER quarantine_no_delete BEFORE DELETE ON quarantine
+BEGIN SELECT RAISE(ABORT, 'quarantined records are kept for review'); END;
+"""
+    )

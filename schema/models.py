@@ -1,0 +1,313 @@
+"""Wire models: what travels between agent and server, validated identically on both sides."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from .enums import ChangeKind, Grade, OpKind, OpStatus, OwnershipSource, VisitPurpose, VisitStatus
+from .records import to_record
+from .validation import (
+    MAX_OPS_PER_PUSH,
+    EntityId,
+    LongText,
+    Name,
+    Phone,
+    Reason,
+    RequiredLongText,
+    ShortText,
+)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+# --- customer card (客户卡) --------------------------------------------------
+
+# Fields a rep or the office may edit; ownership and card number are the server's.
+CUSTOMER_EDITABLE_FIELDS: tuple[str, ...] = (
+    "name",
+    "decision_maker",
+    "grade",
+    "address",
+    "phone",
+    "industry",
+    "size",
+    "needs",
+    "financial_status",
+    "business_status",
+    "purchasing_status",
+    "credit_status",
+    "external_relations",
+    "business_contact",
+    "notes",
+)
+CUSTOMER_TEXT_FIELDS = ("name", "card_no", "decision_maker", "address", "needs",
+                        "business_contact", "notes")
+
+
+class CustomerPatch(Strict):
+    """Changed card fields; absent fields are untouched."""
+
+    name: Name | None = None
+    decision_maker: ShortText | None = None
+    grade: Grade | None = None
+    address: ShortText | None = None
+    phone: Phone | None = None
+    industry: ShortText | None = None
+    size: ShortText | None = None
+    needs: LongText | None = None
+    financial_status: LongText | None = None
+    business_status: LongText | None = None
+    purchasing_status: LongText | None = None
+    credit_status: LongText | None = None
+    external_relations: LongText | None = None
+    business_contact: ShortText | None = None
+    notes: LongText | None = None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> CustomerPatch:
+        if not self.model_fields_set:
+            raise ValueError("an edit must change at least one field")
+        if "name" in self.model_fields_set and self.name is None:
+            raise ValueError("name cannot be cleared")
+        return self
+
+    def changes(self) -> dict[str, Any]:
+        return to_record(self, include=set(self.model_fields_set))
+
+
+class CustomerCreate(Strict):
+    name: Name
+    decision_maker: ShortText = ""
+    grade: Grade = Grade.C
+    address: ShortText = ""
+    phone: Phone = ""
+    industry: ShortText = ""
+    size: ShortText = ""
+    needs: LongText = ""
+    financial_status: LongText = ""
+    business_status: LongText = ""
+    purchasing_status: LongText = ""
+    credit_status: LongText = ""
+    external_relations: LongText = ""
+    business_contact: ShortText = ""
+    notes: LongText = ""
+
+
+class Customer(CustomerCreate):
+    """A customer card as the archive holds it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: EntityId
+    rev: int
+    card_no: str
+    created_by: str
+    created_at: datetime
+    owner_rep_id: str | None
+    owned_since: datetime | None
+    ownership_source: OwnershipSource
+    last_served_at: datetime | None = None
+    updated_at: datetime
+
+
+# --- visit record (拜访记录) -------------------------------------------------
+
+VISIT_EDITABLE_FIELDS: tuple[str, ...] = (
+    "planned",
+    "started_at",
+    "ended_at",
+    "location",
+    "purpose",
+    "summary",
+    "outcome",
+    "feedback",
+    "competitors",
+    "next_at",
+    "next_place",
+    "next_content",
+    "status",
+)
+VISIT_TEXT_FIELDS = ("summary", "outcome", "feedback", "competitors", "next_content")
+
+
+class VisitCreate(Strict):
+    customer_id: EntityId
+    planned: bool = False
+    started_at: AwareDatetime
+    ended_at: AwareDatetime | None = None
+    location: ShortText = ""
+    purpose: VisitPurpose
+    summary: RequiredLongText
+    outcome: LongText = ""
+    feedback: LongText = ""
+    competitors: LongText = ""
+    next_at: AwareDatetime | None = None
+    next_place: ShortText = ""
+    next_content: LongText = ""
+    status: Literal[VisitStatus.draft, VisitStatus.submitted] = VisitStatus.submitted
+
+    @model_validator(mode="after")
+    def _times(self) -> VisitCreate:
+        if self.ended_at is not None and self.ended_at < self.started_at:
+            raise ValueError("ended_at must not be before started_at")
+        if self.next_at is not None and self.next_at < self.started_at:
+            raise ValueError("next_at (next appointment) must be after the visit started")
+        return self
+
+
+class VisitPatch(Strict):
+    planned: bool | None = None
+    started_at: AwareDatetime | None = None
+    ended_at: AwareDatetime | None = None
+    location: ShortText | None = None
+    purpose: VisitPurpose | None = None
+    summary: RequiredLongText | None = None
+    outcome: LongText | None = None
+    feedback: LongText | None = None
+    competitors: LongText | None = None
+    next_at: AwareDatetime | None = None
+    next_place: ShortText | None = None
+    next_content: LongText | None = None
+    status: Literal[VisitStatus.draft, VisitStatus.submitted] | None = None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> VisitPatch:
+        if not self.model_fields_set:
+            raise ValueError("an edit must change at least one field")
+        for required in ("started_at", "purpose", "summary", "planned", "status"):
+            if required in self.model_fields_set and getattr(self, required) is None:
+                raise ValueError(f"{required} cannot be cleared")
+        return self
+
+    def changes(self) -> dict[str, Any]:
+        return to_record(self, include=set(self.model_fields_set))
+
+
+class VisitVoid(Strict):
+    reason: Reason
+
+
+class Visit(VisitCreate):
+    model_config = ConfigDict(extra="ignore")
+
+    id: EntityId
+    rev: int
+    rep_id: str
+    status: VisitStatus = VisitStatus.submitted  # type: ignore[assignment]
+    void_reason: str = ""
+    quarantined: bool = False
+    created_at: datetime
+    updated_at: datetime
+
+
+# --- sync operations ---------------------------------------------------------
+
+
+class OpBase(Strict):
+    op_id: EntityId  # client-generated; the idempotency key
+    seq: int = Field(ge=1)  # per-device sequence, for ordering and diagnostics
+    entity_id: EntityId
+    base_rev: int = Field(default=0, ge=0)
+    at: AwareDatetime  # when the rep did it, by the device clock
+
+
+class CustomerCreateOp(OpBase):
+    kind: Literal[OpKind.customer_create]
+    data: CustomerCreate
+
+
+class CustomerUpdateOp(OpBase):
+    kind: Literal[OpKind.customer_update]
+    data: CustomerPatch
+
+
+class VisitCreateOp(OpBase):
+    kind: Literal[OpKind.visit_create]
+    data: VisitCreate
+
+
+class VisitUpdateOp(OpBase):
+    kind: Literal[OpKind.visit_update]
+    data: VisitPatch
+
+
+class VisitVoidOp(OpBase):
+    kind: Literal[OpKind.visit_void]
+    data: VisitVoid
+
+
+Operation = Annotated[
+    CustomerCreateOp | CustomerUpdateOp | VisitCreateOp | VisitUpdateOp | VisitVoidOp,
+    Field(discriminator="kind"),
+]
+
+
+class PushRequest(Strict):
+    ops: list[Operation] = Field(min_length=1, max_length=MAX_OPS_PER_PUSH)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> PushRequest:
+        ids = [op.op_id for op in self.ops]
+        if len(set(ids)) != len(ids):
+            raise ValueError("op_id values must be unique within a push")
+        return self
+
+
+class OpResult(BaseModel):
+    op_id: str
+    status: OpStatus
+    entity_id: str
+    rev: int | None = None
+    reason: str | None = None
+    conflicts: list[str] = Field(default_factory=list)
+    card_no: str | None = None
+
+
+class PushResponse(BaseModel):
+    results: list[OpResult]
+    server_time: datetime
+    archive_epoch: str
+
+
+class Change(BaseModel):
+    kind: ChangeKind
+    id: str
+    record: dict[str, Any] | None = None
+
+
+class PullResponse(BaseModel):
+    changes: list[Change]
+    cursor: str
+    more: bool
+    server_time: datetime
+    archive_epoch: str
+
+
+# --- enrollment ---------------------------------------------------------------
+
+
+class EnrollRequest(Strict):
+    code: Annotated[str, Field(min_length=4, max_length=64)]
+    device_name: ShortText = ""
+    sign_public_key: Annotated[str, Field(min_length=40, max_length=64)]  # base64 raw Ed25519
+    box_public_key: Annotated[str, Field(min_length=40, max_length=64)]  # base64 raw X25519
+
+
+class EnrollResponse(BaseModel):
+    device_id: str
+    rep_id: str
+    rep_name: str
+    server_sign_public_key: str
+    server_time: datetime
+    archive_epoch: str
+
+
+class ErrorBody(BaseModel):
+    error: str
+    message: str
+    details: list[dict[str, Any]] | None = None

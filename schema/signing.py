@@ -1,0 +1,41 @@
+"""Canonical strings that agent and server sign, so both sides agree byte for byte.
+
+A request signature covers method, path with query, timestamp, nonce and the
+SHA-256 of the exact body bytes sent. A response signature covers the request
+nonce (binding it to that request, so it cannot be replayed to another), the
+status code and the body digest.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+HDR_DEVICE = "FV-Device"
+HDR_TIMESTAMP = "FV-Timestamp"
+HDR_NONCE = "FV-Nonce"
+HDR_SIGNATURE = "FV-Signature"
+HDR_SERVER_SIGNATURE = "FV-Server-Signature"
+MAX_CLOCK_SKEW_S = 300
+
+
+def body_digest(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+def request_message(method: str, path_qs: str, timestamp: str, nonce: str, body: bytes) -> bytes:
+    return "\n".join(
+        ["FV1-REQ", method.upper(), path_qs, timestamp, nonce, body_digest(body)]
+    ).encode()
+
+
+def response_message(nonce: str, status: int, body: bytes) -> bytes:
+    return "\n".join(["FV1-RESP", nonce, str(status), body_digest(body)]).encode()
+
+
+def b64e(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+def b64d(text: str) -> bytes:
+    return base64.b64decode(text.encode(), validate=True)

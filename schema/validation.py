@@ -1,0 +1,72 @@
+"""Field rules shared by agent and server: lengths, text hygiene, phone shape.
+
+Both sides validate with the same annotated types, so a record the agent
+accepts locally is one the server will accept too.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import AfterValidator, StringConstraints
+
+NAME_MAX = 200
+SHORT_MAX = 200
+LONG_MAX = 4000
+REASON_MAX = 500
+PHONE_MAX = 40
+MAX_OPS_PER_PUSH = 1000
+MAX_BODY_BYTES = 8 * 1024 * 1024
+PULL_PAGE_MAX = 5000
+ID_PATTERN = r"^[A-Za-z0-9_-]{8,64}$"
+
+# C0 controls other than tab/newline/carriage return, plus DEL and C1.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_PHONE = re.compile(r"^[0-9+()\-\s./x#*]*[0-9][0-9+()\-\s./x#*]*$")
+
+
+def _no_controls(value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+def _single_line(value: str) -> str:
+    _no_controls(value)
+    if "\n" in value or "\r" in value:
+        raise ValueError("must be a single line")
+    return value
+
+
+def _phone(value: str) -> str:
+    if value and not _PHONE.match(value):
+        raise ValueError("must be digits with + ( ) - . / spaces only")
+    return value
+
+
+Name = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX),
+    AfterValidator(_single_line),
+]
+ShortText = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=SHORT_MAX), AfterValidator(_single_line)
+]
+LongText = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=LONG_MAX), AfterValidator(_no_controls)
+]
+RequiredLongText = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=LONG_MAX),
+    AfterValidator(_no_controls),
+]
+Reason = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=REASON_MAX),
+    AfterValidator(_no_controls),
+]
+Phone = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=PHONE_MAX), AfterValidator(_phone)
+]
+EntityId = Annotated[str, StringConstraints(pattern=ID_PATTERN)]

@@ -1,0 +1,1 @@
+"""The FieldVault server: master archive, sync API and admin CLI."""

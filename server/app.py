@@ -1,0 +1,31 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from starlette.middleware.gzip import GZipMiddleware
+
+from schema.clock import Clock, SystemClock
+
+from . import errors
+from .archive import SQLiteArchive
+from .keys import load_or_create_signing_key
+from .routes import enroll, health, sync
+from .settings import Settings
+
+
+def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
+    clock = clock or SystemClock()
+    app = FastAPI(title="FieldVault", version="0.1.0",
+                  description="Sync API between reps' agents and the master archive.")
+    app.state.settings = settings
+    app.state.clock = clock
+    app.state.archive = SQLiteArchive(settings.data, clock)
+    app.state.signing_key = load_or_create_signing_key(settings.data)
+    errors.install(app)
+    # Level 1: most of the size win on slow mobile links for little CPU.
+    app.add_middleware(GZipMiddleware, minimum_size=4096, compresslevel=1)
+    app.include_router(enroll.router)
+    app.include_router(sync.router)
+    app.include_router(health.router)
+    return app

@@ -1,0 +1,88 @@
+"""The archive interface: what every storage backend must provide.
+
+Contract for implementations (checked by tests/test_archive_contract.py,
+which every backend must pass):
+- `push` is idempotent per `op_id`: applying the same operation again returns
+  the stored result and writes nothing.
+- A call either commits entirely or changes nothing.
+- Nothing is hard-deleted: customers and visits are voided, revisions,
+  ownership history and quarantine are append-only.
+- `pull` costs in proportion to the rep's changes since the cursor, not to
+  the archive's size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Protocol
+
+from schema.models import CustomerCreate, CustomerPatch, OpResult
+
+
+class ArchiveError(Exception):
+    """A request the archive refuses; `code` is the stable machine-readable reason."""
+
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Device:
+    id: str
+    rep_id: str
+    name: str
+    sign_public_key: bytes
+    box_public_key: bytes
+    state: str
+
+
+@dataclass
+class PullPage:
+    customers: list[dict[str, Any]] = field(default_factory=list)
+    visits: list[dict[str, Any]] = field(default_factory=list)
+    evicted: list[str] = field(default_factory=list)
+    last_seq: int = 0
+    more: bool = False
+
+
+class Archive(Protocol):
+    epoch: str
+
+    def ping(self) -> None:
+        """Raise if the archive cannot be read."""
+        ...
+
+    # reps and devices
+    def add_rep(self, name: str, manager: str | None, tier: str) -> dict[str, Any]: ...
+    def list_reps(self) -> list[dict[str, Any]]: ...
+    def resolve_rep(self, ref: str) -> dict[str, Any]: ...
+    def create_enroll_code(self, rep: str, ttl: timedelta) -> tuple[str, str]: ...
+    def enroll(self, code: str, name: str, sign_pub: bytes, box_pub: bytes) -> Device: ...
+    def get_device(self, device_id: str) -> Device | None: ...
+    def list_devices(self, rep: str | None = None) -> list[dict[str, Any]]: ...
+    def remember_nonce(self, device_id: str, nonce: str, now_ts: float, window_s: float) -> bool:
+        """Record a request nonce; False when it was seen before (a replay)."""
+        ...
+
+    # customers, visits, history
+    def add_customer(self, data: CustomerCreate, owner: str | None, by: str) -> dict[str, Any]: ...
+    def import_customers(self, rows: list[tuple[CustomerCreate, str | None]], by: str) -> int: ...
+    def edit_customer(self, ref: str, patch: CustomerPatch, by: str) -> dict[str, Any]: ...
+    def assign(self, ref: str, rep: str | None, reason: str, by: str) -> dict[str, Any]: ...
+    def get_customer(self, ref: str) -> dict[str, Any]: ...
+    def list_customers(self, owner: str | None = None) -> list[dict[str, Any]]: ...
+    def list_visits(
+        self, rep: str | None = None, customer: str | None = None
+    ) -> list[dict[str, Any]]: ...
+    def ownership_history(self, ref: str) -> list[dict[str, Any]]: ...
+    def conflicts(self) -> list[dict[str, Any]]: ...
+    def quarantine(self) -> list[dict[str, Any]]: ...
+    def counts(self) -> dict[str, int]: ...
+
+    # sync
+    def push(self, device: Device, ops: list[Any]) -> list[OpResult]: ...
+    def pull(self, rep_id: str, after_seq: int, limit: int) -> PullPage: ...

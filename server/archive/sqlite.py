@@ -1,0 +1,431 @@
+"""SQLite backend of the archive: plain SQLite in WAL mode, so Litestream can replicate it."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import secrets
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+from sqlite_utils import Database
+
+from schema.clock import Clock, SystemClock, iso, parse_iso
+from schema.enums import OwnershipSource, RepTier
+from schema.migrations.server import migrations
+from schema.models import CUSTOMER_EDITABLE_FIELDS, CustomerCreate, CustomerPatch, OpResult
+from schema.records import to_record
+
+from . import sqlite_sync
+from .base import ArchiveError, Device, PullPage
+
+ARCHIVE_FILE = "archive.db"
+# Crockford base32 without look-alikes: codes are read aloud and typed by hand.
+_CODE_ALPHABET = "ABCDEFGHJKMNPQRSTVWXYZ23456789"
+
+
+def hash_code(code: str) -> str:
+    normalized = code.strip().upper().replace("-", "").replace(" ", "")
+    return hashlib.sha256(normalized.encode()).hexdigest()
+
+
+def new_code() -> str:
+    raw = "".join(secrets.choice(_CODE_ALPHABET) for _ in range(12))
+    return "-".join(raw[i : i + 4] for i in range(0, 12, 4))
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(str(path), timeout=10, check_same_thread=False, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA busy_timeout = 10000")
+    # NORMAL is durable across process crashes in WAL mode and is what
+    # Litestream's documentation recommends.
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+class SQLiteArchive:
+    """The master archive in one SQLite file. Thread-safe: one connection per thread."""
+
+    def __init__(self, data_dir: Path, clock: Clock | None = None) -> None:
+        self.data_dir = Path(data_dir)
+        self.path = self.data_dir / ARCHIVE_FILE
+        self.clock = clock or SystemClock()
+        self._local = threading.local()
+        if not self.path.exists():
+            raise ArchiveError(
+                "not_initialized",
+                f"no archive in {self.data_dir}: run `fieldvault-server init --data {self.data_dir}`",
+            )
+        self.epoch = self._meta("archive_epoch") or ""
+
+    @classmethod
+    def init(cls, data_dir: Path, clock: Clock | None = None) -> SQLiteArchive:
+        """Create or migrate the archive; idempotent."""
+        data_dir.mkdir(parents=True, exist_ok=True)
+        conn = connect(data_dir / ARCHIVE_FILE)
+        db = Database(conn)
+        migrations.apply(db)
+        conn.execute(
+            "INSERT OR IGNORE INTO meta(key, value) VALUES ('archive_epoch', ?)",
+            (uuid.uuid4().hex,),
+        )
+        conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('card_counter', '0')")
+        conn.close()
+        return cls(data_dir, clock)
+
+    # --- plumbing --------------------------------------------------------------
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = connect(self.path)
+            conn.row_factory = sqlite3.Row
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; IMMEDIATE takes the write lock up front, avoiding
+        deadlock-style SQLITE_BUSY when two readers both try to upgrade."""
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def ping(self) -> None:
+        self.conn.execute("SELECT 1 FROM meta LIMIT 1").fetchone()
+
+    def now(self) -> str:
+        return iso(self.clock.now())
+
+    def _meta(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.conn.execute(sql, params)]
+
+    # --- reps ------------------------------------------------------------------
+
+    def add_rep(self, name: str, manager: str | None = None, tier: str = "mid") -> dict[str, Any]:
+        name = name.strip()
+        if not name or len(name) > 200:
+            raise ArchiveError("invalid_name", "a rep needs a name of 1-200 characters")
+        try:
+            tier = RepTier(tier).value
+        except ValueError:
+            raise ArchiveError("invalid_tier", "tier must be senior, mid or junior") from None
+        manager_id = self.resolve_rep(manager)["id"] if manager else None
+        rep = {"id": "rep_" + secrets.token_hex(4), "name": name, "manager_id": manager_id,
+               "tier": tier, "active": 1, "created_at": self.now()}
+        with self.write() as c:
+            if c.execute("SELECT 1 FROM reps WHERE name=?", (name,)).fetchone():
+                raise ArchiveError("duplicate_rep", f"a rep named {name!r} already exists", 409)
+            c.execute(
+                "INSERT INTO reps (id, name, manager_id, tier, active, created_at) "
+                "VALUES (:id, :name, :manager_id, :tier, :active, :created_at)", rep,
+            )
+        return rep
+
+    def list_reps(self) -> list[dict[str, Any]]:
+        return self._rows(
+            "SELECT r.*, (SELECT count(*) FROM customers c WHERE c.owner_rep_id = r.id) AS customers,"
+            " (SELECT count(*) FROM devices d WHERE d.rep_id = r.id) AS devices"
+            " FROM reps r ORDER BY r.name"
+        )
+
+    def resolve_rep(self, ref: str | None) -> dict[str, Any]:
+        """A rep by id or exact name."""
+        row = self.conn.execute(
+            "SELECT * FROM reps WHERE id=? OR name=?", (ref, ref)
+        ).fetchone()
+        if row is None:
+            raise ArchiveError("unknown_rep", f"no rep {ref!r}: see `fieldvault-server rep list`", 404)
+        return dict(row)
+
+    # --- enrollment and devices -------------------------------------------------
+
+    def create_enroll_code(self, rep: str, ttl: timedelta) -> tuple[str, str]:
+        """A one-time code for `rep`, valid for `ttl`; only its hash is stored."""
+        rep_id = self.resolve_rep(rep)["id"]
+        if ttl <= timedelta(0) or ttl > timedelta(days=30):
+            raise ArchiveError("invalid_ttl", "the code's lifetime must be between 1s and 30 days")
+        code = new_code()
+        expires = iso(self.clock.now() + ttl)
+        with self.write() as c:
+            c.execute(
+                "INSERT INTO enroll_codes (code_hash, rep_id, created_at, expires_at) "
+                "VALUES (?,?,?,?)",
+                (hash_code(code), rep_id, self.now(), expires),
+            )
+        return code, expires
+
+    def enroll(self, code: str, name: str, sign_pub: bytes, box_pub: bytes) -> Device:
+        device_id = "dev_" + secrets.token_hex(8)
+        now = self.now()
+        with self.write() as c:
+            row = c.execute(
+                "SELECT rep_id, expires_at, used_at FROM enroll_codes WHERE code_hash=?",
+                (hash_code(code),),
+            ).fetchone()
+            # One answer for unknown, used and expired codes: no oracle for guessing.
+            if row is None or row["used_at"] is not None or row["expires_at"] < now:
+                raise ArchiveError(
+                    "invalid_code",
+                    "enrollment code is unknown, used or expired: ask your admin for a new one",
+                    403,
+                )
+            rep = c.execute("SELECT active FROM reps WHERE id=?", (row["rep_id"],)).fetchone()
+            if not rep["active"]:
+                raise ArchiveError("rep_inactive", "this rep is no longer active", 403)
+            c.execute(
+                "UPDATE enroll_codes SET used_at=?, device_id=? WHERE code_hash=?",
+                (now, device_id, hash_code(code)),
+            )
+            c.execute(
+                "INSERT INTO devices (id, rep_id, name, sign_public_key, box_public_key, enrolled_at)"
+                " VALUES (?,?,?,?,?,?)",
+                (device_id, row["rep_id"], name, sign_pub, box_pub, now),
+            )
+        device = self.get_device(device_id)
+        assert device is not None
+        return device
+
+    def get_device(self, device_id: str) -> Device | None:
+        row = self.conn.execute(
+            "SELECT id, rep_id, name, sign_public_key, box_public_key, state FROM devices "
+            "WHERE id=?", (device_id,),
+        ).fetchone()
+        return Device(**dict(row)) if row else None
+
+    def list_devices(self, rep: str | None = None) -> list[dict[str, Any]]:
+        sql = ("SELECT d.id, d.rep_id, r.name AS rep_name, d.name, d.state, d.enrolled_at, "
+               "d.last_seen_at, d.last_seq FROM devices d JOIN reps r ON r.id = d.rep_id")
+        if rep:
+            return self._rows(sql + " WHERE d.rep_id=? ORDER BY d.enrolled_at",
+                              (self.resolve_rep(rep)["id"],))
+        return self._rows(sql + " ORDER BY d.enrolled_at")
+
+    def remember_nonce(self, device_id: str, nonce: str, now_ts: float, window_s: float) -> bool:
+        with self.write() as c:
+            cur = c.execute(
+                "INSERT OR IGNORE INTO nonces (device_id, nonce, seen_at) VALUES (?,?,?)",
+                (device_id, nonce, now_ts),
+            )
+            fresh = cur.rowcount == 1
+            # Nonces older than twice the accepted skew can never be replayed
+            # (their timestamps are refused), so they are pruned now and then.
+            if fresh and secrets.randbelow(64) == 0:
+                c.execute("DELETE FROM nonces WHERE seen_at < ?", (now_ts - 2 * window_s,))
+            c.execute("UPDATE devices SET last_seen_at=? WHERE id=?", (self.now(), device_id))
+        return fresh
+
+    # --- customers -------------------------------------------------------------
+
+    def _insert_customer(
+        self, c: sqlite3.Connection, data: CustomerCreate, owner: str | None, by: str,
+        source: OwnershipSource, customer_id: str | None = None, created_at: str | None = None,
+        device_id: str | None = None, op_id: str | None = None,
+    ) -> dict[str, Any]:
+        counter = int(c.execute("SELECT value FROM meta WHERE key='card_counter'").fetchone()[0]) + 1
+        c.execute("UPDATE meta SET value=? WHERE key='card_counter'", (str(counter),))
+        now = self.now()
+        row = {
+            "id": customer_id or uuid.uuid4().hex, "rev": 1, "card_no": f"FV{counter:06d}",
+            **to_record(data), "created_by": by, "created_at": created_at or now,
+            "owner_rep_id": owner, "owned_since": now if owner else None,
+            "ownership_source": source.value if owner else OwnershipSource.pool.value,
+            "last_served_at": None, "updated_at": now,
+        }
+        cols = ", ".join(row)
+        c.execute(
+            f"INSERT INTO customers ({cols}) VALUES ({', '.join('?' for _ in row)})",
+            tuple(row.values()),
+        )
+        c.execute(
+            "INSERT INTO ownership (customer_id, from_rep_id, to_rep_id, source, reason, by, at) "
+            "VALUES (?,?,?,?,?,?,?)",
+            (row["id"], None, owner, row["ownership_source"], "card created", by, now),
+        )
+        seq = sqlite_sync.feed(c, owner, "customer", row["id"], row["id"])
+        sqlite_sync.customer_revision(c, row, seq, by, device_id, op_id, now)
+        return row
+
+    def add_customer(
+        self, data: CustomerCreate, owner: str | None = None, by: str = "admin"
+    ) -> dict[str, Any]:
+        owner_id = self.resolve_rep(owner)["id"] if owner else None
+        with self.write() as c:
+            return self._insert_customer(c, data, owner_id, by, OwnershipSource.assigned)
+
+    def import_customers(self, rows: list[tuple[CustomerCreate, str | None]], by: str) -> int:
+        owners = {o: self.resolve_rep(o)["id"] for _, o in rows if o}
+        with self.write() as c:
+            for data, owner in rows:
+                self._insert_customer(
+                    c, data, owners[owner] if owner else None, by, OwnershipSource.assigned
+                )
+        return len(rows)
+
+    def import_csv(self, path: Path, by: str = "admin") -> int:
+        """Import a CSV whose header names card fields (and optionally `owner`).
+        Every row is checked first; one bad row imports nothing."""
+        parsed: list[tuple[CustomerCreate, str | None]] = []
+        try:
+            with path.open(newline="", encoding="utf-8-sig") as fh:
+                reader = csv.DictReader(fh)
+                fields = set(reader.fieldnames or [])
+                unknown = fields - set(CUSTOMER_EDITABLE_FIELDS) - {"owner"}
+                if "name" not in fields:
+                    raise ArchiveError("invalid_csv", f"{path}: the header must have a `name` column")
+                if unknown:
+                    raise ArchiveError(
+                        "invalid_csv", f"{path}: unknown columns {sorted(unknown)}"
+                    )
+                for line, rec in enumerate(reader, start=2):
+                    owner = (rec.pop("owner", "") or "").strip() or None
+                    try:
+                        data = CustomerCreate.model_validate(
+                            {k: v for k, v in rec.items() if v not in (None, "")}
+                        )
+                    except ValidationError as exc:
+                        first = exc.errors()[0]
+                        where = ".".join(str(p) for p in first["loc"])
+                        raise ArchiveError(
+                            "invalid_csv", f"{path}:{line}: {where}: {first['msg']}"
+                        ) from None
+                    if owner:
+                        self.resolve_rep(owner)
+                    parsed.append((data, owner))
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            raise ArchiveError("invalid_csv", f"cannot read {path}: {exc}") from None
+        return self.import_customers(parsed, by)
+
+    def get_customer(self, ref: str) -> dict[str, Any]:
+        row = self.conn.execute(
+            "SELECT * FROM customers WHERE id=? OR card_no=?", (ref, ref)
+        ).fetchone()
+        if row is None:
+            raise ArchiveError("unknown_customer", f"no customer {ref!r}", 404)
+        return dict(row)
+
+    def edit_customer(self, ref: str, patch: CustomerPatch, by: str) -> dict[str, Any]:
+        """An office edit: applied as a new revision (reps' edits merge against it)."""
+        cid = self.get_customer(ref)["id"]
+        with self.write() as c:
+            row = dict(c.execute("SELECT * FROM customers WHERE id=?", (cid,)).fetchone())
+            row.update(patch.changes())
+            row["rev"] += 1
+            row["updated_at"] = self.now()
+            sqlite_sync.store_customer(c, row, by, None, None)
+        return row
+
+    def assign(self, ref: str, rep: str | None, reason: str, by: str) -> dict[str, Any]:
+        """Give a customer to `rep` (None: the pool); the old owner's devices evict it."""
+        new_owner = self.resolve_rep(rep)["id"] if rep else None
+        cid = self.get_customer(ref)["id"]
+        with self.write() as c:
+            row = dict(c.execute("SELECT * FROM customers WHERE id=?", (cid,)).fetchone())
+            old_owner = row["owner_rep_id"]
+            if old_owner == new_owner:
+                return row
+            now = self.now()
+            source = OwnershipSource.assigned if new_owner else OwnershipSource.pool
+            row.update(owner_rep_id=new_owner, owned_since=now if new_owner else None,
+                       ownership_source=source.value, rev=row["rev"] + 1, updated_at=now)
+            c.execute(
+                "INSERT INTO ownership (customer_id, from_rep_id, to_rep_id, source, reason, by, at)"
+                " VALUES (?,?,?,?,?,?,?)",
+                (cid, old_owner, new_owner, source.value, reason, by, now),
+            )
+            if old_owner:
+                sqlite_sync.feed(c, old_owner, "evict", cid, cid)
+            # A grant makes the new owner's next pull bring the card and its
+            # whole visit history, whoever wrote it.
+            sqlite_sync.store_customer(c, row, by, None, None, feed_kind="grant")
+        return row
+
+    def list_customers(self, owner: str | None = None) -> list[dict[str, Any]]:
+        if owner == "pool":
+            return self._rows("SELECT * FROM customers WHERE owner_rep_id IS NULL ORDER BY card_no")
+        if owner:
+            return self._rows(
+                "SELECT * FROM customers WHERE owner_rep_id=? ORDER BY card_no",
+                (self.resolve_rep(owner)["id"],),
+            )
+        return self._rows("SELECT * FROM customers ORDER BY card_no")
+
+    def ownership_history(self, ref: str) -> list[dict[str, Any]]:
+        cid = self.get_customer(ref)["id"]
+        return self._rows("SELECT * FROM ownership WHERE customer_id=? ORDER BY id", (cid,))
+
+    def list_visits(
+        self, rep: str | None = None, customer: str | None = None
+    ) -> list[dict[str, Any]]:
+        where, params = [], []
+        if rep:
+            where.append("rep_id=?")
+            params.append(self.resolve_rep(rep)["id"])
+        if customer:
+            where.append("customer_id=?")
+            params.append(self.get_customer(customer)["id"])
+        clause = (" WHERE " + " AND ".join(where)) if where else ""
+        return self._rows(f"SELECT * FROM visits{clause} ORDER BY started_at", tuple(params))
+
+    def conflicts(self) -> list[dict[str, Any]]:
+        rows = self._rows(
+            "SELECT k.*, c.name AS customer_name, c.card_no FROM conflicts k "
+            "JOIN customers c ON c.id = k.customer_id ORDER BY k.id"
+        )
+        for r in rows:
+            r["server_value"] = orjson.loads(r["server_value"])
+            r["rep_value"] = orjson.loads(r["rep_value"])
+        return rows
+
+    def quarantine(self) -> list[dict[str, Any]]:
+        rows = self._rows("SELECT * FROM quarantine ORDER BY id")
+        for r in rows:
+            r["payload"] = orjson.loads(r["payload"])
+        return rows
+
+    def counts(self) -> dict[str, int]:
+        out = {}
+        for table in ("reps", "devices", "customers", "visits", "conflicts", "quarantine"):
+            out[table] = self.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        return out
+
+    # --- sync ----------------------------------------------------------------------
+
+    def push(self, device: Device, ops: list[Any]) -> list[OpResult]:
+        with self.write() as c:
+            return sqlite_sync.apply_ops(self, c, device, ops)
+
+    def pull(self, rep_id: str, after_seq: int, limit: int) -> PullPage:
+        return sqlite_sync.read_feed(self.conn, rep_id, after_seq, limit)
+
+    def owned_at(self, c: sqlite3.Connection, customer_id: str, rep_id: str, when: str) -> bool:
+        """Whether `rep_id` owned the customer at time `when`, from ownership history."""
+        row = c.execute(
+            "SELECT to_rep_id FROM ownership WHERE customer_id=? AND at<=? "
+            "ORDER BY at DESC, id DESC LIMIT 1",
+            (customer_id, when),
+        ).fetchone()
+        return row is not None and row[0] == rep_id
+
+
+__all__ = ["SQLiteArchive", "connect", "hash_code", "new_code", "parse_iso"]

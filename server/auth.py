@@ -1,0 +1,92 @@
+"""Request authentication: every agent request is signed by its device key.
+
+Checks, in order: known device, fresh timestamp, valid Ed25519 signature over
+method, path, time, nonce and body digest, then an unseen nonce. The nonce is
+recorded only after the signature verifies, so nobody can burn another
+device's nonces.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from fastapi import Request
+from starlette.concurrency import run_in_threadpool
+
+from schema import signing
+
+from .archive import Archive, Device
+from .errors import ApiError
+
+_NONCE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+_DEVICE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw body, refusing more than `limit` bytes without reading them all."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise ApiError(413, "body_too_large", f"request body is over {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, "body_too_large", f"request body is over {limit} bytes")
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    request._body = body  # let later readers see the same bytes
+    return body
+
+
+def _unauthorized(message: str) -> ApiError:
+    return ApiError(401, "unauthorized", message)
+
+
+def verify_request(
+    archive: Archive, method: str, path_qs: str, headers: dict[str, str], body: bytes,
+    skew_s: int, now: float | None = None,
+) -> Device:
+    """The device that signed this request, or ApiError(401/403)."""
+    device_id = headers.get(signing.HDR_DEVICE.lower(), "")
+    ts = headers.get(signing.HDR_TIMESTAMP.lower(), "")
+    nonce = headers.get(signing.HDR_NONCE.lower(), "")
+    sig = headers.get(signing.HDR_SIGNATURE.lower(), "")
+    if not (device_id and ts and nonce and sig):
+        raise _unauthorized("missing FV-Device/FV-Timestamp/FV-Nonce/FV-Signature headers")
+    if not _DEVICE.match(device_id) or not _NONCE.match(nonce) or not ts.isdigit():
+        raise _unauthorized("malformed authentication headers")
+    device = archive.get_device(device_id)
+    if device is None:
+        raise _unauthorized("unknown device: enroll it again")
+    now = time.time() if now is None else now
+    if abs(now - int(ts)) > skew_s:
+        raise _unauthorized(
+            f"request time is more than {skew_s}s from server time: check the laptop clock"
+        )
+    try:
+        Ed25519PublicKey.from_public_bytes(device.sign_public_key).verify(
+            signing.b64d(sig), signing.request_message(method, path_qs, ts, nonce, body)
+        )
+    except (InvalidSignature, ValueError):
+        raise _unauthorized("bad request signature") from None
+    if not archive.remember_nonce(device.id, nonce, now, skew_s):
+        raise _unauthorized("replayed request (nonce already used)")
+    if device.state != "active":
+        raise ApiError(403, "device_revoked", "this device is no longer allowed: contact your admin")
+    return device
+
+
+async def authenticate(request: Request) -> Device:
+    settings = request.app.state.settings
+    body = await read_body(request, settings.max_body_bytes)
+    path_qs = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    device = await run_in_threadpool(
+        verify_request, request.app.state.archive, request.method, path_qs, headers, body,
+        settings.clock_skew_s,
+    )
+    request.state.nonce = headers[signing.HDR_NONCE.lower()]
+    return device

@@ -1,0 +1,239 @@
+"""`fieldvault-server`: run the server and administer the archive (a thin layer over it)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+
+from schema.durations import parse_duration
+from schema.models import CUSTOMER_EDITABLE_FIELDS, CustomerCreate, CustomerPatch
+from schema.output import emit_json, fail, field_args, show, validation_message
+
+from .archive import ArchiveError, SQLiteArchive
+from .settings import default_data_dir
+
+app = typer.Typer(no_args_is_help=True, add_completion=False,
+                  help="FieldVault server: master archive, sync API and admin commands.")
+rep_app = typer.Typer(no_args_is_help=True, help="Sales reps.")
+customer_app = typer.Typer(no_args_is_help=True, help="Customer cards (客户卡).")
+visit_app = typer.Typer(no_args_is_help=True, help="Visit records (拜访记录).")
+device_app = typer.Typer(no_args_is_help=True, help="Enrolled devices.")
+app.add_typer(rep_app, name="rep")
+app.add_typer(customer_app, name="customer")
+app.add_typer(visit_app, name="visit")
+app.add_typer(device_app, name="device")
+
+DataOpt = Annotated[Path, typer.Option("--data", help="Archive directory "
+                                       "[default: $FIELDVAULT_DATA or ./fieldvault-data]",
+                                       default_factory=default_data_dir, show_default=False)]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
+EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
+FIELDS_HELP = "Card fields as --field VALUE: " + ", ".join(
+    "--" + f.replace("_", "-") for f in CUSTOMER_EDITABLE_FIELDS)
+
+
+def _archive(data: Path) -> SQLiteArchive:
+    try:
+        return SQLiteArchive(data)
+    except ArchiveError as exc:
+        fail(exc.message)
+
+
+def _run(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+    """Call into the archive, turning its refusals into one-line CLI errors."""
+    try:
+        return fn(*args, **kwargs)
+    except ArchiveError as exc:
+        fail(exc.message)
+    except ValidationError as exc:
+        fail(validation_message(exc))
+
+
+@app.command()
+def init(data: DataOpt, as_json: JsonOpt = False) -> None:
+    """Create (or migrate) the archive in --data. Safe to run again."""
+    from .keys import load_or_create_signing_key, public_key_b64
+
+    archive = SQLiteArchive.init(data)
+    key = load_or_create_signing_key(data)
+    out = {"data": str(data.resolve()), "archive": str(archive.path),
+           "archive_epoch": archive.epoch, "server_sign_public_key": public_key_b64(key)}
+    show(out, as_json)
+
+
+@app.command()
+def serve(
+    data: DataOpt,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8700,
+) -> None:
+    """Run the sync API."""
+    import uvicorn
+
+    from .app import create_app
+    from .settings import Settings
+
+    _archive(data)
+    settings = Settings(data=data, host=host, port=port)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info",
+                access_log=False, timeout_graceful_shutdown=5)
+
+
+@rep_app.command("add")
+def rep_add(
+    data: DataOpt,
+    name: Annotated[str, typer.Option("--name", help="Rep's display name.")],
+    manager: Annotated[str | None, typer.Option(help="Manager rep (id or name).")] = None,
+    tier: Annotated[str, typer.Option(help="senior, mid or junior.")] = "mid",
+    as_json: JsonOpt = False,
+) -> None:
+    """Add a sales rep."""
+    rep = _run(_archive(data).add_rep, name, manager, tier)
+    show(rep, as_json)
+
+
+@rep_app.command("list")
+def rep_list(data: DataOpt, as_json: JsonOpt = False) -> None:
+    """List reps with their customer and device counts."""
+    show(_archive(data).list_reps(), as_json,
+         ["id", "name", "tier", "manager_id", "customers", "devices", "active"])
+
+
+@app.command("enroll-code")
+def enroll_code(
+    rep: Annotated[str, typer.Argument(help="Rep id or name.")],
+    data: DataOpt,
+    ttl: Annotated[str, typer.Option(help="How long the code stays valid, e.g. 30m, 24h.")] = "24h",
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a one-time enrollment code for a rep's laptop."""
+    try:
+        lifetime: timedelta = parse_duration(ttl)
+    except ValueError as exc:
+        fail(str(exc))
+    code, expires = _run(_archive(data).create_enroll_code, rep, lifetime)
+    show({"id": code, "code": code, "rep": rep, "expires_at": expires}, as_json)
+
+
+@customer_app.command("add", context_settings=EXTRA, help="Add a customer card. " + FIELDS_HELP)
+def customer_add(
+    ctx: typer.Context,
+    data: DataOpt,
+    name: Annotated[str, typer.Option("--name", help="Person or company name.")],
+    owner: Annotated[str | None, typer.Option(help="Owning rep; omit for the pool.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    fields = field_args(ctx.args, CUSTOMER_EDITABLE_FIELDS)
+    card = _run(CustomerCreate.model_validate, {**fields, "name": name})
+    show(_run(_archive(data).add_customer, card, owner, "admin"), as_json)
+
+
+@customer_app.command("import")
+def customer_import(
+    file: Annotated[Path, typer.Argument(help="CSV with a header of card field names "
+                                         "(and optionally `owner`).")],
+    data: DataOpt,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import customers from CSV; one bad row imports nothing."""
+    count = _run(_archive(data).import_csv, file)
+    show({"imported": count}, as_json)
+
+
+@customer_app.command("list")
+def customer_list(
+    data: DataOpt,
+    owner: Annotated[str | None, typer.Option(help="Rep id/name, or `pool`.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List customer cards."""
+    rows = _run(_archive(data).list_customers, owner)
+    show(rows, as_json, ["card_no", "id", "name", "grade", "owner_rep_id", "rev", "last_served_at"])
+
+
+@customer_app.command("show")
+def customer_show(
+    customer: Annotated[str, typer.Argument(help="Customer id or card number.")],
+    data: DataOpt,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show one card with its ownership history."""
+    archive = _archive(data)
+    card = _run(archive.get_customer, customer)
+    card["ownership_history"] = archive.ownership_history(card["id"])
+    show(card, as_json)
+
+
+@customer_app.command("edit", context_settings=EXTRA, help="Office edit of a card. " + FIELDS_HELP)
+def customer_edit(
+    ctx: typer.Context,
+    customer: Annotated[str, typer.Argument(help="Customer id or card number.")],
+    data: DataOpt,
+    by: Annotated[str, typer.Option(help="Who makes the edit, for the history.")] = "office",
+    as_json: JsonOpt = False,
+) -> None:
+    patch = _run(CustomerPatch.model_validate, field_args(ctx.args, CUSTOMER_EDITABLE_FIELDS))
+    show(_run(_archive(data).edit_customer, customer, patch, by), as_json)
+
+
+@customer_app.command("assign")
+def customer_assign(
+    customer: Annotated[str, typer.Argument(help="Customer id or card number.")],
+    rep: Annotated[str, typer.Argument(help="New owner (rep id or name), or `pool`.")],
+    data: DataOpt,
+    reason: Annotated[str, typer.Option(help="Why, for the ownership history.")] = "reassigned",
+    as_json: JsonOpt = False,
+) -> None:
+    """Give a customer to another rep or return it to the pool (公海)."""
+    row = _run(_archive(data).assign, customer, None if rep == "pool" else rep, reason, "admin")
+    show(row, as_json)
+
+
+@visit_app.command("list")
+def visit_list(
+    data: DataOpt,
+    rep: Annotated[str | None, typer.Option(help="Author rep id or name.")] = None,
+    customer: Annotated[str | None, typer.Option(help="Customer id or card number.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List visit records in the archive."""
+    rows = _run(_archive(data).list_visits, rep, customer)
+    show(rows, as_json, ["id", "customer_id", "rep_id", "started_at", "purpose", "status",
+                         "summary"])
+
+
+@device_app.command("list")
+def device_list(
+    data: DataOpt,
+    rep: Annotated[str | None, typer.Option(help="Only this rep's devices.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List enrolled devices."""
+    rows = _run(_archive(data).list_devices, rep)
+    show(rows, as_json, ["id", "rep_name", "name", "state", "enrolled_at", "last_seen_at"])
+
+
+@app.command()
+def conflicts(data: DataOpt, as_json: JsonOpt = False) -> None:
+    """Card fields where a rep's edit lost to a newer server value (the rep's value is kept here)."""
+    show(_archive(data).conflicts(), as_json,
+         ["id", "card_no", "customer_name", "field", "server_value", "rep_value", "rep_id", "at"])
+
+
+@app.command()
+def quarantine(data: DataOpt, as_json: JsonOpt = False) -> None:
+    """Operations held for review instead of being merged (e.g. visits to reassigned customers)."""
+    show(_archive(data).quarantine(), as_json,
+         ["id", "kind", "entity_id", "rep_id", "reason", "at"])
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

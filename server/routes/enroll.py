@@ -1,0 +1,33 @@
+"""Device enrollment: a one-time code buys a device identity."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+
+from schema.clock import iso
+from schema.models import EnrollRequest, EnrollResponse
+from schema.signing import b64d
+
+from ..deps import ArchiveDep, ClockDep
+from ..errors import ApiError
+from ..keys import public_key_b64
+
+router = APIRouter(tags=["enrollment"])
+
+
+@router.post("/v1/enroll", response_model=EnrollResponse)
+async def enroll(body: EnrollRequest, request: Request, archive: ArchiveDep, clock: ClockDep) -> dict:
+    try:
+        sign_pub, box_pub = b64d(body.sign_public_key), b64d(body.box_public_key)
+    except ValueError:
+        raise ApiError(422, "invalid_key", "public keys must be base64 of 32 raw bytes") from None
+    if len(sign_pub) != 32 or len(box_pub) != 32:
+        raise ApiError(422, "invalid_key", "public keys must be base64 of 32 raw bytes")
+    device = await run_in_threadpool(archive.enroll, body.code, body.device_name, sign_pub, box_pub)
+    rep = await run_in_threadpool(archive.resolve_rep, device.rep_id)
+    return {
+        "device_id": device.id, "rep_id": device.rep_id, "rep_name": rep["name"],
+        "server_sign_public_key": public_key_b64(request.app.state.signing_key),
+        "server_time": iso(clock.now()), "archive_epoch": archive.epoch,
+    }

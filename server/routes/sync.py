@@ -1,0 +1,105 @@
+"""Push and pull: the sync protocol's two halves."""
+
+from __future__ import annotations
+
+import base64
+import zlib
+
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from schema.clock import iso
+from schema.models import PullResponse, PushRequest, PushResponse
+
+from ..deps import ArchiveDep, ClockDep, CurrentDevice
+from ..errors import ApiError
+from ..signed import signed_json
+
+router = APIRouter(prefix="/v1", tags=["sync"])
+
+_PUSH_BODY = {"content": {"application/json": {"schema": PushRequest.model_json_schema(
+    ref_template="#/components/schemas/{model}")}}}
+
+
+def _decode_body(request: Request, raw: bytes, limit: int) -> bytes:
+    encoding = request.headers.get("content-encoding", "identity").lower()
+    if encoding == "identity":
+        return raw
+    if encoding != "gzip":
+        raise ApiError(415, "unsupported_encoding", "send the body plain or gzip-encoded")
+    inflater = zlib.decompressobj(wbits=31)
+    try:
+        out = inflater.decompress(raw, limit + 1)
+    except zlib.error:
+        raise ApiError(400, "bad_encoding", "the gzip body is corrupt") from None
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise ApiError(413, "body_too_large", f"decompressed body is over {limit} bytes")
+    return out
+
+
+def encode_cursor(seq: int, epoch: str) -> str:
+    return base64.urlsafe_b64encode(f"1:{epoch}:{seq}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, epoch: str) -> int:
+    """The feed position a cursor names; a cursor from another archive epoch restarts at 0."""
+    if not cursor:
+        return 0
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        version, cursor_epoch, seq = text.split(":")
+        if version != "1" or not seq.isdigit():
+            raise ValueError
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "invalid_cursor", "cursor is not one this server issued") from None
+    return int(seq) if cursor_epoch == epoch else 0
+
+
+@router.post("/push", response_model=PushResponse, openapi_extra={"requestBody": _PUSH_BODY})
+async def push(
+    request: Request, device: CurrentDevice, archive: ArchiveDep, clock: ClockDep
+) -> Response:
+    """Apply a batch of operations; each op_id is applied at most once."""
+    settings = request.app.state.settings
+    raw = _decode_body(request, await request.body(), settings.max_body_bytes)
+    try:
+        batch = PushRequest.model_validate_json(raw)
+    except ValidationError as exc:
+        errs = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()[:20]]
+        where = ".".join(str(p) for p in errs[0]["loc"])
+        raise ApiError(422, "invalid_request", f"{where}: {errs[0]['msg']}") from None
+    results = await run_in_threadpool(archive.push, device, list(batch.ops))
+    return signed_json(request, {
+        "results": [r.model_dump(mode="json") for r in results],
+        "server_time": iso(clock.now()), "archive_epoch": archive.epoch,
+    })
+
+
+@router.get("/pull", response_model=PullResponse)
+async def pull(
+    request: Request, device: CurrentDevice, archive: ArchiveDep, clock: ClockDep,
+    cursor: str = Query("", max_length=200),
+    limit: int = Query(2000, ge=1, le=5000),
+) -> Response:
+    """Changes in the device's scope since `cursor`, one page at a time."""
+    after = decode_cursor(cursor, archive.epoch)
+    page = await run_in_threadpool(archive.pull, device.rep_id, after, limit)
+    changes = (
+        [{"kind": "evict", "id": cid} for cid in page.evicted]
+        + [{"kind": "customer", "id": r["id"], "record": r} for r in page.customers]
+        + [{"kind": "visit", "id": r["id"], "record": r} for r in page.visits]
+    )
+    return signed_json(request, {
+        "changes": changes, "cursor": encode_cursor(page.last_seq, archive.epoch),
+        "more": page.more, "server_time": iso(clock.now()), "archive_epoch": archive.epoch,
+    })
+
+
+@router.get("/whoami")
+async def whoami(request: Request, device: CurrentDevice, clock: ClockDep) -> Response:
+    """The authenticated device and rep; a cheap signed round trip for `fieldvault status`."""
+    return signed_json(request, {
+        "device_id": device.id, "rep_id": device.rep_id, "state": device.state,
+        "server_time": iso(clock.now()),
+    })
