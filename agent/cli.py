@@ -23,7 +23,8 @@ from schema.models import (
 from schema.output import emit_json, fail, field_args, show, validation_message
 
 from . import sync as sync_mod
-from .enroll import AlreadyEnrolled, enroll as do_enroll
+from .enroll import AlreadyEnrolled
+from .enroll import enroll as do_enroll
 from .home import AgentConfig, default_home
 from .keystore import KeyError_
 from .store import Store, StoreError
@@ -107,17 +108,16 @@ def status(home: HomeOpt, as_json: JsonOpt = False) -> None:
     """What this device holds and what is waiting to sync."""
     config = _config(home)
     with _store(home) as store:
-        out = {
+        attention = store.needs_attention()
+        out: dict[str, Any] = {
             "device_id": config.device_id, "rep_id": config.rep_id, "rep_name": config.rep_name,
             "server": config.server_url, **store.counts(), "outbox": store.outbox_counts(),
             "last_sync_at": store.get_state("last_sync_at"),
             "last_server_time": store.get_state("last_server_time"),
-            "needs_attention": store.needs_attention(),
         }
     if as_json:
-        emit_json(out)
+        emit_json({**out, "needs_attention": attention})
         return
-    attention = out.pop("needs_attention")
     show(out, False)
     for item in attention:
         typer.echo(f"needs attention: {item['kind']} {item['entity_id'][:12]} "

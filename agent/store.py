@@ -20,7 +20,6 @@ from sqlite_utils import Database
 from schema.clock import Clock, SystemClock, iso
 from schema.enums import OpKind, OpStatus, OwnershipSource, VisitStatus
 from schema.migrations.agent import migrations
-from schema.records import to_record
 from schema.models import (
     CUSTOMER_EDITABLE_FIELDS,
     CustomerCreate,
@@ -30,6 +29,7 @@ from schema.models import (
     VisitPatch,
     VisitVoid,
 )
+from schema.records import to_record
 
 from . import keystore
 from .home import VAULT_FILE, ensure_home
@@ -347,6 +347,11 @@ class Store:
         }
         with self.transaction() as c:
             c.execute(_UPSERT_VISIT, tuple(row.get(k) for k in VISIT_COLUMNS))
+            c.execute(
+                "UPDATE customers SET last_served_at=? WHERE id=? "
+                "AND (last_served_at IS NULL OR last_served_at < ?)",
+                (payload["started_at"], customer["id"], payload["started_at"]),
+            )
             self._enqueue(OpKind.visit_create, row["id"], payload, 0)
         return row
 

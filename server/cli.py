@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from schema.durations import parse_duration
 from schema.models import CUSTOMER_EDITABLE_FIELDS, CustomerCreate, CustomerPatch
-from schema.output import emit_json, fail, field_args, show, validation_message
+from schema.output import fail, field_args, show, validation_message
 
 from .archive import ArchiveError, SQLiteArchive
 from .settings import default_data_dir

@@ -60,12 +60,12 @@ CREATE TABLE outbox (
 CREATE INDEX outbox_state ON outbox(state, seq);
 """
     )
-    db["customers"].enable_fts(
+    db.table("customers").enable_fts(
         ["name", "card_no", "decision_maker", "address", "needs", "business_contact", "notes"],
         create_triggers=True,
         tokenize="trigram",
     )
-    db["visits"].enable_fts(
+    db.table("visits").enable_fts(
         ["summary", "outcome", "feedback", "competitors", "next_content"],
         create_triggers=True,
         tokenize="trigram",

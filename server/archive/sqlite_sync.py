@@ -7,6 +7,7 @@ either lands whole or not at all.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -242,7 +243,7 @@ class _Apply:
         return self._save_visit(op, row)
 
 
-_HANDLERS = {
+_HANDLERS: dict[OpKind, Callable[[_Apply, Any], OpResult]] = {
     OpKind.customer_create: _Apply.customer_create,
     OpKind.customer_update: _Apply.customer_update,
     OpKind.visit_create: _Apply.visit_create,
