@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shlex
+import signal
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
@@ -70,17 +75,110 @@ def serve(
     data: DataOpt,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8700,
+    replica: Annotated[str | None, typer.Option(
+        help="Where Litestream streams the archive: file:///PATH, "
+             "s3://BUCKET/PATH?endpoint=URL&region=R, or `none` "
+             "[default: file://DATA/replica]")] = None,
 ) -> None:
-    """Run the sync API."""
+    """Run the sync API, with the archive continuously replicated by Litestream."""
     import uvicorn
 
+    from . import replication
     from .app import create_app
     from .settings import Settings
 
     _archive(data)
+    if os.environ.get(_UNDER_LITESTREAM) != "1":
+        try:
+            spec = replication.parse_replica(replica, data)
+            if spec.enabled:
+                position = replication.preflight(spec)
+                config = replication.write_config(data, spec)
+            else:
+                replication.write_config_disabled(data)
+        except replication.ReplicationError as exc:
+            fail(str(exc))
+        if not spec.enabled:
+            typer.echo("WARNING: replication is disabled (--replica none): a lost disk loses "
+                       "the archive. Never run production like this.", err=True)
+        else:
+            if spec.scheme == "file" and str(data.resolve()) in spec.url:
+                typer.echo(f"NOTE: replicating to {spec.redacted()}, on the same disk as the "
+                           "archive. Production wants another disk or S3: --replica URL.", err=True)
+            typer.echo(f"replicating archive to {spec.redacted()} "
+                       f"(replica at txid {position['txid']})", err=True)
+            raise typer.Exit(_serve_under_litestream(config, data, host, port))
     settings = Settings(data=data, host=host, port=port)
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info",
                 access_log=False, timeout_graceful_shutdown=5)
+
+
+_UNDER_LITESTREAM = "FIELDVAULT_UNDER_LITESTREAM"
+
+
+def _serve_under_litestream(config: Path, data: Path, host: str, port: int) -> int:
+    """Run the API as Litestream's child (`replicate -exec`), so Litestream does
+    a final sync when the API stops; SIGTERM/SIGINT are passed on to it."""
+    from . import replication
+
+    child = [sys.executable, "-m", "server.cli", "serve", "--data", str(data), "--host", host,
+             "--port", str(port)]
+    env = {**replication.litestream_env(), _UNDER_LITESTREAM: "1"}
+    proc = subprocess.Popen(
+        [replication.litestream_binary(), "replicate", "-config", str(config),
+         "-exec", shlex.join(child)], env=env,
+    )
+
+    def forward(signum: int, _frame: object) -> None:
+        proc.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    return proc.wait()
+
+
+backup_app = typer.Typer(no_args_is_help=True, help="Replication of the archive (Litestream).")
+app.add_typer(backup_app, name="backup")
+
+
+@backup_app.command("status")
+def backup_status(data: DataOpt, as_json: JsonOpt = False) -> None:
+    """Replica location, latest replicated position and time, lag and errors."""
+    from . import replication
+
+    status = replication.backup_status(data)
+    show(status, as_json)
+    if not status.get("healthy"):
+        raise typer.Exit(1)
+
+
+@app.command()
+def restore(
+    data: DataOpt,
+    replica: Annotated[str, typer.Option("--replica", help="file:///PATH or s3://BUCKET/PATH?...")],
+    timestamp: Annotated[str | None, typer.Option(
+        help="Restore the state as of this ISO time (UTC), e.g. 2026-11-25T10:00:00Z.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing archive.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Restore the archive from its replica (latest, or to a point in time)."""
+    from schema.clock import iso, parse_iso
+
+    from . import replication
+
+    try:
+        spec = replication.parse_replica(replica, data)
+        if not spec.enabled:
+            fail("give the replica to restore from: --replica file:///PATH or s3://...")
+        when = iso(parse_iso(timestamp)).replace(".000000Z", "Z") if timestamp else None
+        result = replication.restore(data, spec, when, force)
+    except ValueError:
+        fail(f"--timestamp {timestamp!r} is not an ISO time such as 2026-11-25T10:00:00Z")
+    except replication.ReplicationError as exc:
+        fail(str(exc))
+    result["archive_epoch"] = SQLiteArchive.init(data).start_new_epoch(
+        f"restored from {spec.redacted()}" + (f" as of {when}" if when else ""))
+    show(result, as_json)
 
 
 @rep_app.command("add")

@@ -107,6 +107,20 @@ class SQLiteArchive:
             raise
         conn.execute("COMMIT")
 
+    def start_new_epoch(self, note: str) -> str:
+        """Give the archive a new identity, e.g. after a restore: agents that see
+        it reconcile what the archive may have lost before pulling again."""
+        epoch = uuid.uuid4().hex
+        with self.write() as c:
+            c.execute("UPDATE meta SET value=? WHERE key='archive_epoch'", (epoch,))
+            c.execute(
+                "INSERT INTO meta(key, value) VALUES ('epoch_note', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                (f"{self.now()} {note}",),
+            )
+        self.epoch = epoch
+        return epoch
+
     def ping(self) -> None:
         self.conn.execute("SELECT 1 FROM meta LIMIT 1").fetchone()
 
