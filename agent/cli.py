@@ -98,7 +98,9 @@ def enroll(
         fail(f"{exc}; check the address and your network", EXIT_OFFLINE)
     except ServerRefused as exc:
         fail(exc.message)
-    Store.open(home, config.rep_id).close()
+    store = Store.open(home, config.rep_id)
+    store.set_state("archive_epoch", config.archive_epoch)
+    store.close()
     show({"id": config.device_id, "device_id": config.device_id, "rep_id": config.rep_id,
           "rep_name": config.rep_name, "server": config.server_url}, as_json)
 

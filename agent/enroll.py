@@ -32,7 +32,7 @@ def enroll(home: Path, server_url: str, code: str, insecure: bool = False,
     config = AgentConfig(
         server_url=url, device_id=answer["device_id"], rep_id=answer["rep_id"],
         rep_name=answer["rep_name"], server_sign_public_key=answer["server_sign_public_key"],
-        insecure=insecure,
+        insecure=insecure, archive_epoch=answer.get("archive_epoch", ""),
     )
     config.save(home)
     return config

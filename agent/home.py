@@ -43,6 +43,7 @@ class AgentConfig:
     rep_name: str
     server_sign_public_key: str  # pinned at enrollment, base64 raw Ed25519
     insecure: bool = False
+    archive_epoch: str = ""
 
     def save(self, home: Path) -> None:
         write_private(home / CONFIG_FILE, json.dumps(asdict(self), indent=2).encode())

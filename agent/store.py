@@ -399,6 +399,69 @@ class Store:
             self._enqueue(OpKind.visit_void, visit["id"], to_record(void), visit["rev"])
         return self.get_visit(visit["id"])
 
+    # --- reconcile after an archive restore ---------------------------------------
+
+    def manifest(self) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+        """(id, rev) of every customer and of this rep's own visits on the device."""
+        customers = self.conn.execute("SELECT id, rev FROM customers").fetchall()
+        visits = self.conn.execute(
+            "SELECT id, rev FROM visits WHERE rep_id=?", (self.rep_id,)
+        ).fetchall()
+        return [tuple(r) for r in customers], [tuple(r) for r in visits]
+
+    def requeue_missing(
+        self, server_customers: dict[str, int], server_visits: dict[str, int], epoch: str
+    ) -> dict[str, int]:
+        """Queue again what a restored archive lacks or holds at an older revision.
+
+        Only what this rep authored can be re-sent in their name: cards they
+        created, their visits, and their latest view of cards they own. The
+        epoch and a reset cursor are stored in the same transaction, so a crash
+        neither loses the queued operations nor queues them twice.
+        """
+        counts = {"customers": 0, "visits": 0}
+        card_fields = list(CustomerCreate.model_fields)
+        visit_fields = list(VisitCreate.model_fields)
+        with self.transaction() as c:
+            queued = {r[0] for r in c.execute("SELECT entity_id FROM outbox")}
+            for row in self.db.query("SELECT * FROM customers"):
+                if row["id"] in queued or row["rev"] == 0:
+                    continue
+                card = {k: row[k] for k in card_fields}
+                have = server_customers.get(row["id"])
+                if have is None and row["created_by"] == self.rep_id:
+                    self._enqueue(OpKind.customer_create, row["id"],
+                                  to_record(CustomerCreate.model_validate(card)), 0)
+                elif have is not None and have < row["rev"]:
+                    self._enqueue(OpKind.customer_update, row["id"],
+                                  to_record(CustomerCreate.model_validate(card)), have)
+                else:
+                    continue
+                counts["customers"] += 1
+            for row in self.db.query("SELECT * FROM visits WHERE rep_id=?", [self.rep_id]):
+                if row["id"] in queued or row["rev"] == 0:
+                    continue
+                have = server_visits.get(row["id"])
+                if have is not None and have >= row["rev"]:
+                    continue
+                fields = {k: row[k] for k in visit_fields}
+                voided = row["status"] == VisitStatus.void
+                if fields["status"] not in (VisitStatus.draft, VisitStatus.submitted):
+                    fields["status"] = VisitStatus.submitted.value
+                data = to_record(VisitCreate.model_validate(fields))
+                if have is None:
+                    self._enqueue(OpKind.visit_create, row["id"], data, 0)
+                else:
+                    data.pop("customer_id")
+                    self._enqueue(OpKind.visit_update, row["id"], data, have)
+                if voided:
+                    self._enqueue(OpKind.visit_void, row["id"],
+                                  {"reason": row["void_reason"] or "voided"}, row["rev"])
+                counts["visits"] += 1
+            self._set_state("archive_epoch", epoch)
+            self._set_state("cursor", "")
+        return counts
+
     def counts(self) -> dict[str, int]:
         return {
             "customers": self.conn.execute("SELECT count(*) FROM customers").fetchone()[0],

@@ -22,8 +22,9 @@ from schema.models import OpResult
 
 from . import keystore
 from .home import AgentConfig
+from .reconcile import reconcile
 from .store import Store
-from .transport import Transport
+from .transport import ServerRefused, Transport
 
 PUSH_BATCH = 500
 PULL_PAGE = 2000
@@ -38,6 +39,7 @@ class SyncReport:
     pulled_visits: int = 0
     evicted: int = 0
     pages: int = 0
+    reconciled: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -59,7 +61,8 @@ def push(store: Store, transport: Transport, report: SyncReport,
         ops = store.pending_ops(batch)
         if not ops:
             return
-        answer = transport.request("POST", "/v1/push", payload=orjson.dumps({"ops": ops}))
+        body = {"ops": ops, "archive_epoch": store.get_state("archive_epoch") or None}
+        answer = transport.request("POST", "/v1/push", payload=orjson.dumps(body))
         results = [OpResult.model_validate(r) for r in answer["results"]]
         if {r.op_id for r in results} != {op["op_id"] for op in ops}:
             raise RuntimeError("server answered for different operations than were sent")
@@ -104,9 +107,17 @@ def pull(store: Store, transport: Transport, report: SyncReport,
 
 
 def sync(store: Store, transport: Transport, progress: Progress | None = None) -> SyncReport:
-    """Push everything pending, then pull to the end of the feed."""
+    """Push everything pending, then pull to the end of the feed. If the archive
+    was restored meanwhile (409 epoch_changed), reconcile first, then go again."""
     report = SyncReport()
-    push(store, transport, report, progress=progress)
-    pull(store, transport, report, progress=progress)
+    try:
+        push(store, transport, report, progress=progress)
+        pull(store, transport, report, progress=progress)
+    except ServerRefused as exc:
+        if exc.code != "epoch_changed":
+            raise
+        report.reconciled = reconcile(store, transport)
+        push(store, transport, report, progress=progress)
+        pull(store, transport, report, progress=progress)
     store.set_state("last_sync_at", iso(store.clock.now()))
     return report

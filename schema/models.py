@@ -249,6 +249,9 @@ Operation = Annotated[
 
 class PushRequest(Strict):
     ops: list[Operation] = Field(min_length=1, max_length=MAX_OPS_PER_PUSH)
+    # The archive epoch the device last synced with; a different one means the
+    # archive was restored and the device must reconcile first (409 epoch_changed).
+    archive_epoch: str | None = Field(default=None, max_length=64)
 
     @model_validator(mode="after")
     def _unique_ids(self) -> PushRequest:
@@ -285,6 +288,19 @@ class PullResponse(BaseModel):
     cursor: str
     more: bool
     server_time: datetime
+    archive_epoch: str
+
+
+class ReconcileRequest(Strict):
+    """(id, rev) pairs the device holds; the server answers with its own revs."""
+
+    customers: list[tuple[EntityId, int]] = Field(default_factory=list, max_length=20000)
+    visits: list[tuple[EntityId, int]] = Field(default_factory=list, max_length=20000)
+
+
+class ReconcileResponse(BaseModel):
+    customers: dict[str, int]
+    visits: dict[str, int]
     archive_epoch: str
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import signal
-import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -117,24 +115,21 @@ _UNDER_LITESTREAM = "FIELDVAULT_UNDER_LITESTREAM"
 
 
 def _serve_under_litestream(config: Path, data: Path, host: str, port: int) -> int:
-    """Run the API as Litestream's child (`replicate -exec`), so Litestream does
-    a final sync when the API stops; SIGTERM/SIGINT are passed on to it."""
+    """Become `litestream replicate -exec API`: Litestream runs the API as its child
+    and, when it is stopped (SIGTERM/Ctrl-C), stops the API and then replicates the
+    last writes before exiting. exec (not a wrapper process) so that exactly one
+    signal reaches Litestream: a second one would cut its final sync short."""
     from . import replication
 
     child = [sys.executable, "-m", "server.cli", "serve", "--data", str(data), "--host", host,
              "--port", str(port)]
     env = {**replication.litestream_env(), _UNDER_LITESTREAM: "1"}
-    proc = subprocess.Popen(
-        [replication.litestream_binary(), "replicate", "-config", str(config),
-         "-exec", shlex.join(child)], env=env,
-    )
-
-    def forward(signum: int, _frame: object) -> None:
-        proc.send_signal(signum)
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    return proc.wait()
+    binary = replication.litestream_binary()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    args = [binary, "replicate", "-config", str(config), "-exec", shlex.join(child)]
+    os.execve(binary, args, env)  # noqa: S606 - fixed binary, no shell
+    return 1  # not reached
 
 
 backup_app = typer.Typer(no_args_is_help=True, help="Replication of the archive (Litestream).")

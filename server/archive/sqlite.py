@@ -429,6 +429,18 @@ class SQLiteArchive:
         with self.write() as c:
             return sqlite_sync.apply_ops(self, c, device, ops)
 
+    def revisions(
+        self, rep_id: str, customer_ids: list[str], visit_ids: list[str]
+    ) -> tuple[dict[str, int], dict[str, int]]:
+        """Archive revs of the named records that are in the rep's scope."""
+        customers = sqlite_sync.in_chunks(
+            self.conn, "SELECT id, rev FROM customers WHERE id IN ({}) "
+            "AND (owner_rep_id=? OR created_by=?)", customer_ids, (rep_id, rep_id))
+        visits = sqlite_sync.in_chunks(
+            self.conn, "SELECT id, rev FROM visits WHERE id IN ({}) AND rep_id=?",
+            visit_ids, (rep_id,))
+        return ({r["id"]: r["rev"] for r in customers}, {r["id"]: r["rev"] for r in visits})
+
     def pull(self, rep_id: str, after_seq: int, limit: int) -> PullPage:
         return sqlite_sync.read_feed(self.conn, rep_id, after_seq, limit)
 

@@ -281,14 +281,19 @@ def apply_ops(
     return results
 
 
-def _in(c: sqlite3.Connection, sql: str, ids: list[str]) -> list[dict[str, Any]]:
-    """Run `sql` (with one `{}` for the IN list) over `ids` in bounded chunks."""
+def in_chunks(
+    c: sqlite3.Connection, sql: str, ids: list[str], extra: tuple[Any, ...] = ()
+) -> list[dict[str, Any]]:
+    """Run `sql` (one `{}` for the IN list, then `extra` params) over `ids` in bounded chunks."""
     out: list[dict[str, Any]] = []
     for i in range(0, len(ids), 900):
         chunk = ids[i : i + 900]
         marks = ",".join("?" for _ in chunk)
-        out.extend(dict(r) for r in c.execute(sql.format(marks), chunk))
+        out.extend(dict(r) for r in c.execute(sql.format(marks), (*chunk, *extra)))
     return out
+
+
+
 
 
 def read_feed(c: sqlite3.Connection, rep_id: str, after_seq: int, limit: int) -> PullPage:
@@ -308,7 +313,7 @@ def read_feed(c: sqlite3.Connection, rep_id: str, after_seq: int, limit: int) ->
     customer_ids = list({r[3] for r in rows})
     owners = {
         r["id"]: r["owner_rep_id"]
-        for r in _in(c, "SELECT id, owner_rep_id FROM customers WHERE id IN ({})", customer_ids)
+        for r in in_chunks(c, "SELECT id, owner_rep_id FROM customers WHERE id IN ({})", customer_ids)
     }
     owned = {cid for cid, owner in owners.items() if owner == rep_id}
     send_customers: dict[str, None] = {}
@@ -327,10 +332,10 @@ def read_feed(c: sqlite3.Connection, rep_id: str, after_seq: int, limit: int) ->
             if kind == "grant":
                 granted[customer_id] = None
     page.evicted = list(evicted)
-    page.customers = _in(c, "SELECT * FROM customers WHERE id IN ({})", list(send_customers))
-    visits = _in(c, "SELECT * FROM visits WHERE customer_id IN ({})", list(granted))
+    page.customers = in_chunks(c, "SELECT * FROM customers WHERE id IN ({})", list(send_customers))
+    visits = in_chunks(c, "SELECT * FROM visits WHERE customer_id IN ({})", list(granted))
     have = {v["id"] for v in visits}
-    visits += _in(
+    visits += in_chunks(
         c, "SELECT * FROM visits WHERE id IN ({})", [v for v in visit_ids if v not in have]
     )
     for v in visits:

@@ -10,7 +10,13 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from schema.clock import iso
-from schema.models import PullResponse, PushRequest, PushResponse
+from schema.models import (
+    PullResponse,
+    PushRequest,
+    PushResponse,
+    ReconcileRequest,
+    ReconcileResponse,
+)
 
 from ..deps import ArchiveDep, ClockDep, CurrentDevice
 from ..errors import ApiError
@@ -42,8 +48,14 @@ def encode_cursor(seq: int, epoch: str) -> str:
     return base64.urlsafe_b64encode(f"1:{epoch}:{seq}".encode()).decode().rstrip("=")
 
 
+def epoch_changed() -> ApiError:
+    return ApiError(409, "epoch_changed",
+                    "the archive was restored: the agent reconciles and syncs again")
+
+
 def decode_cursor(cursor: str, epoch: str) -> int:
-    """The feed position a cursor names; a cursor from another archive epoch restarts at 0."""
+    """The feed position a cursor names; a cursor from another archive epoch is refused
+    with 409 epoch_changed, so the agent reconciles before trusting the restored archive."""
     if not cursor:
         return 0
     try:
@@ -53,7 +65,9 @@ def decode_cursor(cursor: str, epoch: str) -> int:
             raise ValueError
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, "invalid_cursor", "cursor is not one this server issued") from None
-    return int(seq) if cursor_epoch == epoch else 0
+    if cursor_epoch != epoch:
+        raise epoch_changed()
+    return int(seq)
 
 
 @router.post("/push", response_model=PushResponse, openapi_extra={"requestBody": _PUSH_BODY})
@@ -69,6 +83,8 @@ async def push(
         errs = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()[:20]]
         where = ".".join(str(p) for p in errs[0]["loc"])
         raise ApiError(422, "invalid_request", f"{where}: {errs[0]['msg']}") from None
+    if batch.archive_epoch and batch.archive_epoch != archive.epoch:
+        raise epoch_changed()
     results = await run_in_threadpool(archive.push, device, list(batch.ops))
     return signed_json(request, {
         "results": [r.model_dump(mode="json") for r in results],
@@ -96,10 +112,36 @@ async def pull(
     })
 
 
+_RECONCILE_BODY = {"content": {"application/json": {"schema": ReconcileRequest.model_json_schema(
+    ref_template="#/components/schemas/{model}")}}}
+
+
+@router.post("/reconcile", response_model=ReconcileResponse,
+             openapi_extra={"requestBody": _RECONCILE_BODY})
+async def reconcile(
+    request: Request, device: CurrentDevice, archive: ArchiveDep
+) -> Response:
+    """The archive's revision of each record the device names, within the device's scope;
+    absent ids are ones the archive lacks (e.g. lost in a restore)."""
+    settings = request.app.state.settings
+    raw = _decode_body(request, await request.body(), settings.max_body_bytes)
+    try:
+        body = ReconcileRequest.model_validate_json(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ApiError(422, "invalid_request", f"{where}: {first['msg']}") from None
+    customers, visits = await run_in_threadpool(
+        archive.revisions, device.rep_id, [i for i, _ in body.customers], [i for i, _ in body.visits]
+    )
+    return signed_json(request, {"customers": customers, "visits": visits,
+                                 "archive_epoch": archive.epoch})
+
+
 @router.get("/whoami")
 async def whoami(request: Request, device: CurrentDevice, clock: ClockDep) -> Response:
     """The authenticated device and rep; a cheap signed round trip for `fieldvault status`."""
     return signed_json(request, {
         "device_id": device.id, "rep_id": device.rep_id, "state": device.state,
-        "server_time": iso(clock.now()),
+        "server_time": iso(clock.now()), "archive_epoch": request.app.state.archive.epoch,
     })
