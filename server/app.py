@@ -10,6 +10,7 @@ from schema.clock import Clock, SystemClock
 from . import errors
 from .archive import SQLiteArchive
 from .keys import load_or_create_signing_key
+from .metrics import ReplicationProbe
 from .routes import enroll, health, sync
 from .settings import Settings
 
@@ -22,6 +23,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     app.state.clock = clock
     app.state.archive = SQLiteArchive(settings.data, clock)
     app.state.signing_key = load_or_create_signing_key(settings.data)
+    app.state.replication = ReplicationProbe(settings.data)
     errors.install(app)
     # Level 1: most of the size win on slow mobile links for little CPU.
     app.add_middleware(GZipMiddleware, minimum_size=4096, compresslevel=1)

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .archive import ArchiveError
+from .metrics import AUTH_FAILURES
 
 
 class ApiError(Exception):
@@ -27,6 +28,12 @@ def error_response(status: int, code: str, message: str, details: Any = None) ->
     return JSONResponse(status_code=status, content=body)
 
 
+def located(loc: Any, msg: Any) -> str:
+    """`field.path: problem`, or just the problem when it is about the whole body."""
+    where = ".".join(str(p) for p in loc)
+    return f"{where}: {msg}" if where else str(msg)
+
+
 def _clean(errors: list[Any]) -> list[dict[str, Any]]:
     # Echoing the input back would put request data (maybe customer data) in
     # error logs; location and message are enough to fix the request.
@@ -36,6 +43,8 @@ def _clean(errors: list[Any]) -> list[dict[str, Any]]:
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api(_: Request, exc: ApiError) -> JSONResponse:
+        if exc.status in (401, 403):
+            AUTH_FAILURES.labels(exc.code).inc()
         return error_response(exc.status, exc.code, exc.message)
 
     @app.exception_handler(ArchiveError)
@@ -46,8 +55,7 @@ def install(app: FastAPI) -> None:
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         errors = _clean(list(exc.errors()))
         first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
-        where = ".".join(str(p) for p in first["loc"])
-        return error_response(422, "invalid_request", f"{where}: {first['msg']}", errors)
+        return error_response(422, "invalid_request", located(first["loc"], first["msg"]), errors)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

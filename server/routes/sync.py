@@ -18,8 +18,9 @@ from schema.models import (
     ReconcileResponse,
 )
 
+from .. import metrics
 from ..deps import ArchiveDep, ClockDep, CurrentDevice
-from ..errors import ApiError
+from ..errors import ApiError, located
 from ..signed import signed_json
 
 router = APIRouter(prefix="/v1", tags=["sync"])
@@ -81,11 +82,12 @@ async def push(
         batch = PushRequest.model_validate_json(raw)
     except ValidationError as exc:
         errs = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()[:20]]
-        where = ".".join(str(p) for p in errs[0]["loc"])
-        raise ApiError(422, "invalid_request", f"{where}: {errs[0]['msg']}") from None
+        raise ApiError(422, "invalid_request", located(errs[0]["loc"], errs[0]["msg"])) from None
     if batch.archive_epoch and batch.archive_epoch != archive.epoch:
         raise epoch_changed()
     results = await run_in_threadpool(archive.push, device, list(batch.ops))
+    for r in results:
+        metrics.PUSH_OPS.labels(r.status.value).inc()
     return signed_json(request, {
         "results": [r.model_dump(mode="json") for r in results],
         "server_time": iso(clock.now()), "archive_epoch": archive.epoch,
@@ -101,6 +103,10 @@ async def pull(
     """Changes in the device's scope since `cursor`, one page at a time."""
     after = decode_cursor(cursor, archive.epoch)
     page = await run_in_threadpool(archive.pull, device.rep_id, after, limit)
+    metrics.PULL_REQUESTS.inc()
+    metrics.PULL_CHANGES.labels("customer").inc(len(page.customers))
+    metrics.PULL_CHANGES.labels("visit").inc(len(page.visits))
+    metrics.PULL_CHANGES.labels("evict").inc(len(page.evicted))
     changes = (
         [{"kind": "evict", "id": cid} for cid in page.evicted]
         + [{"kind": "customer", "id": r["id"], "record": r} for r in page.customers]
@@ -129,8 +135,8 @@ async def reconcile(
         body = ReconcileRequest.model_validate_json(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ApiError(422, "invalid_request", f"{where}: {first['msg']}") from None
+        raise ApiError(422, "invalid_request", located(first["loc"], first["msg"])) from None
+    metrics.RECONCILES.inc()
     customers, visits = await run_in_threadpool(
         archive.revisions, device.rep_id, [i for i, _ in body.customers], [i for i, _ in body.visits]
     )

@@ -1,0 +1,45 @@
+"""Prometheus counters for sync and replication, exposed at /metrics."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import Counter, Gauge
+
+PUSH_OPS = Counter("fieldvault_push_ops_total", "Operations answered by push, by result",
+                   ["status"])
+PULL_REQUESTS = Counter("fieldvault_pull_requests_total", "Pull requests served")
+PULL_CHANGES = Counter("fieldvault_pull_changes_total", "Changes sent by pull, by kind", ["kind"])
+AUTH_FAILURES = Counter("fieldvault_auth_failures_total", "Refused requests, by error code",
+                        ["code"])
+RECONCILES = Counter("fieldvault_reconcile_requests_total", "Epoch reconcile requests")
+REPLICA_TXID = Gauge("fieldvault_replica_txid", "Latest transaction in the replica")
+REPLICA_LAG_TXNS = Gauge("fieldvault_replica_lag_txns",
+                         "Transactions captured locally but not yet in the replica")
+REPLICA_HEALTHY = Gauge("fieldvault_replica_healthy", "1 when replication is healthy")
+REPLICA_AGE = Gauge("fieldvault_replica_seconds_since_replicated",
+                    "Seconds since the replica last received a transaction")
+
+
+class ReplicationProbe:
+    """Replication status, cached: reading the replica costs a Litestream call."""
+
+    def __init__(self, data: Path, ttl_s: float = 10) -> None:
+        self.data = data
+        self.ttl_s = ttl_s
+        self._at = 0.0
+        self._status: dict[str, Any] = {}
+
+    def status(self) -> dict[str, Any]:
+        from .replication import backup_status
+
+        if time.monotonic() - self._at > self.ttl_s:
+            self._status = backup_status(self.data)
+            self._at = time.monotonic()
+            REPLICA_HEALTHY.set(1 if self._status.get("healthy") else 0)
+            REPLICA_TXID.set(self._status.get("txid", 0))
+            REPLICA_LAG_TXNS.set(self._status.get("lag_txns", 0))
+            REPLICA_AGE.set(self._status.get("seconds_since_replicated", 0))
+        return self._status
