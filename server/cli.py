@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from schema.durations import parse_duration
 from schema.models import CUSTOMER_EDITABLE_FIELDS, CustomerCreate, CustomerPatch
-from schema.output import fail, field_args, show, validation_message
+from schema.output import emit_json, fail, field_args, run_app, show, validation_message
 
 from .archive import ArchiveError, SQLiteArchive
 from .settings import default_data_dir
@@ -176,6 +176,38 @@ def restore(
     show(result, as_json)
 
 
+audit_app = typer.Typer(no_args_is_help=True, help="The hash-chained audit log.")
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify(data: DataOpt, as_json: JsonOpt = False) -> None:
+    """Check the whole chain; exit 1 naming the first broken entry."""
+    verdict = _archive(data).audit_verify()
+    out = {"ok": verdict.ok, "entries": verdict.entries, "first_broken": verdict.first_broken,
+           "problem": verdict.problem}
+    if as_json:
+        emit_json(out)
+    elif verdict.ok:
+        typer.echo(f"audit chain intact: {verdict.entries} entries")
+    if not verdict.ok:
+        if not as_json:
+            typer.echo(f"error: audit entry {verdict.first_broken} is broken: {verdict.problem}",
+                       err=True)
+        raise typer.Exit(1)
+
+
+@audit_app.command("list")
+def audit_list(
+    data: DataOpt,
+    limit: Annotated[int, typer.Option(help="Most recent N entries.")] = 100,
+    as_json: JsonOpt = False,
+) -> None:
+    """The most recent audit entries."""
+    show(_archive(data).audit_entries(limit), as_json,
+         ["seq", "at", "actor", "action", "subject", "details"])
+
+
 @rep_app.command("add")
 def rep_add(
     data: DataOpt,
@@ -325,7 +357,7 @@ def quarantine(data: DataOpt, as_json: JsonOpt = False) -> None:
 
 
 def main() -> None:
-    app()
+    run_app(app)
 
 
 if __name__ == "__main__":

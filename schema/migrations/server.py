@@ -222,3 +222,25 @@ CREATE TRIGGER quarantine_no_delete BEFORE DELETE ON quarantine
 BEGIN SELECT RAISE(ABORT, 'quarantined records are kept for review'); END;
 """
     )
+
+
+@migrations()
+def m002_audit_log(db: Database) -> None:
+    db.executescript(
+        """
+CREATE TABLE audit_log (
+    seq INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    subject TEXT NOT NULL DEFAULT '',
+    details TEXT NOT NULL DEFAULT '{}',
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+"""
+    )

@@ -24,6 +24,7 @@ from schema.migrations.server import migrations
 from schema.models import CUSTOMER_EDITABLE_FIELDS, CustomerCreate, CustomerPatch, OpResult
 from schema.records import to_record
 
+from .. import audit
 from . import sqlite_sync
 from .base import ArchiveError, Device, PullPage
 
@@ -118,8 +119,18 @@ class SQLiteArchive:
                 "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
                 (f"{self.now()} {note}",),
             )
+            audit.append(c, self.now(), "admin", "archive.new_epoch", epoch, {"note": note})
         self.epoch = epoch
         return epoch
+
+    def audit_verify(self) -> audit.Verdict:
+        return audit.verify(self.conn)
+
+    def audit_entries(self, limit: int = 1000) -> list[dict[str, Any]]:
+        rows = self._rows("SELECT * FROM audit_log ORDER BY seq DESC LIMIT ?", (limit,))
+        for r in rows:
+            r["details"] = orjson.loads(r["details"])
+        return rows[::-1]
 
     def ping(self) -> None:
         self.conn.execute("SELECT 1 FROM meta LIMIT 1").fetchone()
@@ -145,8 +156,9 @@ class SQLiteArchive:
         except ValueError:
             raise ArchiveError("invalid_tier", "tier must be senior, mid or junior") from None
         manager_id = self.resolve_rep(manager)["id"] if manager else None
-        rep = {"id": "rep_" + secrets.token_hex(4), "name": name, "manager_id": manager_id,
-               "tier": tier, "active": 1, "created_at": self.now()}
+        rep_id, now = "rep_" + secrets.token_hex(4), self.now()
+        rep: dict[str, Any] = {"id": rep_id, "name": name, "manager_id": manager_id,
+                               "tier": tier, "active": 1, "created_at": now}
         with self.write() as c:
             if c.execute("SELECT 1 FROM reps WHERE name=?", (name,)).fetchone():
                 raise ArchiveError("duplicate_rep", f"a rep named {name!r} already exists", 409)
@@ -154,6 +166,8 @@ class SQLiteArchive:
                 "INSERT INTO reps (id, name, manager_id, tier, active, created_at) "
                 "VALUES (:id, :name, :manager_id, :tier, :active, :created_at)", rep,
             )
+            audit.append(c, now, "admin", "rep.add", rep_id,
+                         {"name": name, "manager_id": manager_id, "tier": tier})
         return rep
 
     def list_reps(self) -> list[dict[str, Any]]:
@@ -187,6 +201,8 @@ class SQLiteArchive:
                 "VALUES (?,?,?,?)",
                 (hash_code(code), rep_id, self.now(), expires),
             )
+            audit.append(c, self.now(), "admin", "enroll_code.create", rep_id,
+                         {"expires_at": expires})
         return code, expires
 
     def enroll(self, code: str, name: str, sign_pub: bytes, box_pub: bytes) -> Device:
@@ -216,6 +232,7 @@ class SQLiteArchive:
                 " VALUES (?,?,?,?,?,?)",
                 (device_id, row["rep_id"], name, sign_pub, box_pub, now),
             )
+            audit.append(c, now, device_id, "device.enroll", row["rep_id"], {"name": name})
         device = self.get_device(device_id)
         assert device is not None
         return device
@@ -285,7 +302,9 @@ class SQLiteArchive:
     ) -> dict[str, Any]:
         owner_id = self.resolve_rep(owner)["id"] if owner else None
         with self.write() as c:
-            return self._insert_customer(c, data, owner_id, by, OwnershipSource.assigned)
+            row = self._insert_customer(c, data, owner_id, by, OwnershipSource.assigned)
+            audit.append(c, row["created_at"], by, "customer.add", row["id"], {"owner": owner_id})
+            return row
 
     def import_customers(self, rows: list[tuple[CustomerCreate, str | None]], by: str) -> int:
         owners = {o: self.resolve_rep(o)["id"] for _, o in rows if o}
@@ -294,6 +313,7 @@ class SQLiteArchive:
                 self._insert_customer(
                     c, data, owners[owner] if owner else None, by, OwnershipSource.assigned
                 )
+            audit.append(c, self.now(), by, "customer.import", "", {"count": len(rows)})
         return len(rows)
 
     def import_csv(self, path: Path, by: str = "admin") -> int:
@@ -347,6 +367,8 @@ class SQLiteArchive:
             row["rev"] += 1
             row["updated_at"] = self.now()
             sqlite_sync.store_customer(c, row, by, None, None)
+            audit.append(c, row["updated_at"], by, "customer.edit", cid,
+                         {"fields": sorted(patch.model_fields_set)})
         return row
 
     def assign(self, ref: str, rep: str | None, reason: str, by: str) -> dict[str, Any]:
@@ -372,6 +394,8 @@ class SQLiteArchive:
             # A grant makes the new owner's next pull bring the card and its
             # whole visit history, whoever wrote it.
             sqlite_sync.store_customer(c, row, by, None, None, feed_kind="grant")
+            audit.append(c, now, by, "customer.assign", cid,
+                         {"from": old_owner, "to": new_owner, "reason": reason})
         return row
 
     def list_customers(self, owner: str | None = None) -> list[dict[str, Any]]:
