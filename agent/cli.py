@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from pydantic import ValidationError
@@ -20,9 +20,10 @@ from schema.models import (
     VisitPatch,
     VisitVoid,
 )
-from schema.output import emit_json, fail, field_args, show, validation_message
+from schema.output import emit_json, fail, field_args, run_app, show, validation_message
 
 from . import sync as sync_mod
+from . import wipe
 from .enroll import AlreadyEnrolled
 from .enroll import enroll as do_enroll
 from .home import AgentConfig, default_home
@@ -48,7 +49,22 @@ CUSTOMER_COLUMNS = ["card_no", "id", "name", "grade", "phone", "last_served_at"]
 VISIT_COLUMNS = ["id", "customer_id", "started_at", "purpose", "status", "rev", "summary"]
 
 
+EXIT_REVOKED = 3
+
+
+def _revoked(home: Path, transport: sync_mod.Transport, order: dict[str, Any] | None = None,
+             receipt: dict[str, Any] | None = None) -> NoReturn:
+    """Carry out a verified wipe order (or resend its receipt) and exit 3."""
+    delivered = sync_mod.obey_wipe(home, transport, order=order, receipt=receipt)
+    tail = "" if delivered else "; the wipe receipt will be sent at the next `fieldvault sync`"
+    fail("this device was revoked by the company: its local copy has been wiped" + tail,
+         EXIT_REVOKED)
+
+
 def _config(home: Path) -> AgentConfig:
+    if (home / wipe.WIPED_MARKER).exists():
+        fail(f"{home} was revoked and wiped; nothing is left here. Ask your admin "
+             "for a new enrollment if you still work for the company", EXIT_REVOKED)
     config = AgentConfig.load(home)
     if config is None:
         fail(f"{home} is not enrolled: run `fieldvault enroll --server URL --code CODE`")
@@ -128,21 +144,31 @@ def status(home: HomeOpt, as_json: JsonOpt = False) -> None:
 
 @app.command()
 def sync(home: HomeOpt, as_json: JsonOpt = False) -> None:
-    """Send local changes up, bring assignments down. Exit 2 when the server is unreachable."""
+    """Send local changes up, bring assignments down. Exit 2 when the server is
+    unreachable, 3 when this device was revoked (its local copy is then wiped)."""
     config = _config(home)
-    with _store(home) as store:
-        transport = sync_mod.open_transport(home, config)
-        try:
-            report = sync_mod.sync(store, transport)
-        except Offline as exc:
-            fail(f"{exc}; your data is kept on this laptop, sync again later", EXIT_OFFLINE)
-        except ServerRefused as exc:
-            fail(f"server refused the sync: {exc.message}", 3 if exc.status == 403 else 1)
-        except UntrustedResponse as exc:
-            fail(str(exc))
-        finally:
-            transport.close()
-        attention = len(store.needs_attention())
+    transport = sync_mod.open_transport(home, config)
+    try:
+        receipt = wipe.pending_receipt(home)
+        if receipt is not None:
+            _revoked(home, transport, receipt=receipt)
+        order = None
+        with _store(home) as store:
+            try:
+                report = sync_mod.sync(store, transport)
+            except wipe.DeviceRevoked as exc:
+                order = exc.order
+            except Offline as exc:
+                fail(f"{exc}; your data is kept on this laptop, sync again later", EXIT_OFFLINE)
+            except ServerRefused as exc:
+                fail(f"server refused the sync: {exc.message}", 3 if exc.status == 403 else 1)
+            except UntrustedResponse as exc:
+                fail(str(exc))
+            attention = len(store.needs_attention())
+        if order is not None:
+            _revoked(home, transport, order=order)
+    finally:
+        transport.close()
     out = {**report.as_dict(), "needs_attention": attention}
     if as_json:
         emit_json(out)
@@ -292,7 +318,7 @@ def visit_void(
 
 
 def main() -> None:
-    app()
+    run_app(app)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,15 @@ from . import keystore
 from .home import AgentConfig
 from .reconcile import reconcile
 from .store import Store
-from .transport import ServerRefused, Transport
+from .transport import Offline, ServerRefused, Transport, UntrustedResponse
+from .wipe import (
+    DeviceRevoked,
+    destroy_vault,
+    forget_device,
+    make_receipt,
+    save_pending_receipt,
+    verify_order,
+)
 
 PUSH_BATCH = 500
 PULL_PAGE = 2000
@@ -55,14 +63,29 @@ def open_transport(home: Path, config: AgentConfig) -> Transport:
                      b64d(config.server_sign_public_key), insecure=config.insecure)
 
 
+def _verified(transport: Transport, order: dict[str, Any]) -> DeviceRevoked:
+    """A wipe order we may obey; a forged or replayed one is refused, never obeyed."""
+    if not verify_order(order, transport.last_nonce, transport.server_pub_raw,
+                        transport.device_id):
+        raise UntrustedResponse("ignored a wipe order that is not validly signed for this device")
+    return DeviceRevoked(order)
+
+
 def push(store: Store, transport: Transport, report: SyncReport,
          batch: int = PUSH_BATCH, progress: Progress | None = None) -> None:
+    """Push the outbox. A revoked device's push is its final flush: the server
+    quarantines it and answers with a wipe order, raised once all is sent."""
+    order: DeviceRevoked | None = None
     for _ in range(MAX_ROUNDS):
         ops = store.pending_ops(batch)
         if not ops:
+            if order is not None:
+                raise order
             return
         body = {"ops": ops, "archive_epoch": store.get_state("archive_epoch") or None}
         answer = transport.request("POST", "/v1/push", payload=orjson.dumps(body))
+        if "wipe_order" in answer:
+            order = _verified(transport, answer["wipe_order"])
         results = [OpResult.model_validate(r) for r in answer["results"]]
         if {r.op_id for r in results} != {op["op_id"] for op in ops}:
             raise RuntimeError("server answered for different operations than were sent")
@@ -106,6 +129,25 @@ def pull(store: Store, transport: Transport, report: SyncReport,
     raise RuntimeError("pull did not finish")
 
 
+def obey_wipe(home: Path, transport: Transport, order: dict[str, Any] | None = None,
+              receipt: dict[str, Any] | None = None) -> bool:
+    """Destroy the local copy for a verified order and send the signed receipt.
+    Returns whether the receipt reached the server (else it is kept to resend)."""
+    from schema.clock import SystemClock
+
+    if receipt is None:
+        assert order is not None
+        removed = destroy_vault(home)
+        receipt = make_receipt(order, removed, iso(SystemClock().now()), transport.key)
+        save_pending_receipt(home, receipt)
+    try:
+        transport.request("POST", "/v1/wipe-receipt", payload=orjson.dumps(receipt))
+    except (Offline, ServerRefused):
+        return False
+    forget_device(home, receipt)
+    return True
+
+
 def sync(store: Store, transport: Transport, progress: Progress | None = None) -> SyncReport:
     """Push everything pending, then pull to the end of the feed. If the archive
     was restored meanwhile (409 epoch_changed), reconcile first, then go again."""
@@ -114,6 +156,8 @@ def sync(store: Store, transport: Transport, progress: Progress | None = None) -
         push(store, transport, report, progress=progress)
         pull(store, transport, report, progress=progress)
     except ServerRefused as exc:
+        if exc.code == "device_revoked":
+            raise _verified(transport, transport.request("GET", "/v1/wipe-order")["wipe_order"]) from None
         if exc.code != "epoch_changed":
             raise
         report.reconciled = reconcile(store, transport)

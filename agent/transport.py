@@ -88,7 +88,9 @@ class Transport:
         self.url = check_url(url, insecure)
         self.device_id = device_id
         self.key = key
+        self.server_pub_raw = server_pub
         self.server_pub = Ed25519PublicKey.from_public_bytes(server_pub)
+        self.last_nonce = ""  # binds a wipe order to the request that fetched it
         self.client = httpx.Client(base_url=self.url, timeout=timeout,
                                    headers={"accept-encoding": "gzip"})
 
@@ -104,6 +106,7 @@ class Transport:
             body = gzip.compress(body, compresslevel=1)
             headers["content-encoding"] = "gzip"
         ts, nonce = str(int(time.time())), secrets.token_urlsafe(18)
+        self.last_nonce = nonce
         sig = self.key.sign(signing.request_message(method, path_qs, ts, nonce, body))
         headers.update({
             signing.HDR_DEVICE: self.device_id, signing.HDR_TIMESTAMP: ts,

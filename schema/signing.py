@@ -39,3 +39,18 @@ def b64e(raw: bytes) -> str:
 
 def b64d(text: str) -> bytes:
     return base64.b64decode(text.encode(), validate=True)
+
+
+def _canonical(payload: dict[str, object]) -> bytes:
+    import orjson
+
+    return orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
+
+
+def wipe_order_message(order: dict[str, object], nonce: str) -> bytes:
+    """A wipe order is bound to the request that fetched it: replaying an old one fails."""
+    return b"FV1-WIPE\n" + _canonical(order) + b"\n" + nonce.encode()
+
+
+def wipe_receipt_message(receipt: dict[str, object]) -> bytes:
+    return b"FV1-RECEIPT\n" + _canonical(receipt)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware.gzip import GZipMiddleware
 
 from schema.clock import Clock, SystemClock
@@ -11,13 +16,29 @@ from . import errors
 from .archive import SQLiteArchive
 from .keys import load_or_create_signing_key
 from .metrics import ReplicationProbe
-from .routes import enroll, health, sync
+from .routes import enroll, health, sync, wipe
 from .settings import Settings
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Apply scheduled departures (revoke --effective-at) when their time comes."""
+
+    async def loop() -> None:
+        while True:
+            await run_in_threadpool(app.state.archive.process_due_revocations)
+            await asyncio.sleep(app.state.settings.revocation_check_s)
+
+    task = asyncio.create_task(loop())
+    try:
+        yield
+    finally:
+        task.cancel()
 
 
 def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     clock = clock or SystemClock()
-    app = FastAPI(title="FieldVault", version="0.1.0",
+    app = FastAPI(title="FieldVault", version="0.1.0", lifespan=_lifespan,
                   description="Sync API between reps' agents and the master archive.")
     app.state.settings = settings
     app.state.clock = clock
@@ -29,5 +50,6 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     app.add_middleware(GZipMiddleware, minimum_size=4096, compresslevel=1)
     app.include_router(enroll.router)
     app.include_router(sync.router)
+    app.include_router(wipe.router)
     app.include_router(health.router)
     return app

@@ -74,8 +74,14 @@ def verify_request(
         raise _unauthorized("bad request signature") from None
     if not archive.remember_nonce(device.id, nonce, now, skew_s):
         raise _unauthorized("replayed request (nonce already used)")
-    if device.state != "active":
-        raise ApiError(403, "device_revoked", "this device is no longer allowed: contact your admin")
+    return device
+
+
+def require_state(device: Device, allowed: tuple[str, ...]) -> Device:
+    """Refuse a device whose state is not in `allowed` (revoked, wiped...)."""
+    if device.state not in allowed:
+        code = "device_wiped" if device.state == "wiped" else "device_revoked"
+        raise ApiError(403, code, "this device is no longer allowed: contact your admin")
     return device
 
 
@@ -90,3 +96,13 @@ async def authenticate(request: Request) -> Device:
     )
     request.state.nonce = headers[signing.HDR_NONCE.lower()]
     return device
+
+
+async def active_device(request: Request) -> Device:
+    """The signing device, refused unless active: the rule for every route but two."""
+    return require_state(await authenticate(request), ("active",))
+
+
+async def flushing_device(request: Request) -> Device:
+    """Also lets a revoked device through, for its final flush and wipe receipt."""
+    return require_state(await authenticate(request), ("active", "revoked", "wipe_pending"))

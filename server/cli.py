@@ -339,7 +339,54 @@ def device_list(
 ) -> None:
     """List enrolled devices."""
     rows = _run(_archive(data).list_devices, rep)
-    show(rows, as_json, ["id", "rep_name", "name", "state", "enrolled_at", "last_seen_at"])
+    show(rows, as_json, ["id", "rep_name", "name", "state", "last_seen_at", "revoked_at",
+                         "wipe_receipt_at"])
+
+
+@app.command()
+def revoke(
+    rep: Annotated[str, typer.Argument(help="Departing rep (id or name).")],
+    data: DataOpt,
+    reason: Annotated[str, typer.Option("--reason", help="Why, for the record.")],
+    reassign_to: Annotated[str, typer.Option(
+        help="Successor rep, `manager`, `team` (round-robin, grade A to seniors) or `pool`.")]
+        = "pool",
+    effective_at: Annotated[str | None, typer.Option(
+        help="ISO time the departure takes effect; default now.")] = None,
+    by: Annotated[str, typer.Option(help="Who orders it, for the audit log.")] = "hr",
+    as_json: JsonOpt = False,
+) -> None:
+    """HR: revoke a departing rep. Devices are refused and wiped, customers reassigned,
+    visits kept."""
+    from schema.clock import parse_iso
+
+    if effective_at:
+        try:
+            parse_iso(effective_at)
+        except ValueError:
+            fail(f"--effective-at {effective_at!r} is not an ISO time like 2026-12-01T09:00:00Z")
+    out = _run(_archive(data).revoke, rep, reason, reassign_to, effective_at, by, "cli")
+    show(out, as_json)
+
+
+@app.command("departure-report")
+def departure_report(
+    rep: Annotated[str, typer.Argument(help="Revoked rep (id or name).")],
+    data: DataOpt, as_json: JsonOpt = False,
+) -> None:
+    """HR: when and by whom, wipe status of each device, customers reassigned, visits kept."""
+    report = _run(_archive(data).departure_report, rep)
+    if as_json:
+        emit_json(report)
+        return
+    show({**report["rep"], **{k: v for k, v in report["revocation"].items() if k != "id"},
+          "visits_preserved": report["visits_preserved"], "quarantined": report["quarantined"]},
+         False)
+    from schema.output import table
+
+    table(report["devices"], ["id", "name", "state", "last_seen_at", "wipe_ordered_at",
+                              "wipe_receipt_at"], "devices")
+    table(report["customers"], ["card_no", "name", "to_name"], "customers reassigned")
 
 
 @app.command()

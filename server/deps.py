@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from schema.clock import Clock
 
 from .archive import Archive, Device
-from .auth import authenticate
+from .auth import active_device, flushing_device
 
 
 def get_archive(request: Request) -> Archive:
@@ -22,4 +22,6 @@ def get_clock(request: Request) -> Clock:
 
 ArchiveDep = Annotated[Archive, Depends(get_archive)]
 ClockDep = Annotated[Clock, Depends(get_clock)]
-CurrentDevice = Annotated[Device, Depends(authenticate)]
+CurrentDevice = Annotated[Device, Depends(active_device)]
+# Only for push (a revoked device's final flush) and the wipe receipt.
+FlushingDevice = Annotated[Device, Depends(flushing_device)]

@@ -24,3 +24,4 @@ class Settings(BaseSettings):
     max_body_bytes: int = MAX_BODY_BYTES
     pull_page_max: int = PULL_PAGE_MAX
     clock_skew_s: int = MAX_CLOCK_SKEW_S
+    revocation_check_s: float = 15

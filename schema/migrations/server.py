@@ -244,3 +244,31 @@ CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 """
     )
+
+
+@migrations()
+def m003_revocation(db: Database) -> None:
+    db.executescript(
+        """
+CREATE TABLE revocations (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    rep_id TEXT NOT NULL UNIQUE REFERENCES reps(id),
+    reason TEXT NOT NULL,
+    reassign_to TEXT NOT NULL,
+    effective_at TEXT NOT NULL,
+    requested_by TEXT NOT NULL,
+    source TEXT NOT NULL,
+    requested_at TEXT NOT NULL,
+    applied_at TEXT,
+    reassigned TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE wipe_orders (
+    order_id TEXT PRIMARY KEY,
+    device_id TEXT NOT NULL UNIQUE REFERENCES devices(id),
+    issued_at TEXT NOT NULL,
+    receipt_at TEXT,
+    receipt TEXT
+);
+ALTER TABLE devices ADD COLUMN revoked_at TEXT;
+"""
+    )

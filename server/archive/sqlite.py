@@ -25,7 +25,7 @@ from schema.models import CUSTOMER_EDITABLE_FIELDS, CustomerCreate, CustomerPatc
 from schema.records import to_record
 
 from .. import audit
-from . import sqlite_sync
+from . import revocation, sqlite_sync
 from .base import ArchiveError, Device, PullPage
 
 ARCHIVE_FILE = "archive.db"
@@ -246,7 +246,9 @@ class SQLiteArchive:
 
     def list_devices(self, rep: str | None = None) -> list[dict[str, Any]]:
         sql = ("SELECT d.id, d.rep_id, r.name AS rep_name, d.name, d.state, d.enrolled_at, "
-               "d.last_seen_at, d.last_seq FROM devices d JOIN reps r ON r.id = d.rep_id")
+               "d.last_seen_at, d.last_seq, d.revoked_at, w.issued_at AS wipe_ordered_at, "
+               "w.receipt_at AS wipe_receipt_at FROM devices d JOIN reps r ON r.id = d.rep_id "
+               "LEFT JOIN wipe_orders w ON w.device_id = d.id")
         if rep:
             return self._rows(sql + " WHERE d.rep_id=? ORDER BY d.enrolled_at",
                               (self.resolve_rep(rep)["id"],))
@@ -376,27 +378,155 @@ class SQLiteArchive:
         new_owner = self.resolve_rep(rep)["id"] if rep else None
         cid = self.get_customer(ref)["id"]
         with self.write() as c:
-            row = dict(c.execute("SELECT * FROM customers WHERE id=?", (cid,)).fetchone())
-            old_owner = row["owner_rep_id"]
-            if old_owner == new_owner:
-                return row
-            now = self.now()
-            source = OwnershipSource.assigned if new_owner else OwnershipSource.pool
-            row.update(owner_rep_id=new_owner, owned_since=now if new_owner else None,
-                       ownership_source=source.value, rev=row["rev"] + 1, updated_at=now)
-            c.execute(
-                "INSERT INTO ownership (customer_id, from_rep_id, to_rep_id, source, reason, by, at)"
-                " VALUES (?,?,?,?,?,?,?)",
-                (cid, old_owner, new_owner, source.value, reason, by, now),
-            )
-            if old_owner:
-                sqlite_sync.feed(c, old_owner, "evict", cid, cid)
-            # A grant makes the new owner's next pull bring the card and its
-            # whole visit history, whoever wrote it.
-            sqlite_sync.store_customer(c, row, by, None, None, feed_kind="grant")
-            audit.append(c, now, by, "customer.assign", cid,
-                         {"from": old_owner, "to": new_owner, "reason": reason})
+            return self.assign_in(c, cid, new_owner, reason, by)
+
+    def assign_in(
+        self, c: sqlite3.Connection, cid: str, new_owner: str | None, reason: str, by: str
+    ) -> dict[str, Any]:
+        """`assign` inside the caller's transaction."""
+        row = dict(c.execute("SELECT * FROM customers WHERE id=?", (cid,)).fetchone())
+        old_owner = row["owner_rep_id"]
+        if old_owner == new_owner:
+            return row
+        now = self.now()
+        source = OwnershipSource.assigned if new_owner else OwnershipSource.pool
+        row.update(owner_rep_id=new_owner, owned_since=now if new_owner else None,
+                   ownership_source=source.value, rev=row["rev"] + 1, updated_at=now)
+        c.execute(
+            "INSERT INTO ownership (customer_id, from_rep_id, to_rep_id, source, reason, by, at)"
+            " VALUES (?,?,?,?,?,?,?)",
+            (cid, old_owner, new_owner, source.value, reason, by, now),
+        )
+        if old_owner:
+            sqlite_sync.feed(c, old_owner, "evict", cid, cid)
+        # A grant makes the new owner's next pull bring the card and its
+        # whole visit history, whoever wrote it.
+        sqlite_sync.store_customer(c, row, by, None, None, feed_kind="grant")
+        audit.append(c, now, by, "customer.assign", cid,
+                     {"from": old_owner, "to": new_owner, "reason": reason})
         return row
+
+    # --- departures --------------------------------------------------------------
+
+    def revoke(
+        self, rep: str, reason: str, reassign_to: str = "pool", effective_at: str | None = None,
+        by: str = "hr", source: str = "cli",
+    ) -> dict[str, Any]:
+        """Record a rep's departure; applied now, or when `effective_at` comes.
+        Idempotent: revoking a rep again returns the existing departure."""
+        reason = reason.strip()
+        if not reason or len(reason) > 500:
+            raise ArchiveError("invalid_reason", "give a reason of 1-500 characters")
+        row = self.resolve_rep(rep)
+        now = self.now()
+        when = iso(parse_iso(effective_at)) if effective_at else now
+        with self.write() as c:
+            existing = c.execute("SELECT * FROM revocations WHERE rep_id=?", (row["id"],)).fetchone()
+            if existing is not None:
+                return {**self._revocation_summary(dict(existing)), "already": True}
+            revocation.plan(c, row, reassign_to)  # refuse an impossible reassignment up front
+            cur = c.execute(
+                "INSERT INTO revocations (rep_id, reason, reassign_to, effective_at, requested_by,"
+                " source, requested_at) VALUES (?,?,?,?,?,?,?)",
+                (row["id"], reason, reassign_to, when, by, source, now),
+            )
+            audit.append(c, now, by, "rep.revoke_requested", row["id"],
+                         {"reason": reason, "effective_at": when, "reassign_to": reassign_to,
+                          "source": source})
+            record = dict(c.execute("SELECT * FROM revocations WHERE id=?",
+                                    (cur.lastrowid,)).fetchone())
+            if when <= now:
+                revocation.apply(self, c, record)
+                record = dict(c.execute("SELECT * FROM revocations WHERE id=?",
+                                        (cur.lastrowid,)).fetchone())
+        return {**self._revocation_summary(record), "already": False}
+
+    def _revocation_summary(self, record: dict[str, Any]) -> dict[str, Any]:
+        reassigned = orjson.loads(record["reassigned"])
+        counts: dict[str, int] = {}
+        for owner in reassigned.values():
+            counts[owner or "pool"] = counts.get(owner or "pool", 0) + 1
+        return {"id": record["id"], "rep_id": record["rep_id"], "reason": record["reason"],
+                "effective_at": record["effective_at"], "applied_at": record["applied_at"],
+                "status": "applied" if record["applied_at"] else "scheduled",
+                "reassign_to": record["reassign_to"], "reassigned": counts,
+                "requested_by": record["requested_by"], "source": record["source"]}
+
+    def process_due_revocations(self) -> list[dict[str, Any]]:
+        """Apply departures whose effective time has come (called by the server loop)."""
+        now = self.now()
+        due = self._rows("SELECT id FROM revocations WHERE applied_at IS NULL AND effective_at<=?",
+                         (now,))
+        done = []
+        for item in due:
+            with self.write() as c:
+                record = dict(c.execute("SELECT * FROM revocations WHERE id=?",
+                                        (item["id"],)).fetchone())
+                if record["applied_at"] is None:
+                    revocation.apply(self, c, record)
+                    done.append(record["rep_id"])
+        return done
+
+    def final_flush(self, device: Device, ops: list[Any]) -> tuple[list[OpResult], dict[str, Any]]:
+        """A revoked device's last push: everything goes to quarantine for review
+        (company data, not merged blindly), and the device gets its wipe order."""
+        with self.write() as c:
+            results = sqlite_sync.quarantine_ops(
+                self, c, device, ops, "final flush from a revoked device; held for review")
+            return results, self._wipe_order_in(c, device)
+
+    def _wipe_order_in(self, c: sqlite3.Connection, device: Device) -> dict[str, Any]:
+        row = c.execute("SELECT order_id, issued_at FROM wipe_orders WHERE device_id=?",
+                        (device.id,)).fetchone()
+        if row is None:
+            order_id, now = "wo_" + secrets.token_hex(8), self.now()
+            c.execute("INSERT INTO wipe_orders (order_id, device_id, issued_at) VALUES (?,?,?)",
+                      (order_id, device.id, now))
+            c.execute("UPDATE devices SET state='wipe_pending' WHERE id=? AND state='revoked'",
+                      (device.id,))
+            audit.append(c, now, "server", "device.wipe_order", device.id, {"order_id": order_id})
+            row = (order_id, now)
+        return {"type": "wipe_order", "order_id": row[0], "device_id": device.id,
+                "rep_id": device.rep_id, "issued_at": row[1]}
+
+    def record_wipe_receipt(self, device: Device, receipt: dict[str, Any]) -> None:
+        with self.write() as c:
+            order = c.execute("SELECT order_id, receipt_at FROM wipe_orders WHERE device_id=?",
+                              (device.id,)).fetchone()
+            if order is None or order[0] != receipt.get("order_id"):
+                raise ArchiveError("unknown_order", "no such wipe order for this device", 409)
+            if order[1] is not None:
+                return  # a retried receipt: already recorded
+            now = self.now()
+            c.execute("UPDATE wipe_orders SET receipt_at=?, receipt=? WHERE order_id=?",
+                      (now, orjson.dumps(receipt).decode(), order[0]))
+            c.execute("UPDATE devices SET state='wiped' WHERE id=?", (device.id,))
+            audit.append(c, now, device.id, "device.wipe_receipt", device.id,
+                         {"order_id": order[0], "wiped_at": receipt.get("wiped_at")})
+
+    def departure_report(self, rep: str) -> dict[str, Any]:
+        """What HR needs to see: when and by whom, devices wiped, customers, visits kept."""
+        row = self.resolve_rep(rep)
+        rec = self.conn.execute("SELECT * FROM revocations WHERE rep_id=?", (row["id"],)).fetchone()
+        if rec is None:
+            raise ArchiveError("not_revoked", f"{row['name']} has not been revoked", 404)
+        summary = self._revocation_summary(dict(rec))
+        reassigned = orjson.loads(rec["reassigned"])
+        names = {r["id"]: r["name"] for r in self._rows("SELECT id, name FROM reps")}
+        customers = [
+            {"customer_id": cid, "name": c["name"], "card_no": c["card_no"],
+             "to": reassigned[cid], "to_name": names.get(reassigned[cid] or "", "pool"),
+             "owner_now": c["owner_rep_id"]}
+            for cid in reassigned for c in [self.get_customer(cid)]
+        ]
+        return {
+            "rep": {"id": row["id"], "name": row["name"], "active": bool(row["active"])},
+            "revocation": summary, "devices": self.list_devices(row["id"]), "customers": customers,
+            "visits_preserved": self.conn.execute(
+                "SELECT count(*) FROM visits WHERE rep_id=?", (row["id"],)).fetchone()[0],
+            "quarantined": self.conn.execute(
+                "SELECT count(*) FROM quarantine WHERE rep_id=?", (row["id"],)).fetchone()[0],
+        }
 
     def list_customers(self, owner: str | None = None) -> list[dict[str, Any]]:
         if owner == "pool":

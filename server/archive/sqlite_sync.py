@@ -281,6 +281,27 @@ def apply_ops(
     return results
 
 
+def quarantine_ops(
+    archive: SQLiteArchive, c: sqlite3.Connection, device: Device, ops: list[Any], reason: str
+) -> list[OpResult]:
+    """Hold every op for review instead of applying it (replays answer as before)."""
+    applier = _Apply(archive, c, device)
+    results = []
+    for op in ops:
+        seen = c.execute("SELECT result FROM applied_ops WHERE op_id=? AND device_id=?",
+                         (op.op_id, device.id)).fetchone()
+        if seen is not None:
+            results.append(OpResult.model_validate_json(seen[0]))
+            continue
+        res = applier.quarantine(op, reason)
+        c.execute(
+            "INSERT INTO applied_ops (op_id, device_id, seq, result, at) VALUES (?,?,?,?,?)",
+            (op.op_id, device.id, op.seq, res.model_dump_json(), applier.now),
+        )
+        results.append(res)
+    return results
+
+
 def in_chunks(
     c: sqlite3.Connection, sql: str, ids: list[str], extra: tuple[Any, ...] = ()
 ) -> list[dict[str, Any]]:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from schema import signing
 from schema.clock import iso
 from schema.models import (
     PullResponse,
@@ -19,7 +20,7 @@ from schema.models import (
 )
 
 from .. import metrics
-from ..deps import ArchiveDep, ClockDep, CurrentDevice
+from ..deps import ArchiveDep, ClockDep, CurrentDevice, FlushingDevice
 from ..errors import ApiError, located
 from ..signed import signed_json
 
@@ -42,7 +43,14 @@ def _decode_body(request: Request, raw: bytes, limit: int) -> bytes:
         raise ApiError(400, "bad_encoding", "the gzip body is corrupt") from None
     if len(out) > limit or inflater.unconsumed_tail:
         raise ApiError(413, "body_too_large", f"decompressed body is over {limit} bytes")
+    if not inflater.eof:  # zlib does not complain about a stream cut short
+        raise ApiError(400, "bad_encoding", "the gzip body is truncated")
     return out
+
+
+def sign_wipe_order(request: Request, order: dict) -> dict:
+    sig = request.app.state.signing_key.sign(signing.wipe_order_message(order, request.state.nonce))
+    return {**order, "signature": signing.b64e(sig)}
 
 
 def encode_cursor(seq: int, epoch: str) -> str:
@@ -73,9 +81,12 @@ def decode_cursor(cursor: str, epoch: str) -> int:
 
 @router.post("/push", response_model=PushResponse, openapi_extra={"requestBody": _PUSH_BODY})
 async def push(
-    request: Request, device: CurrentDevice, archive: ArchiveDep, clock: ClockDep
+    request: Request, device: FlushingDevice, archive: ArchiveDep, clock: ClockDep
 ) -> Response:
-    """Apply a batch of operations; each op_id is applied at most once."""
+    """Apply a batch of operations; each op_id is applied at most once.
+
+    From a revoked device the batch is its final flush: every op is quarantined
+    for review and the answer carries a wipe order signed by the server key."""
     settings = request.app.state.settings
     raw = _decode_body(request, await request.body(), settings.max_body_bytes)
     try:
@@ -83,6 +94,13 @@ async def push(
     except ValidationError as exc:
         errs = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()[:20]]
         raise ApiError(422, "invalid_request", located(errs[0]["loc"], errs[0]["msg"])) from None
+    if device.state != "active":
+        results, order = await run_in_threadpool(archive.final_flush, device, list(batch.ops))
+        return signed_json(request, {
+            "results": [r.model_dump(mode="json") for r in results],
+            "server_time": iso(clock.now()), "archive_epoch": archive.epoch,
+            "wipe_order": sign_wipe_order(request, order),
+        })
     if batch.archive_epoch and batch.archive_epoch != archive.epoch:
         raise epoch_changed()
     results = await run_in_threadpool(archive.push, device, list(batch.ops))

@@ -1,0 +1,93 @@
+"""Departure of a rep: refuse their devices, reassign their customers, keep their visits.
+
+Runs inside the caller's transaction, so a departure is applied whole or not
+at all. Visits are never touched: authorship stays with the departed rep.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import TYPE_CHECKING, Any
+
+from .base import ArchiveError
+
+if TYPE_CHECKING:
+    from .sqlite import SQLiteArchive
+
+REASSIGN_MODES = ("manager", "team", "pool")
+_GRADE_TIER = {"A": "senior", "C": "junior"}
+
+
+def deal(customers: list[dict[str, Any]], team: list[dict[str, Any]]) -> dict[str, str]:
+    """Fair distribution: each customer goes to the eligible rep holding the fewest
+    so far (ties in team order), so 7 customers over 3 reps give 3/2/2. When tiers
+    are set, grade A goes to senior reps and grade C to junior reps first."""
+    load = {rep["id"]: 0 for rep in team}
+    out: dict[str, str] = {}
+    grade_order = {"A": 0, "B": 1, "C": 2}
+    for customer in sorted(customers, key=lambda c: (grade_order.get(c["grade"], 1), c["card_no"])):
+        tier = _GRADE_TIER.get(customer["grade"])
+        eligible = [r for r in team if tier and r["tier"] == tier] or team
+        chosen = min(eligible, key=lambda r: load[r["id"]])
+        load[chosen["id"]] += 1
+        out[customer["id"]] = chosen["id"]
+    return out
+
+
+def plan(c: sqlite3.Connection, rep: dict[str, Any], mode: str) -> dict[str, str | None]:
+    """customer id -> new owner (None: the pool) for every customer the rep owns."""
+    customers = [dict(r) for r in c.execute(
+        "SELECT id, grade, card_no FROM customers WHERE owner_rep_id=? ORDER BY card_no",
+        (rep["id"],),
+    )]
+    if mode == "pool":
+        return {cust["id"]: None for cust in customers}
+    if mode == "manager":
+        if not rep["manager_id"]:
+            raise ArchiveError("no_manager", f"{rep['name']} has no manager: name a successor")
+        return {cust["id"]: rep["manager_id"] for cust in customers}
+    if mode == "team":
+        if not rep["manager_id"]:
+            raise ArchiveError("no_team", f"{rep['name']} has no manager, hence no team")
+        team = [dict(r) for r in c.execute(
+            "SELECT id, tier FROM reps WHERE manager_id=? AND id != ? AND active=1 "
+            "ORDER BY created_at, id", (rep["manager_id"], rep["id"]),
+        )]
+        if not team:
+            raise ArchiveError("empty_team", f"{rep['name']}'s team has no other active rep")
+        return dict(deal(customers, team))
+    successor = c.execute("SELECT id, active FROM reps WHERE id=? OR name=?", (mode, mode)).fetchone()
+    if successor is None or not successor["active"]:
+        raise ArchiveError("unknown_successor", f"no active rep {mode!r} to take over", 404)
+    if successor["id"] == rep["id"]:
+        raise ArchiveError("invalid_successor", "a rep cannot succeed themselves")
+    return {cust["id"]: successor["id"] for cust in customers}
+
+
+def apply(archive: SQLiteArchive, c: sqlite3.Connection, revocation: dict[str, Any]) -> dict[str, Any]:
+    """Make a due departure effective: rep inactive, devices refused, customers reassigned."""
+    from .. import audit
+
+    now = archive.now()
+    rep = dict(c.execute("SELECT * FROM reps WHERE id=?", (revocation["rep_id"],)).fetchone())
+    targets = plan(c, rep, revocation["reassign_to"])
+    c.execute("UPDATE reps SET active=0 WHERE id=?", (rep["id"],))
+    devices = [r[0] for r in c.execute(
+        "SELECT id FROM devices WHERE rep_id=? AND state='active'", (rep["id"],))]
+    c.execute("UPDATE devices SET state='revoked', revoked_at=? WHERE rep_id=? AND state='active'",
+              (now, rep["id"]))
+    reason = f"departure of {rep['name']}: {revocation['reason']}"
+    for customer_id, owner in targets.items():
+        archive.assign_in(c, customer_id, owner, reason, revocation["requested_by"])
+    counts: dict[str, int] = {}
+    for owner in targets.values():
+        counts[owner or "pool"] = counts.get(owner or "pool", 0) + 1
+    import orjson
+
+    c.execute("UPDATE revocations SET applied_at=?, reassigned=? WHERE id=?",
+              (now, orjson.dumps(targets).decode(), revocation["id"]))
+    audit.append(c, now, revocation["requested_by"], "rep.revoke", rep["id"], {
+        "reason": revocation["reason"], "source": revocation["source"], "devices": devices,
+        "reassign_to": revocation["reassign_to"], "reassigned": counts,
+    })
+    return {"rep_id": rep["id"], "devices_revoked": devices, "reassigned": counts}
