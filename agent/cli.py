@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,6 +12,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 from pydantic import ValidationError
 
+from schema.clock import SystemClock
 from schema.enums import VisitPurpose
 from schema.models import (
     CUSTOMER_EDITABLE_FIELDS,
@@ -22,12 +25,12 @@ from schema.models import (
 )
 from schema.output import emit_json, fail, field_args, run_app, show, validation_message
 
+from . import keystore, wipe
 from . import sync as sync_mod
-from . import wipe
 from .enroll import AlreadyEnrolled
 from .enroll import enroll as do_enroll
 from .home import AgentConfig, default_home
-from .keystore import KeyError_
+from .keystore import KeyError_, VaultWiped
 from .store import Store, StoreError
 from .transport import Offline, ServerRefused, UntrustedResponse
 
@@ -75,7 +78,9 @@ def _config(home: Path) -> AgentConfig:
 def _store(home: Path) -> Iterator[Store]:
     config = _config(home)
     try:
-        store = Store.open(home, config.rep_id)
+        store = Store.open(home, config.rep_id, pin=_pin(home))
+    except VaultWiped as exc:
+        fail(str(exc), EXIT_REVOKED)
     except (StoreError, KeyError_) as exc:
         fail(str(exc))
     try:
@@ -86,6 +91,16 @@ def _store(home: Path) -> Iterator[Store]:
         fail(validation_message(exc))
     finally:
         store.close()
+
+
+def _pin(home: Path) -> str | None:
+    """The rep's PIN when the vault needs one: $FIELDVAULT_PIN, else asked on a terminal."""
+    pin = os.environ.get("FIELDVAULT_PIN")
+    if pin:
+        return pin
+    if keystore.needs_pin(home) and sys.stdin.isatty():
+        return str(typer.prompt("FieldVault PIN", hide_input=True))
+    return None
 
 
 def _validate(model: Any, data: dict[str, Any]) -> Any:
@@ -108,35 +123,40 @@ def enroll(
     """Enroll this laptop once, with a code from your admin."""
     try:
         config = do_enroll(home, server, code, insecure, name)
-    except (ValueError, AlreadyEnrolled) as exc:
+    except (ValueError, AlreadyEnrolled, KeyError_) as exc:
         fail(str(exc))
     except Offline as exc:
         fail(f"{exc}; check the address and your network", EXIT_OFFLINE)
     except ServerRefused as exc:
         fail(exc.message)
-    store = Store.open(home, config.rep_id)
-    store.set_state("archive_epoch", config.archive_epoch)
-    store.close()
+    with _store(home) as store:
+        store.set_state("archive_epoch", config.archive_epoch)
     show({"id": config.device_id, "device_id": config.device_id, "rep_id": config.rep_id,
           "rep_name": config.rep_name, "server": config.server_url}, as_json)
 
 
 @app.command()
 def status(home: HomeOpt, as_json: JsonOpt = False) -> None:
-    """What this device holds and what is waiting to sync."""
+    """What this device holds, its lease deadlines, and what is waiting to sync."""
     config = _config(home)
-    with _store(home) as store:
-        attention = store.needs_attention()
-        out: dict[str, Any] = {
-            "device_id": config.device_id, "rep_id": config.rep_id, "rep_name": config.rep_name,
-            "server": config.server_url, **store.counts(), "outbox": store.outbox_counts(),
-            "last_sync_at": store.get_state("last_sync_at"),
-            "last_server_time": store.get_state("last_server_time"),
-        }
+    lease = keystore.status(home, SystemClock()).as_dict()
+    out: dict[str, Any] = {
+        "device_id": config.device_id, "rep_id": config.rep_id, "rep_name": config.rep_name,
+        "server": config.server_url, "state": lease["state"], "lease": lease,
+    }
+    attention: list[dict[str, Any]] = []
+    if lease["state"] == "active":
+        with _store(home) as store:
+            attention = store.needs_attention()
+            out.update(**store.counts(), outbox=store.outbox_counts(),
+                       last_sync_at=store.get_state("last_sync_at"),
+                       last_server_time=store.get_state("last_server_time"))
     if as_json:
         emit_json({**out, "needs_attention": attention})
         return
-    show(out, False)
+    show({k: v for k, v in out.items() if k != "lease"}, False)
+    typer.echo(f"lease: blocks at {lease['block_at']}, wipes at {lease['wipe_at']}"
+               + (f" ({lease['reason']})" if lease["reason"] else ""))
     for item in attention:
         typer.echo(f"needs attention: {item['kind']} {item['entity_id'][:12]} "
                    f"[{item['state']}] {item['reason']}")
@@ -152,8 +172,26 @@ def sync(home: HomeOpt, as_json: JsonOpt = False) -> None:
         receipt = wipe.pending_receipt(home)
         if receipt is not None:
             _revoked(home, transport, receipt=receipt)
+        pin = _pin(home)
+        revoked = False
+        try:
+            sync_mod.check_in(home, config, transport, pin)
+        except Offline as exc:
+            fail(f"{exc}; your data is kept on this laptop, sync again later", EXIT_OFFLINE)
+        except ServerRefused as exc:
+            if exc.code != "device_revoked":
+                fail(f"server refused the check-in: {exc.message}")
+            revoked = True  # push what is unsynced (if the vault still opens), then wipe
+        except (KeyError_, UntrustedResponse) as exc:
+            fail(str(exc))
         order = None
-        with _store(home) as store:
+        try:
+            store = Store.open(home, config.rep_id, pin=pin)
+        except (StoreError, KeyError_) as exc:
+            if not revoked:
+                fail(str(exc), EXIT_REVOKED if isinstance(exc, VaultWiped) else 1)
+            order = sync_mod.fetch_wipe_order(transport).order
+        else:
             try:
                 report = sync_mod.sync(store, transport)
             except wipe.DeviceRevoked as exc:
@@ -164,7 +202,9 @@ def sync(home: HomeOpt, as_json: JsonOpt = False) -> None:
                 fail(f"server refused the sync: {exc.message}", 3 if exc.status == 403 else 1)
             except UntrustedResponse as exc:
                 fail(str(exc))
-            attention = len(store.needs_attention())
+            finally:
+                attention = len(store.needs_attention())
+                store.close()
         if order is not None:
             _revoked(home, transport, order=order)
     finally:

@@ -1,42 +1,56 @@
-"""Key material of the agent: the vault key (DEK) and the device key pairs.
+"""Key material of the agent: device key pairs and the vault key (DEK) under its lease.
 
-This module is the only one that touches key files. The DEK is a random
-256-bit raw SQLCipher key, so opening the vault costs no PBKDF2 round.
-All key files are written 0600.
+This module is the only one that touches key files, all written 0600. The DEK
+is a random 256-bit raw SQLCipher key (no PBKDF2 on every open). It is never
+stored in the clear: `keyring.json` holds it wrapped (AES-256-GCM) under a key
+derived from the current server lease's secret, and, if policy says so, the
+rep's PIN through scrypt. When the lease's block deadline passes the secret is
+deleted, so the DEK cannot be recovered without checking in with the server;
+after the wipe deadline the vault itself is destroyed.
+
+Deadlines are judged against the later of the wall clock and the last time
+the server vouched for, so turning the laptop clock back gains nothing; a
+clock found well behind that server time blocks the vault outright.
 """
 
 from __future__ import annotations
 
 import base64
-import secrets
+import os
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import orjson
+from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from schema import lease as lease_crypto
+from schema.clock import Clock, iso, parse_iso
+from schema.signing import b64d, b64e
 
 from .home import write_private
 
-DEK_FILE = "vault.key"
+KEYRING_FILE = "keyring.json"
 SIGN_KEY_FILE = "device_sign.pem"
 BOX_KEY_FILE = "device_box.pem"
+CLOCK_TOLERANCE = timedelta(minutes=5)
 
 
 class KeyError_(Exception):
     """Key material is missing or unusable."""
 
 
-def load_or_create_dek(home: Path) -> bytes:
-    """The vault's data-encryption key, created on first use."""
-    path = home / DEK_FILE
-    if path.exists():
-        dek = bytes.fromhex(path.read_text().strip())
-        if len(dek) != 32:
-            raise KeyError_(f"{path} is corrupt: expected a 256-bit key")
-        return dek
-    dek = secrets.token_bytes(32)
-    write_private(path, dek.hex().encode())
-    return dek
+class VaultBlocked(KeyError_):
+    """The lease lapsed (or the clock was turned back): check in to continue."""
+
+
+class VaultWiped(KeyError_):
+    """The wipe deadline passed: the local copy has been destroyed."""
 
 
 def sqlcipher_key_pragma(dek: bytes) -> str:
@@ -44,8 +58,7 @@ def sqlcipher_key_pragma(dek: bytes) -> str:
     return f"PRAGMA key = \"x'{dek.hex()}'\""
 
 
-def _b64(raw: bytes) -> str:
-    return base64.b64encode(raw).decode()
+# --- device key pairs -------------------------------------------------------------
 
 
 def create_device_keys(home: Path) -> tuple[str, str]:
@@ -58,14 +71,179 @@ def create_device_keys(home: Path) -> tuple[str, str]:
         write_private(home / name, data)
     raw = serialization.PublicFormat.Raw
     enc = serialization.Encoding.Raw
-    return _b64(sign.public_key().public_bytes(enc, raw)), _b64(box.public_key().public_bytes(enc, raw))
+    return (base64.b64encode(sign.public_key().public_bytes(enc, raw)).decode(),
+            base64.b64encode(box.public_key().public_bytes(enc, raw)).decode())
+
+
+def _load_private(home: Path, name: str) -> Any:
+    path = home / name
+    if not path.exists():
+        raise KeyError_("this agent is not enrolled: run `fieldvault enroll --server URL --code C`")
+    return serialization.load_pem_private_key(path.read_bytes(), password=None)
 
 
 def load_sign_key(home: Path) -> Ed25519PrivateKey:
-    path = home / SIGN_KEY_FILE
-    if not path.exists():
-        raise KeyError_("this agent is not enrolled: run `fieldvault enroll --server URL --code C`")
-    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    key = _load_private(home, SIGN_KEY_FILE)
     if not isinstance(key, Ed25519PrivateKey):
-        raise KeyError_(f"{path} does not hold an Ed25519 key")
+        raise KeyError_(f"{home / SIGN_KEY_FILE} does not hold an Ed25519 key")
     return key
+
+
+def load_box_key(home: Path) -> X25519PrivateKey:
+    key = _load_private(home, BOX_KEY_FILE)
+    if not isinstance(key, X25519PrivateKey):
+        raise KeyError_(f"{home / BOX_KEY_FILE} does not hold an X25519 key")
+    return key
+
+
+# --- the keyring: lease + wrapped DEK ------------------------------------------------
+
+
+@dataclass
+class LeaseStatus:
+    state: str  # active | blocked | wiped | none
+    lease: dict[str, Any]
+    trusted_now: datetime
+    reason: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"state": self.state, "reason": self.reason, "lease_epoch": self.lease.get("epoch"),
+                "issued_at": self.lease.get("issued_at"), "block_at": self.lease.get("block_at"),
+                "wipe_at": self.lease.get("wipe_at"), "trusted_now": iso(self.trusted_now)}
+
+
+def _read_keyring(home: Path) -> dict[str, Any] | None:
+    path = home / KEYRING_FILE
+    return orjson.loads(path.read_bytes()) if path.exists() else None
+
+
+def _write_keyring(home: Path, keyring: dict[str, Any]) -> None:
+    # One file, replaced atomically: the wrapped DEK and the lease that can
+    # unwrap it always change together, whatever a crash interrupts.
+    write_private(home / KEYRING_FILE, orjson.dumps(keyring))
+
+
+def _verify_lease(lease: dict[str, Any], signature: str, server_pub: bytes, device_id: str) -> None:
+    try:
+        Ed25519PublicKey.from_public_bytes(server_pub).verify(
+            b64d(signature), lease_crypto.lease_message(lease))
+    except (InvalidSignature, ValueError):
+        raise KeyError_("the lease is not signed by the server pinned at enrollment") from None
+    if lease.get("device_id") != device_id:
+        raise KeyError_("the lease was issued to another device")
+
+
+def status(home: Path, clock: Clock) -> LeaseStatus:
+    """Where this device stands, judged by the trusted clock (no side effects)."""
+    keyring = _read_keyring(home)
+    if keyring is None:
+        return LeaseStatus("none", {}, clock.now(), "no lease: enroll this agent")
+    lease = keyring["lease"]
+    wall = clock.now()
+    last_server = parse_iso(keyring["last_server_time"])
+    trusted = max(wall, last_server)
+    if trusted >= parse_iso(lease["wipe_at"]):
+        return LeaseStatus("wiped", lease, trusted, "offline longer than the wipe deadline")
+    if wall < last_server - CLOCK_TOLERANCE:
+        return LeaseStatus("blocked", lease, trusted,
+                           "the laptop clock is behind the last server time")
+    if trusted >= parse_iso(lease["block_at"]) or "secret" not in keyring:
+        return LeaseStatus("blocked", lease, trusted, "offline longer than the block deadline")
+    return LeaseStatus("active", lease, trusted)
+
+
+def _self_wipe(home: Path) -> None:
+    from .wipe import destroy_vault
+
+    destroy_vault(home)
+
+
+def _unwrap(keyring: dict[str, Any], secret: bytes, device_id: str, pin: str | None) -> bytes:
+    wrapped = keyring["wrapped"]
+    if wrapped.get("pin") and pin is None:
+        raise KeyError_("this vault needs your PIN: set FIELDVAULT_PIN or enter it when asked")
+    kek = lease_crypto.wrapping_key(secret, b64d(wrapped["salt"]), device_id, wrapped["epoch"],
+                                    pin if wrapped.get("pin") else None)
+    try:
+        return AESGCM(kek).decrypt(b64d(wrapped["nonce"]), b64d(wrapped["ct"]),
+                                   f"{device_id}|{wrapped['epoch']}".encode())
+    except InvalidTag:
+        raise KeyError_("cannot unwrap the vault key: wrong PIN or damaged keyring") from None
+
+
+def unlock(home: Path, device_id: str, server_pub: bytes, clock: Clock,
+           pin: str | None = None) -> bytes:
+    """The DEK, if the lease allows. Enforces block (discarding the lease secret)
+    and wipe (destroying the vault) deadlines as a side effect."""
+    keyring = _read_keyring(home)
+    if keyring is None:
+        raise KeyError_("this agent is not enrolled: run `fieldvault enroll --server URL --code C`")
+    if "secret" in keyring:
+        # Deadlines edited in the file would not match the server's signature.
+        _verify_lease({**keyring["lease"], "secret": keyring["secret"]}, keyring["signature"],
+                      server_pub, device_id)
+    st = status(home, clock)
+    if st.state == "wiped":
+        _self_wipe(home)
+        raise VaultWiped("this laptop stayed offline past the wipe deadline: its copy is destroyed")
+    if st.state == "blocked":
+        if "secret" in keyring:
+            keyring.pop("secret")
+            _write_keyring(home, keyring)
+        raise VaultBlocked(f"{st.reason}: connect to the company network and run `fieldvault sync`")
+    return _unwrap(keyring, b64d(keyring["secret"]), device_id, pin)
+
+
+def install_lease(home: Path, device_id: str, server_pub: bytes, sealed: dict[str, str],
+                  pin: str | None = None, new_dek: bytes | None = None) -> dict[str, Any]:
+    """Open a sealed lease from the server, then re-wrap the DEK under it and
+    destroy the old wrapping. `new_dek` is given once, at enrollment."""
+    try:
+        payload = lease_crypto.open_sealed(load_box_key(home), sealed, device_id.encode())
+    except (InvalidTag, ValueError, KeyError):
+        raise KeyError_("the lease could not be opened with this device's key") from None
+    lease = payload["lease"]
+    _verify_lease(lease, payload["signature"], server_pub, device_id)
+    old = _read_keyring(home)
+    if old is not None and lease["epoch"] <= old["lease"]["epoch"]:
+        raise KeyError_("refusing an older lease than the one held (replay)")
+    if new_dek is not None:
+        dek = new_dek
+    else:
+        if old is None:
+            raise KeyError_("no vault key to re-wrap: enroll this agent again")
+        unwrap = payload.get("unwrap")
+        if "secret" in old:
+            secret = b64d(old["secret"])
+        elif unwrap and unwrap.get("epoch") == old["wrapped"]["epoch"]:
+            secret = b64d(unwrap["secret"])
+        else:
+            raise KeyError_("the lease secret for this vault is gone: the vault cannot be opened")
+        dek = _unwrap(old, secret, device_id, pin)
+    if lease.get("require_pin") and pin is None:
+        raise KeyError_("company policy requires a PIN: set FIELDVAULT_PIN or enter it when asked")
+    use_pin = pin if lease.get("require_pin") or (old or {}).get("wrapped", {}).get("pin") else None
+    salt, nonce = os.urandom(16), os.urandom(12)
+    kek = lease_crypto.wrapping_key(b64d(lease["secret"]), salt, device_id, lease["epoch"], use_pin)
+    ct = AESGCM(kek).encrypt(nonce, dek, f"{device_id}|{lease['epoch']}".encode())
+    # The lease's issue time is signed by the server: the trusted clock floor.
+    issued = parse_iso(lease["issued_at"])
+    last = max(issued, parse_iso(old["last_server_time"])) if old else issued
+    public_lease = {k: v for k, v in lease.items() if k != "secret"}
+    _write_keyring(home, {
+        "lease": public_lease, "signature": payload["signature"], "secret": lease["secret"],
+        "wrapped": {"epoch": lease["epoch"], "salt": b64e(salt), "nonce": b64e(nonce),
+                    "ct": b64e(ct), "pin": use_pin is not None},
+        "last_server_time": iso(last),
+    })
+    return public_lease
+
+
+def wrapped_epoch(home: Path) -> int | None:
+    keyring = _read_keyring(home)
+    return keyring["wrapped"]["epoch"] if keyring else None
+
+
+def needs_pin(home: Path) -> bool:
+    keyring = _read_keyring(home)
+    return bool(keyring and (keyring["wrapped"].get("pin") or keyring["lease"].get("require_pin")))

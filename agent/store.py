@@ -7,6 +7,7 @@ the other, and no write ever needs the network.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -32,7 +33,7 @@ from schema.models import (
 from schema.records import to_record
 
 from . import keystore
-from .home import VAULT_FILE, ensure_home
+from .home import VAULT_FILE
 
 CUSTOMER_COLUMNS = (
     "id", "rev", "card_no", *CUSTOMER_EDITABLE_FIELDS, "created_by", "created_at",
@@ -66,6 +67,9 @@ _UPSERT_VISIT = _upsert_sql("visits", VISIT_COLUMNS)
 
 def open_vault(path: Path, dek: bytes) -> sqlcipher3.Connection:
     """Open (creating if needed) the SQLCipher file with a raw key and safe pragmas."""
+    if not path.exists():
+        # SQLite gives the WAL and SHM files the main file's mode: 0600 for all.
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     conn = sqlcipher3.connect(str(path), timeout=10, check_same_thread=False)
     conn.execute(keystore.sqlcipher_key_pragma(dek))
     try:
@@ -94,10 +98,21 @@ class Store:
         migrations.apply(self.db)
 
     @classmethod
-    def open(cls, home: Path, rep_id: str = "", clock: Clock | None = None) -> Store:
-        ensure_home(home)
-        dek = keystore.load_or_create_dek(home)
-        return cls(open_vault(home / VAULT_FILE, dek), rep_id, clock or SystemClock())
+    def open(cls, home: Path, rep_id: str = "", clock: Clock | None = None,
+             pin: str | None = None) -> Store:
+        """Open an enrolled home's vault; the lease decides whether it may be opened."""
+        from schema.signing import b64d
+
+        from .home import AgentConfig
+
+        clock = clock or SystemClock()
+        config = AgentConfig.load(home)
+        if config is None:
+            raise StoreError(f"{home} is not enrolled: run `fieldvault enroll --server URL --code C`")
+        if pin is None:
+            pin = os.environ.get("FIELDVAULT_PIN") or None
+        dek = keystore.unlock(home, config.device_id, b64d(config.server_sign_public_key), clock, pin)
+        return cls(open_vault(home / VAULT_FILE, dek), rep_id or config.rep_id, clock)
 
     def close(self) -> None:
         self.conn.close()
@@ -129,6 +144,12 @@ class Store:
     def set_state(self, key: str, value: str) -> None:
         with self.transaction():
             self._set_state(key, value)
+
+    def set_states(self, values: dict[str, str]) -> None:
+        """Several state keys in one transaction (one commit, one fsync)."""
+        with self.transaction():
+            for key, value in values.items():
+                self._set_state(key, value)
 
     # --- outbox --------------------------------------------------------------
 
@@ -206,6 +227,10 @@ class Store:
         evicted: list[str], cursor: str, epoch: str,
     ) -> None:
         """Apply one pulled page and its cursor atomically."""
+        if not (customers or visits or evicted) and (
+            self.get_state("cursor") == cursor and self.get_state("archive_epoch") == epoch
+        ):
+            return  # an empty page at the same position: nothing to write, no fsync
         with self.transaction() as c:
             for cid in evicted:
                 c.execute("DELETE FROM visits WHERE customer_id=?", (cid,))
@@ -283,6 +308,12 @@ class Store:
         ref = ref.strip()
         if not ref:
             raise StoreError(f"give a {table[:-1]} id")
+        # Exact id / card number first: two index lookups, where the prefix
+        # search below scans the table (LIKE cannot use the id index).
+        for row in self.db.query(
+            f"SELECT * FROM {table} WHERE id = :ref {extra} LIMIT 1", {"ref": ref}  # noqa: S608
+        ):
+            return row
         rows = list(self.db.query(
             f"SELECT * FROM {table} WHERE id = :ref {extra} "  # noqa: S608
             f"UNION SELECT * FROM {table} WHERE id LIKE :prefix LIMIT 2",

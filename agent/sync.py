@@ -98,7 +98,10 @@ def push(store: Store, transport: Transport, report: SyncReport,
 
 
 def pull(store: Store, transport: Transport, report: SyncReport,
-         page: int = PULL_PAGE, progress: Progress | None = None) -> None:
+         page: int = PULL_PAGE, progress: Progress | None = None,
+         record_time: bool = True) -> str:
+    """Pull to the end of the feed; returns the server's time of the last page
+    (stored as last_server_time unless the caller stores it itself)."""
     cursor = store.get_state("cursor", "") or ""
     for _ in range(MAX_ROUNDS):
         answer = transport.request("GET", "/v1/pull", params={"cursor": cursor, "limit": page})
@@ -121,12 +124,29 @@ def pull(store: Store, transport: Transport, report: SyncReport,
         if progress:
             progress("pull", len(customers) + len(visits) + len(evicted))
         if not answer["more"]:
-            store.set_state("last_server_time", answer["server_time"])
-            return
+            if record_time:
+                store.set_state("last_server_time", answer["server_time"])
+            return str(answer["server_time"])
         if answer["cursor"] == cursor:
             raise RuntimeError("server cursor did not advance")
         cursor = answer["cursor"]
     raise RuntimeError("pull did not finish")
+
+
+def check_in(home: Path, config: AgentConfig, transport: Transport,
+             pin: str | None = None) -> dict[str, Any]:
+    """Renew the key lease: the server's permission to keep opening the vault."""
+    from schema.signing import b64d
+
+    answer = transport.request("POST", "/v1/lease", payload=orjson.dumps(
+        {"have_epoch": keystore.wrapped_epoch(home)}))
+    return keystore.install_lease(home, config.device_id, b64d(config.server_sign_public_key),
+                                  answer["sealed_lease"], pin=pin)
+
+
+def fetch_wipe_order(transport: Transport) -> DeviceRevoked:
+    """The verified wipe order of a revoked device (raises if forged or replayed)."""
+    return _verified(transport, transport.request("GET", "/v1/wipe-order")["wipe_order"])
 
 
 def obey_wipe(home: Path, transport: Transport, order: dict[str, Any] | None = None,
@@ -154,14 +174,15 @@ def sync(store: Store, transport: Transport, progress: Progress | None = None) -
     report = SyncReport()
     try:
         push(store, transport, report, progress=progress)
-        pull(store, transport, report, progress=progress)
+        server_time = pull(store, transport, report, progress=progress, record_time=False)
     except ServerRefused as exc:
         if exc.code == "device_revoked":
-            raise _verified(transport, transport.request("GET", "/v1/wipe-order")["wipe_order"]) from None
+            raise fetch_wipe_order(transport) from None
         if exc.code != "epoch_changed":
             raise
         report.reconciled = reconcile(store, transport)
         push(store, transport, report, progress=progress)
-        pull(store, transport, report, progress=progress)
-    store.set_state("last_sync_at", iso(store.clock.now()))
+        server_time = pull(store, transport, report, progress=progress, record_time=False)
+    # One commit for both: a sync with nothing new then costs a single fsync.
+    store.set_states({"last_server_time": server_time, "last_sync_at": iso(store.clock.now())})
     return report

@@ -20,13 +20,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from schema import signing
 
 from .home import CONFIG_FILE, VAULT_FILE, write_private
-from .keystore import BOX_KEY_FILE, DEK_FILE, SIGN_KEY_FILE
+from .keystore import BOX_KEY_FILE, KEYRING_FILE, SIGN_KEY_FILE
 
 RECEIPT_FILE = "wipe_receipt.json"
 WIPED_MARKER = "WIPED"
 # Everything that can hold customer data or the key to it.
 VAULT_FILES = (VAULT_FILE, f"{VAULT_FILE}-wal", f"{VAULT_FILE}-shm", f"{VAULT_FILE}-journal",
-               DEK_FILE, "lease.json", "attachments")
+               KEYRING_FILE, "attachments")
 
 
 class DeviceRevoked(Exception):

@@ -315,6 +315,7 @@ class EnrollRequest(Strict):
 
 
 class EnrollResponse(BaseModel):
+    sealed_lease: dict[str, str]  # the first key lease, sealed to the device's X25519 key
     device_id: str
     rep_id: str
     rep_name: str

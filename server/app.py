@@ -16,7 +16,7 @@ from . import errors
 from .archive import SQLiteArchive
 from .keys import load_or_create_signing_key
 from .metrics import ReplicationProbe
-from .routes import enroll, health, sync, wipe
+from .routes import enroll, health, lease, sync, wipe
 from .settings import Settings
 
 
@@ -51,5 +51,6 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     app.include_router(enroll.router)
     app.include_router(sync.router)
     app.include_router(wipe.router)
+    app.include_router(lease.router)
     app.include_router(health.router)
     return app

@@ -272,3 +272,26 @@ CREATE TABLE wipe_orders (
 ALTER TABLE devices ADD COLUMN revoked_at TEXT;
 """
     )
+
+
+@migrations()
+def m004_key_leases(db: Database) -> None:
+    db.executescript(
+        """
+ALTER TABLE devices ADD COLUMN lease_epoch INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE devices ADD COLUMN lease_secret BLOB;
+ALTER TABLE devices ADD COLUMN lease_prev_secret BLOB;
+ALTER TABLE devices ADD COLUMN lease_issued_at TEXT;
+ALTER TABLE devices ADD COLUMN block_at TEXT;
+ALTER TABLE devices ADD COLUMN wipe_at TEXT;
+INSERT OR IGNORE INTO meta(key, value) VALUES ('offline_block_hours', '72');
+INSERT OR IGNORE INTO meta(key, value) VALUES ('offline_wipe_days', '30');
+INSERT OR IGNORE INTO meta(key, value) VALUES ('require_pin', '0');
+CREATE TABLE hr_tokens (
+    token_hash TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    revoked_at TEXT
+);
+"""
+    )

@@ -23,6 +23,7 @@ from schema.enums import OwnershipSource, RepTier
 from schema.migrations.server import migrations
 from schema.models import CUSTOMER_EDITABLE_FIELDS, CustomerCreate, CustomerPatch, OpResult
 from schema.records import to_record
+from schema.signing import b64e
 
 from .. import audit
 from . import revocation, sqlite_sync
@@ -246,13 +247,22 @@ class SQLiteArchive:
 
     def list_devices(self, rep: str | None = None) -> list[dict[str, Any]]:
         sql = ("SELECT d.id, d.rep_id, r.name AS rep_name, d.name, d.state, d.enrolled_at, "
-               "d.last_seen_at, d.last_seq, d.revoked_at, w.issued_at AS wipe_ordered_at, "
+               "d.last_seen_at, d.last_seq, d.revoked_at, d.lease_epoch, d.lease_issued_at, "
+               "d.block_at, d.wipe_at, w.issued_at AS wipe_ordered_at, "
                "w.receipt_at AS wipe_receipt_at FROM devices d JOIN reps r ON r.id = d.rep_id "
                "LEFT JOIN wipe_orders w ON w.device_id = d.id")
         if rep:
-            return self._rows(sql + " WHERE d.rep_id=? ORDER BY d.enrolled_at",
+            rows = self._rows(sql + " WHERE d.rep_id=? ORDER BY d.enrolled_at",
                               (self.resolve_rep(rep)["id"],))
-        return self._rows(sql + " ORDER BY d.enrolled_at")
+        else:
+            rows = self._rows(sql + " ORDER BY d.enrolled_at")
+        now = self.now()
+        for row in rows:
+            # Past its block deadline without checking in, an active device has
+            # locked itself: show what the laptop is doing, not just the record.
+            if row["state"] == "active" and row["block_at"] and row["block_at"] < now:
+                row["state"] = "blocked"
+        return rows
 
     def remember_nonce(self, device_id: str, nonce: str, now_ts: float, window_s: float) -> bool:
         with self.write() as c:
@@ -466,6 +476,70 @@ class SQLiteArchive:
                     revocation.apply(self, c, record)
                     done.append(record["rep_id"])
         return done
+
+    # --- key leases and policy ------------------------------------------------------
+
+    def policy(self) -> dict[str, Any]:
+        return {"offline_block_hours": float(self._meta("offline_block_hours") or 72),
+                "offline_wipe_days": float(self._meta("offline_wipe_days") or 30),
+                "require_pin": self._meta("require_pin") == "1"}
+
+    def set_policy(self, block_hours: float | None, wipe_days: float | None,
+                   require_pin: bool | None, by: str = "admin") -> dict[str, Any]:
+        new = self.policy()
+        if block_hours is not None:
+            new["offline_block_hours"] = block_hours
+        if wipe_days is not None:
+            new["offline_wipe_days"] = wipe_days
+        if require_pin is not None:
+            new["require_pin"] = require_pin
+        if not 0 < new["offline_block_hours"] <= 24 * 365:
+            raise ArchiveError("invalid_policy", "offline block hours must be in (0, 8760]")
+        if not 0 < new["offline_wipe_days"] <= 3650:
+            raise ArchiveError("invalid_policy", "offline wipe days must be in (0, 3650]")
+        if new["offline_wipe_days"] * 24 < new["offline_block_hours"]:
+            raise ArchiveError("invalid_policy", "the wipe deadline must not come before the block")
+        with self.write() as c:
+            for key in ("offline_block_hours", "offline_wipe_days"):
+                c.execute("UPDATE meta SET value=? WHERE key=?", (repr(new[key]), key))
+            c.execute("UPDATE meta SET value=? WHERE key='require_pin'",
+                      ("1" if new["require_pin"] else "0",))
+            audit.append(c, self.now(), by, "policy.set", "", new)
+        return new
+
+    def issue_lease(self, device_id: str, have_epoch: int | None) -> dict[str, Any]:
+        """A fresh lease for an active device, plus the secret the device's DEK is
+        currently wrapped under (so a blocked device can unwrap and re-wrap).
+        The two latest secrets are kept: a lease whose answer was lost is still
+        recoverable."""
+        policy = self.policy()
+        now_dt = self.clock.now()
+        now = iso(now_dt)
+        with self.write() as c:
+            dev = c.execute("SELECT * FROM devices WHERE id=?", (device_id,)).fetchone()
+            if dev is None or dev["state"] != "active":
+                raise ArchiveError("device_revoked", "this device is no longer allowed", 403)
+            epoch = dev["lease_epoch"]
+            unwrap = None
+            if have_epoch is not None and have_epoch == epoch and dev["lease_secret"]:
+                unwrap, prev = bytes(dev["lease_secret"]), dev["lease_secret"]
+            elif have_epoch is not None and have_epoch == epoch - 1 and dev["lease_prev_secret"]:
+                unwrap, prev = bytes(dev["lease_prev_secret"]), dev["lease_prev_secret"]
+            else:
+                prev = dev["lease_secret"]
+            secret = secrets.token_bytes(32)
+            block_at = iso(now_dt + timedelta(hours=policy["offline_block_hours"]))
+            wipe_at = iso(now_dt + timedelta(days=policy["offline_wipe_days"]))
+            c.execute(
+                "UPDATE devices SET lease_epoch=?, lease_secret=?, lease_prev_secret=?, "
+                "lease_issued_at=?, block_at=?, wipe_at=? WHERE id=?",
+                (epoch + 1, secret, prev, now, block_at, wipe_at, device_id),
+            )
+        lease = {"device_id": device_id, "epoch": epoch + 1, "issued_at": now,
+                 "block_at": block_at, "wipe_at": wipe_at, "require_pin": policy["require_pin"],
+                 "secret": b64e(secret)}
+        return {"lease": lease,
+                "unwrap": {"epoch": have_epoch, "secret": b64e(unwrap)} if unwrap else None}
 
     def final_flush(self, device: Device, ops: list[Any]) -> tuple[list[OpResult], dict[str, Any]]:
         """A revoked device's last push: everything goes to quarantine for review

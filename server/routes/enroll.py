@@ -14,6 +14,7 @@ from ..auth import read_body
 from ..deps import ArchiveDep, ClockDep
 from ..errors import ApiError, located
 from ..keys import public_key_b64
+from .lease import sealed_lease
 
 router = APIRouter(tags=["enrollment"])
 
@@ -41,8 +42,10 @@ async def enroll(request: Request, archive: ArchiveDep, clock: ClockDep) -> dict
         raise ApiError(422, "invalid_key", "public keys must be base64 of 32 raw bytes")
     device = await run_in_threadpool(archive.enroll, body.code, body.device_name, sign_pub, box_pub)
     rep = await run_in_threadpool(archive.resolve_rep, device.rep_id)
+    sealed = await run_in_threadpool(sealed_lease, request, archive, device.id, box_pub, None)
     return {
         "device_id": device.id, "rep_id": device.rep_id, "rep_name": rep["name"],
         "server_sign_public_key": public_key_b64(request.app.state.signing_key),
         "server_time": iso(clock.now()), "archive_epoch": archive.epoch,
+        "sealed_lease": sealed,
     }

@@ -1,0 +1,75 @@
+"""Key leases: the server's time-limited permission for a device to open its vault.
+
+A lease (device, epoch, issued-at, block-at, wipe-at, secret) is signed by the
+server key and sealed to the device's X25519 key (ephemeral X25519 + HKDF-SHA256
++ AES-256-GCM), so only that device can read the secret and nobody can forge or
+stretch the deadlines. The agent wraps its vault key (DEK) under a key derived
+from the lease secret (and, when policy requires, the rep's PIN through scrypt).
+All primitives come from `cryptography`; nothing here is home-made crypto.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import orjson
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+from .signing import b64d, b64e
+
+SEAL_INFO = b"fieldvault-lease-seal-v1"
+WRAP_INFO = b"fieldvault-dek-wrap-v1"
+# scrypt at N=2^15, r=8 takes ~32 MiB and ~0.1 s: cheap once per unlock,
+# expensive for someone trying every PIN against a stolen disk.
+PIN_SCRYPT_N = 2**15
+
+
+def lease_message(lease: dict[str, Any]) -> bytes:
+    return b"FV1-LEASE\n" + orjson.dumps(lease, option=orjson.OPT_SORT_KEYS)
+
+
+def _raw(pub: X25519PublicKey) -> bytes:
+    return pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def _seal_key(shared: bytes, eph_pub: bytes, device_pub: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=eph_pub + device_pub,
+                info=SEAL_INFO).derive(shared)
+
+
+def seal(device_box_pub: bytes, payload: dict[str, Any], aad: bytes) -> dict[str, str]:
+    """Encrypt `payload` so only the holder of the device's X25519 private key can read it."""
+    eph = X25519PrivateKey.generate()
+    eph_pub = _raw(eph.public_key())
+    key = _seal_key(eph.exchange(X25519PublicKey.from_public_bytes(device_box_pub)), eph_pub,
+                    device_box_pub)
+    nonce = os.urandom(12)
+    ct = AESGCM(key).encrypt(nonce, orjson.dumps(payload), aad)
+    return {"ephemeral_public_key": b64e(eph_pub), "nonce": b64e(nonce), "ciphertext": b64e(ct)}
+
+
+def open_sealed(device_box: X25519PrivateKey, sealed: dict[str, str], aad: bytes) -> dict[str, Any]:
+    """Decrypt a sealed payload; raises cryptography's InvalidTag if it was tampered with."""
+    eph_pub = b64d(sealed["ephemeral_public_key"])
+    device_pub = _raw(device_box.public_key())
+    key = _seal_key(device_box.exchange(X25519PublicKey.from_public_bytes(eph_pub)), eph_pub,
+                    device_pub)
+    plain = AESGCM(key).decrypt(b64d(sealed["nonce"]), b64d(sealed["ciphertext"]), aad)
+    return orjson.loads(plain)  # type: ignore[no-any-return]
+
+
+def pin_material(pin: str, salt: bytes) -> bytes:
+    return Scrypt(salt=salt, length=32, n=PIN_SCRYPT_N, r=8, p=1).derive(pin.encode())
+
+
+def wrapping_key(secret: bytes, salt: bytes, device_id: str, epoch: int,
+                 pin: str | None = None) -> bytes:
+    """The key that wraps the DEK: HKDF of the lease secret (plus scrypt(PIN) if required)."""
+    material = secret + (pin_material(pin, salt) if pin is not None else b"")
+    info = WRAP_INFO + f"|{device_id}|{epoch}".encode()
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=info).derive(material)

@@ -1,0 +1,42 @@
+"""Key leases: issued at every check-in of an active device, sealed to that device."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from schema import lease as lease_crypto
+from schema.signing import b64e
+
+from ..archive import Archive
+from ..deps import ArchiveDep, CurrentDevice
+from ..signed import signed_json
+
+router = APIRouter(prefix="/v1", tags=["lease"])
+
+
+class LeaseRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    have_epoch: int | None = Field(default=None, ge=0, description=(
+        "Epoch of the lease the device's vault key is wrapped under; the answer then "
+        "also carries that lease's secret so a blocked device can unwrap and re-wrap."))
+
+
+def sealed_lease(request: Request, archive: Archive, device_id: str, box_public_key: bytes,
+                 have_epoch: int | None) -> dict[str, str]:
+    issued = archive.issue_lease(device_id, have_epoch)
+    key = request.app.state.signing_key
+    payload = {**issued, "signature": b64e(key.sign(lease_crypto.lease_message(issued["lease"])))}
+    return lease_crypto.seal(box_public_key, payload, device_id.encode())
+
+
+@router.post("/lease")
+async def lease(
+    request: Request, body: LeaseRequest, device: CurrentDevice, archive: ArchiveDep
+) -> Response:
+    """Check in: a new lease (signed by the server, sealed to the device's X25519 key)."""
+    sealed = await run_in_threadpool(
+        sealed_lease, request, archive, device.id, device.box_public_key, body.have_epoch)
+    return signed_json(request, {"sealed_lease": sealed})
