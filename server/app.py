@@ -14,9 +14,10 @@ from schema.clock import Clock, SystemClock
 
 from . import errors
 from .archive import SQLiteArchive
+from .hr_inbox import InboxWatcher
 from .keys import load_or_create_signing_key
 from .metrics import ReplicationProbe
-from .routes import enroll, health, lease, sync, wipe
+from .routes import enroll, health, hr, lease, sync, wipe
 from .settings import Settings
 
 
@@ -30,10 +31,16 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             await asyncio.sleep(app.state.settings.revocation_check_s)
 
     task = asyncio.create_task(loop())
+    watcher = None
+    if app.state.settings.hr_inbox is not None:
+        watcher = InboxWatcher(app.state.archive, app.state.settings.hr_inbox)
+        await run_in_threadpool(watcher.start)
     try:
         yield
     finally:
         task.cancel()
+        if watcher is not None:
+            watcher.stop()
 
 
 def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
@@ -52,5 +59,6 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     app.include_router(sync.router)
     app.include_router(wipe.router)
     app.include_router(lease.router)
+    app.include_router(hr.router)
     app.include_router(health.router)
     return app

@@ -77,6 +77,8 @@ def serve(
         help="Where Litestream streams the archive: file:///PATH, "
              "s3://BUCKET/PATH?endpoint=URL&region=R, or `none` "
              "[default: file://DATA/replica]")] = None,
+    hr_inbox: Annotated[Path | None, typer.Option(
+        help="Folder the HR system drops departure files (CSV/JSON) into.")] = None,
 ) -> None:
     """Run the sync API, with the archive continuously replicated by Litestream."""
     import uvicorn
@@ -105,8 +107,8 @@ def serve(
                            "archive. Production wants another disk or S3: --replica URL.", err=True)
             typer.echo(f"replicating archive to {spec.redacted()} "
                        f"(replica at txid {position['txid']})", err=True)
-            raise typer.Exit(_serve_under_litestream(config, data, host, port))
-    settings = Settings(data=data, host=host, port=port)
+            raise typer.Exit(_serve_under_litestream(config, data, host, port, hr_inbox))
+    settings = Settings(data=data, host=host, port=port, hr_inbox=hr_inbox)
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info",
                 access_log=False, timeout_graceful_shutdown=5)
 
@@ -114,7 +116,8 @@ def serve(
 _UNDER_LITESTREAM = "FIELDVAULT_UNDER_LITESTREAM"
 
 
-def _serve_under_litestream(config: Path, data: Path, host: str, port: int) -> int:
+def _serve_under_litestream(config: Path, data: Path, host: str, port: int,
+                            hr_inbox: Path | None) -> int:
     """Become `litestream replicate -exec API`: Litestream runs the API as its child
     and, when it is stopped (SIGTERM/Ctrl-C), stops the API and then replicates the
     last writes before exiting. exec (not a wrapper process) so that exactly one
@@ -123,6 +126,8 @@ def _serve_under_litestream(config: Path, data: Path, host: str, port: int) -> i
 
     child = [sys.executable, "-m", "server.cli", "serve", "--data", str(data), "--host", host,
              "--port", str(port)]
+    if hr_inbox is not None:
+        child += ["--hr-inbox", str(hr_inbox)]
     env = {**replication.litestream_env(), _UNDER_LITESTREAM: "1"}
     binary = replication.litestream_binary()
     sys.stdout.flush()
@@ -387,6 +392,43 @@ def departure_report(
     table(report["devices"], ["id", "name", "state", "last_seen_at", "wipe_ordered_at",
                               "wipe_receipt_at"], "devices")
     table(report["customers"], ["card_no", "name", "to_name"], "customers reassigned")
+
+
+policy_app = typer.Typer(no_args_is_help=True, help="Offline grace policy, delivered in leases.")
+app.add_typer(policy_app, name="policy")
+
+
+@policy_app.command("set")
+def policy_set(
+    data: DataOpt,
+    offline_block_hours: Annotated[float | None, typer.Option(
+        help="Hours offline before a laptop locks its vault (default 72).")] = None,
+    offline_wipe_days: Annotated[float | None, typer.Option(
+        help="Days offline before a laptop wipes its vault (default 30).")] = None,
+    require_pin: Annotated[bool | None, typer.Option(
+        "--require-pin/--no-require-pin", help="Mix the rep's PIN into the vault key.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Change the offline grace policy; devices get it with their next lease."""
+    show(_run(_archive(data).set_policy, offline_block_hours, offline_wipe_days, require_pin),
+         as_json)
+
+
+@policy_app.command("show")
+def policy_show(data: DataOpt, as_json: JsonOpt = False) -> None:
+    """The offline grace policy in force."""
+    show(_archive(data).policy(), as_json)
+
+
+@app.command("hr-token")
+def hr_token(
+    data: DataOpt,
+    name: Annotated[str, typer.Option("--name", help="Which HR system uses the token.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a bearer token for the HR API (shown once; stored hashed)."""
+    token = _run(_archive(data).create_hr_token, name)
+    show({"id": name, "name": name, "token": token}, as_json)
 
 
 @app.command()

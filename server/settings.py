@@ -25,3 +25,4 @@ class Settings(BaseSettings):
     pull_page_max: int = PULL_PAGE_MAX
     clock_skew_s: int = MAX_CLOCK_SKEW_S
     revocation_check_s: float = 15
+    hr_inbox: Path | None = None

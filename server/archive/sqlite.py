@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import hmac
 import secrets
 import sqlite3
 import threading
@@ -424,32 +425,71 @@ class SQLiteArchive:
     ) -> dict[str, Any]:
         """Record a rep's departure; applied now, or when `effective_at` comes.
         Idempotent: revoking a rep again returns the existing departure."""
+        return self.revoke_many([(rep, reason, reassign_to, effective_at)], by, source)[0]
+
+    def revoke_many(
+        self, entries: list[tuple[str, str, str, str | None]], by: str, source: str
+    ) -> list[dict[str, Any]]:
+        """Several departures (rep, reason, reassign_to, effective_at) in one
+        transaction: one bad entry and none is applied."""
+        out = []
+        with self.write() as c:
+            for rep, reason, reassign_to, effective_at in entries:
+                out.append(self._revoke_in(c, rep, reason, reassign_to, effective_at, by, source))
+        return out
+
+    def _revoke_in(
+        self, c: sqlite3.Connection, rep: str, reason: str, reassign_to: str,
+        effective_at: str | None, by: str, source: str,
+    ) -> dict[str, Any]:
         reason = reason.strip()
         if not reason or len(reason) > 500:
             raise ArchiveError("invalid_reason", "give a reason of 1-500 characters")
         row = self.resolve_rep(rep)
         now = self.now()
-        when = iso(parse_iso(effective_at)) if effective_at else now
-        with self.write() as c:
-            existing = c.execute("SELECT * FROM revocations WHERE rep_id=?", (row["id"],)).fetchone()
-            if existing is not None:
-                return {**self._revocation_summary(dict(existing)), "already": True}
-            revocation.plan(c, row, reassign_to)  # refuse an impossible reassignment up front
-            cur = c.execute(
-                "INSERT INTO revocations (rep_id, reason, reassign_to, effective_at, requested_by,"
-                " source, requested_at) VALUES (?,?,?,?,?,?,?)",
-                (row["id"], reason, reassign_to, when, by, source, now),
-            )
-            audit.append(c, now, by, "rep.revoke_requested", row["id"],
-                         {"reason": reason, "effective_at": when, "reassign_to": reassign_to,
-                          "source": source})
+        try:
+            when = iso(parse_iso(effective_at)) if effective_at else now
+        except ValueError:
+            raise ArchiveError("invalid_time", f"{effective_at!r} is not an ISO time") from None
+        existing = c.execute("SELECT * FROM revocations WHERE rep_id=?", (row["id"],)).fetchone()
+        if existing is not None:
+            return {**self._revocation_summary(dict(existing)), "already": True}
+        revocation.plan(c, row, reassign_to)  # refuse an impossible reassignment up front
+        cur = c.execute(
+            "INSERT INTO revocations (rep_id, reason, reassign_to, effective_at, requested_by,"
+            " source, requested_at) VALUES (?,?,?,?,?,?,?)",
+            (row["id"], reason, reassign_to, when, by, source, now),
+        )
+        audit.append(c, now, by, "rep.revoke_requested", row["id"],
+                     {"reason": reason, "effective_at": when, "reassign_to": reassign_to,
+                      "source": source})
+        if when <= now:
             record = dict(c.execute("SELECT * FROM revocations WHERE id=?",
                                     (cur.lastrowid,)).fetchone())
-            if when <= now:
-                revocation.apply(self, c, record)
-                record = dict(c.execute("SELECT * FROM revocations WHERE id=?",
-                                        (cur.lastrowid,)).fetchone())
+            revocation.apply(self, c, record)
+        record = dict(c.execute("SELECT * FROM revocations WHERE id=?",
+                                (cur.lastrowid,)).fetchone())
         return {**self._revocation_summary(record), "already": False}
+
+    def create_hr_token(self, name: str) -> str:
+        """A bearer token for the HR system's API calls; only its hash is kept."""
+        token = "fvhr_" + secrets.token_urlsafe(32)
+        with self.write() as c:
+            c.execute("INSERT INTO hr_tokens (token_hash, name, created_at) VALUES (?,?,?)",
+                      (hashlib.sha256(token.encode()).hexdigest(), name, self.now()))
+            audit.append(c, self.now(), "admin", "hr_token.create", name)
+        return token
+
+    def check_hr_token(self, token: str) -> str | None:
+        """The token's name if it is valid. Looked up by SHA-256, then compared in
+        constant time, so response time says nothing about the secret."""
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        row = self.conn.execute(
+            "SELECT token_hash, name FROM hr_tokens WHERE token_hash=? AND revoked_at IS NULL",
+            (digest,)).fetchone()
+        if row is None or not hmac.compare_digest(row[0], digest):
+            return None
+        return str(row[1])
 
     def _revocation_summary(self, record: dict[str, Any]) -> dict[str, Any]:
         reassigned = orjson.loads(record["reassigned"])
