@@ -19,7 +19,7 @@ import sqlcipher3
 from sqlite_utils import Database
 
 from schema.clock import Clock, SystemClock, iso
-from schema.enums import OpKind, OpStatus, OwnershipSource, VisitStatus
+from schema.enums import OpKind, OpStatus, OwnershipSource, VisitStatus, can_transition
 from schema.migrations.agent import migrations
 from schema.models import (
     CUSTOMER_EDITABLE_FIELDS,
@@ -209,7 +209,12 @@ class Store:
                     continue
                 c.execute("DELETE FROM outbox WHERE op_id=?", (res.op_id,))
                 table = "customers" if row[0].startswith("customer") else "visits"
-                if res.rev is not None:
+                # A card's rev is the base of the rep's next edit, so it must name a
+                # revision whose content the laptop holds. After `merged` or `conflict`
+                # the archive's card has changes the laptop has not pulled yet: keep the
+                # old rev until the pull brings that card, or a lost pull would let the
+                # next edit silently overwrite the office's value.
+                if res.rev is not None and (table == "visits" or res.status == OpStatus.accepted):
                     c.execute(
                         f"UPDATE {table} SET rev=max(rev, ?) WHERE id=?",  # noqa: S608
                         (res.rev, res.entity_id),
@@ -242,6 +247,17 @@ class Store:
             if visits:
                 c.executemany(
                     _UPSERT_VISIT, [tuple(r.get(k) for k in VISIT_COLUMNS) for r in visits]
+                )
+                # The archive moves a card's last_served_at with each accepted visit
+                # without a new card revision; derive it from the visits that arrive.
+                latest: dict[str, str] = {}
+                for v in visits:
+                    if v["started_at"] > latest.get(v["customer_id"], ""):
+                        latest[v["customer_id"]] = v["started_at"]
+                c.executemany(
+                    "UPDATE customers SET last_served_at=? WHERE id=? "
+                    "AND (last_served_at IS NULL OR last_served_at < ?)",
+                    [(at, cid, at) for cid, at in latest.items()],
                 )
             touched = {r["id"] for r in customers} | {r["id"] for r in visits}
             if touched:
@@ -413,6 +429,10 @@ class Store:
     def edit_visit(self, ref: str, patch: VisitPatch) -> dict[str, Any]:
         visit = self._own_editable_visit(ref)
         changes = patch.changes()
+        status = changes.get("status")
+        if status and not can_transition(VisitStatus(visit["status"]), VisitStatus(status)):
+            raise StoreError(f"a {visit['status']} visit cannot go back to {status}: "
+                             "correct it as it is, or void it with a reason")
         merged = {**{k: visit[k] for k in VisitCreate.model_fields}, **changes}
         VisitCreate.model_validate(merged)  # the edited record must still be a valid visit
         with self.transaction():

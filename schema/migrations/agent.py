@@ -70,3 +70,37 @@ CREATE INDEX outbox_state ON outbox(state, seq);
         create_triggers=True,
         tokenize="trigram",
     )
+
+
+def _fts_update_trigger(db: Database, table: str, columns: list[str]) -> None:
+    """Re-index a row in `table`_fts only when one of its indexed columns changed.
+
+    sqlite-utils' trigger fires on every UPDATE, so bumping `rev` after a push or
+    `last_served_at` after a visit re-tokenized the whole row (trigram FTS is the
+    most expensive part of a write). Same index contents, far fewer rewrites.
+    """
+    cols = ", ".join(f'"{c}"' for c in columns)
+    old = ", ".join(f'old."{c}"' for c in columns)
+    new = ", ".join(f'new."{c}"' for c in columns)
+    changed = " OR ".join(f'old."{c}" IS NOT new."{c}"' for c in columns)
+    db.executescript(
+        f"""
+DROP TRIGGER IF EXISTS "{table}_au";
+CREATE TRIGGER "{table}_au" AFTER UPDATE OF {cols} ON "{table}"
+WHEN {changed}
+BEGIN
+  INSERT INTO "{table}_fts" ("{table}_fts", rowid, {cols}) VALUES('delete', old.rowid, {old});
+  INSERT INTO "{table}_fts" (rowid, {cols}) VALUES (new.rowid, {new});
+END;
+"""
+    )
+
+
+@migrations()
+def m002_fts_update_only_on_text_change(db: Database) -> None:
+    _fts_update_trigger(db, "customers", ["name", "card_no", "decision_maker", "address", "needs",
+                                          "business_contact", "notes"])
+    _fts_update_trigger(db, "visits", ["summary", "outcome", "feedback", "competitors",
+                                       "next_content"])
+    # get_customer looks a card up by number as well as by id.
+    db.execute("CREATE INDEX IF NOT EXISTS customers_card_no ON customers(card_no)")
