@@ -74,7 +74,8 @@ class SQLiteArchive:
     @classmethod
     def init(cls, data_dir: Path, clock: Clock | None = None) -> SQLiteArchive:
         """Create or migrate the archive; idempotent."""
-        data_dir.mkdir(parents=True, exist_ok=True)
+        # 0700 when we create it: the archive holds every customer in plaintext.
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         conn = connect(data_dir / ARCHIVE_FILE)
         db = Database(conn)
         migrations.apply(db)
@@ -261,7 +262,7 @@ class SQLiteArchive:
         for row in rows:
             # Past its block deadline without checking in, an active device has
             # locked itself: show what the laptop is doing, not just the record.
-            if row["state"] == "active" and row["block_at"] and row["block_at"] < now:
+            if row["state"] == "active" and row["block_at"] and row["block_at"] <= now:
                 row["state"] = "blocked"
         return rows
 
@@ -335,7 +336,7 @@ class SQLiteArchive:
         parsed: list[tuple[CustomerCreate, str | None]] = []
         try:
             with path.open(newline="", encoding="utf-8-sig") as fh:
-                reader = csv.DictReader(fh)
+                reader = csv.DictReader(fh, strict=True)  # strict: a stray quote is an error
                 fields = set(reader.fieldnames or [])
                 unknown = fields - set(CUSTOMER_EDITABLE_FIELDS) - {"owner"}
                 if "name" not in fields:
@@ -344,7 +345,12 @@ class SQLiteArchive:
                     raise ArchiveError(
                         "invalid_csv", f"{path}: unknown columns {sorted(unknown)}"
                     )
-                for line, rec in enumerate(reader, start=2):
+                for rec in reader:
+                    line = reader.line_num
+                    if None in rec:  # DictReader files surplus values under None
+                        raise ArchiveError(
+                            "invalid_csv", f"{path}:{line}: more values than the header has columns"
+                        )
                     owner = (rec.pop("owner", "") or "").strip() or None
                     try:
                         data = CustomerCreate.model_validate(
@@ -357,7 +363,11 @@ class SQLiteArchive:
                             "invalid_csv", f"{path}:{line}: {where}: {first['msg']}"
                         ) from None
                     if owner:
-                        self.resolve_rep(owner)
+                        try:
+                            self.resolve_rep(owner)
+                        except ArchiveError as exc:
+                            raise ArchiveError("invalid_csv", f"{path}:{line}: owner: {exc.message}"
+                                               ) from None
                     parsed.append((data, owner))
         except (OSError, UnicodeDecodeError, csv.Error) as exc:
             raise ArchiveError("invalid_csv", f"cannot read {path}: {exc}") from None
@@ -564,9 +574,18 @@ class SQLiteArchive:
             if have_epoch is not None and have_epoch == epoch and dev["lease_secret"]:
                 unwrap, prev = bytes(dev["lease_secret"]), dev["lease_secret"]
             elif have_epoch is not None and have_epoch == epoch - 1 and dev["lease_prev_secret"]:
+                # The device never installed the last lease (answer lost, PIN refused):
+                # re-issue that epoch, so the kept secret stays the one of epoch - 1
+                # however many attempts fail (moving on would lose it at the second).
                 unwrap, prev = bytes(dev["lease_prev_secret"]), dev["lease_prev_secret"]
+                epoch -= 1
             else:
                 prev = dev["lease_secret"]
+            if have_epoch is not None and have_epoch > epoch:
+                # The archive was restored from a replica older than the device's lease:
+                # go on from the device's epoch (anything at or below it is refused as a
+                # replay). The secret of that epoch was lost with the archive.
+                epoch, prev = have_epoch, None
             secret = secrets.token_bytes(32)
             block_at = iso(now_dt + timedelta(hours=policy["offline_block_hours"]))
             wipe_at = iso(now_dt + timedelta(days=policy["offline_wipe_days"]))
