@@ -1,5 +1,5 @@
 # Sourced by scripts/*: create or refresh the project venv, idempotently.
-set -euo pipefail
+# Callers set their own shell options (set -euo pipefail); none are changed here.
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${FIELDVAULT_VENV:-$ROOT/.venv}"
 PY="${PYTHON:-python3}"

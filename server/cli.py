@@ -81,11 +81,7 @@ def serve(
         help="Folder the HR system drops departure files (CSV/JSON) into.")] = None,
 ) -> None:
     """Run the sync API, with the archive continuously replicated by Litestream."""
-    import uvicorn
-
     from . import replication
-    from .app import create_app
-    from .settings import Settings
 
     _archive(data)
     if os.environ.get(_UNDER_LITESTREAM) != "1":
@@ -108,6 +104,12 @@ def serve(
             typer.echo(f"replicating archive to {spec.redacted()} "
                        f"(replica at txid {position['txid']})", err=True)
             raise typer.Exit(_serve_under_litestream(config, data, host, port, hr_inbox))
+    # Imported only here: the process that execs Litestream need not pay for them.
+    import uvicorn
+
+    from .app import create_app
+    from .settings import Settings
+
     settings = Settings(data=data, host=host, port=port, hr_inbox=hr_inbox)
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info",
                 access_log=False, timeout_graceful_shutdown=5)
@@ -281,7 +283,9 @@ def customer_list(
     as_json: JsonOpt = False,
 ) -> None:
     """List customer cards."""
-    rows = _run(_archive(data).list_customers, owner)
+    archive = _archive(data)
+    rows = _run(archive.list_customers, owner)
+    archive.record_export("customers", len(rows), {"owner": owner})
     show(rows, as_json, ["card_no", "id", "name", "grade", "owner_rep_id", "rev", "last_served_at"])
 
 
@@ -331,7 +335,9 @@ def visit_list(
     as_json: JsonOpt = False,
 ) -> None:
     """List visit records in the archive."""
-    rows = _run(_archive(data).list_visits, rep, customer)
+    archive = _archive(data)
+    rows = _run(archive.list_visits, rep, customer)
+    archive.record_export("visits", len(rows), {"rep": rep, "customer": customer})
     show(rows, as_json, ["id", "customer_id", "rep_id", "started_at", "purpose", "status",
                          "summary"])
 

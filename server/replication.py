@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -74,8 +75,38 @@ def parse_replica(text: str | None, data: Path) -> Replica:
         unknown = set(query) - {"endpoint", "region", "force-path-style", "skip-verify"}
         if unknown:
             raise ReplicationError(f"{text!r}: unknown S3 options {sorted(unknown)}")
+        if "endpoint" in query:
+            try:
+                _endpoint_address(query["endpoint"][0])
+            except ValueError:
+                raise ReplicationError(
+                    f"{text!r}: the endpoint must be http(s)://HOST[:PORT]") from None
         return Replica(text)
     raise ReplicationError(f"{text!r}: the replica must be file:///PATH, s3://BUCKET/PATH or none")
+
+
+def _endpoint_address(endpoint: str) -> tuple[str, int]:
+    """(host, port) of an S3 endpoint URL; ValueError when it is not http(s)://HOST[:PORT]."""
+    parts = urlsplit(endpoint)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(endpoint)
+    return parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def _check_reachable(replica: Replica, timeout: float = 5) -> None:
+    """Litestream retries an S3 endpoint that refuses connections for about two
+    minutes before it gives up: try a plain TCP connection first and fail fast."""
+    if replica.scheme != "s3":
+        return
+    endpoint = parse_qs(urlsplit(replica.url).query).get("endpoint", [""])[0]
+    if not endpoint:
+        return  # AWS itself: Litestream's own timeout applies
+    host, port = _endpoint_address(endpoint)
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as exc:
+        raise ReplicationError(f"replica {replica.redacted()} is unreachable: cannot connect "
+                               f"to {host}:{port} ({exc.strerror or exc})") from None
 
 
 def litestream_binary() -> str:
@@ -143,6 +174,10 @@ def configured_replica(data: Path) -> Replica | None:
     return Replica(path.read_text().strip()) if path.exists() else None
 
 
+class _TimedOut(ReplicationError):
+    pass
+
+
 def _run(args: list[str], timeout: float = 30) -> subprocess.CompletedProcess[str]:
     try:
         return subprocess.run(
@@ -150,7 +185,7 @@ def _run(args: list[str], timeout: float = 30) -> subprocess.CompletedProcess[st
             env=litestream_env(), stdin=subprocess.DEVNULL,
         )
     except subprocess.TimeoutExpired:
-        raise ReplicationError(f"litestream {args[0]} timed out after {timeout:.0f}s") from None
+        raise _TimedOut(f"litestream {args[0]} timed out after {timeout:.0f}s") from None
 
 
 def _error_line(proc: subprocess.CompletedProcess[str]) -> str:
@@ -165,8 +200,17 @@ _LTX_LINE = re.compile(r"^(\d+)\s+([0-9a-f]{16})\s+([0-9a-f]{16})\s+(\d+)\s+(\S+
 def replica_position(replica: Replica, timeout: float = 30) -> dict[str, Any]:
     """Latest replicated transaction and its time, read from the replica itself."""
     if replica.scheme == "file":
-        Path(urlsplit(replica.url).path).mkdir(parents=True, exist_ok=True)
-    proc = _run(["ltx", replica.url], timeout)
+        path = Path(urlsplit(replica.url).path)
+        try:
+            path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ReplicationError(f"cannot use the file replica {path}: {exc}") from None
+    _check_reachable(replica)
+    try:
+        proc = _run(["ltx", replica.url], timeout)
+    except _TimedOut:
+        raise ReplicationError(f"replica {replica.redacted()} did not answer within {timeout:.0f}s "
+                               "(unreachable, or wrong credentials?)") from None
     if proc.returncode != 0:
         raise ReplicationError(f"replica {replica.redacted()} is unusable: {_error_line(proc)}")
     latest_txid, latest_at, files = 0, None, 0
@@ -186,7 +230,7 @@ def preflight(replica: Replica) -> dict[str, Any]:
     if replica.scheme == "file":
         path = Path(urlsplit(replica.url).path)
         try:
-            path.mkdir(parents=True, exist_ok=True)
+            path.mkdir(mode=0o700, parents=True, exist_ok=True)
             probe = path / ".fieldvault-write-test"
             probe.write_text("ok")
             probe.unlink()
@@ -244,7 +288,8 @@ def restore(
         raise ReplicationError(
             f"{target} exists: pass --force to overwrite it (the current archive will be replaced)"
         )
-    data.mkdir(parents=True, exist_ok=True)
+    _check_reachable(replica)
+    data.mkdir(mode=0o700, parents=True, exist_ok=True)
     staging = data / (ARCHIVE_FILE + ".restoring")
     for leftover in (staging, Path(f"{staging}-wal"), Path(f"{staging}-shm")):
         leftover.unlink(missing_ok=True)
@@ -270,6 +315,7 @@ def restore(
     for stale in (Path(f"{target}-wal"), Path(f"{target}-shm")):
         stale.unlink(missing_ok=True)
     shutil.rmtree(data / f".{ARCHIVE_FILE}-litestream", ignore_errors=True)
+    os.chmod(staging, 0o600)  # the whole customer archive: owner-only, like the original
     os.replace(staging, target)
     return {"restored_to": str(target), "replica": replica.redacted(), "timestamp": timestamp,
             "last_change_at": max(filter(None, [last, last_visit]), default=None), **counts}

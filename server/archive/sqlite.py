@@ -126,6 +126,11 @@ class SQLiteArchive:
         self.epoch = epoch
         return epoch
 
+    def record_export(self, what: str, count: int, filters: dict[str, Any], by: str = "admin") -> None:
+        """Customer data leaving the archive (admin listings) is logged in the audit chain."""
+        with self.write() as c:
+            audit.append(c, self.now(), by, f"export.{what}", "", {"count": count, **filters})
+
     def audit_verify(self) -> audit.Verdict:
         return audit.verify(self.conn)
 
