@@ -64,6 +64,16 @@ def _revoked(home: Path, transport: sync_mod.Transport, order: dict[str, Any] | 
          EXIT_REVOKED)
 
 
+def _flush_store(home: Path, config: AgentConfig, transport: sync_mod.Transport,
+                 pin: str | None) -> Store | None:
+    """A revoked laptop's vault opened with the server's one-time flush key, or None
+    when even that is impossible (self-wiped already, key gone)."""
+    try:
+        return sync_mod.open_for_final_flush(home, config, transport, pin)
+    except (KeyError_, StoreError, ServerRefused):
+        return None
+
+
 def _config(home: Path) -> AgentConfig:
     if (home / wipe.WIPED_MARKER).exists():
         fail(f"{home} was revoked and wiped; nothing is left here. Ask your admin "
@@ -186,10 +196,12 @@ def sync(home: HomeOpt, as_json: JsonOpt = False) -> None:
             fail(str(exc))
         order = None
         try:
-            store = Store.open(home, config.rep_id, pin=pin)
+            store: Store | None = Store.open(home, config.rep_id, pin=pin)
         except (StoreError, KeyError_) as exc:
             if not revoked:
                 fail(str(exc), EXIT_REVOKED if isinstance(exc, VaultWiped) else 1)
+            store = _flush_store(home, config, transport, pin)
+        if store is None:
             order = sync_mod.fetch_wipe_order(transport).order
         else:
             try:

@@ -194,6 +194,23 @@ def unlock(home: Path, device_id: str, server_pub: bytes, clock: Clock,
     return _unwrap(keyring, b64d(keyring["secret"]), device_id, pin)
 
 
+def unlock_for_flush(home: Path, device_id: str, sealed: dict[str, str],
+                     pin: str | None = None) -> bytes:
+    """The DEK from a revoked device's one-time flush key (see /v1/flush-key);
+    nothing is re-wrapped: the vault is about to be wiped."""
+    keyring = _read_keyring(home)
+    if keyring is None:
+        raise KeyError_("no keyring: nothing to flush")
+    try:
+        payload = lease_crypto.open_sealed(load_box_key(home), sealed, device_id.encode())
+    except (InvalidTag, ValueError, KeyError):
+        raise KeyError_("the flush key could not be opened with this device's key") from None
+    unwrap = payload["unwrap"]
+    if unwrap["epoch"] != keyring["wrapped"]["epoch"]:
+        raise KeyError_("the flush key is for another lease epoch")
+    return _unwrap(keyring, b64d(unwrap["secret"]), device_id, pin)
+
+
 def install_lease(home: Path, device_id: str, server_pub: bytes, sealed: dict[str, str],
                   pin: str | None = None, new_dek: bytes | None = None) -> dict[str, Any]:
     """Open a sealed lease from the server, then re-wrap the DEK under it and

@@ -114,6 +114,11 @@ class Store:
         dek = keystore.unlock(home, config.device_id, b64d(config.server_sign_public_key), clock, pin)
         return cls(open_vault(home / VAULT_FILE, dek), rep_id or config.rep_id, clock)
 
+    @classmethod
+    def open_with_key(cls, home: Path, rep_id: str, dek: bytes, clock: Clock | None = None) -> Store:
+        """Open with a DEK obtained otherwise (a revoked device's flush key)."""
+        return cls(open_vault(home / VAULT_FILE, dek), rep_id, clock or SystemClock())
+
     def close(self) -> None:
         self.conn.close()
 
@@ -153,12 +158,13 @@ class Store:
 
     # --- outbox --------------------------------------------------------------
 
-    def _enqueue(self, kind: OpKind, entity_id: str, data: dict[str, Any], base_rev: int) -> str:
+    def _enqueue(self, kind: OpKind, entity_id: str, data: dict[str, Any], base_rev: int,
+                 at: str | None = None) -> str:
         op_id = new_id()
         self.conn.execute(
             "INSERT INTO outbox (op_id, kind, entity_id, base_rev, data, at) VALUES (?,?,?,?,?,?)",
             (op_id, kind.value, entity_id, base_rev, orjson.dumps(data).decode(),
-             iso(self.clock.now())),
+             at or iso(self.clock.now())),
         )
         return op_id
 
@@ -474,15 +480,17 @@ class Store:
         card_fields = list(CustomerCreate.model_fields)
         visit_fields = list(VisitCreate.model_fields)
         with self.transaction() as c:
-            queued = {r[0] for r in c.execute("SELECT entity_id FROM outbox")}
+            # Only pending operations are on their way; a rejected or quarantined one
+            # (kept for the rep's attention) must not stop the record being put back.
+            queued = {r[0] for r in c.execute("SELECT entity_id FROM outbox WHERE state='pending'")}
             for row in self.db.query("SELECT * FROM customers"):
                 if row["id"] in queued or row["rev"] == 0:
                     continue
                 card = {k: row[k] for k in card_fields}
                 have = server_customers.get(row["id"])
                 if have is None and row["created_by"] == self.rep_id:
-                    self._enqueue(OpKind.customer_create, row["id"],
-                                  to_record(CustomerCreate.model_validate(card)), 0)
+                    self._enqueue(OpKind.customer_create, row["id"],  # created when it was
+                                  to_record(CustomerCreate.model_validate(card)), 0, row["created_at"])
                 elif have is not None and have < row["rev"]:
                     self._enqueue(OpKind.customer_update, row["id"],
                                   to_record(CustomerCreate.model_validate(card)), have)
@@ -501,7 +509,7 @@ class Store:
                     fields["status"] = VisitStatus.submitted.value
                 data = to_record(VisitCreate.model_validate(fields))
                 if have is None:
-                    self._enqueue(OpKind.visit_create, row["id"], data, 0)
+                    self._enqueue(OpKind.visit_create, row["id"], data, 0, row["created_at"])
                 else:
                     data.pop("customer_id")
                     self._enqueue(OpKind.visit_update, row["id"], data, have)

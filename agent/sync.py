@@ -144,6 +144,18 @@ def check_in(home: Path, config: AgentConfig, transport: Transport,
                                   answer["sealed_lease"], pin=pin)
 
 
+def open_for_final_flush(home: Path, config: AgentConfig, transport: Transport,
+                         pin: str | None = None) -> Store:
+    """A revoked laptop whose vault no longer opens by itself (blocked) asks for a
+    one-time flush key, so its unsynced visits still reach the archive before the wipe."""
+    epoch = keystore.wrapped_epoch(home)
+    if epoch is None:
+        raise keystore.KeyError_("no keyring: nothing to flush")
+    answer = transport.request("POST", "/v1/flush-key", payload=orjson.dumps({"have_epoch": epoch}))
+    dek = keystore.unlock_for_flush(home, config.device_id, answer["sealed_key"], pin)
+    return Store.open_with_key(home, config.rep_id, dek)
+
+
 def fetch_wipe_order(transport: Transport) -> DeviceRevoked:
     """The verified wipe order of a revoked device (raises if forged or replayed)."""
     return _verified(transport, transport.request("GET", "/v1/wipe-order")["wipe_order"])

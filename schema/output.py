@@ -24,6 +24,29 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
+def _click_error(name: str) -> type[Exception]:
+    """click's exception class `name`, from whichever click typer runs on (it may vendor one)."""
+    return next(c for c in typer.BadParameter.__mro__ if c.__name__ == name)
+
+
+def run_app(app: typer.Typer) -> NoReturn:
+    """Run a CLI so that a usage mistake (unknown option, bad --purpose, missing
+    --name) is, like every other failure, one `error:` line on stderr. It exits 1:
+    click's usual 2 would read as "server unreachable" to scripts calling `fieldvault`."""
+    try:
+        code = app(standalone_mode=False)
+    except _click_error("ClickException") as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            exc.show()  # type: ignore[attr-defined]
+            raise SystemExit(exc.exit_code) from None  # type: ignore[attr-defined]
+        ctx = getattr(exc, "ctx", None)
+        hint = f"; see `{ctx.command_path} --help`" if ctx is not None else ""
+        message = " ".join(exc.format_message().split()).rstrip(".")  # type: ignore[attr-defined]
+        sys.stderr.write(f"error: {message}{hint}\n")
+        raise SystemExit(1) from None
+    raise SystemExit(code if isinstance(code, int) else 0)
+
+
 def table(rows: Sequence[dict[str, Any]], columns: Sequence[str], title: str | None = None) -> None:
     t = Table(title=title, show_lines=False)
     for col in columns:

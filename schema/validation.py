@@ -40,6 +40,7 @@ def _single_line(value: str) -> str:
 
 
 def _phone(value: str) -> str:
+    _single_line(value)  # the pattern's \s would let control characters through
     if value and not _PHONE.match(value):
         raise ValueError("must be digits with + ( ) - . / spaces only")
     return value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -27,7 +28,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
     async def loop() -> None:
         while True:
-            await run_in_threadpool(app.state.archive.process_due_revocations)
+            try:
+                await run_in_threadpool(app.state.archive.process_due_revocations)
+            except Exception:  # one failure must not end the loop for every later departure
+                logging.getLogger("fieldvault.revocation").exception("scheduled departures failed")
             await asyncio.sleep(app.state.settings.revocation_check_s)
 
     task = asyncio.create_task(loop())

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import shlex
+import signal
 import sys
+import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
@@ -111,11 +114,30 @@ def serve(
     from .settings import Settings
 
     settings = Settings(data=data, host=host, port=port, hr_inbox=hr_inbox)
+    if os.environ.get(_UNDER_LITESTREAM) == "1":
+        _stop_without_litestream()
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info",
                 access_log=False, timeout_graceful_shutdown=5)
 
 
 _UNDER_LITESTREAM = "FIELDVAULT_UNDER_LITESTREAM"
+
+
+def _stop_without_litestream() -> None:
+    """The API runs as Litestream's child. Should Litestream die (killed, OOM), the API
+    would go on taking writes that nobody replicates while /healthz still reads the
+    replica as healthy: watch the parent, and stop the API gracefully when it is gone."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        sys.stderr.write("error: Litestream exited, so the API stops: no write may go "
+                         "unreplicated. Start `fieldvault-server serve` again.\n")
+        sys.stderr.flush()
+        os.kill(os.getpid(), signal.SIGTERM)  # uvicorn's graceful shutdown
+
+    threading.Thread(target=watch, name="litestream-watch", daemon=True).start()
 
 
 def _serve_under_litestream(config: Path, data: Path, host: str, port: int,

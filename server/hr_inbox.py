@@ -63,7 +63,10 @@ def parse(path: Path) -> list[tuple[str, str, str, str | None]]:
         if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
             raise InboxError("JSON must be a list of departures or {\"departures\": [...]}")
     elif path.suffix.lower() == ".csv":
-        items = list(csv.DictReader(io.StringIO(text)))
+        try:
+            items = list(csv.DictReader(io.StringIO(text)))
+        except csv.Error as exc:  # e.g. a field over the csv module's size limit
+            raise InboxError(f"invalid CSV: {exc}") from None
     else:
         raise InboxError("only .csv and .json files are read")
     if not items:
@@ -89,6 +92,19 @@ def _resolve_default(archive: Archive, rep: str, reassign: str) -> str:
         return "pool"  # the unknown rep is reported by revoke_many
 
 
+def _file_away(path: Path, dest: Path) -> Path:
+    """Move `path` into `dest`; a file of the same name dropped again (a re-sent
+    export) gets a numbered name rather than overwriting the earlier one and its result."""
+    dest.mkdir(exist_ok=True)
+    target = dest / path.name
+    for n in range(1, 100_000):
+        if not target.exists():
+            break
+        target = dest / f"{path.stem}.{n}{path.suffix}"
+    shutil.move(str(path), target)
+    return target
+
+
 def process_file(archive: Archive, path: Path) -> dict[str, Any]:
     """Apply one departure file, whole or not at all, and file it away."""
     inbox = path.parent
@@ -98,17 +114,13 @@ def process_file(archive: Archive, path: Path) -> dict[str, Any]:
         results = archive.revoke_many(entries, by=f"hr-inbox:{path.name}", source="hr-inbox")
     except (InboxError, ArchiveError, OSError) as exc:
         message = getattr(exc, "message", None) or str(exc)
-        dest = inbox / "rejected"
-        dest.mkdir(exist_ok=True)
-        shutil.move(str(path), dest / path.name)
-        (dest / f"{path.name}.reason.txt").write_text(message + "\n")
+        filed = _file_away(path, inbox / "rejected")
+        filed.with_name(f"{filed.name}.reason.txt").write_text(message + "\n")
         log.warning("HR inbox: rejected %s: %s", path.name, message)
         return {"file": path.name, "status": "rejected", "reason": message}
-    dest = inbox / "processed"
-    dest.mkdir(exist_ok=True)
-    shutil.move(str(path), dest / path.name)
+    filed = _file_away(path, inbox / "processed")
     result = {"file": path.name, "status": "processed", "departures": results}
-    (dest / f"{path.name}.result.json").write_bytes(
+    filed.with_name(f"{filed.name}.result.json").write_bytes(
         orjson.dumps(result, option=orjson.OPT_INDENT_2))
     log.info("HR inbox: processed %s (%d departures)", path.name, len(results))
     return result
@@ -158,7 +170,11 @@ class InboxWatcher(FileSystemEventHandler):
         with self.lock:
             for path in pending_files(self.inbox):
                 if _settled(path):
-                    process_file(self.archive, path)
+                    try:
+                        process_file(self.archive, path)
+                    except Exception:  # never let one file stop the watcher thread
+                        log.exception("HR inbox: could not process %s; left in the inbox",
+                                      path.name)
 
     def on_created(self, event: FileSystemEvent) -> None:
         self.drain()

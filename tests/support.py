@@ -25,7 +25,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def run(cmd: list[str], check: bool = True, timeout: float = 120, **kw: Any) -> subprocess.CompletedProcess[str]:
+def run(cmd: list[str], check: bool = True, timeout: float = 120,
+        **kw: Any) -> subprocess.CompletedProcess[str]:
     """Run a CLI command; `check` fails the test with its stderr when it exits non-zero."""
     env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, **kw)
@@ -49,8 +50,11 @@ def agent_cli(home: Path, *args: str, check: bool = True) -> Any:
 class ServerProcess:
     """`fieldvault-server serve` as a real process on a loopback port."""
 
-    def __init__(self, data: Path, port: int | None = None) -> None:
+    def __init__(self, data: Path, port: int | None = None, replica: str | None = None,
+                 args: tuple[str, ...] = ()) -> None:
         self.data = data
+        self.args = args  # more `serve` options, e.g. ("--hr-inbox", DIR)
+        self.replica = replica  # --replica URL for serve; None keeps the default file replica
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -58,9 +62,13 @@ class ServerProcess:
 
     def start(self, timeout: float = 20) -> ServerProcess:
         self.data.mkdir(parents=True, exist_ok=True)
+        cmd = [SERVER, "serve", "--data", str(self.data), "--port", str(self.port)]
+        if self.replica is not None:
+            cmd += ["--replica", self.replica]
+        cmd += list(self.args)
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                [SERVER, "serve", "--data", str(self.data), "--port", str(self.port)],
+                cmd,
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )
         deadline = time.monotonic() + timeout

@@ -24,7 +24,9 @@ def deal(customers: list[dict[str, Any]], team: list[dict[str, Any]]) -> dict[st
     are set, grade A goes to senior reps and grade C to junior reps first."""
     load = {rep["id"]: 0 for rep in team}
     out: dict[str, str] = {}
-    grade_order = {"A": 0, "B": 1, "C": 2}
+    # Customers bound to a tier (A, C) are dealt before the free ones (B), so the free
+    # ones even out the load: 2 A + 3 B + 2 C over senior/mid/junior give 3/2/2.
+    grade_order = {"A": 0, "C": 1, "B": 2}
     for customer in sorted(customers, key=lambda c: (grade_order.get(c["grade"], 1), c["card_no"])):
         tier = _GRADE_TIER.get(customer["grade"])
         eligible = [r for r in team if tier and r["tier"] == tier] or team
@@ -70,7 +72,13 @@ def apply(archive: SQLiteArchive, c: sqlite3.Connection, revocation: dict[str, A
 
     now = archive.now()
     rep = dict(c.execute("SELECT * FROM reps WHERE id=?", (revocation["rep_id"],)).fetchone())
-    targets = plan(c, rep, revocation["reassign_to"])
+    fallback = None
+    try:
+        targets = plan(c, rep, revocation["reassign_to"])
+    except ArchiveError as exc:
+        # Possible when scheduled, impossible now (e.g. the successor left first): the
+        # departure must not wait on it, so the customers go to the pool to be dealt.
+        targets, fallback = plan(c, rep, "pool"), exc.message
     c.execute("UPDATE reps SET active=0 WHERE id=?", (rep["id"],))
     devices = [r[0] for r in c.execute(
         "SELECT id FROM devices WHERE rep_id=? AND state='active'", (rep["id"],))]
@@ -89,5 +97,6 @@ def apply(archive: SQLiteArchive, c: sqlite3.Connection, revocation: dict[str, A
     audit.append(c, now, revocation["requested_by"], "rep.revoke", rep["id"], {
         "reason": revocation["reason"], "source": revocation["source"], "devices": devices,
         "reassign_to": revocation["reassign_to"], "reassigned": counts,
+        **({"fallback_to_pool": fallback} if fallback else {}),
     })
     return {"rep_id": rep["id"], "devices_revoked": devices, "reassigned": counts}

@@ -605,6 +605,24 @@ class SQLiteArchive:
         return {"lease": lease,
                 "unwrap": {"epoch": have_epoch, "secret": b64e(unwrap)} if unwrap else None}
 
+    def flush_key(self, device_id: str, have_epoch: int) -> bytes | None:
+        """For a revoked (not yet wiped) device only: the secret its vault key is
+        wrapped under, so a laptop that is already blocked can still open its vault
+        once to hand over unsynced visits before it wipes. No new lease is issued."""
+        with self.write() as c:
+            dev = c.execute("SELECT * FROM devices WHERE id=?", (device_id,)).fetchone()
+            if dev is None or dev["state"] not in ("revoked", "wipe_pending"):
+                return None
+            if have_epoch == dev["lease_epoch"] and dev["lease_secret"]:
+                secret = bytes(dev["lease_secret"])
+            elif have_epoch == dev["lease_epoch"] - 1 and dev["lease_prev_secret"]:
+                secret = bytes(dev["lease_prev_secret"])
+            else:
+                return None
+            audit.append(c, self.now(), "server", "device.flush_key", device_id,
+                         {"epoch": have_epoch})
+        return secret
+
     def final_flush(self, device: Device, ops: list[Any]) -> tuple[list[OpResult], dict[str, Any]]:
         """A revoked device's last push: everything goes to quarantine for review
         (company data, not merged blindly), and the device gets its wipe order."""

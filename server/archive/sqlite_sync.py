@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from pydantic import ValidationError
 
-from schema.enums import OpKind, OpStatus, OwnershipSource, VisitStatus
+from schema.clock import iso
+from schema.enums import OpKind, OpStatus, OwnershipSource, VisitStatus, can_transition
 from schema.merge import fields_changed_by_others, merge_fields
 from schema.models import (
     CUSTOMER_EDITABLE_FIELDS,
@@ -179,7 +180,7 @@ class _Apply:
         return self.result(op, status, rev=row["rev"], conflicts=conflicts)
 
     def visit_create(self, op: VisitCreateOp) -> OpResult:
-        if self.visit(op.entity_id) is not None:
+        if self.c.execute("SELECT 1 FROM visits WHERE id=?", (op.entity_id,)).fetchone():
             return self.result(op, OpStatus.rejected, reason="a visit with this id exists")
         data = to_record(op.data)
         customer = self.customer(data["customer_id"])
@@ -191,7 +192,7 @@ class _Apply:
         ):
             return self.quarantine(op, "customer was not assigned to you when the visit started")
         row = {"id": op.entity_id, "rev": 1, **data, "rep_id": rep, "device_id": self.device.id,
-               "void_reason": "", "created_at": to_record(op, {"at"})["at"], "updated_at": self.now}
+               "void_reason": "", "created_at": iso(op.at), "updated_at": self.now}
         _store_visit(self.c, row, customer["owner_rep_id"], rep, self.device.id, op.op_id, True)
         if (customer["last_served_at"] or "") < data["started_at"]:
             self.c.execute(
@@ -228,6 +229,10 @@ class _Apply:
         row, refused = self._editable_visit(op)
         if refused or row is None:
             return refused  # type: ignore[return-value]
+        status = op.data.changes().get("status")
+        if status and not can_transition(VisitStatus(row["status"]), VisitStatus(status)):
+            return self.result(op, OpStatus.rejected,
+                               reason=f"a {row['status']} visit cannot go back to {status}")
         row.update(op.data.changes())
         try:
             VisitCreate.model_validate({k: row[k] for k in _VISIT_FIELDS})

@@ -10,7 +10,8 @@ from schema import lease as lease_crypto
 from schema.signing import b64e
 
 from ..archive import Archive
-from ..deps import ArchiveDep, CurrentDevice
+from ..deps import ArchiveDep, CurrentDevice, FlushingDevice
+from ..errors import ApiError
 from ..signed import signed_json
 
 router = APIRouter(prefix="/v1", tags=["lease"])
@@ -40,3 +41,26 @@ async def lease(
     sealed = await run_in_threadpool(
         sealed_lease, request, archive, device.id, device.box_public_key, body.have_epoch)
     return signed_json(request, {"sealed_lease": sealed})
+
+
+class FlushKeyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    have_epoch: int = Field(ge=0)
+
+
+@router.post("/flush-key")
+async def flush_key(
+    request: Request, body: FlushKeyRequest, device: FlushingDevice, archive: ArchiveDep
+) -> Response:
+    """For a revoked device only: the secret to open its vault once, push what it
+    holds unsynced (the final flush) and wipe. Sealed to the device; no new lease."""
+    if device.state == "active":
+        raise ApiError(409, "not_revoked", "an active device checks in with /v1/lease")
+    secret = await run_in_threadpool(archive.flush_key, device.id, body.have_epoch)
+    if secret is None:
+        raise ApiError(410, "key_gone", "no key for that lease epoch: the vault cannot be opened")
+    sealed = lease_crypto.seal(device.box_public_key,
+                               {"unwrap": {"epoch": body.have_epoch, "secret": b64e(secret)}},
+                               device.id.encode())
+    return signed_json(request, {"sealed_key": sealed})
