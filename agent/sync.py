@@ -36,6 +36,8 @@ from .wipe import (
 )
 
 PUSH_BATCH = 500
+# Half the server's 8 MiB body limit: 500 long cards in Chinese could exceed it.
+PUSH_MAX_BYTES = 4 * 1024 * 1024
 PULL_PAGE = 2000
 MAX_ROUNDS = 100_000  # bounds every loop; ~10^8 records, far beyond any rep's scope
 
@@ -72,13 +74,24 @@ def _verified(transport: Transport, order: dict[str, Any]) -> DeviceRevoked:
     return DeviceRevoked(order)
 
 
+def _within_bytes(ops: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
+    """The longest prefix of `ops` whose JSON stays under `limit` bytes (at least one op:
+    a single op is far below the server's body limit by the field length rules)."""
+    size = 0
+    for n, op in enumerate(ops):
+        size += len(orjson.dumps(op)) + 1
+        if size > limit and n > 0:
+            return ops[:n]
+    return ops
+
+
 def push(store: Store, transport: Transport, report: SyncReport,
          batch: int = PUSH_BATCH, progress: Progress | None = None) -> None:
     """Push the outbox. A revoked device's push is its final flush: the server
     quarantines it and answers with a wipe order, raised once all is sent."""
     order: DeviceRevoked | None = None
     for _ in range(MAX_ROUNDS):
-        ops = store.pending_ops(batch)
+        ops = _within_bytes(store.pending_ops(batch), PUSH_MAX_BYTES)
         if not ops:
             if order is not None:
                 raise order

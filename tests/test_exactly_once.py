@@ -404,3 +404,15 @@ def test_server_sigkill_during_repeated_syncs(data_dir: Path, tmp_path: Path) ->
         assert [next(iter(r.values())) for r in check] == ["ok"]
     finally:
         server.stop()
+
+
+def test_push_batches_are_bounded_by_bytes_not_only_by_count() -> None:
+    import orjson
+
+    from agent.sync import _within_bytes
+
+    ops = [{"op_id": str(i), "data": "长" * 40_000} for i in range(500)]  # ~120 KB each
+    first = _within_bytes(ops, 4 * 1024 * 1024)
+    assert 0 < len(first) < len(ops)
+    assert sum(len(orjson.dumps(o)) + 1 for o in first) <= 4 * 1024 * 1024
+    assert _within_bytes(ops[:1], 10) == ops[:1]  # a lone op always goes
