@@ -92,15 +92,21 @@ def _resolve_default(archive: Archive, rep: str, reassign: str) -> str:
         return "pool"  # the unknown rep is reported by revoke_many
 
 
-def _file_away(path: Path, dest: Path) -> Path:
-    """Move `path` into `dest`; a file of the same name dropped again (a re-sent
-    export) gets a numbered name rather than overwriting the earlier one and its result."""
+def _file_away(path: Path, dest: Path, note_suffix: str, note: bytes) -> Path:
+    """Move `path` into `dest` with its note (result or reason) beside it. The note is
+    written first, so whoever sees the filed departure file also finds its note. A
+    file of the same name dropped again (a re-sent export) gets a numbered name rather
+    than overwriting the earlier one and its note."""
     dest.mkdir(exist_ok=True)
     target = dest / path.name
     for n in range(1, 100_000):
         if not target.exists():
             break
         target = dest / f"{path.stem}.{n}{path.suffix}"
+    note_path = target.with_name(target.name + note_suffix)
+    tmp = note_path.with_name("." + note_path.name + ".tmp")
+    tmp.write_bytes(note)
+    tmp.replace(note_path)
     shutil.move(str(path), target)
     return target
 
@@ -114,14 +120,12 @@ def process_file(archive: Archive, path: Path) -> dict[str, Any]:
         results = archive.revoke_many(entries, by=f"hr-inbox:{path.name}", source="hr-inbox")
     except (InboxError, ArchiveError, OSError) as exc:
         message = getattr(exc, "message", None) or str(exc)
-        filed = _file_away(path, inbox / "rejected")
-        filed.with_name(f"{filed.name}.reason.txt").write_text(message + "\n")
+        _file_away(path, inbox / "rejected", ".reason.txt", (message + "\n").encode())
         log.warning("HR inbox: rejected %s: %s", path.name, message)
         return {"file": path.name, "status": "rejected", "reason": message}
-    filed = _file_away(path, inbox / "processed")
     result = {"file": path.name, "status": "processed", "departures": results}
-    filed.with_name(f"{filed.name}.result.json").write_bytes(
-        orjson.dumps(result, option=orjson.OPT_INDENT_2))
+    _file_away(path, inbox / "processed", ".result.json",
+               orjson.dumps(result, option=orjson.OPT_INDENT_2))
     log.info("HR inbox: processed %s (%d departures)", path.name, len(results))
     return result
 
