@@ -279,6 +279,18 @@ def backup_status(data: Path) -> dict[str, Any]:
     return out
 
 
+def _after_replica_end(replica: Replica, timestamp: str) -> bool:
+    """Whether `timestamp` lies after the replica's last transaction. The state as of
+    then is simply the latest one; Litestream would answer "timestamp does not exist"
+    (seen when the writes just before a crash never reached the replica)."""
+    end = replica_position(replica)["replicated_at"]
+    if not end:
+        return False
+    to_dt = lambda text: datetime.fromisoformat(text.replace("Z", "+00:00"))  # noqa: E731
+    # LTX times have one-second granularity: only a later second is surely past the end.
+    return to_dt(timestamp).replace(microsecond=0) > to_dt(end)
+
+
 def restore(
     data: Path, replica: Replica, timestamp: str | None = None, force: bool = False
 ) -> dict[str, Any]:
@@ -294,7 +306,7 @@ def restore(
     for leftover in (staging, Path(f"{staging}-wal"), Path(f"{staging}-shm")):
         leftover.unlink(missing_ok=True)
     args = ["restore", "-o", str(staging)]
-    if timestamp:
+    if timestamp and not _after_replica_end(replica, timestamp):
         args += ["-timestamp", timestamp]
     proc = _run([*args, replica.url], timeout=600)
     if proc.returncode != 0 or not staging.exists():
