@@ -7,7 +7,10 @@ at all. Visits are never touched: authorship stays with the departed rep.
 from __future__ import annotations
 
 import sqlite3
+from collections import Counter
 from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from .base import ArchiveError
 
@@ -16,6 +19,11 @@ if TYPE_CHECKING:
 
 REASSIGN_MODES = ("manager", "team", "pool")
 _GRADE_TIER = {"A": "senior", "C": "junior"}
+
+
+def tally(targets: dict[str, str | None]) -> dict[str, int]:
+    """How many customers went to each new owner ("pool" for none)."""
+    return dict(Counter(owner or "pool" for owner in targets.values()))
 
 
 def deal(customers: list[dict[str, Any]], team: list[dict[str, Any]]) -> dict[str, str]:
@@ -87,11 +95,7 @@ def apply(archive: SQLiteArchive, c: sqlite3.Connection, revocation: dict[str, A
     reason = f"departure of {rep['name']}: {revocation['reason']}"
     for customer_id, owner in targets.items():
         archive.assign_in(c, customer_id, owner, reason, revocation["requested_by"])
-    counts: dict[str, int] = {}
-    for owner in targets.values():
-        counts[owner or "pool"] = counts.get(owner or "pool", 0) + 1
-    import orjson
-
+    counts = tally(targets)
     c.execute("UPDATE revocations SET applied_at=?, reassigned=? WHERE id=?",
               (now, orjson.dumps(targets).decode(), revocation["id"]))
     audit.append(c, now, revocation["requested_by"], "rep.revoke", rep["id"], {

@@ -512,10 +512,7 @@ class SQLiteArchive:
         return str(row[1])
 
     def _revocation_summary(self, record: dict[str, Any]) -> dict[str, Any]:
-        reassigned = orjson.loads(record["reassigned"])
-        counts: dict[str, int] = {}
-        for owner in reassigned.values():
-            counts[owner or "pool"] = counts.get(owner or "pool", 0) + 1
+        counts = revocation.tally(orjson.loads(record["reassigned"]))
         return {"id": record["id"], "rep_id": record["rep_id"], "reason": record["reason"],
                 "effective_at": record["effective_at"], "applied_at": record["applied_at"],
                 "status": "applied" if record["applied_at"] else "scheduled",

@@ -257,11 +257,12 @@ _HANDLERS: dict[OpKind, Callable[[_Apply, Any], OpResult]] = {
 }
 
 
-def apply_ops(
-    archive: SQLiteArchive, c: sqlite3.Connection, device: Device, ops: list[Any]
+def _each_once(
+    applier: _Apply, ops: list[Any], handle: Callable[[Any], OpResult]
 ) -> list[OpResult]:
-    """Apply operations in device order; a replayed op_id returns its stored result."""
-    applier = _Apply(archive, c, device)
+    """Run `handle` on each op not seen before and record its result; a replayed
+    op_id returns its stored result, one used by another device is rejected."""
+    c, device = applier.c, applier.device
     results: list[OpResult] = []
     max_seq = 0
     for op in ops:
@@ -274,7 +275,7 @@ def apply_ops(
             else:
                 results.append(applier.result(op, OpStatus.rejected, reason="op_id already used"))
             continue
-        res = _HANDLERS[op.kind](applier, op)
+        res = handle(op)
         c.execute(
             "INSERT INTO applied_ops (op_id, device_id, seq, result, at) VALUES (?,?,?,?,?)",
             (op.op_id, device.id, op.seq, res.model_dump_json(), applier.now),
@@ -286,25 +287,20 @@ def apply_ops(
     return results
 
 
+def apply_ops(
+    archive: SQLiteArchive, c: sqlite3.Connection, device: Device, ops: list[Any]
+) -> list[OpResult]:
+    """Apply operations in device order; a replayed op_id returns its stored result."""
+    applier = _Apply(archive, c, device)
+    return _each_once(applier, ops, lambda op: _HANDLERS[op.kind](applier, op))
+
+
 def quarantine_ops(
     archive: SQLiteArchive, c: sqlite3.Connection, device: Device, ops: list[Any], reason: str
 ) -> list[OpResult]:
     """Hold every op for review instead of applying it (replays answer as before)."""
     applier = _Apply(archive, c, device)
-    results = []
-    for op in ops:
-        seen = c.execute("SELECT result FROM applied_ops WHERE op_id=? AND device_id=?",
-                         (op.op_id, device.id)).fetchone()
-        if seen is not None:
-            results.append(OpResult.model_validate_json(seen[0]))
-            continue
-        res = applier.quarantine(op, reason)
-        c.execute(
-            "INSERT INTO applied_ops (op_id, device_id, seq, result, at) VALUES (?,?,?,?,?)",
-            (op.op_id, device.id, op.seq, res.model_dump_json(), applier.now),
-        )
-        results.append(res)
-    return results
+    return _each_once(applier, ops, lambda op: applier.quarantine(op, reason))
 
 
 def in_chunks(

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import base64
 import zlib
+from typing import TypeVar
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from schema import signing
@@ -25,6 +26,7 @@ from ..errors import ApiError, located
 from ..signed import signed_json
 
 router = APIRouter(prefix="/v1", tags=["sync"])
+M = TypeVar("M", bound=BaseModel)
 
 _PUSH_BODY = {"content": {"application/json": {"schema": PushRequest.model_json_schema(
     ref_template="#/components/schemas/{model}")}}}
@@ -46,6 +48,15 @@ def _decode_body(request: Request, raw: bytes, limit: int) -> bytes:
     if not inflater.eof:  # zlib does not complain about a stream cut short
         raise ApiError(400, "bad_encoding", "the gzip body is truncated")
     return out
+
+
+def _parse(model: type[M], raw: bytes) -> M:
+    """The body as `model`, or 422 naming the first problem and where it is."""
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ApiError(422, "invalid_request", located(first["loc"], first["msg"])) from None
 
 
 def sign_wipe_order(request: Request, order: dict) -> dict:
@@ -89,11 +100,7 @@ async def push(
     for review and the answer carries a wipe order signed by the server key."""
     settings = request.app.state.settings
     raw = _decode_body(request, await request.body(), settings.max_body_bytes)
-    try:
-        batch = PushRequest.model_validate_json(raw)
-    except ValidationError as exc:
-        errs = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()[:20]]
-        raise ApiError(422, "invalid_request", located(errs[0]["loc"], errs[0]["msg"])) from None
+    batch = _parse(PushRequest, raw)
     if device.state != "active":
         results, order = await run_in_threadpool(archive.final_flush, device, list(batch.ops))
         return signed_json(request, {
@@ -149,11 +156,7 @@ async def reconcile(
     absent ids are ones the archive lacks (e.g. lost in a restore)."""
     settings = request.app.state.settings
     raw = _decode_body(request, await request.body(), settings.max_body_bytes)
-    try:
-        body = ReconcileRequest.model_validate_json(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise ApiError(422, "invalid_request", located(first["loc"], first["msg"])) from None
+    body = _parse(ReconcileRequest, raw)
     metrics.RECONCILES.inc()
     customers, visits = await run_in_threadpool(
         archive.revisions, device.rep_id, [i for i, _ in body.customers], [i for i, _ in body.visits]
