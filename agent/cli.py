@@ -64,13 +64,16 @@ def _revoked(home: Path, transport: sync_mod.Transport, order: dict[str, Any] | 
          EXIT_REVOKED)
 
 
-def _flush_store(home: Path, config: AgentConfig, transport: sync_mod.Transport,
-                 pin: str | None) -> Store | None:
-    """A revoked laptop's vault opened with the server's one-time flush key, or None
-    when even that is impossible (self-wiped already, key gone)."""
+def _open_for_final_flush(home: Path, config: AgentConfig, pin: str | None) -> Store | None:
+    """A revoked laptop's vault, if it still opens by itself (its push is then the final
+    flush), else None: the sealed envelopes go instead and nothing is unlocked. A lease
+    past its deadlines is not enforced here (no self-wipe before the hand-over): the
+    wipe order that follows destroys everything anyway."""
+    if keystore.status(home, SystemClock()).state != "active":
+        return None
     try:
-        return sync_mod.open_for_final_flush(home, config, transport, pin)
-    except (KeyError_, StoreError, ServerRefused):
+        return Store.open(home, config.rep_id, pin=pin)
+    except (KeyError_, StoreError):
         return None
 
 
@@ -191,18 +194,27 @@ def sync(home: HomeOpt, as_json: JsonOpt = False) -> None:
         except ServerRefused as exc:
             if exc.code != "device_revoked":
                 fail(f"server refused the check-in: {exc.message}")
-            revoked = True  # push what is unsynced (if the vault still opens), then wipe
+            revoked = True  # hand over what is unsynced (push, or sealed envelopes), then wipe
         except (KeyError_, UntrustedResponse) as exc:
             fail(str(exc))
         order = None
-        try:
-            store: Store | None = Store.open(home, config.rep_id, pin=pin)
-        except (StoreError, KeyError_) as exc:
-            if not revoked:
+        store: Store | None = None
+        if revoked:
+            store = _open_for_final_flush(home, config, pin)
+        else:
+            try:
+                store = Store.open(home, config.rep_id, pin=pin)
+            except (StoreError, KeyError_) as exc:
                 fail(str(exc), EXIT_REVOKED if isinstance(exc, VaultWiped) else 1)
-            store = _flush_store(home, config, transport, pin)
         if store is None:
-            order = sync_mod.fetch_wipe_order(transport).order
+            try:
+                order = sync_mod.hand_over_envelopes(home, transport).order
+            except Offline as exc:
+                fail(f"{exc}; your data is kept on this laptop, sync again later", EXIT_OFFLINE)
+            except ServerRefused as exc:
+                fail(f"server refused the final sync: {exc.message}", 3 if exc.status == 403 else 1)
+            except UntrustedResponse as exc:
+                fail(str(exc))
         else:
             try:
                 report = sync_mod.sync(store, transport)

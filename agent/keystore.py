@@ -8,9 +8,9 @@ rep's PIN through scrypt. When the lease's block deadline passes the secret is
 deleted, so the DEK cannot be recovered without checking in with the server;
 after the wipe deadline the vault itself is destroyed.
 
-Deadlines are judged against the later of the wall clock and the last time
-the server vouched for, so turning the laptop clock back gains nothing; a
-clock found well behind that server time blocks the vault outright.
+Deadlines are judged against the later of the wall clock and the issue time of
+the held lease, which the server signed, so turning the laptop clock back gains
+nothing; a clock found well behind that time blocks the vault outright.
 """
 
 from __future__ import annotations
@@ -133,6 +133,16 @@ def _verify_lease(lease: dict[str, Any], signature: str, server_pub: bytes, devi
         raise KeyError_("the lease was issued to another device")
 
 
+def _clock_floor(keyring: dict[str, Any]) -> datetime:
+    """The earliest the time can be, by what the server vouched for. The floor is the
+    lease's `issued_at`, which the server signed (and `unlock` checks the signature
+    before judging); `last_server_time` is an unsigned field of the file, so it may
+    only raise the floor, never lower it: editing it back gains nothing."""
+    floor = parse_iso(keyring["lease"]["issued_at"])
+    last = keyring.get("last_server_time")
+    return max(floor, parse_iso(last)) if isinstance(last, str) else floor
+
+
 def status(home: Path, clock: Clock) -> LeaseStatus:
     """Where this device stands, judged by the trusted clock (no side effects)."""
     keyring = _read_keyring(home)
@@ -140,11 +150,11 @@ def status(home: Path, clock: Clock) -> LeaseStatus:
         return LeaseStatus("none", {}, clock.now(), "no lease: enroll this agent")
     lease = keyring["lease"]
     wall = clock.now()
-    last_server = parse_iso(keyring["last_server_time"])
-    trusted = max(wall, last_server)
+    floor = _clock_floor(keyring)
+    trusted = max(wall, floor)
     if trusted >= parse_iso(lease["wipe_at"]):
         return LeaseStatus("wiped", lease, trusted, "offline longer than the wipe deadline")
-    if wall < last_server - CLOCK_TOLERANCE:
+    if wall < floor - CLOCK_TOLERANCE:
         return LeaseStatus("blocked", lease, trusted,
                            "the laptop clock is behind the last server time")
     if trusted >= parse_iso(lease["block_at"]) or "secret" not in keyring:
@@ -171,15 +181,26 @@ def _unwrap(keyring: dict[str, Any], secret: bytes, device_id: str, pin: str | N
         raise KeyError_("cannot unwrap the vault key: wrong PIN or damaged keyring") from None
 
 
+@dataclass(frozen=True)
+class Unlocked:
+    """What an allowed unlock yields: the vault key and, when the held lease names
+    it, the server's X25519 key that outbox envelopes are sealed to (trusted because
+    the lease carrying it was just verified against the pinned signing key)."""
+
+    dek: bytes
+    server_box_public_key: bytes | None
+
+
 def unlock(home: Path, device_id: str, server_pub: bytes, clock: Clock,
-           pin: str | None = None) -> bytes:
+           pin: str | None = None) -> Unlocked:
     """The DEK, if the lease allows. Enforces block (discarding the lease secret)
     and wipe (destroying the vault) deadlines as a side effect."""
     keyring = _read_keyring(home)
     if keyring is None:
         raise KeyError_("this agent is not enrolled: run `fieldvault enroll --server URL --code C`")
     if "secret" in keyring:
-        # Deadlines edited in the file would not match the server's signature.
+        # Deadlines (and the issue time, the clock floor) edited in the file would
+        # not match the server's signature.
         _verify_lease({**keyring["lease"], "secret": keyring["secret"]}, keyring["signature"],
                       server_pub, device_id)
     st = status(home, clock)
@@ -191,24 +212,9 @@ def unlock(home: Path, device_id: str, server_pub: bytes, clock: Clock,
             keyring.pop("secret")
             _write_keyring(home, keyring)
         raise VaultBlocked(f"{st.reason}: connect to the company network and run `fieldvault sync`")
-    return _unwrap(keyring, b64d(keyring["secret"]), device_id, pin)
-
-
-def unlock_for_flush(home: Path, device_id: str, sealed: dict[str, str],
-                     pin: str | None = None) -> bytes:
-    """The DEK from a revoked device's one-time flush key (see /v1/flush-key);
-    nothing is re-wrapped: the vault is about to be wiped."""
-    keyring = _read_keyring(home)
-    if keyring is None:
-        raise KeyError_("no keyring: nothing to flush")
-    try:
-        payload = lease_crypto.open_sealed(load_box_key(home), sealed, device_id.encode())
-    except (InvalidTag, ValueError, KeyError):
-        raise KeyError_("the flush key could not be opened with this device's key") from None
-    unwrap = payload["unwrap"]
-    if unwrap["epoch"] != keyring["wrapped"]["epoch"]:
-        raise KeyError_("the flush key is for another lease epoch")
-    return _unwrap(keyring, b64d(unwrap["secret"]), device_id, pin)
+    box = keyring["lease"].get("server_box_public_key")
+    return Unlocked(_unwrap(keyring, b64d(keyring["secret"]), device_id, pin),
+                    b64d(box) if isinstance(box, str) else None)
 
 
 def install_lease(home: Path, device_id: str, server_pub: bytes, sealed: dict[str, str],

@@ -2,7 +2,10 @@
 
 One SQLCipher file per agent home. Every local write commits the record and
 its outbox operation in one transaction, so a crash never leaves one without
-the other, and no write ever needs the network.
+the other, and no write ever needs the network. Each outbox operation is also
+sealed to the server's key and appended to `outbox.sealed` (agent/envelopes.py)
+before that transaction commits, so a saved operation is never only in the vault:
+a revoked laptop whose vault no longer opens still hands it over.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from schema.models import (
 )
 from schema.records import to_record
 
-from . import keystore
+from . import envelopes, keystore
 from .home import VAULT_FILE
 
 CUSTOMER_COLUMNS = (
@@ -46,6 +49,13 @@ VISIT_COLUMNS = (
     "purpose", "summary", "outcome", "feedback", "competitors", "next_at", "next_place",
     "next_content", "status", "void_reason", "created_at", "updated_at",
 )
+
+
+def _non_empty(path: Path) -> bool:
+    try:
+        return path.stat().st_size > 0
+    except FileNotFoundError:
+        return False
 
 
 class StoreError(Exception):
@@ -105,12 +115,19 @@ def open_vault(path: Path, dek: bytes) -> sqlcipher3.Connection:
 class Store:
     """The rep's local copy. Construct with `Store.open(home)`."""
 
-    def __init__(self, conn: sqlcipher3.Connection, rep_id: str, clock: Clock) -> None:
+    def __init__(self, conn: sqlcipher3.Connection, rep_id: str, clock: Clock,
+                 sealer: envelopes.Sealer | None = None) -> None:
         self.conn = conn
         self.db = Database(conn)
         self.rep_id = rep_id
         self.clock = clock
         migrations.apply(self.db)
+        # Without a sealer (a lease from before the server had a box key) operations
+        # are only in the vault until the next open with one seals them (`_seal_backlog`).
+        self.sealer = sealer
+        self._unsealed: list[dict[str, Any]] = []
+        if sealer is not None:
+            self._seal_backlog()
 
     @classmethod
     def open(cls, home: Path, rep_id: str = "", clock: Clock | None = None,
@@ -126,24 +143,27 @@ class Store:
             raise StoreError(f"{home} is not enrolled: run `fieldvault enroll --server URL --code C`")
         if pin is None:
             pin = os.environ.get("FIELDVAULT_PIN") or None
-        dek = keystore.unlock(home, config.device_id, b64d(config.server_sign_public_key), clock, pin)
-        return cls(open_vault(home / VAULT_FILE, dek), rep_id or config.rep_id, clock)
-
-    @classmethod
-    def open_with_key(cls, home: Path, rep_id: str, dek: bytes, clock: Clock | None = None) -> Store:
-        """Open with a DEK obtained otherwise (a revoked device's flush key)."""
-        return cls(open_vault(home / VAULT_FILE, dek), rep_id, clock or SystemClock())
+        keys = keystore.unlock(home, config.device_id, b64d(config.server_sign_public_key),
+                               clock, pin)
+        sealer = (envelopes.Sealer(home, config.device_id, keys.server_box_public_key)
+                  if keys.server_box_public_key else None)
+        return cls(open_vault(home / VAULT_FILE, keys.dek), rep_id or config.rep_id, clock,
+                   sealer)
 
     def close(self) -> None:
         self.conn.close()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlcipher3.Connection]:
-        """One write transaction; IMMEDIATE so a concurrent writer waits instead of failing."""
+        """One write transaction; IMMEDIATE so a concurrent writer waits instead of failing.
+        The envelopes of the operations it queued are appended (one write, one fsync)
+        before it commits: if that fails, nothing is saved."""
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             yield self.conn
+            self._flush_envelopes()
         except BaseException:
+            self._unsealed.clear()
             self.conn.execute("ROLLBACK")
             raise
         self.conn.execute("COMMIT")
@@ -176,12 +196,61 @@ class Store:
     def _enqueue(self, kind: OpKind, entity_id: str, data: dict[str, Any], base_rev: int,
                  at: str | None = None) -> str:
         op_id = new_op_id()
-        self.conn.execute(
+        raw = orjson.dumps(data).decode()
+        at = at or iso(self.clock.now())
+        cur = self.conn.execute(
             "INSERT INTO outbox (op_id, kind, entity_id, base_rev, data, at) VALUES (?,?,?,?,?,?)",
-            (op_id, kind.value, entity_id, base_rev, orjson.dumps(data).decode(),
-             at or iso(self.clock.now())),
+            (op_id, kind.value, entity_id, base_rev, raw, at),
         )
+        if self.sealer is not None:
+            self._unsealed.append({"op_id": op_id, "seq": cur.lastrowid, "kind": kind.value,
+                                   "entity_id": entity_id, "base_rev": base_rev,
+                                   "data": orjson.Fragment(raw), "at": at})
         return op_id
+
+    # --- sealed envelopes of the outbox (agent/envelopes.py) -----------------------
+
+    def _flush_envelopes(self) -> None:
+        """Inside the open transaction: append the queued operations' envelopes and
+        note how far the outbox is sealed, committed with them."""
+        if not self._unsealed or self.sealer is None:
+            return
+        ops, self._unsealed = self._unsealed, []
+        self.sealer.append(self.sealer.lines(ops))
+        self._set_state("sealed_through", str(max(op["seq"] for op in ops)))
+
+    def _seal_backlog(self) -> None:
+        """Seal what the envelope file lacks: operations queued while no server box key
+        was known (an agent enrolled before it existed), or all pending ones again
+        when the server's key changed (envelopes to the old key would not open)."""
+        assert self.sealer is not None
+        key = self.sealer.server_box_public_key.hex()
+        if self.get_state("sealed_to") != key:
+            with self.transaction():
+                self.sealer.replace(self.sealer.lines(self.pending_ops(10**9)))
+                self._set_state("sealed_to", key)
+                self._set_state("sealed_through", str(self._max_seq()))
+            return
+        through = int(self.get_state("sealed_through") or 0)
+        if self.conn.execute("SELECT 1 FROM outbox WHERE state='pending' AND seq > ? LIMIT 1",
+                             (through,)).fetchone() is None:
+            return
+        with self.transaction():
+            self.sealer.append(self.sealer.lines(self.pending_ops(10**9, after_seq=through)))
+            self._set_state("sealed_through", str(self._max_seq()))
+
+    def _max_seq(self) -> int:
+        row = self.conn.execute("SELECT max(seq) FROM outbox").fetchone()
+        return int(row[0] or 0)
+
+    def compact_envelopes(self) -> bool:
+        """Drop the envelopes of operations the server has answered (no longer pending);
+        under the vault's write lock, so no save appends meanwhile."""
+        if self.sealer is None or not _non_empty(self.sealer.path):
+            return False  # the common case after a sync: nothing to drop, no lock taken
+        with self.transaction() as c:
+            pending = {r[0] for r in c.execute("SELECT op_id FROM outbox WHERE state='pending'")}
+            return envelopes.keep_only(self.sealer.home, self.sealer, pending)
 
     def pending_ops(self, limit: int, after_seq: int = 0) -> list[dict[str, Any]]:
         """Pending operations in device order, as wire dicts (data kept as raw JSON)."""

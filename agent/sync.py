@@ -21,7 +21,7 @@ from schema.clock import iso
 from schema.enums import ChangeKind
 from schema.models import OpResult
 
-from . import keystore
+from . import envelopes, keystore
 from .home import AgentConfig
 from .reconcile import reconcile
 from .store import Store
@@ -93,6 +93,7 @@ def push(store: Store, transport: Transport, report: SyncReport,
     for _ in range(MAX_ROUNDS):
         ops = _within_bytes(store.pending_ops(batch), PUSH_MAX_BYTES)
         if not ops:
+            store.compact_envelopes()  # acknowledged ops need no envelope any more
             if order is not None:
                 raise order
             return
@@ -199,16 +200,28 @@ def check_in(home: Path, config: AgentConfig, transport: Transport,
                                   answer["sealed_lease"], pin=pin)
 
 
-def open_for_final_flush(home: Path, config: AgentConfig, transport: Transport,
-                         pin: str | None = None) -> Store:
-    """A revoked laptop whose vault no longer opens by itself (blocked) asks for a
-    one-time flush key, so its unsynced visits still reach the archive before the wipe."""
-    epoch = keystore.wrapped_epoch(home)
-    if epoch is None:
-        raise keystore.KeyError_("no keyring: nothing to flush")
-    answer = transport.request("POST", "/v1/flush-key", payload=orjson.dumps({"have_epoch": epoch}))
-    dek = keystore.unlock_for_flush(home, config.device_id, answer["sealed_key"], pin)
-    return Store.open_with_key(home, config.rep_id, dek)
+def hand_over_envelopes(home: Path, transport: Transport,
+                        progress: Progress | None = None) -> DeviceRevoked:
+    """The final flush of a revoked laptop whose vault does not open (blocked, PIN not
+    given): send the sealed envelopes of its outbox, which only the server can open,
+    and get the wipe order. Nothing is unlocked on the laptop, and the server sends
+    nothing that could unlock it. Replays are harmless: the server takes each op_id
+    once, and one already pushed normally is not duplicated."""
+    pending = envelopes.read(home)
+    order: DeviceRevoked | None = None
+    for _ in range(MAX_ROUNDS):
+        batch = _within_bytes(pending[:PUSH_BATCH], PUSH_MAX_BYTES)
+        answer = transport.request("POST", "/v1/final-flush",
+                                   payload=orjson.dumps({"envelopes": batch}))
+        order = _verified(transport, answer["wipe_order"])
+        if [r["op_id"] for r in answer["results"]] != [e["op_id"] for e in batch]:
+            raise RuntimeError("server answered for different envelopes than were sent")
+        if progress:
+            progress("final-flush", len(batch))
+        pending = pending[len(batch):]
+        if not pending:
+            return order
+    raise RuntimeError("final flush did not drain the envelopes")
 
 
 def fetch_wipe_order(transport: Transport) -> DeviceRevoked:

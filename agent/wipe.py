@@ -1,4 +1,7 @@
-"""Wiping the local copy: verify the server's order, destroy, prove it with a signed receipt.
+"""Wiping the local copy: verify the server's order, destroy, attest it with a signed receipt.
+
+The receipt is the device's own attestation (signed with its key), not proof: a
+disk image or a modified agent could sign one without destroying anything.
 
 Order of events matters: the vault and its key are destroyed first; the
 device signing key survives only until the receipt is delivered (it is needed
@@ -19,14 +22,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from schema import signing
 
+from .envelopes import ENVELOPE_FILE
 from .home import CONFIG_FILE, VAULT_FILE, write_private
 from .keystore import BOX_KEY_FILE, KEYRING_FILE, SIGN_KEY_FILE
 
 RECEIPT_FILE = "wipe_receipt.json"
 WIPED_MARKER = "WIPED"
-# Everything that can hold customer data or the key to it.
+# Everything that can hold customer data or the key to it (the sealed outbox
+# envelopes too: unreadable here, but they are the unsynced work).
 VAULT_FILES = (VAULT_FILE, f"{VAULT_FILE}-wal", f"{VAULT_FILE}-shm", f"{VAULT_FILE}-journal",
-               KEYRING_FILE, "attachments")
+               KEYRING_FILE, ENVELOPE_FILE, f"{ENVELOPE_FILE}.tmp", "attachments")
 
 
 class DeviceRevoked(Exception):

@@ -1,11 +1,14 @@
 """Key leases: the server's time-limited permission for a device to open its vault.
 
-A lease (device, epoch, issued-at, block-at, wipe-at, secret) is signed by the
+A lease (device, epoch, issued-at, block-at, wipe-at, secret, and the server's
+X25519 public key for outbox envelopes) is signed by the
 server key and sealed to the device's X25519 key (ephemeral X25519 + HKDF-SHA256
 + AES-256-GCM), so only that device can read the secret and nobody can forge or
 stretch the deadlines. The agent wraps its vault key (DEK) under a key derived
 from the lease secret (and, when policy requires, the rep's PIN through scrypt).
-All primitives come from `cryptography`; nothing here is home-made crypto.
+The same sealing, to the server's X25519 key, protects the agent's outbox envelopes
+(`agent/envelopes.py`). All primitives come from `cryptography`; nothing here is
+home-made crypto.
 """
 
 from __future__ import annotations
@@ -44,23 +47,60 @@ def _seal_key(shared: bytes, eph_pub: bytes, device_pub: bytes) -> bytes:
 
 def seal(device_box_pub: bytes, payload: dict[str, Any], aad: bytes) -> dict[str, str]:
     """Encrypt `payload` so only the holder of the device's X25519 private key can read it."""
+    return seal_many(device_box_pub, [(payload, aad)])[0]
+
+
+def seal_many(box_pub: bytes, items: list[tuple[dict[str, Any], bytes]]) -> list[dict[str, str]]:
+    """Seal several payloads (each with its own associated data) to one X25519 key.
+
+    One ephemeral key and one exchange serve the whole batch, each payload with its
+    own random nonce: sealing many operations written in one transaction costs one
+    key agreement, and every sealed item still opens on its own with `open_sealed`."""
     eph = X25519PrivateKey.generate()
     eph_pub = _raw(eph.public_key())
-    key = _seal_key(eph.exchange(X25519PublicKey.from_public_bytes(device_box_pub)), eph_pub,
-                    device_box_pub)
-    nonce = os.urandom(12)
-    ct = AESGCM(key).encrypt(nonce, orjson.dumps(payload), aad)
-    return {"ephemeral_public_key": b64e(eph_pub), "nonce": b64e(nonce), "ciphertext": b64e(ct)}
+    aead = AESGCM(_seal_key(eph.exchange(X25519PublicKey.from_public_bytes(box_pub)), eph_pub,
+                            box_pub))
+    eph_text = b64e(eph_pub)
+    out = []
+    for payload, aad in items:
+        nonce = os.urandom(12)
+        ct = aead.encrypt(nonce, orjson.dumps(payload), aad)
+        out.append({"ephemeral_public_key": eph_text, "nonce": b64e(nonce), "ciphertext": b64e(ct)})
+    return out
+
+
+class Opener:
+    """Opens sealed payloads addressed to one X25519 private key, deriving the key of
+    each ephemeral public key once (a batch sealed by `seal_many` shares one)."""
+
+    def __init__(self, box: X25519PrivateKey) -> None:
+        self.box = box
+        self.box_pub = _raw(box.public_key())
+        self._keys: dict[str, AESGCM] = {}
+
+    def open(self, sealed: dict[str, str], aad: bytes) -> dict[str, Any]:
+        """Decrypt; raises InvalidTag if tampered with, ValueError/KeyError if malformed."""
+        eph_text = sealed["ephemeral_public_key"]
+        aead = self._keys.get(eph_text)
+        if aead is None:
+            eph_pub = b64d(eph_text)
+            shared = self.box.exchange(X25519PublicKey.from_public_bytes(eph_pub))
+            aead = AESGCM(_seal_key(shared, eph_pub, self.box_pub))
+            if len(self._keys) < 1024:  # bounded: a request may name many ephemeral keys
+                self._keys[eph_text] = aead
+        plain = aead.decrypt(b64d(sealed["nonce"]), b64d(sealed["ciphertext"]), aad)
+        return orjson.loads(plain)  # type: ignore[no-any-return]
 
 
 def open_sealed(device_box: X25519PrivateKey, sealed: dict[str, str], aad: bytes) -> dict[str, Any]:
     """Decrypt a sealed payload; raises cryptography's InvalidTag if it was tampered with."""
-    eph_pub = b64d(sealed["ephemeral_public_key"])
-    device_pub = _raw(device_box.public_key())
-    key = _seal_key(device_box.exchange(X25519PublicKey.from_public_bytes(eph_pub)), eph_pub,
-                    device_pub)
-    plain = AESGCM(key).decrypt(b64d(sealed["nonce"]), b64d(sealed["ciphertext"]), aad)
-    return orjson.loads(plain)  # type: ignore[no-any-return]
+    return Opener(device_box).open(sealed, aad)
+
+
+def envelope_aad(device_id: str, op_id: str) -> bytes:
+    """Associated data of an outbox envelope: binds the device and the op_id kept in
+    clear beside it, so an envelope opens only for the device that wrote it."""
+    return f"FV1-OUTBOX\n{device_id}\n{op_id}".encode()
 
 
 def pin_material(pin: str, salt: bytes) -> bytes:

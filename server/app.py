@@ -16,7 +16,7 @@ from schema.clock import Clock, SystemClock
 from . import errors
 from .archive import SQLiteArchive
 from .hr_inbox import InboxWatcher
-from .keys import load_or_create_signing_key
+from .keys import load_or_create_box_key, load_or_create_signing_key
 from .metrics import ReplicationProbe
 from .routes import enroll, health, hr, lease, sync, wipe
 from .settings import Settings
@@ -55,6 +55,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     app.state.clock = clock
     app.state.archive = SQLiteArchive(settings.data, clock)
     app.state.signing_key = load_or_create_signing_key(settings.data)
+    app.state.box_key = load_or_create_box_key(settings.data)  # opens outbox envelopes
     app.state.replication = ReplicationProbe(settings.data)
     errors.install(app)
     # Level 1: most of the size win on slow mobile links for little CPU.

@@ -62,10 +62,11 @@ def _run(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
 @app.command()
 def init(data: DataOpt, as_json: JsonOpt = False) -> None:
     """Create (or migrate) the archive in --data. Safe to run again."""
-    from .keys import load_or_create_signing_key, public_key_b64
+    from .keys import load_or_create_box_key, load_or_create_signing_key, public_key_b64
 
     archive = SQLiteArchive.init(data)
     key = load_or_create_signing_key(data)
+    load_or_create_box_key(data)
     out = {"data": str(data.resolve()), "archive": str(archive.path),
            "archive_epoch": archive.epoch, "server_sign_public_key": public_key_b64(key)}
     show(out, as_json)
@@ -413,8 +414,8 @@ def departure_report(
         emit_json(report)
         return
     show({**report["rep"], **{k: v for k, v in report["revocation"].items() if k != "id"},
-          "visits_preserved": report["visits_preserved"], "quarantined": report["quarantined"]},
-         False)
+          "visits_preserved": report["visits_preserved"], "quarantined": report["quarantined"],
+          "wipe_receipt": report["wipe_receipt"]}, False)
     from schema.output import table
 
     table(report["devices"], ["id", "name", "state", "last_seen_at", "wipe_ordered_at",

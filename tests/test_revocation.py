@@ -5,7 +5,6 @@ refusing a revoked device, and the HR API."""
 from __future__ import annotations
 
 import sqlite3
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -416,8 +415,8 @@ def device_routes(app: Any) -> list[tuple[str, str]]:
 
 
 BODIES = {"/v1/reconcile": {"customers": [], "visits": []}, "/v1/lease": {"have_epoch": 1},
-          "/v1/flush-key": {"have_epoch": 1}}
-REVOKED_ONLY = ("/v1/wipe-order", "/v1/wipe-receipt", "/v1/push", "/v1/flush-key")
+          "/v1/final-flush": {"envelopes": []}}
+REVOKED_ONLY = ("/v1/wipe-order", "/v1/wipe-receipt", "/v1/push", "/v1/final-flush")
 
 
 def test_every_route_refuses_a_revoked_then_wiped_device(tmp_path: Path) -> None:
@@ -431,7 +430,8 @@ def test_every_route_refuses_a_revoked_then_wiped_device(tmp_path: Path) -> None
     routes = device_routes(client.app)
     assert {("POST", "/v1/push"), ("GET", "/v1/pull"), ("POST", "/v1/reconcile"),
             ("GET", "/v1/whoami"), ("POST", "/v1/lease"), ("GET", "/v1/wipe-order"),
-            ("POST", "/v1/wipe-receipt"), ("POST", "/v1/flush-key")} <= set(routes)
+            ("POST", "/v1/wipe-receipt"), ("POST", "/v1/final-flush")} <= set(routes)
+    assert not any(path == "/v1/flush-key" for _, path in routes)  # no key for revoked devices
 
     def call(dev: SignedDevice, method: str, path: str, body: Any = None) -> Any:
         raw = b"" if method == "GET" else orjson.dumps(body if body is not None else BODIES.get(path, {}))
@@ -441,7 +441,7 @@ def test_every_route_refuses_a_revoked_then_wiped_device(tmp_path: Path) -> None
         if path not in REVOKED_ONLY:
             assert call(good, method, path).status_code == 200, path
     assert_json_error(call(good, "GET", "/v1/wipe-order"), 409, "not_revoked")
-    assert_json_error(call(good, "POST", "/v1/flush-key"), 409, "not_revoked")
+    assert_json_error(call(good, "POST", "/v1/final-flush"), 409, "not_revoked")
 
     arch.revoke(rep, "left", "pool")
     visits_before = snapshot(data)["visits#rows"]
@@ -459,12 +459,16 @@ def test_every_route_refuses_a_revoked_then_wiped_device(tmp_path: Path) -> None
             resp = device.send(method, path, b"", nonce=nonce)
             assert resp.status_code == 200, resp.text
             assert wipe.verify_order(resp.json()["wipe_order"], nonce, server_pub, device.device_id)
-        elif path == "/v1/flush-key":
-            # the one exception: the key to open the vault once for the final flush,
-            # sealed to this device, with no new lease
-            resp = call(device, method, path)
+        elif path == "/v1/final-flush":
+            # a revoked device hands over sealed envelopes; the answer holds results and
+            # the wipe order, never a key (a bogus envelope is rejected, nothing stored)
+            bogus_env = {"op_id": "a" * 32, "sealed": {"ephemeral_public_key": "A" * 43 + "=",
+                                                       "nonce": "A" * 16, "ciphertext": "AAAA"}}
+            resp = call(device, method, path, {"envelopes": [bogus_env]})
             assert resp.status_code == 200, resp.text
-            assert set(resp.json()) == {"sealed_key"}
+            answer = resp.json()
+            assert set(answer) == {"results", "server_time", "wipe_order"}
+            assert [r["status"] for r in answer["results"]] == ["rejected"]
         elif path == "/v1/wipe-receipt":
             bogus = wipe.make_receipt({"order_id": "wo_bogus", "device_id": device.device_id}, [],
                                       iso(datetime.now(UTC)), device.key)
@@ -544,11 +548,11 @@ def test_hr_api_needs_its_token_and_is_idempotent(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_a_blocked_revoked_laptop_still_hands_over_its_unsynced_visits(tmp_path: Path) -> None:
-    """Past its block deadline the vault no longer opens by itself; a revoked laptop
-    gets a one-time flush key, so its offline visits reach quarantine before the wipe."""
+    """Past its block deadline the vault no longer opens, and the server hands a revoked
+    device nothing that would open it: the offline visits travel in the envelopes sealed
+    to the server's key when they were saved, reach quarantine, and the laptop wipes."""
     data = tmp_path / "server"
     arch = SQLiteArchive.init(data)
-    arch.set_policy(block_hours=0.001, wipe_days=30, require_pin=None)  # blocks after 3.6 s
     leaver = arch.add_rep("Sun Blocked")["id"]
     customer = arch.add_customer(CustomerCreate(name=CUSTOMERS[1]), leaver)["id"]
     server = ServerProcess(data, replica="none").start()
@@ -557,21 +561,27 @@ def test_a_blocked_revoked_laptop_still_hands_over_its_unsynced_visits(tmp_path:
         config = lib.lib_enroll(data, home, server.url, leaver)
         lib.lib_sync(home)
         offline = log(home, customer, OFFLINE_NOTES)
+        # A policy of 3.6 ms: the next lease is past its block deadline by the time any
+        # command runs (no waiting, and no secret anyone could ask for again).
+        arch.set_policy(block_hours=1e-6, wipe_days=30, require_pin=None)
+        transport = sync_mod.open_transport(home, config)
+        try:
+            sync_mod.check_in(home, config, transport)
+        finally:
+            transport.close()
+        arch.revoke(leaver, "left while offline", "pool")
         block_at = datetime.fromisoformat(
             orjson.loads((home / KEYRING_FILE).read_bytes())["lease"]["block_at"].replace("Z", "+00:00"))
-        for _ in range(100):  # bounded wait for the block deadline
-            if datetime.now(UTC) > block_at:
-                break
-            time.sleep(0.1)
+        assert datetime.now(UTC) > block_at
         with pytest.raises(keystore.VaultBlocked):
             Store.open(home, config.rep_id)
-        arch.revoke(leaver, "left while offline", "pool")
         proc = run([AGENT, "sync", "--home", str(home)], check=False)
         assert proc.returncode == 3, proc.stderr
         assert proc.stderr.count("\n") == 1 and "revoked" in proc.stderr
-        held = {q["entity_id"] for q in arch.quarantine()}
-        assert set(offline) <= held  # nothing the rep typed was lost
+        held = [q["entity_id"] for q in arch.quarantine()]
+        assert sorted(held) == sorted(offline)  # nothing the rep typed was lost, nor doubled
         assert not (home / "vault.db").exists() and not (home / KEYRING_FILE).exists()
+        assert not (home / "outbox.sealed").exists()
         assert arch.list_devices(leaver)[0]["state"] == "wiped"
     finally:
         server.stop()

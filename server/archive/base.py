@@ -98,9 +98,6 @@ class Archive(Protocol):
     def set_policy(self, block_hours: float | None, wipe_days: float | None,
                    require_pin: bool | None, by: str = "admin") -> dict[str, Any]: ...
     def issue_lease(self, device_id: str, have_epoch: int | None) -> dict[str, Any]: ...
-    def flush_key(self, device_id: str, have_epoch: int) -> bytes | None:
-        """A revoked device's current wrapping secret, for its final flush only."""
-        ...
 
     # departures
     def revoke(self, rep: str, reason: str, reassign_to: str = "pool",

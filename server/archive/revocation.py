@@ -90,8 +90,10 @@ def apply(archive: SQLiteArchive, c: sqlite3.Connection, revocation: dict[str, A
     c.execute("UPDATE reps SET active=0 WHERE id=?", (rep["id"],))
     devices = [r[0] for r in c.execute(
         "SELECT id FROM devices WHERE rep_id=? AND state='active'", (rep["id"],))]
-    c.execute("UPDATE devices SET state='revoked', revoked_at=? WHERE rep_id=? AND state='active'",
-              (now, rep["id"]))
+    # The lease secrets go too: nothing the archive holds can unwrap these vaults any
+    # more (a revoked device's unsynced work comes home sealed, needing no key).
+    c.execute("UPDATE devices SET state='revoked', revoked_at=?, lease_secret=NULL, "
+              "lease_prev_secret=NULL WHERE rep_id=? AND state='active'", (now, rep["id"]))
     reason = f"departure of {rep['name']}: {revocation['reason']}"
     for customer_id, owner in targets.items():
         archive.assign_in(c, customer_id, owner, reason, revocation["requested_by"])

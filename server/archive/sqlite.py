@@ -61,6 +61,10 @@ def connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+WIPE_RECEIPT_MEANING = ("attested by the device: its own signed statement that it destroyed "
+                        "its copy, not proof that no other copy exists")
+
+
 class SQLiteArchive:
     """The master archive in one SQLite file. Thread-safe: one connection per thread."""
 
@@ -607,27 +611,10 @@ class SQLiteArchive:
         return {"lease": lease,
                 "unwrap": {"epoch": have_epoch, "secret": b64e(unwrap)} if unwrap else None}
 
-    def flush_key(self, device_id: str, have_epoch: int) -> bytes | None:
-        """For a revoked (not yet wiped) device only: the secret its vault key is
-        wrapped under, so a laptop that is already blocked can still open its vault
-        once to hand over unsynced visits before it wipes. No new lease is issued."""
-        with self.write() as c:
-            dev = c.execute("SELECT * FROM devices WHERE id=?", (device_id,)).fetchone()
-            if dev is None or dev["state"] not in ("revoked", "wipe_pending"):
-                return None
-            if have_epoch == dev["lease_epoch"] and dev["lease_secret"]:
-                secret = bytes(dev["lease_secret"])
-            elif have_epoch == dev["lease_epoch"] - 1 and dev["lease_prev_secret"]:
-                secret = bytes(dev["lease_prev_secret"])
-            else:
-                return None
-            audit.append(c, self.now(), "server", "device.flush_key", device_id,
-                         {"epoch": have_epoch})
-        return secret
-
     def final_flush(self, device: Device, ops: list[Any]) -> tuple[list[OpResult], dict[str, Any]]:
-        """A revoked device's last push: everything goes to quarantine for review
-        (company data, not merged blindly), and the device gets its wipe order."""
+        """A revoked device's last push, or the ops of its opened outbox envelopes:
+        everything goes to quarantine for review (company data, not merged blindly),
+        once per op_id, and the device gets its wipe order."""
         with self.write() as c:
             results = sqlite_sync.quarantine_ops(
                 self, c, device, ops, "final flush from a revoked device; held for review")
@@ -679,7 +666,11 @@ class SQLiteArchive:
         ]
         return {
             "rep": {"id": row["id"], "name": row["name"], "active": bool(row["active"])},
-            "revocation": summary, "devices": self.list_devices(row["id"]), "customers": customers,
+            "revocation": summary, "devices": self.list_devices(row["id"]),
+            # A receipt is signed by the device key: it says the laptop's agent reports
+            # having destroyed its copy. It is not proof that no copy is left (a disk
+            # image, a backup, a modified agent): see docs/SECURITY.md.
+            "wipe_receipt": WIPE_RECEIPT_MEANING, "customers": customers,
             "visits_preserved": self.conn.execute(
                 "SELECT count(*) FROM visits WHERE rep_id=?", (row["id"],)).fetchone()[0],
             "quarantined": self.conn.execute(

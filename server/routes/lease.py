@@ -1,4 +1,9 @@
-"""Key leases: issued at every check-in of an active device, sealed to that device."""
+"""Key leases: issued at every check-in of an active device, sealed to that device.
+
+A revoked device gets no lease and nothing else that opens its vault: its unsynced
+work comes home either by its normal push (while its vault still opens) or as the
+sealed envelopes of `POST /v1/final-flush` (routes/wipe.py), which need no key.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +15,8 @@ from schema import lease as lease_crypto
 from schema.signing import b64e
 
 from ..archive import Archive
-from ..deps import ArchiveDep, CurrentDevice, FlushingDevice
-from ..errors import ApiError
+from ..deps import ArchiveDep, CurrentDevice
+from ..keys import public_key_b64
 from ..signed import signed_json
 
 router = APIRouter(prefix="/v1", tags=["lease"])
@@ -28,8 +33,13 @@ class LeaseRequest(BaseModel):
 def sealed_lease(request: Request, archive: Archive, device_id: str, box_public_key: bytes,
                  have_epoch: int | None) -> dict[str, str]:
     issued = archive.issue_lease(device_id, have_epoch)
+    # The server's X25519 key for outbox envelopes rides in the signed lease, so the
+    # agent trusts it exactly as far as the pinned signing key, and agents enrolled
+    # before it existed pick it up at their next check-in.
+    lease = {**issued["lease"], "server_box_public_key": public_key_b64(request.app.state.box_key)}
     key = request.app.state.signing_key
-    payload = {**issued, "signature": b64e(key.sign(lease_crypto.lease_message(issued["lease"])))}
+    payload = {**issued, "lease": lease,
+               "signature": b64e(key.sign(lease_crypto.lease_message(lease)))}
     return lease_crypto.seal(box_public_key, payload, device_id.encode())
 
 
@@ -41,26 +51,3 @@ async def lease(
     sealed = await run_in_threadpool(
         sealed_lease, request, archive, device.id, device.box_public_key, body.have_epoch)
     return signed_json(request, {"sealed_lease": sealed})
-
-
-class FlushKeyRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    have_epoch: int = Field(ge=0)
-
-
-@router.post("/flush-key")
-async def flush_key(
-    request: Request, body: FlushKeyRequest, device: FlushingDevice, archive: ArchiveDep
-) -> Response:
-    """For a revoked device only: the secret to open its vault once, push what it
-    holds unsynced (the final flush) and wipe. Sealed to the device; no new lease."""
-    if device.state == "active":
-        raise ApiError(409, "not_revoked", "an active device checks in with /v1/lease")
-    secret = await run_in_threadpool(archive.flush_key, device.id, body.have_epoch)
-    if secret is None:
-        raise ApiError(410, "key_gone", "no key for that lease epoch: the vault cannot be opened")
-    sealed = lease_crypto.seal(device.box_public_key,
-                               {"unwrap": {"epoch": body.have_epoch, "secret": b64e(secret)}},
-                               device.id.encode())
-    return signed_json(request, {"sealed_key": sealed})

@@ -1,18 +1,28 @@
-"""Wipe orders and receipts: how a revoked device learns to destroy its copy and proves it did."""
+"""The end of a revoked device: its final flush of sealed envelopes, its wipe order, and
+the receipt in which it attests (signs) that it destroyed its copy.
+
+A receipt is the device's own statement, not proof: a disk image or a modified agent
+can sign one too. The server records it and says so (departure report)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from schema import lease as lease_crypto
 from schema import signing
+from schema.clock import iso
+from schema.enums import OpStatus
+from schema.models import Operation, OpResult
+from schema.validation import ID_PATTERN, MAX_OPS_PER_PUSH
 
-from ..deps import ArchiveDep, FlushingDevice
+from ..archive import Archive, Device
+from ..deps import ArchiveDep, ClockDep, FlushingDevice
 from ..errors import ApiError
 from ..signed import signed_json
 from .sync import sign_wipe_order
@@ -31,6 +41,93 @@ class WipeReceipt(BaseModel):
     signature: Annotated[str, Field(max_length=200)]
 
 
+class Sealed(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ephemeral_public_key: Annotated[str, Field(min_length=40, max_length=64)]
+    nonce: Annotated[str, Field(min_length=12, max_length=24)]
+    ciphertext: Annotated[str, Field(min_length=1, max_length=4 * 1024 * 1024)]
+
+
+class Envelope(BaseModel):
+    """One outbox operation as the agent sealed it to the server's X25519 key."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    op_id: Annotated[str, Field(pattern=ID_PATTERN)]
+    sealed: Sealed
+
+
+class FinalFlushRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    envelopes: list[Envelope] = Field(default_factory=list, max_length=MAX_OPS_PER_PUSH)
+
+
+_OPERATION: TypeAdapter[Any] = TypeAdapter(Operation)
+
+
+def _open_envelope(opener: lease_crypto.Opener, device: Device, env: Envelope) -> Any | str:
+    """The operation inside `env`, or why it is refused. The associated data binds the
+    device and the op_id in clear: an envelope of another device, or relabelled,
+    does not open."""
+    try:
+        payload = opener.open(env.sealed.model_dump(), lease_crypto.envelope_aad(device.id,
+                                                                                 env.op_id))
+    except (InvalidTag, ValueError, KeyError, TypeError):
+        return "the envelope does not open with the server key for this device"
+    if not isinstance(payload, dict) or payload.get("device_id") != device.id:
+        return "the envelope's operation belongs to another device"
+    try:
+        op = _OPERATION.validate_python(payload.get("op"))
+    except ValidationError as exc:
+        return f"the envelope's operation is invalid: {exc.errors()[0]['msg']}"
+    if op.op_id != env.op_id:
+        return "the envelope's operation does not match its op_id"
+    return op
+
+
+def final_flush_envelopes(archive: Archive, opener: lease_crypto.Opener, device: Device,
+                          envelopes: list[Envelope]) -> tuple[list[OpResult], dict[str, Any]]:
+    """Open each envelope; quarantine the operations (once per op_id, like a revoked
+    device's push) and answer the ones that do not open as rejected."""
+    opened = [_open_envelope(opener, device, env) for env in envelopes]
+    seen: set[str] = set()
+    ops = []
+    for item in opened:
+        if not isinstance(item, str) and item.op_id not in seen:
+            seen.add(item.op_id)
+            ops.append(item)
+    results, order = archive.final_flush(device, ops)
+    by_id = {r.op_id: r for r in results}
+    out = [OpResult(op_id=env.op_id, status=OpStatus.rejected, entity_id="", reason=item)
+           if isinstance(item, str) else by_id[item.op_id]
+           for env, item in zip(envelopes, opened, strict=True)]
+    return out, order
+
+
+@router.post("/final-flush")
+async def final_flush(
+    request: Request, body: FinalFlushRequest, device: FlushingDevice, archive: ArchiveDep,
+    clock: ClockDep,
+) -> Response:
+    """For a revoked device whose vault no longer opens: hand over its outbox as the
+    envelopes it sealed to the server's key when each change was saved. Each opened
+    operation is quarantined for review, once per op_id (a replay, or an op already
+    pushed, is not duplicated); an envelope that does not open for this device is
+    answered `rejected`. The answer carries the signed wipe order. Nothing in it
+    can open the device's vault."""
+    if device.state == "active":
+        raise ApiError(409, "not_revoked", "an active device pushes its outbox with /v1/push")
+    opener = lease_crypto.Opener(request.app.state.box_key)
+    results, order = await run_in_threadpool(final_flush_envelopes, archive, opener, device,
+                                             body.envelopes)
+    return signed_json(request, {
+        "results": [r.model_dump(mode="json") for r in results],
+        "server_time": iso(clock.now()), "wipe_order": sign_wipe_order(request, order),
+    })
+
+
 @router.get("/wipe-order")
 async def wipe_order(request: Request, device: FlushingDevice, archive: ArchiveDep) -> Response:
     """A revoked device's signed wipe order (409 for a device in good standing)."""
@@ -44,7 +141,8 @@ async def wipe_order(request: Request, device: FlushingDevice, archive: ArchiveD
 async def wipe_receipt(
     request: Request, body: WipeReceipt, device: FlushingDevice, archive: ArchiveDep
 ) -> Response:
-    """Record the device's signed proof that it destroyed its copy."""
+    """Record the device's signed receipt: its own attestation that it destroyed its
+    copy (not proof that no other copy exists)."""
     if device.state == "active" or body.device_id != device.id:
         raise ApiError(409, "not_revoked", "no wipe was ordered for this device")
     receipt = body.model_dump(exclude={"signature"})
