@@ -223,7 +223,23 @@ def test_a_clock_turned_back_beyond_tolerance_blocks(env: Env) -> None:
     open_store(lap.home, env.clock).close()
 
 
-@pytest.mark.parametrize("field", ["block_at", "wipe_at", "require_pin", "device_id"])
+def test_an_edited_clock_floor_does_not_let_a_turned_back_clock_pass(env: Env) -> None:
+    """`last_server_time` in keyring.json is not signed: the floor the clock is judged
+    against is the lease's signed `issued_at`, and the file's field can only raise it."""
+    lap = laptop(env)
+    issued, _, _ = deadlines(lap.home)
+    path = lap.home / KEYRING_FILE
+    ring = keyring(lap.home)
+    ring["last_server_time"] = "2000-01-01T00:00:00.000000Z"  # the floor, edited back
+    path.write_bytes(orjson.dumps(ring))
+    env.clock.set(issued - CLOCK_TOLERANCE - timedelta(minutes=1))
+    assert keystore.status(lap.home, env.clock).state == "blocked"
+    with pytest.raises(VaultBlocked, match="clock is behind"):
+        open_store(lap.home, env.clock)
+    assert "secret" not in keyring(lap.home)
+
+
+@pytest.mark.parametrize("field", ["block_at", "wipe_at", "require_pin", "device_id", "issued_at"])
 def test_edited_lease_in_the_keyring_is_refused(env: Env, field: str) -> None:
     lap = laptop(env)
     path = lap.home / KEYRING_FILE
@@ -231,7 +247,8 @@ def test_edited_lease_in_the_keyring_is_refused(env: Env, field: str) -> None:
     ring = json.loads(original)
     far = "2099-01-01T00:00:00.000000Z"
     ring["lease"][field] = {"block_at": far, "wipe_at": far, "require_pin": True,
-                            "device_id": "dev_someoneelse"}[field]
+                            "device_id": "dev_someoneelse",
+                            "issued_at": "2000-01-01T00:00:00.000000Z"}[field]
     path.write_bytes(orjson.dumps(ring))
     with pytest.raises(KeyError_, match="not signed by the server|another device"):
         open_store(lap.home, env.clock)

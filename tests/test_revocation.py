@@ -42,7 +42,7 @@ from .inproc import (
     snapshot,
     visit_create,
 )
-from .support import AGENT, ServerProcess, run, server_cli
+from .support import AGENT, SERVER, ServerProcess, run, server_cli
 
 CUSTOMERS = ["琉璃塔光电科技有限公司", "Obsidian Narwhal Logistics", "Periwinkle Quokka Dairy"]
 CARD_NOTE = "采购总监只收现金回扣 Tamarind ledger"
@@ -129,6 +129,10 @@ def test_departure_end_to_end(tmp_path: Path) -> None:
         assert {(c["customer_id"], c["to"], c["owner_now"]) for c in report["customers"]} == {
             (cid, successor, successor) for cid in customers}
         assert report["visits_preserved"] == 2 and report["quarantined"] == 2
+        # A receipt is the laptop's own signed statement, and the report says so.
+        assert report["wipe_receipt"].startswith("attested by the device")
+        text = run([SERVER, "departure-report", "Zhao Leaver", "--data", str(data)]).stdout
+        assert "attested by the device" in text and "prove" not in text.lower()
 
         # The successor's laptop gets the customers, with the departed rep's visits.
         succ = tmp_path / "successor"
