@@ -17,7 +17,6 @@ whoever copies the file: how many operations are unsynced and their sizes.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,31 +28,36 @@ ENVELOPE_FILE = "outbox.sealed"
 _APPEND_FLAGS = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 
 
-@dataclass(frozen=True)
 class Sealer:
-    """Seals this device's outbox operations to the server's box key."""
+    """Seals this device's outbox operations to the server's box key. One ephemeral key
+    agreement serves the whole session (a fresh one when it is used up), so a save
+    pays one AES-GCM, not a key agreement."""
 
-    home: Path
-    device_id: str
-    server_box_public_key: bytes
+    def __init__(self, home: Path, device_id: str, server_box_public_key: bytes) -> None:
+        self.home = home
+        self.device_id = device_id
+        self.server_box_public_key = server_box_public_key
+        self._key: lease_crypto.SealingKey | None = None
 
     @property
     def path(self) -> Path:
         return self.home / ENVELOPE_FILE
 
     def lines(self, ops: list[dict[str, Any]]) -> bytes:
-        """One envelope line per wire operation; one key agreement for the whole batch."""
-        if not ops:
-            return b""
-        sealed = lease_crypto.seal_many(self.server_box_public_key, [
-            ({"device_id": self.device_id, "op": op},
-             lease_crypto.envelope_aad(self.device_id, op["op_id"])) for op in ops])
-        return b"".join(orjson.dumps({"op_id": op["op_id"], "sealed": s}) + b"\n"
-                        for op, s in zip(ops, sealed, strict=True))
+        """One envelope line per wire operation."""
+        out = []
+        for op in ops:
+            if self._key is None or self._key.uses >= self._key.MAX_USES:
+                self._key = lease_crypto.SealingKey(self.server_box_public_key)
+            sealed = self._key.seal({"device_id": self.device_id, "op": op},
+                                    lease_crypto.envelope_aad(self.device_id, op["op_id"]))
+            out.append(orjson.dumps({"op_id": op["op_id"], "sealed": sealed}) + b"\n")
+        return b"".join(out)
 
-    def append(self, data: bytes) -> None:
-        """Append and fsync; on failure the file is cut back to where it was, so a
-        failed save leaves no half line for the next append to glue onto."""
+    def append(self, data: bytes, durable: bool = True) -> None:
+        """Append and fsync (unless the vault itself is not durable, see Store); on
+        failure the file is cut back to where it was, so a failed save leaves no half
+        line for the next append to glue onto."""
         if not data:
             return
         fd = os.open(self.path, _APPEND_FLAGS, 0o600)
@@ -63,7 +67,8 @@ class Sealer:
                 data = b"\n" + data  # a torn last line (power cut mid-append) stays apart
             try:
                 _write_all(fd, data)
-                _sync(fd)
+                if durable:
+                    _sync(fd)
             except BaseException:
                 os.ftruncate(fd, size)
                 raise

@@ -216,7 +216,10 @@ class Store:
         if not self._unsealed or self.sealer is None:
             return
         ops, self._unsealed = self._unsealed, []
-        self.sealer.append(self.sealer.lines(ops))
+        # The envelope is exactly as durable as the transaction it belongs to: fsynced
+        # unless the vault's own writes are not (synchronous=OFF, bulk set-up only).
+        durable = self.conn.execute("PRAGMA synchronous").fetchone()[0] != 0
+        self.sealer.append(self.sealer.lines(ops), durable)
         self._set_state("sealed_through", str(max(op["seq"] for op in ops)))
 
     def _seal_backlog(self) -> None:

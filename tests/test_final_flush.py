@@ -393,7 +393,7 @@ def test_every_saved_op_is_sealed_before_commit_and_compacted_after_the_server_a
     # A save whose envelope cannot be written is not saved (disk full, say).
     before = path.read_bytes()
 
-    def full(self: envelopes.Sealer, data: bytes) -> None:
+    def full(self: envelopes.Sealer, data: bytes, durable: bool = True) -> None:
         raise OSError(28, "No space left on device")
 
     with lib.open_store(home) as store:
