@@ -34,6 +34,7 @@ from agent.enroll import enroll
 from agent.home import AgentConfig
 from agent.keystore import KEYRING_FILE, KeyError_, VaultBlocked
 from agent.store import Store, StoreError, open_vault
+from agent.transport import GZIP_MIN_BYTES
 from schema import lease as lease_crypto
 from schema.clock import iso, parse_iso
 from schema.enums import OpKind
@@ -166,9 +167,12 @@ def test_a_copy_of_a_revoked_laptop_gets_nothing_that_opens_its_vault_and_the_la
         log(home, customers[0], ["a visit synced the normal way"])
         assert lib.lib_sync(home).results == {"accepted": 1}
         assert envelopes.read(home) == []  # acknowledged: compacted away
-        offline = log(home, customers[1], OFFLINE_NOTES)
+        # Enough offline work that the hand-over is a gzipped body, as a real one can be.
+        offline = log(home, customers[1], OFFLINE_NOTES + [
+            f"offline visit {i}: " + "Saffron gantry retrofit, 三号仓库 " * 4 for i in range(148)])
         sealed_ids = [e["op_id"] for e in envelopes.read(home)]
-        assert sealed_ids == pending_op_ids(home) and len(sealed_ids) == 2
+        assert sealed_ids == pending_op_ids(home) and len(sealed_ids) == 150
+        assert (home / envelopes.ENVELOPE_FILE).stat().st_size > GZIP_MIN_BYTES
         assert stat.S_IMODE((home / envelopes.ENVELOPE_FILE).stat().st_mode) == 0o600
 
         # A lease that blocks 3.6 ms after issue: past its deadline when anything runs next.
@@ -227,7 +231,7 @@ def test_a_copy_of_a_revoked_laptop_gets_nothing_that_opens_its_vault_and_the_la
                 else:
                     assert_json_error(resp, 403, "device_revoked")
                 if path == "/v1/final-flush" and body["envelopes"]:
-                    assert [r["status"] for r in resp.json()["results"]] == ["quarantined"] * 2
+                    assert [r["status"] for r in resp.json()["results"]] == ["quarantined"] * 150
         for e in (epoch, epoch - 1):  # the old key route is gone
             resp = device.send("POST", "/v1/flush-key", orjson.dumps({"have_epoch": e}))
             assert resp.status_code == 404
@@ -253,14 +257,14 @@ def test_a_copy_of_a_revoked_laptop_gets_nothing_that_opens_its_vault_and_the_la
         assert len(lines) == 1 and "revoked" in lines[0] and "wiped" in lines[0], proc.stderr
         held = Counter(q["entity_id"] for q in SQLiteArchive(data).quarantine())
         assert {v: held[v] for v in offline} == {v: 1 for v in offline}
-        assert held[crafted["entity_id"]] == 1 and sum(held.values()) == 3
+        assert held[crafted["entity_id"]] == 1 and sum(held.values()) == 151
         for name in wipe.VAULT_FILES:
             assert not (home / name).exists(), name
         assert (home / wipe.WIPED_MARKER).exists()
         assert SQLiteArchive(data).list_devices(leaver)[0]["state"] == "wiped"
         report = server_cli(data, "departure-report", "Ren Leaver")
         assert report["wipe_receipt"].startswith("attested by the device")
-        assert report["quarantined"] == 3
+        assert report["quarantined"] == 151
     finally:
         client.close()
         server.stop()
@@ -286,7 +290,7 @@ def enrolled(server: ThreadedServer, home: Path, name: str) -> tuple[AgentConfig
 
 
 def test_final_flush_takes_each_op_once_and_rejects_envelopes_that_are_not_this_devices(
-        served: ThreadedServer, tmp_path: Path) -> None:
+        served: ThreadedServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     arch = served.archive
     home_a, home_b = tmp_path / "a", tmp_path / "b"
     a, customer_a = enrolled(served, home_a, "An Leaver")
@@ -353,6 +357,18 @@ def test_final_flush_takes_each_op_once_and_rejects_envelopes_that_are_not_this_
         assert [v["id"] for v in arch.list_visits(a.rep_id)] == [synced]
         order = resp.json()["wipe_order"]
         assert order["device_id"] == a.device_id and order["type"] == "wipe_order"
+
+        # The agent's own hand-over, in batches of one: each answer verified, nothing doubled.
+        monkeypatch.setattr(sync_mod, "PUSH_BATCH", 1)
+        later = log(home_a, customer_a, ["typed after the revocation", "and another"])
+        assert len(envelopes.read(home_a)) == 3
+        transport = sync_mod.open_transport(home_a, a)
+        try:
+            revoked = sync_mod.hand_over_envelopes(home_a, transport)
+        finally:
+            transport.close()
+        assert revoked.order["device_id"] == a.device_id
+        assert sorted(q["entity_id"] for q in arch.quarantine()) == sorted([offline, *later])
     finally:
         client.close()
 

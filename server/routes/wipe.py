@@ -25,7 +25,7 @@ from ..archive import Archive, Device
 from ..deps import ArchiveDep, ClockDep, FlushingDevice
 from ..errors import ApiError
 from ..signed import signed_json
-from .sync import sign_wipe_order
+from .sync import _decode_body, _parse, sign_wipe_order
 
 router = APIRouter(prefix="/v1", tags=["wipe"])
 
@@ -106,10 +106,13 @@ def final_flush_envelopes(archive: Archive, opener: lease_crypto.Opener, device:
     return out, order
 
 
-@router.post("/final-flush")
+_FINAL_FLUSH_BODY = {"content": {"application/json": {"schema": FinalFlushRequest.model_json_schema(
+    ref_template="#/components/schemas/{model}")}}}
+
+
+@router.post("/final-flush", openapi_extra={"requestBody": _FINAL_FLUSH_BODY})
 async def final_flush(
-    request: Request, body: FinalFlushRequest, device: FlushingDevice, archive: ArchiveDep,
-    clock: ClockDep,
+    request: Request, device: FlushingDevice, archive: ArchiveDep, clock: ClockDep,
 ) -> Response:
     """For a revoked device whose vault no longer opens: hand over its outbox as the
     envelopes it sealed to the server's key when each change was saved. Each opened
@@ -119,6 +122,9 @@ async def final_flush(
     can open the device's vault."""
     if device.state == "active":
         raise ApiError(409, "not_revoked", "an active device pushes its outbox with /v1/push")
+    # Parsed like a push: the agent gzips large bodies, and the decompressed size is capped.
+    raw = _decode_body(request, await request.body(), request.app.state.settings.max_body_bytes)
+    body = _parse(FinalFlushRequest, raw)
     opener = lease_crypto.Opener(request.app.state.box_key)
     results, order = await run_in_threadpool(final_flush_envelopes, archive, opener, device,
                                              body.envelopes)
