@@ -208,8 +208,7 @@ def hand_over_envelopes(home: Path, transport: Transport,
     nothing that could unlock it. Replays are harmless: the server takes each op_id
     once, and one already pushed normally is not duplicated."""
     pending = envelopes.read(home)
-    order: DeviceRevoked | None = None
-    for _ in range(MAX_ROUNDS):
+    for _ in range(MAX_ROUNDS):  # at least one request: an empty hand-over gets the order too
         batch = _within_bytes(pending[:PUSH_BATCH], PUSH_MAX_BYTES)
         answer = transport.request("POST", "/v1/final-flush",
                                    payload=orjson.dumps({"envelopes": batch}))
