@@ -12,8 +12,10 @@ from starlette.concurrency import run_in_threadpool
 
 from schema import signing
 
-from ..deps import ArchiveDep, FlushingDevice
+from ..auth import flushing_device
+from ..deps import ArchiveDep, FlushingDevice, json_body
 from ..errors import ApiError
+from ..openapi import request_body
 from ..signed import signed_json
 from .sync import sign_wipe_order
 
@@ -40,9 +42,10 @@ async def wipe_order(request: Request, device: FlushingDevice, archive: ArchiveD
     return signed_json(request, {"wipe_order": sign_wipe_order(request, order)})
 
 
-@router.post("/wipe-receipt")
+@router.post("/wipe-receipt", openapi_extra=request_body(WipeReceipt))
 async def wipe_receipt(
-    request: Request, body: WipeReceipt, device: FlushingDevice, archive: ArchiveDep
+    request: Request, body: Annotated[WipeReceipt, json_body(WipeReceipt, flushing_device)],
+    device: FlushingDevice, archive: ArchiveDep,
 ) -> Response:
     """Record the device's signed proof that it destroyed its copy."""
     if device.state == "active" or body.device_id != device.id:
