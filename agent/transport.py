@@ -24,6 +24,11 @@ class Offline(Exception):
     """The server could not be reached; nothing was lost, try again later."""
 
 
+class ServerUnavailable(Offline):
+    """The server answered but cannot store data now (503, e.g. its disk is full): as
+    with no network, nothing was lost and the next sync sends it again."""
+
+
 class ServerRefused(Exception):
     """The server answered with an error body."""
 
@@ -65,6 +70,8 @@ def _raise_for(resp: httpx.Response) -> None:
         code, message = body.get("error", "http_error"), body.get("message", resp.text)
     except ValueError:
         code, message = "http_error", resp.text[:200] or resp.reason_phrase
+    if resp.status_code == 503:
+        raise ServerUnavailable(f"the server cannot store data right now ({code})")
     raise ServerRefused(resp.status_code, code, message)
 
 
@@ -107,7 +114,8 @@ class Transport:
             headers["content-encoding"] = "gzip"
         ts, nonce = str(int(time.time())), secrets.token_urlsafe(18)
         self.last_nonce = nonce
-        sig = self.key.sign(signing.request_message(method, path_qs, ts, nonce, body))
+        sig = self.key.sign(signing.request_message(method, path_qs, ts, nonce, body,
+                                                    device_id=self.device_id))
         headers.update({
             signing.HDR_DEVICE: self.device_id, signing.HDR_TIMESTAMP: ts,
             signing.HDR_NONCE: nonce, signing.HDR_SIGNATURE: signing.b64e(sig),

@@ -11,6 +11,7 @@ from .enums import ChangeKind, Grade, OpKind, OpStatus, OwnershipSource, VisitPu
 from .records import to_record
 from .validation import (
     MAX_OPS_PER_PUSH,
+    MAX_WIRE_INT,
     EntityId,
     LongText,
     Name,
@@ -22,6 +23,10 @@ from .validation import (
 
 
 class Strict(BaseModel):
+    """A request model. The server parses wire JSON with strict=True (deps.parse_json):
+    `false` is not an integer nor `0` a time there, while the agent may still build
+    these from its own typed-in strings."""
+
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
@@ -210,9 +215,9 @@ class Visit(VisitCreate):
 
 class OpBase(Strict):
     op_id: EntityId  # client-generated; the idempotency key
-    seq: int = Field(ge=1)  # per-device sequence, for ordering and diagnostics
+    seq: int = Field(ge=1, le=MAX_WIRE_INT)  # per-device sequence, for ordering and diagnostics
     entity_id: EntityId
-    base_rev: int = Field(default=0, ge=0)
+    base_rev: int = Field(default=0, ge=0, le=MAX_WIRE_INT)
     at: AwareDatetime  # when the rep did it, by the device clock
 
 
@@ -291,11 +296,14 @@ class PullResponse(BaseModel):
     archive_epoch: str
 
 
+Rev = Annotated[int, Field(ge=0, le=MAX_WIRE_INT)]
+
+
 class ReconcileRequest(Strict):
     """(id, rev) pairs the device holds; the server answers with its own revs."""
 
-    customers: list[tuple[EntityId, int]] = Field(default_factory=list, max_length=20000)
-    visits: list[tuple[EntityId, int]] = Field(default_factory=list, max_length=20000)
+    customers: list[tuple[EntityId, Rev]] = Field(default_factory=list, max_length=20000)
+    visits: list[tuple[EntityId, Rev]] = Field(default_factory=list, max_length=20000)
 
 
 class ReconcileResponse(BaseModel):

@@ -1,7 +1,8 @@
 """Canonical strings that agent and server sign, so both sides agree byte for byte.
 
-A request signature covers method, path with query, timestamp, nonce and the
-SHA-256 of the exact body bytes sent. A response signature covers the request
+A request signature covers method, path with query, the device id, timestamp,
+nonce and the SHA-256 of the exact body bytes sent (the device id is signed so a
+signature can never be presented as another device's). A response signature covers the request
 nonce (binding it to that request, so it cannot be replayed to another), the
 status code and the body digest.
 """
@@ -23,9 +24,10 @@ def body_digest(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
-def request_message(method: str, path_qs: str, timestamp: str, nonce: str, body: bytes) -> bytes:
+def request_message(method: str, path_qs: str, timestamp: str, nonce: str, body: bytes, *,
+                    device_id: str) -> bytes:
     return "\n".join(
-        ["FV1-REQ", method.upper(), path_qs, timestamp, nonce, body_digest(body)]
+        ["FV2-REQ", method.upper(), path_qs, device_id, timestamp, nonce, body_digest(body)]
     ).encode()
 
 

@@ -20,6 +20,11 @@ MAX_OPS_PER_PUSH = 1000
 MAX_BODY_BYTES = 8 * 1024 * 1024
 PULL_PAGE_MAX = 5000
 ID_PATTERN = r"^[A-Za-z0-9_-]{8,64}$"
+# Every integer on the wire fits a JSON double exactly and SQLite's 64-bit integers.
+MAX_WIRE_INT = 2**53
+# Numbers in headers and cursors: ASCII digits only (str.isdigit() also accepts "²",
+# which int() then refuses), and few enough to fit SQLite's 64-bit integers.
+ASCII_INT = re.compile(r"[0-9]{1,18}")
 
 # C0 controls other than tab/newline/carriage return, plus DEL and C1.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")

@@ -13,8 +13,9 @@ from starlette.middleware.gzip import GZipMiddleware
 
 from schema.clock import Clock, SystemClock
 
-from . import errors
+from . import errors, openapi
 from .archive import SQLiteArchive
+from .body_limit import SMALL_BODY_BYTES, BodyLimit
 from .hr_inbox import InboxWatcher
 from .keys import load_or_create_box_key, load_or_create_signing_key
 from .metrics import ReplicationProbe
@@ -58,8 +59,15 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     app.state.box_key = load_or_create_box_key(settings.data)  # opens outbox envelopes
     app.state.replication = ReplicationProbe(settings.data)
     errors.install(app)
+    openapi.install(app)
     # Level 1: most of the size win on slow mobile links for little CPU.
     app.add_middleware(GZipMiddleware, minimum_size=4096, compresslevel=1)
+    # Outermost (added last): bodies are capped before anything reads them. Only the
+    # batch routes need more than a small body.
+    small = min(SMALL_BODY_BYTES, settings.max_body_bytes)
+    app.add_middleware(BodyLimit, default=small, limits={
+        "/v1/push": settings.max_body_bytes, "/v1/reconcile": settings.max_body_bytes,
+        "/v1/final-flush": settings.max_body_bytes})
     app.include_router(enroll.router)
     app.include_router(sync.router)
     app.include_router(wipe.router)

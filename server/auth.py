@@ -1,7 +1,7 @@
 """Request authentication: every agent request is signed by its device key.
 
 Checks, in order: known device, fresh timestamp, valid Ed25519 signature over
-method, path, time, nonce and body digest, then an unseen nonce. The nonce is
+method, path, device id, time, nonce and body digest, then an unseen nonce. The nonce is
 recorded only after the signature verifies, so nobody can burn another
 device's nonces.
 """
@@ -17,6 +17,7 @@ from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
 from schema import signing
+from schema.validation import ASCII_INT
 
 from .archive import Archive, Device
 from .errors import ApiError
@@ -28,7 +29,7 @@ _DEVICE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 async def read_body(request: Request, limit: int) -> bytes:
     """The raw body, refusing more than `limit` bytes without reading them all."""
     declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+    if declared is not None and (not ASCII_INT.fullmatch(declared) or int(declared) > limit):
         raise ApiError(413, "body_too_large", f"request body is over {limit} bytes")
     chunks, size = [], 0
     async for chunk in request.stream():
@@ -56,7 +57,7 @@ def verify_request(
     sig = headers.get(signing.HDR_SIGNATURE.lower(), "")
     if not (device_id and ts and nonce and sig):
         raise _unauthorized("missing FV-Device/FV-Timestamp/FV-Nonce/FV-Signature headers")
-    if not _DEVICE.match(device_id) or not _NONCE.match(nonce) or not ts.isdigit():
+    if not _DEVICE.fullmatch(device_id) or not _NONCE.fullmatch(nonce) or not ASCII_INT.fullmatch(ts):
         raise _unauthorized("malformed authentication headers")
     device = archive.get_device(device_id)
     if device is None:
@@ -68,7 +69,8 @@ def verify_request(
         )
     try:
         Ed25519PublicKey.from_public_bytes(device.sign_public_key).verify(
-            signing.b64d(sig), signing.request_message(method, path_qs, ts, nonce, body)
+            signing.b64d(sig),
+            signing.request_message(method, path_qs, ts, nonce, body, device_id=device_id),
         )
     except (InvalidSignature, ValueError):
         raise _unauthorized("bad request signature") from None

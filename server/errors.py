@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import sqlite3
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -21,11 +24,29 @@ class ApiError(Exception):
         self.message = message
 
 
-def error_response(status: int, code: str, message: str, details: Any = None) -> JSONResponse:
+def error_response(status: int, code: str, message: str, details: Any = None,
+                   headers: Mapping[str, str] | None = None) -> JSONResponse:
     body: dict[str, Any] = {"error": code, "message": message}
     if details is not None:
         body["details"] = details
-    return JSONResponse(status_code=status, content=body)
+    return JSONResponse(status_code=status, content=body, headers=headers)
+
+
+# SQLite's words for "the storage cannot take or give data now" (full or failing disk,
+# read-only file or file system, lost file): the request was fine, retry later.
+_STORAGE_FAILURES = ("disk i/o error", "database or disk is full", "readonly database",
+                     "unable to open database", "database is locked", "disk image is malformed",
+                     "cannot rollback", "cannot commit")
+STORAGE_RETRY_AFTER_S = 60
+
+
+def is_storage_failure(exc: BaseException) -> bool:
+    if not isinstance(exc, sqlite3.OperationalError | sqlite3.DatabaseError):
+        return False
+    if isinstance(exc, sqlite3.IntegrityError | sqlite3.ProgrammingError):
+        return False
+    text = str(exc).lower()
+    return any(words in text for words in _STORAGE_FAILURES)
 
 
 def located(loc: Any, msg: Any) -> str:
@@ -45,7 +66,9 @@ def install(app: FastAPI) -> None:
     async def _api(_: Request, exc: ApiError) -> JSONResponse:
         if exc.status in (401, 403):
             AUTH_FAILURES.labels(exc.code).inc()
-        return error_response(exc.status, exc.code, exc.message)
+        # A 413 from read_body leaves the rest of the body unread: hang up.
+        closing = {"connection": "close"} if exc.status == 413 else None
+        return error_response(exc.status, exc.code, exc.message, headers=closing)
 
     @app.exception_handler(ArchiveError)
     async def _archive(_: Request, exc: ArchiveError) -> JSONResponse:
@@ -59,6 +82,22 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        codes = {404: "not_found", 405: "method_not_allowed"}
+        codes = {400: "bad_request", 404: "not_found", 405: "method_not_allowed",
+                 413: "body_too_large"}
+        # Keep the exception's headers: a 405 must say what is Allowed.
+        headers = dict(exc.headers or {})
+        if exc.status_code == 413:  # do not read the rest of an oversized body: hang up
+            headers["connection"] = "close"
         return error_response(exc.status_code, codes.get(exc.status_code, "http_error"),
-                              str(exc.detail))
+                              str(exc.detail), headers=headers or None)
+
+    @app.exception_handler(sqlite3.DatabaseError)
+    async def _storage(request: Request, exc: sqlite3.DatabaseError) -> JSONResponse:
+        if not is_storage_failure(exc):
+            raise exc  # a bug, not the disk: the 500 and its traceback are the right answer
+        logging.getLogger("fieldvault.storage").error(
+            "storage failure on %s %s: %s", request.method, request.url.path, exc)
+        return error_response(
+            503, "storage_unavailable",
+            "the server cannot store data right now (storage full or not writable); "
+            "nothing was changed: retry later", headers={"Retry-After": str(STORAGE_RETRY_AFTER_S)})

@@ -53,7 +53,8 @@ class SignedDevice:
                 nonce: str | None = None, key: Ed25519PrivateKey | None = None) -> dict[str, str]:
         stamp = str(int(time.time()) if ts is None else ts)
         nonce = nonce or secrets.token_urlsafe(18)
-        sig = (key or self.key).sign(signing.request_message(method, path_qs, stamp, nonce, body))
+        sig = (key or self.key).sign(signing.request_message(method, path_qs, stamp, nonce, body,
+                                                             device_id=self.device_id))
         return {
             signing.HDR_DEVICE: self.device_id, signing.HDR_TIMESTAMP: stamp,
             signing.HDR_NONCE: nonce, signing.HDR_SIGNATURE: signing.b64e(sig),

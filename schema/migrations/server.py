@@ -295,3 +295,14 @@ CREATE TABLE hr_tokens (
 );
 """
     )
+
+
+@migrations()
+def m005_unique_device_keys(db: Database) -> None:
+    # One key pair, one device: a signature or a sealed lease must name exactly one device.
+    db.executescript(
+        """
+CREATE UNIQUE INDEX devices_sign_public_key ON devices(sign_public_key);
+CREATE UNIQUE INDEX devices_box_public_key ON devices(box_public_key);
+"""
+    )

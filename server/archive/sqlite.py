@@ -116,7 +116,8 @@ class SQLiteArchive:
         try:
             yield conn
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # SQLite already rolled back after e.g. a full disk
+                conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
 
@@ -244,11 +245,15 @@ class SQLiteArchive:
                 "UPDATE enroll_codes SET used_at=?, device_id=? WHERE code_hash=?",
                 (now, device_id, hash_code(code)),
             )
-            c.execute(
-                "INSERT INTO devices (id, rep_id, name, sign_public_key, box_public_key, enrolled_at)"
-                " VALUES (?,?,?,?,?,?)",
-                (device_id, row["rep_id"], name, sign_pub, box_pub, now),
-            )
+            try:
+                c.execute(
+                    "INSERT INTO devices (id, rep_id, name, sign_public_key, box_public_key,"
+                    " enrolled_at) VALUES (?,?,?,?,?,?)",
+                    (device_id, row["rep_id"], name, sign_pub, box_pub, now),
+                )
+            except sqlite3.IntegrityError:  # the unique key indexes; the code stays unused
+                raise ArchiveError("key_in_use", "these public keys belong to another device: "
+                                   "generate new keys and enroll again", 409) from None
             audit.append(c, now, device_id, "device.enroll", row["rep_id"], {"name": name})
         device = self.get_device(device_id)
         assert device is not None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from schema.clock import iso
@@ -11,9 +10,10 @@ from schema.models import EnrollRequest, EnrollResponse
 from schema.signing import b64d
 
 from ..auth import read_body
-from ..deps import ArchiveDep, ClockDep
-from ..errors import ApiError, located
+from ..deps import ArchiveDep, ClockDep, parse_json
+from ..errors import ApiError
 from ..keys import public_key_b64
+from ..openapi import request_body
 from .lease import sealed_lease
 
 router = APIRouter(tags=["enrollment"])
@@ -21,19 +21,13 @@ router = APIRouter(tags=["enrollment"])
 # Anyone may call this unauthenticated endpoint, so its body is bounded before it is
 # parsed (FastAPI's own body parameter would read any size into memory first).
 ENROLL_MAX_BYTES = 64 * 1024
-_ENROLL_BODY = {"content": {"application/json": {"schema": EnrollRequest.model_json_schema(
-    ref_template="#/components/schemas/{model}")}}}
 
 
 @router.post("/v1/enroll", response_model=EnrollResponse,
-             openapi_extra={"requestBody": _ENROLL_BODY})
+             openapi_extra=request_body(EnrollRequest))
 async def enroll(request: Request, archive: ArchiveDep, clock: ClockDep) -> dict:
     limit = min(request.app.state.settings.max_body_bytes, ENROLL_MAX_BYTES)
-    try:
-        body = EnrollRequest.model_validate_json(await read_body(request, limit))
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise ApiError(422, "invalid_request", located(first["loc"], first["msg"])) from None
+    body = parse_json(EnrollRequest, await read_body(request, limit))
     try:
         sign_pub, box_pub = b64d(body.sign_public_key), b64d(body.box_public_key)
     except ValueError:

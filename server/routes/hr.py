@@ -14,8 +14,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from ..deps import ArchiveDep
+from ..deps import ArchiveDep, json_body
 from ..errors import ApiError
+from ..openapi import request_body
 
 router = APIRouter(prefix="/v1/hr", tags=["hr"])
 _bearer = HTTPBearer(auto_error=False, description="HR-role token")
@@ -48,8 +49,11 @@ class DepartureRequest(BaseModel):
                                      description="ISO time; default now. Future dates are scheduled.")
 
 
-@router.post("/departures", status_code=201)
-async def create_departure(body: DepartureRequest, caller: HrCaller, archive: ArchiveDep) -> dict:
+@router.post("/departures", status_code=201, openapi_extra=request_body(DepartureRequest))
+async def create_departure(
+    body: Annotated[DepartureRequest, json_body(DepartureRequest, hr_caller)], caller: HrCaller,
+    archive: ArchiveDep,
+) -> dict:
     """Revoke a departing rep: devices refused and wiped, customers reassigned, visits kept.
     Idempotent: the same departure again answers with the existing one (`already: true`)."""
     return await run_in_threadpool(archive.revoke, body.rep, body.reason, body.reassign_to,

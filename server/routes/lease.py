@@ -7,16 +7,21 @@ sealed envelopes of `POST /v1/final-flush` (routes/wipe.py), which need no key.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from schema import lease as lease_crypto
 from schema.signing import b64e
+from schema.validation import MAX_WIRE_INT
 
 from ..archive import Archive
-from ..deps import ArchiveDep, CurrentDevice
+from ..auth import active_device
+from ..deps import ArchiveDep, CurrentDevice, json_body
 from ..keys import public_key_b64
+from ..openapi import request_body
 from ..signed import signed_json
 
 router = APIRouter(prefix="/v1", tags=["lease"])
@@ -25,7 +30,7 @@ router = APIRouter(prefix="/v1", tags=["lease"])
 class LeaseRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    have_epoch: int | None = Field(default=None, ge=0, description=(
+    have_epoch: int | None = Field(default=None, ge=0, le=MAX_WIRE_INT, description=(
         "Epoch of the lease the device's vault key is wrapped under; the answer then "
         "also carries that lease's secret so a blocked device can unwrap and re-wrap."))
 
@@ -43,9 +48,10 @@ def sealed_lease(request: Request, archive: Archive, device_id: str, box_public_
     return lease_crypto.seal(box_public_key, payload, device_id.encode())
 
 
-@router.post("/lease")
+@router.post("/lease", openapi_extra=request_body(LeaseRequest))
 async def lease(
-    request: Request, body: LeaseRequest, device: CurrentDevice, archive: ArchiveDep
+    request: Request, body: Annotated[LeaseRequest, json_body(LeaseRequest, active_device)],
+    device: CurrentDevice, archive: ArchiveDep,
 ) -> Response:
     """Check in: a new lease (signed by the server, sealed to the device's X25519 key)."""
     sealed = await run_in_threadpool(

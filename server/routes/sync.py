@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import base64
 import zlib
-from typing import TypeVar
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from schema import signing
@@ -19,20 +17,19 @@ from schema.models import (
     ReconcileRequest,
     ReconcileResponse,
 )
+from schema.validation import ASCII_INT
 
 from .. import metrics
-from ..deps import ArchiveDep, ClockDep, CurrentDevice, FlushingDevice
-from ..errors import ApiError, located
+from ..deps import ArchiveDep, ClockDep, CurrentDevice, FlushingDevice, parse_json
+from ..errors import ApiError
+from ..openapi import request_body
 from ..signed import signed_json
 
 router = APIRouter(prefix="/v1", tags=["sync"])
-M = TypeVar("M", bound=BaseModel)
-
-_PUSH_BODY = {"content": {"application/json": {"schema": PushRequest.model_json_schema(
-    ref_template="#/components/schemas/{model}")}}}
 
 
-def _decode_body(request: Request, raw: bytes, limit: int) -> bytes:
+
+def decode_body(request: Request, raw: bytes, limit: int) -> bytes:
     encoding = request.headers.get("content-encoding", "identity").lower()
     if encoding == "identity":
         return raw
@@ -48,15 +45,6 @@ def _decode_body(request: Request, raw: bytes, limit: int) -> bytes:
     if not inflater.eof:  # zlib does not complain about a stream cut short
         raise ApiError(400, "bad_encoding", "the gzip body is truncated")
     return out
-
-
-def _parse(model: type[M], raw: bytes) -> M:
-    """The body as `model`, or 422 naming the first problem and where it is."""
-    try:
-        return model.model_validate_json(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise ApiError(422, "invalid_request", located(first["loc"], first["msg"])) from None
 
 
 def sign_wipe_order(request: Request, order: dict) -> dict:
@@ -81,7 +69,7 @@ def decode_cursor(cursor: str, epoch: str) -> int:
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         version, cursor_epoch, seq = text.split(":")
-        if version != "1" or not seq.isdigit():
+        if version != "1" or not ASCII_INT.fullmatch(seq):
             raise ValueError
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, "invalid_cursor", "cursor is not one this server issued") from None
@@ -90,7 +78,7 @@ def decode_cursor(cursor: str, epoch: str) -> int:
     return int(seq)
 
 
-@router.post("/push", response_model=PushResponse, openapi_extra={"requestBody": _PUSH_BODY})
+@router.post("/push", response_model=PushResponse, openapi_extra=request_body(PushRequest))
 async def push(
     request: Request, device: FlushingDevice, archive: ArchiveDep, clock: ClockDep
 ) -> Response:
@@ -99,8 +87,8 @@ async def push(
     From a revoked device the batch is its final flush: every op is quarantined
     for review and the answer carries a wipe order signed by the server key."""
     settings = request.app.state.settings
-    raw = _decode_body(request, await request.body(), settings.max_body_bytes)
-    batch = _parse(PushRequest, raw)
+    raw = decode_body(request, await request.body(), settings.max_body_bytes)
+    batch = parse_json(PushRequest, raw)
     if device.state != "active":
         results, order = await run_in_threadpool(archive.final_flush, device, list(batch.ops))
         return signed_json(request, {
@@ -143,20 +131,16 @@ async def pull(
     })
 
 
-_RECONCILE_BODY = {"content": {"application/json": {"schema": ReconcileRequest.model_json_schema(
-    ref_template="#/components/schemas/{model}")}}}
-
-
 @router.post("/reconcile", response_model=ReconcileResponse,
-             openapi_extra={"requestBody": _RECONCILE_BODY})
+             openapi_extra=request_body(ReconcileRequest))
 async def reconcile(
     request: Request, device: CurrentDevice, archive: ArchiveDep
 ) -> Response:
     """The archive's revision of each record the device names, within the device's scope;
     absent ids are ones the archive lacks (e.g. lost in a restore)."""
     settings = request.app.state.settings
-    raw = _decode_body(request, await request.body(), settings.max_body_bytes)
-    body = _parse(ReconcileRequest, raw)
+    raw = decode_body(request, await request.body(), settings.max_body_bytes)
+    body = parse_json(ReconcileRequest, raw)
     metrics.RECONCILES.inc()
     customers, visits = await run_in_threadpool(
         archive.revisions, device.rep_id, [i for i, _ in body.customers], [i for i, _ in body.visits]

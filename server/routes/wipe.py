@@ -22,10 +22,12 @@ from schema.models import Operation, OpResult
 from schema.validation import ID_PATTERN, MAX_OPS_PER_PUSH
 
 from ..archive import Archive, Device
-from ..deps import ArchiveDep, ClockDep, FlushingDevice
+from ..auth import flushing_device
+from ..deps import ArchiveDep, ClockDep, FlushingDevice, json_body, parse_json
 from ..errors import ApiError
+from ..openapi import request_body
 from ..signed import signed_json
-from .sync import _decode_body, _parse, sign_wipe_order
+from .sync import decode_body, sign_wipe_order
 
 router = APIRouter(prefix="/v1", tags=["wipe"])
 
@@ -106,11 +108,7 @@ def final_flush_envelopes(archive: Archive, opener: lease_crypto.Opener, device:
     return out, order
 
 
-_FINAL_FLUSH_BODY = {"content": {"application/json": {"schema": FinalFlushRequest.model_json_schema(
-    ref_template="#/components/schemas/{model}")}}}
-
-
-@router.post("/final-flush", openapi_extra={"requestBody": _FINAL_FLUSH_BODY})
+@router.post("/final-flush", openapi_extra=request_body(FinalFlushRequest))
 async def final_flush(
     request: Request, device: FlushingDevice, archive: ArchiveDep, clock: ClockDep,
 ) -> Response:
@@ -123,8 +121,8 @@ async def final_flush(
     if device.state == "active":
         raise ApiError(409, "not_revoked", "an active device pushes its outbox with /v1/push")
     # Parsed like a push: the agent gzips large bodies, and the decompressed size is capped.
-    raw = _decode_body(request, await request.body(), request.app.state.settings.max_body_bytes)
-    body = _parse(FinalFlushRequest, raw)
+    raw = decode_body(request, await request.body(), request.app.state.settings.max_body_bytes)
+    body = parse_json(FinalFlushRequest, raw)
     opener = lease_crypto.Opener(request.app.state.box_key)
     results, order = await run_in_threadpool(final_flush_envelopes, archive, opener, device,
                                              body.envelopes)
@@ -143,9 +141,10 @@ async def wipe_order(request: Request, device: FlushingDevice, archive: ArchiveD
     return signed_json(request, {"wipe_order": sign_wipe_order(request, order)})
 
 
-@router.post("/wipe-receipt")
+@router.post("/wipe-receipt", openapi_extra=request_body(WipeReceipt))
 async def wipe_receipt(
-    request: Request, body: WipeReceipt, device: FlushingDevice, archive: ArchiveDep
+    request: Request, body: Annotated[WipeReceipt, json_body(WipeReceipt, flushing_device)],
+    device: FlushingDevice, archive: ArchiveDep,
 ) -> Response:
     """Record the device's signed receipt: its own attestation that it destroyed its
     copy (not proof that no other copy exists)."""
