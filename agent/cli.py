@@ -23,7 +23,16 @@ from schema.models import (
     VisitPatch,
     VisitVoid,
 )
-from schema.output import emit_json, fail, field_args, run_app, show, validation_message
+from schema.output import (
+    TABLE_ROWS,
+    emit_json,
+    fail,
+    field_args,
+    run_app,
+    show,
+    show_rows,
+    validation_message,
+)
 
 from . import keystore, wipe
 from . import sync as sync_mod
@@ -45,6 +54,9 @@ HomeOpt = Annotated[Path, typer.Option("--home", help="Agent home "
                                        "[default: $FIELDVAULT_HOME or ~/.fieldvault]",
                                        default_factory=default_home, show_default=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
+LimitOpt = Annotated[int | None, typer.Option(
+    "--limit", min=0, help="Show at most N rows; 0 = all [default: all with --json, "
+    f"else the first {TABLE_ROWS}, with a note when some are left out]", show_default=False)]
 EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
 EXIT_OFFLINE = 2
 
@@ -242,11 +254,13 @@ FIELDS_HELP = "Card fields as --field VALUE: " + ", ".join(
 def customer_list(
     home: HomeOpt,
     search: Annotated[str | None, typer.Option(help="Full-text search (names, notes, needs).")] = None,
+    limit: LimitOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Your customers, optionally searched."""
     with _store(home) as store:
-        show(store.list_customers(search), as_json, CUSTOMER_COLUMNS)
+        show_rows(lambda n: store.iter_customers(search, n), lambda: store.count_customers(search),
+                  as_json=as_json, limit=limit, columns=CUSTOMER_COLUMNS, noun="customers")
 
 
 @customer_app.command("show")
@@ -327,12 +341,14 @@ def visit_list(
     home: HomeOpt,
     customer: Annotated[str | None, Opt(help="Only this customer's visits.")] = None,
     search: Annotated[str | None, Opt(help="Full-text search in visit notes.")] = None,
+    limit: LimitOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Visits on this device (yours and, for your customers, your predecessors')."""
     with _store(home) as store:
-        rows = store.search_visits(search) if search else store.list_visits(customer)
-        show(rows, as_json, VISIT_COLUMNS)
+        show_rows(lambda n: store.iter_visits(customer, search, n),
+                  lambda: store.count_visits(customer, search),
+                  as_json=as_json, limit=limit, columns=VISIT_COLUMNS, noun="visits")
 
 
 @visit_app.command("show")

@@ -365,41 +365,75 @@ class Store:
             raise StoreError(f"{ref!r} matches several {table}; give more of the id")
         raise StoreError(f"no {table[:-1]} {ref!r} on this device; `fieldvault sync` to refresh")
 
-    def list_customers(self, search: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
-        if not search:
-            return list(self.db.query(
-                "SELECT * FROM customers ORDER BY name LIMIT ?", [limit]
-            ))
-        term = search.strip()
+    # Listings: `limit=None` means every row. `iter_*` stream rows off the cursor so a
+    # 50,000-card scope is never held twice; `count_*` give the total a cut view reports.
+
+    def _stream(self, sql: str, params: list[Any]) -> Iterator[dict[str, Any]]:
+        """Rows as dicts, read as they are consumed; the query runs (and fails) now."""
+        cursor = self.conn.execute(sql, params)
+        names = [d[0] for d in cursor.description]
+        return (dict(zip(names, row, strict=True)) for row in cursor)
+
+    @staticmethod
+    def _customer_match(search: str | None) -> tuple[str, list[Any], str]:
+        term = (search or "").strip()
+        if not term:
+            return "FROM customers", [], "name"
         if len(term) >= 3:
             # trigram FTS needs three characters; quote so user text is not FTS syntax
             quoted = '"' + term.replace('"', '""') + '"'
-            return list(self.db.query(
-                "SELECT customers.* FROM customers JOIN customers_fts "
-                "ON customers.rowid = customers_fts.rowid "
-                "WHERE customers_fts MATCH ? ORDER BY customers_fts.rank LIMIT ?",
-                [quoted, limit],
-            ))
+            return ("FROM customers JOIN customers_fts ON customers.rowid = customers_fts.rowid "
+                    "WHERE customers_fts MATCH ?", [quoted], "customers_fts.rank")
         like = f"%{term}%"
-        return list(self.db.query(
-            "SELECT * FROM customers WHERE name LIKE ? OR card_no LIKE ? OR notes LIKE ? "
-            "ORDER BY name LIMIT ?",
-            [like, like, like, limit],
-        ))
+        return ("FROM customers WHERE name LIKE ? OR card_no LIKE ? OR notes LIKE ?",
+                [like, like, like], "name")
 
-    def search_visits(self, text: str, limit: int = 200) -> list[dict[str, Any]]:
-        term = text.strip()
-        if len(term) < 3:
+    def iter_customers(self, search: str | None = None,
+                       limit: int | None = None) -> Iterator[dict[str, Any]]:
+        source, params, order = self._customer_match(search)
+        return self._stream(f"SELECT customers.* {source} ORDER BY {order} LIMIT ?",  # noqa: S608
+                            [*params, -1 if limit is None else limit])
+
+    def list_customers(self, search: str | None = None,
+                       limit: int | None = None) -> list[dict[str, Any]]:
+        return list(self.iter_customers(search, limit))
+
+    def count_customers(self, search: str | None = None) -> int:
+        source, params, _ = self._customer_match(search)
+        return int(self.conn.execute(f"SELECT count(*) {source}", params).fetchone()[0])  # noqa: S608
+
+    def _visit_match(self, customer: str | None, search: str | None) -> tuple[str, list[Any], str]:
+        term = (search or "").strip()
+        if term and len(term) >= 3:
+            quoted = '"' + term.replace('"', '""') + '"'
+            return ("FROM visits JOIN visits_fts ON visits.rowid = visits_fts.rowid "
+                    "WHERE visits_fts MATCH ?", [quoted], "visits_fts.rank")
+        if term:
             like = f"%{term}%"
-            return list(self.db.query(
-                "SELECT * FROM visits WHERE summary LIKE ? OR outcome LIKE ? OR feedback LIKE ? "
-                "ORDER BY started_at DESC LIMIT ?", [like, like, like, limit],
-            ))
-        quoted = '"' + term.replace('"', '""') + '"'
-        return list(self.db.query(
-            "SELECT visits.* FROM visits JOIN visits_fts ON visits.rowid = visits_fts.rowid "
-            "WHERE visits_fts MATCH ? ORDER BY visits_fts.rank LIMIT ?", [quoted, limit],
-        ))
+            return ("FROM visits WHERE summary LIKE ? OR outcome LIKE ? OR feedback LIKE ?",
+                    [like, like, like], "started_at DESC")
+        if customer:
+            return ("FROM visits WHERE customer_id=?", [self.get_customer(customer)["id"]],
+                    "started_at DESC")
+        return "FROM visits", [], "started_at DESC"
+
+    def iter_visits(self, customer: str | None = None, search: str | None = None,
+                    limit: int | None = None) -> Iterator[dict[str, Any]]:
+        """Visits, newest first (or best match first with `search`)."""
+        source, params, order = self._visit_match(customer, search)
+        return self._stream(f"SELECT visits.* {source} ORDER BY {order} LIMIT ?",  # noqa: S608
+                            [*params, -1 if limit is None else limit])
+
+    def list_visits(self, customer: str | None = None,
+                    limit: int | None = None) -> list[dict[str, Any]]:
+        return list(self.iter_visits(customer, None, limit))
+
+    def search_visits(self, text: str, limit: int | None = None) -> list[dict[str, Any]]:
+        return list(self.iter_visits(None, text, limit))
+
+    def count_visits(self, customer: str | None = None, search: str | None = None) -> int:
+        source, params, _ = self._visit_match(customer, search)
+        return int(self.conn.execute(f"SELECT count(*) {source}", params).fetchone()[0])  # noqa: S608
 
     # --- visits ----------------------------------------------------------------
 
@@ -425,17 +459,6 @@ class Store:
 
     def get_visit(self, ref: str) -> dict[str, Any]:
         return self._get("visits", ref)
-
-    def list_visits(self, customer: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
-        if customer:
-            cid = self.get_customer(customer)["id"]
-            return list(self.db.query(
-                "SELECT * FROM visits WHERE customer_id=? ORDER BY started_at DESC LIMIT ?",
-                [cid, limit],
-            ))
-        return list(self.db.query(
-            "SELECT * FROM visits ORDER BY started_at DESC LIMIT ?", [limit]
-        ))
 
     def _own_editable_visit(self, ref: str) -> dict[str, Any]:
         visit = self.get_visit(ref)

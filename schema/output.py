@@ -4,15 +4,14 @@ failures print one line on stderr that says what to do, and exit non-zero."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, NoReturn
 
 import orjson
 import typer
-from rich.console import Console
-from rich.table import Table
 
-console = Console()
+# rich is imported only when a table or record is printed: it costs start-up time
+# that `--json`, `--help` and error paths should not pay.
 
 
 def emit_json(payload: Any) -> None:
@@ -47,13 +46,74 @@ def run_app(app: typer.Typer) -> NoReturn:
     raise SystemExit(code if isinstance(code, int) else 0)
 
 
+def emit_json_rows(rows: Iterable[Any]) -> None:
+    """A JSON array written row by row, so a listing is never held whole as text."""
+    out = sys.stdout
+    first = True
+    for row in rows:
+        # JSON text has no raw newlines inside strings: re-indenting by lines is safe.
+        item = orjson.dumps(row, option=orjson.OPT_INDENT_2, default=str).decode()
+        out.write(("[\n  " if first else ",\n  ") + item.replace("\n", "\n  "))
+        first = False
+    out.write("[]\n" if first else "\n]\n")
+
+
+TABLE_ROWS = 100  # a table is for reading: longer listings are cut, with a note saying so
+
+
+def show_rows(fetch: Callable[[int | None], Iterable[dict[str, Any]]], total: Callable[[], int],
+              *, as_json: bool, limit: int | None, columns: Sequence[str], noun: str,
+              title: str | None = None) -> int:
+    """Print a listing; never cut it silently. `fetch(n)` gives the first n rows (all for
+    None), `total()` how many there are. `--json` prints every row unless `--limit N`
+    (0 = all) says otherwise; a table stops at TABLE_ROWS. When rows are left out a note
+    on stderr says how many were shown of how many and how to see all. Returns the number
+    of rows printed."""
+    cap = (limit or None) if limit is not None else (None if as_json else TABLE_ROWS)
+    if cap is None:
+        rows: Iterable[dict[str, Any]] = fetch(None)
+        if as_json:
+            counted = _Counted(rows)
+            emit_json_rows(counted)
+            return counted.n
+        shown = list(rows)
+        table(shown, columns, title)
+        return len(shown)
+    shown = list(fetch(cap))
+    if as_json:
+        emit_json(shown)
+    else:
+        table(shown, columns, title)
+    if len(shown) >= cap:
+        count = total()
+        if count > len(shown):
+            how = "--limit 0" if as_json else "--limit 0 or --json"
+            sys.stderr.write(f"note: showing {len(shown):,} of {count:,} {noun}; "
+                             f"{how} shows all\n")
+    return len(shown)
+
+
+class _Counted:
+    """Pass rows through, counting them (a streamed listing's size for the audit log)."""
+
+    def __init__(self, rows: Iterable[dict[str, Any]]) -> None:
+        self.rows, self.n = rows, 0
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for row in self.rows:
+            self.n += 1
+            yield row
+
+
 def table(rows: Sequence[dict[str, Any]], columns: Sequence[str], title: str | None = None) -> None:
+    from rich.table import Table
+
     t = Table(title=title, show_lines=False)
     for col in columns:
         t.add_column(col)
     for row in rows:
         t.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
-    console.print(t)
+    _console().print(t)
 
 
 def show(payload: dict[str, Any] | list[dict[str, Any]], as_json: bool,
@@ -66,7 +126,19 @@ def show(payload: dict[str, Any] | list[dict[str, Any]], as_json: bool,
     else:
         for key, value in payload.items():
             if value not in (None, ""):
-                console.print(f"[bold]{key}[/bold]: {value}", highlight=False)
+                _console().print(f"[bold]{key}[/bold]: {value}", highlight=False)
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    global _CONSOLE
+    if _CONSOLE is None:
+        _CONSOLE = Console()
+    return _CONSOLE
+
+
+_CONSOLE: Any = None
 
 
 def field_args(args: Sequence[str], allowed: Sequence[str]) -> dict[str, str]:

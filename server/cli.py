@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
@@ -17,7 +18,16 @@ from pydantic import ValidationError
 
 from schema.durations import parse_duration
 from schema.models import CUSTOMER_EDITABLE_FIELDS, CustomerCreate, CustomerPatch
-from schema.output import emit_json, fail, field_args, run_app, show, validation_message
+from schema.output import (
+    TABLE_ROWS,
+    emit_json,
+    fail,
+    field_args,
+    run_app,
+    show,
+    show_rows,
+    validation_message,
+)
 
 from .archive import ArchiveError, SQLiteArchive
 from .settings import default_data_dir
@@ -37,6 +47,9 @@ DataOpt = Annotated[Path, typer.Option("--data", help="Archive directory "
                                        "[default: $FIELDVAULT_DATA or ./fieldvault-data]",
                                        default_factory=default_data_dir, show_default=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
+LimitOpt = Annotated[int | None, typer.Option(
+    "--limit", min=0, help="Show at most N rows; 0 = all [default: all with --json, "
+    f"else the first {TABLE_ROWS}, with a note when some are left out]", show_default=False)]
 EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
 FIELDS_HELP = "Card fields as --field VALUE: " + ", ".join(
     "--" + f.replace("_", "-") for f in CUSTOMER_EDITABLE_FIELDS)
@@ -229,12 +242,14 @@ def audit_verify(data: DataOpt, as_json: JsonOpt = False) -> None:
 @audit_app.command("list")
 def audit_list(
     data: DataOpt,
-    limit: Annotated[int, typer.Option(help="Most recent N entries.")] = 100,
+    limit: LimitOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """The most recent audit entries."""
-    show(_archive(data).audit_entries(limit), as_json,
-         ["seq", "at", "actor", "action", "subject", "details"])
+    """The audit entries, oldest first; with --limit N (or in a table) the most recent N."""
+    archive = _archive(data)
+    show_rows(archive.audit_entries, archive.audit_count, as_json=as_json, limit=limit,
+              columns=["seq", "at", "actor", "action", "subject", "details"],
+              noun="audit entries (the most recent)")
 
 
 @rep_app.command("add")
@@ -251,10 +266,12 @@ def rep_add(
 
 
 @rep_app.command("list")
-def rep_list(data: DataOpt, as_json: JsonOpt = False) -> None:
+def rep_list(data: DataOpt, limit: LimitOpt = None, as_json: JsonOpt = False) -> None:
     """List reps with their customer and device counts."""
-    show(_archive(data).list_reps(), as_json,
-         ["id", "name", "tier", "manager_id", "customers", "devices", "active"])
+    archive = _archive(data)
+    show_rows(archive.list_reps, lambda: archive.counts()["reps"], as_json=as_json, limit=limit,
+              columns=["id", "name", "tier", "manager_id", "customers", "devices", "active"],
+              noun="reps")
 
 
 @app.command("enroll-code")
@@ -302,13 +319,16 @@ def customer_import(
 def customer_list(
     data: DataOpt,
     owner: Annotated[str | None, typer.Option(help="Rep id/name, or `pool`.")] = None,
+    limit: LimitOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List customer cards."""
     archive = _archive(data)
-    rows = _run(archive.list_customers, owner)
-    archive.record_export("customers", len(rows), {"owner": owner})
-    show(rows, as_json, ["card_no", "id", "name", "grade", "owner_rep_id", "rev", "last_served_at"])
+    _run(archive.count_customers, owner)  # an unknown --owner fails before anything is printed
+    _export(archive, "customers", {"owner": owner}, lambda: show_rows(
+        lambda n: archive.iter_customers(owner, n), lambda: archive.count_customers(owner),
+        as_json=as_json, limit=limit, noun="customers",
+        columns=["card_no", "id", "name", "grade", "owner_rep_id", "rev", "last_served_at"]))
 
 
 @customer_app.command("show")
@@ -354,26 +374,42 @@ def visit_list(
     data: DataOpt,
     rep: Annotated[str | None, typer.Option(help="Author rep id or name.")] = None,
     customer: Annotated[str | None, typer.Option(help="Customer id or card number.")] = None,
+    limit: LimitOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """List visit records in the archive."""
+    """List visit records in the archive, oldest first."""
     archive = _archive(data)
-    rows = _run(archive.list_visits, rep, customer)
-    archive.record_export("visits", len(rows), {"rep": rep, "customer": customer})
-    show(rows, as_json, ["id", "customer_id", "rep_id", "started_at", "purpose", "status",
-                         "summary"])
+    _run(archive.count_visits, rep, customer)  # unknown --rep/--customer fail up front
+    _export(archive, "visits", {"rep": rep, "customer": customer}, lambda: show_rows(
+        lambda n: archive.iter_visits(rep, customer, n), lambda: archive.count_visits(rep, customer),
+        as_json=as_json, limit=limit, noun="visits",
+        columns=["id", "customer_id", "rep_id", "started_at", "purpose", "status", "summary"]))
+
+
+def _export(archive: SQLiteArchive, what: str, filters: dict[str, str | None],
+            print_rows: Callable[[], int]) -> None:
+    """Print a listing of customer data and log in the audit chain how many rows left."""
+    count = 0
+    try:
+        count = print_rows()
+    finally:
+        archive.record_export(what, count, filters)
 
 
 @device_app.command("list")
 def device_list(
     data: DataOpt,
     rep: Annotated[str | None, typer.Option(help="Only this rep's devices.")] = None,
+    limit: LimitOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List enrolled devices."""
-    rows = _run(_archive(data).list_devices, rep)
-    show(rows, as_json, ["id", "rep_name", "name", "state", "last_seen_at", "revoked_at",
-                         "wipe_receipt_at"])
+    archive = _archive(data)
+    _run(archive.list_devices, rep, 0)  # an unknown --rep fails before anything is printed
+    show_rows(lambda n: archive.list_devices(rep, n), lambda: len(archive.list_devices(rep)),
+              as_json=as_json, limit=limit, noun="devices",
+              columns=["id", "rep_name", "name", "state", "last_seen_at", "revoked_at",
+                       "wipe_receipt_at"])
 
 
 @app.command()
@@ -460,17 +496,21 @@ def hr_token(
 
 
 @app.command()
-def conflicts(data: DataOpt, as_json: JsonOpt = False) -> None:
+def conflicts(data: DataOpt, limit: LimitOpt = None, as_json: JsonOpt = False) -> None:
     """Card fields where a rep's edit lost to a newer server value (the rep's value is kept here)."""
-    show(_archive(data).conflicts(), as_json,
-         ["id", "card_no", "customer_name", "field", "server_value", "rep_value", "rep_id", "at"])
+    archive = _archive(data)
+    show_rows(archive.conflicts, lambda: archive.counts()["conflicts"], as_json=as_json,
+              limit=limit, noun="conflicts", columns=["id", "card_no", "customer_name", "field",
+                                                      "server_value", "rep_value", "rep_id", "at"])
 
 
 @app.command()
-def quarantine(data: DataOpt, as_json: JsonOpt = False) -> None:
+def quarantine(data: DataOpt, limit: LimitOpt = None, as_json: JsonOpt = False) -> None:
     """Operations held for review instead of being merged (e.g. visits to reassigned customers)."""
-    show(_archive(data).quarantine(), as_json,
-         ["id", "kind", "entity_id", "rep_id", "reason", "at"])
+    archive = _archive(data)
+    show_rows(archive.quarantine, lambda: archive.counts()["quarantine"], as_json=as_json,
+              limit=limit, noun="quarantined operations",
+              columns=["id", "kind", "entity_id", "rep_id", "reason", "at"])
 
 
 def main() -> None:
