@@ -1,4 +1,9 @@
-"""`fieldvault`: the rep's agent. Works offline; `sync` talks to the server."""
+"""`fieldvault`: the rep's agent. Works offline; `sync` talks to the server.
+
+Every command is interactive, so start-up time counts: the heavy modules (the
+pydantic models, httpx and the sync engine, the vault store) are imported inside
+the commands that use them, never here. tests/test_startup.py keeps it so.
+"""
 
 from __future__ import annotations
 
@@ -7,24 +12,16 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
-from pydantic import ValidationError
 
 from schema.clock import SystemClock
 from schema.enums import VisitPurpose
-from schema.models import (
-    CUSTOMER_EDITABLE_FIELDS,
-    VISIT_EDITABLE_FIELDS,
-    CustomerCreate,
-    CustomerPatch,
-    VisitCreate,
-    VisitPatch,
-    VisitVoid,
-)
+from schema.fields import CUSTOMER_EDITABLE_FIELDS, VISIT_EDITABLE_FIELDS
 from schema.output import (
     TABLE_ROWS,
+    cli_app,
     emit_json,
     fail,
     field_args,
@@ -35,18 +32,17 @@ from schema.output import (
 )
 
 from . import keystore, wipe
-from . import sync as sync_mod
-from .enroll import AlreadyEnrolled
-from .enroll import enroll as do_enroll
 from .home import AgentConfig, default_home
 from .keystore import KeyError_, VaultWiped
-from .store import Store, StoreError
-from .transport import Offline, ServerRefused, UntrustedResponse
 
-app = typer.Typer(no_args_is_help=True, add_completion=False,
+if TYPE_CHECKING:
+    from . import sync as sync_mod
+    from .store import Store
+
+app = cli_app(add_completion=False,
                   help="FieldVault agent: your customers and visits, offline, encrypted.")
-customer_app = typer.Typer(no_args_is_help=True, help="Your customers.")
-visit_app = typer.Typer(no_args_is_help=True, help="Your visit records.")
+customer_app = cli_app(help="Your customers.")
+visit_app = cli_app(help="Your visit records.")
 app.add_typer(customer_app, name="customer")
 app.add_typer(visit_app, name="visit")
 
@@ -70,6 +66,8 @@ EXIT_REVOKED = 3
 def _revoked(home: Path, transport: sync_mod.Transport, order: dict[str, Any] | None = None,
              receipt: dict[str, Any] | None = None) -> NoReturn:
     """Carry out a verified wipe order (or resend its receipt) and exit 3."""
+    from . import sync as sync_mod
+
     delivered = sync_mod.obey_wipe(home, transport, order=order, receipt=receipt)
     tail = "" if delivered else "; the wipe receipt will be sent at the next `fieldvault sync`"
     fail("this device was revoked by the company: its local copy has been wiped" + tail,
@@ -80,6 +78,10 @@ def _flush_store(home: Path, config: AgentConfig, transport: sync_mod.Transport,
                  pin: str | None) -> Store | None:
     """A revoked laptop's vault opened with the server's one-time flush key, or None
     when even that is impossible (self-wiped already, key gone)."""
+    from . import sync as sync_mod
+    from .store import StoreError
+    from .transport import ServerRefused
+
     try:
         return sync_mod.open_for_final_flush(home, config, transport, pin)
     except (KeyError_, StoreError, ServerRefused):
@@ -98,6 +100,8 @@ def _config(home: Path) -> AgentConfig:
 
 @contextmanager
 def _store(home: Path) -> Iterator[Store]:
+    from .store import Store, StoreError
+
     config = _config(home)
     try:
         store = Store.open(home, config.rep_id, pin=_pin(home))
@@ -109,10 +113,16 @@ def _store(home: Path) -> Iterator[Store]:
         yield store
     except StoreError as exc:
         fail(str(exc))
-    except ValidationError as exc:
+    except _validation_error() as exc:  # evaluated only when something was raised
         fail(validation_message(exc))
     finally:
         store.close()
+
+
+def _validation_error() -> type[Exception]:
+    from pydantic import ValidationError
+
+    return ValidationError
 
 
 def _pin(home: Path) -> str | None:
@@ -128,7 +138,7 @@ def _pin(home: Path) -> str | None:
 def _validate(model: Any, data: dict[str, Any]) -> Any:
     try:
         return model.model_validate(data)
-    except ValidationError as exc:
+    except _validation_error() as exc:
         fail(validation_message(exc))
 
 
@@ -143,6 +153,10 @@ def enroll(
     as_json: JsonOpt = False,
 ) -> None:
     """Enroll this laptop once, with a code from your admin."""
+    from .enroll import AlreadyEnrolled
+    from .enroll import enroll as do_enroll
+    from .transport import Offline, ServerRefused
+
     try:
         config = do_enroll(home, server, code, insecure, name)
     except (ValueError, AlreadyEnrolled, KeyError_) as exc:
@@ -188,6 +202,10 @@ def status(home: HomeOpt, as_json: JsonOpt = False) -> None:
 def sync(home: HomeOpt, as_json: JsonOpt = False) -> None:
     """Send local changes up, bring assignments down. Exit 2 when the server is
     unreachable, 3 when this device was revoked (its local copy is then wiped)."""
+    from . import sync as sync_mod
+    from .store import Store, StoreError
+    from .transport import Offline, ServerRefused, UntrustedResponse
+
     config = _config(home)
     transport = sync_mod.open_transport(home, config)
     try:
@@ -282,6 +300,8 @@ def customer_add(
     name: Annotated[str, typer.Option("--name", help="Person or company name.")],
     as_json: JsonOpt = False,
 ) -> None:
+    from schema.models import CustomerCreate
+
     card = _validate(CustomerCreate, {**field_args(ctx.args, CUSTOMER_EDITABLE_FIELDS),
                                       "name": name})
     with _store(home) as store:
@@ -294,6 +314,8 @@ def customer_edit(
     customer: Annotated[str, typer.Argument(help="Id, id prefix or card number.")],
     home: HomeOpt, as_json: JsonOpt = False,
 ) -> None:
+    from schema.models import CustomerPatch
+
     patch = _validate(CustomerPatch, field_args(ctx.args, CUSTOMER_EDITABLE_FIELDS))
     with _store(home) as store:
         show(store.edit_customer(customer, patch), as_json)
@@ -324,6 +346,8 @@ def visit_log(
     as_json: JsonOpt = False,
 ) -> None:
     """Log a visit right after it happened. Works offline."""
+    from schema.models import VisitCreate
+
     with _store(home) as store:
         data = _validate(VisitCreate, {
             "customer_id": store.get_customer(customer)["id"], "purpose": purpose,
@@ -368,6 +392,8 @@ def visit_edit(
     visit: Annotated[str, typer.Argument(help="Visit id or id prefix.")],
     home: HomeOpt, as_json: JsonOpt = False,
 ) -> None:
+    from schema.models import VisitPatch
+
     patch = _validate(VisitPatch, field_args(ctx.args, VISIT_EDITABLE_FIELDS))
     with _store(home) as store:
         show(store.edit_visit(visit, patch), as_json)
@@ -381,6 +407,8 @@ def visit_void(
     as_json: JsonOpt = False,
 ) -> None:
     """Void a mistaken visit record (it is kept, marked void)."""
+    from schema.models import VisitVoid
+
     with _store(home) as store:
         show(store.void_visit(visit, _validate(VisitVoid, {"reason": reason})), as_json)
 

@@ -14,28 +14,30 @@ import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import sqlcipher3
-from sqlite_utils import Database
 
 from schema.clock import Clock, SystemClock, iso
 from schema.enums import OpKind, OpStatus, OwnershipSource, VisitStatus, can_transition
-from schema.migrations.agent import migrations
-from schema.models import (
-    CUSTOMER_EDITABLE_FIELDS,
-    CustomerCreate,
-    CustomerPatch,
-    OpResult,
-    VisitCreate,
-    VisitPatch,
-    VisitVoid,
-)
+from schema.fields import CUSTOMER_EDITABLE_FIELDS
 from schema.records import to_record
 
 from . import keystore
 from .home import VAULT_FILE
+
+if TYPE_CHECKING:  # pydantic models and sqlite-utils cost start-up time `status` need not pay
+    from sqlite_utils import Database
+
+    from schema.models import (
+        CustomerCreate,
+        CustomerPatch,
+        OpResult,
+        VisitCreate,
+        VisitPatch,
+        VisitVoid,
+    )
 
 CUSTOMER_COLUMNS = (
     "id", "rev", "card_no", *CUSTOMER_EDITABLE_FIELDS, "created_by", "created_at",
@@ -102,15 +104,36 @@ def open_vault(path: Path, dek: bytes) -> sqlcipher3.Connection:
     return conn
 
 
+# How many migrations schema/migrations/agent.py holds (tests/test_startup.py checks it).
+# A vault already at this version opens without importing sqlite-utils, which was a
+# good part of every command's start-up time.
+SCHEMA_VERSION = 2
+
+
 class Store:
     """The rep's local copy. Construct with `Store.open(home)`."""
 
     def __init__(self, conn: sqlcipher3.Connection, rep_id: str, clock: Clock) -> None:
         self.conn = conn
-        self.db = Database(conn)
+        self._db: Database | None = None
         self.rep_id = rep_id
         self.clock = clock
-        migrations.apply(self.db)
+        # What sqlite-utils' Database() sets, set here whether or not it is ever loaded.
+        conn.execute("PRAGMA recursive_triggers = on")
+        if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+            from schema.migrations.agent import migrations
+
+            migrations.apply(self.db)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    @property
+    def db(self) -> Database:
+        """sqlite-utils over the vault connection, loaded on first use."""
+        if self._db is None:
+            from sqlite_utils import Database
+
+            self._db = Database(self.conn)
+        return self._db
 
     @classmethod
     def open(cls, home: Path, rep_id: str = "", clock: Clock | None = None,
@@ -347,11 +370,11 @@ class Store:
             raise StoreError(f"give a {table[:-1]} id")
         # Exact id / card number first: two index lookups, where the prefix
         # search below scans the table (LIKE cannot use the id index).
-        for row in self.db.query(
+        for row in self._stream(
             f"SELECT * FROM {table} WHERE id = :ref {extra} LIMIT 1", {"ref": ref}  # noqa: S608
         ):
             return row
-        rows = list(self.db.query(
+        rows = list(self._stream(
             f"SELECT * FROM {table} WHERE id = :ref {extra} "  # noqa: S608
             f"UNION SELECT * FROM {table} WHERE id LIKE :prefix LIMIT 2",
             {"ref": ref, "prefix": ref.replace("%", "").replace("_", "") + "%"},
@@ -368,7 +391,7 @@ class Store:
     # Listings: `limit=None` means every row. `iter_*` stream rows off the cursor so a
     # 50,000-card scope is never held twice; `count_*` give the total a cut view reports.
 
-    def _stream(self, sql: str, params: list[Any]) -> Iterator[dict[str, Any]]:
+    def _stream(self, sql: str, params: list[Any] | dict[str, Any]) -> Iterator[dict[str, Any]]:
         """Rows as dicts, read as they are consumed; the query runs (and fails) now."""
         cursor = self.conn.execute(sql, params)
         names = [d[0] for d in cursor.description]
@@ -477,6 +500,8 @@ class Store:
         if status and not can_transition(VisitStatus(visit["status"]), VisitStatus(status)):
             raise StoreError(f"a {visit['status']} visit cannot go back to {status}: "
                              "correct it as it is, or void it with a reason")
+        from schema.models import VisitCreate
+
         merged = {**{k: visit[k] for k in VisitCreate.model_fields}, **changes}
         VisitCreate.model_validate(merged)  # the edited record must still be a valid visit
         with self.transaction():
@@ -514,6 +539,8 @@ class Store:
         epoch and a reset cursor are stored in the same transaction, so a crash
         neither loses the queued operations nor queues them twice.
         """
+        from schema.models import CustomerCreate, VisitCreate
+
         counts = {"customers": 0, "visits": 0}
         card_fields = list(CustomerCreate.model_fields)
         visit_fields = list(VisitCreate.model_fields)

@@ -10,8 +10,15 @@ from typing import Any, NoReturn
 import orjson
 import typer
 
-# rich is imported only when a table or record is printed: it costs start-up time
-# that `--json`, `--help` and error paths should not pay.
+# rich is imported only when a table is printed: it costs start-up time that other
+# output, `--help` and error paths should not pay.
+
+def cli_app(**settings: Any) -> typer.Typer:
+    """A Typer app (or sub-app) with both CLIs' settings: plain click help instead of
+    rich's, so `--help` starts without importing rich; plain tracebacks (rich's cost
+    start-up time, and with locals shown they could print a vault key on a terminal)."""
+    return typer.Typer(no_args_is_help=True, rich_markup_mode=None,
+                       pretty_exceptions_enable=False, **settings)
 
 
 def emit_json(payload: Any) -> None:
@@ -106,6 +113,7 @@ class _Counted:
 
 
 def table(rows: Sequence[dict[str, Any]], columns: Sequence[str], title: str | None = None) -> None:
+    from rich.console import Console
     from rich.table import Table
 
     t = Table(title=title, show_lines=False)
@@ -113,7 +121,7 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[str], title: str | N
         t.add_column(col)
     for row in rows:
         t.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
-    _console().print(t)
+    Console().print(t)
 
 
 def show(payload: dict[str, Any] | list[dict[str, Any]], as_json: bool,
@@ -125,20 +133,8 @@ def show(payload: dict[str, Any] | list[dict[str, Any]], as_json: bool,
         table(payload, columns, title)
     else:
         for key, value in payload.items():
-            if value not in (None, ""):
-                _console().print(f"[bold]{key}[/bold]: {value}", highlight=False)
-
-
-def _console() -> Any:
-    from rich.console import Console
-
-    global _CONSOLE
-    if _CONSOLE is None:
-        _CONSOLE = Console()
-    return _CONSOLE
-
-
-_CONSOLE: Any = None
+            if value not in (None, ""):  # plain click styling: no rich needed for a record
+                typer.echo(f"{typer.style(key, bold=True)}: {value}")
 
 
 def field_args(args: Sequence[str], allowed: Sequence[str]) -> dict[str, str]:

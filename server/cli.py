@@ -1,4 +1,9 @@
-"""`fieldvault-server`: run the server and administer the archive (a thin layer over it)."""
+"""`fieldvault-server`: run the server and administer the archive (a thin layer over it).
+
+Start-up time counts for admin commands and `--help`: the archive (sqlite-utils, the
+pydantic models), the web app and Litestream support are imported inside the commands
+that use them, never here. tests/test_startup.py keeps it so.
+"""
 
 from __future__ import annotations
 
@@ -11,15 +16,15 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from pydantic import ValidationError
 
 from schema.durations import parse_duration
-from schema.models import CUSTOMER_EDITABLE_FIELDS, CustomerCreate, CustomerPatch
+from schema.fields import CUSTOMER_EDITABLE_FIELDS
 from schema.output import (
     TABLE_ROWS,
+    cli_app,
     emit_json,
     fail,
     field_args,
@@ -29,15 +34,21 @@ from schema.output import (
     validation_message,
 )
 
-from .archive import ArchiveError, SQLiteArchive
-from .settings import default_data_dir
+if TYPE_CHECKING:
+    from .archive import SQLiteArchive
 
-app = typer.Typer(no_args_is_help=True, add_completion=False,
+
+def default_data_dir() -> Path:
+    """$FIELDVAULT_DATA as server.settings reads it, without importing pydantic-settings."""
+    return Path(os.environ.get("FIELDVAULT_DATA") or "./fieldvault-data")
+
+
+app = cli_app(add_completion=False,
                   help="FieldVault server: master archive, sync API and admin commands.")
-rep_app = typer.Typer(no_args_is_help=True, help="Sales reps.")
-customer_app = typer.Typer(no_args_is_help=True, help="Customer cards (客户卡).")
-visit_app = typer.Typer(no_args_is_help=True, help="Visit records (拜访记录).")
-device_app = typer.Typer(no_args_is_help=True, help="Enrolled devices.")
+rep_app = cli_app(help="Sales reps.")
+customer_app = cli_app(help="Customer cards (客户卡).")
+visit_app = cli_app(help="Visit records (拜访记录).")
+device_app = cli_app(help="Enrolled devices.")
 app.add_typer(rep_app, name="rep")
 app.add_typer(customer_app, name="customer")
 app.add_typer(visit_app, name="visit")
@@ -56,6 +67,8 @@ FIELDS_HELP = "Card fields as --field VALUE: " + ", ".join(
 
 
 def _archive(data: Path) -> SQLiteArchive:
+    from .archive import ArchiveError, SQLiteArchive
+
     try:
         return SQLiteArchive(data)
     except ArchiveError as exc:
@@ -64,6 +77,10 @@ def _archive(data: Path) -> SQLiteArchive:
 
 def _run(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
     """Call into the archive, turning its refusals into one-line CLI errors."""
+    from pydantic import ValidationError
+
+    from .archive import ArchiveError
+
     try:
         return fn(*args, **kwargs)
     except ArchiveError as exc:
@@ -75,6 +92,7 @@ def _run(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
 @app.command()
 def init(data: DataOpt, as_json: JsonOpt = False) -> None:
     """Create (or migrate) the archive in --data. Safe to run again."""
+    from .archive import SQLiteArchive
     from .keys import load_or_create_signing_key, public_key_b64
 
     archive = SQLiteArchive.init(data)
@@ -174,7 +192,7 @@ def _serve_under_litestream(config: Path, data: Path, host: str, port: int,
     return 1  # not reached
 
 
-backup_app = typer.Typer(no_args_is_help=True, help="Replication of the archive (Litestream).")
+backup_app = cli_app(help="Replication of the archive (Litestream).")
 app.add_typer(backup_app, name="backup")
 
 
@@ -202,6 +220,7 @@ def restore(
     from schema.clock import iso, parse_iso
 
     from . import replication
+    from .archive import SQLiteArchive
 
     try:
         spec = replication.parse_replica(replica, data)
@@ -218,7 +237,7 @@ def restore(
     show(result, as_json)
 
 
-audit_app = typer.Typer(no_args_is_help=True, help="The hash-chained audit log.")
+audit_app = cli_app(help="The hash-chained audit log.")
 app.add_typer(audit_app, name="audit")
 
 
@@ -298,6 +317,8 @@ def customer_add(
     owner: Annotated[str | None, typer.Option(help="Owning rep; omit for the pool.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
+    from schema.models import CustomerCreate
+
     fields = field_args(ctx.args, CUSTOMER_EDITABLE_FIELDS)
     card = _run(CustomerCreate.model_validate, {**fields, "name": name})
     show(_run(_archive(data).add_customer, card, owner, "admin"), as_json)
@@ -352,6 +373,8 @@ def customer_edit(
     by: Annotated[str, typer.Option(help="Who makes the edit, for the history.")] = "office",
     as_json: JsonOpt = False,
 ) -> None:
+    from schema.models import CustomerPatch
+
     patch = _run(CustomerPatch.model_validate, field_args(ctx.args, CUSTOMER_EDITABLE_FIELDS))
     show(_run(_archive(data).edit_customer, customer, patch, by), as_json)
 
@@ -458,7 +481,7 @@ def departure_report(
     table(report["customers"], ["card_no", "name", "to_name"], "customers reassigned")
 
 
-policy_app = typer.Typer(no_args_is_help=True, help="Offline grace policy, delivered in leases.")
+policy_app = cli_app(help="Offline grace policy, delivered in leases.")
 app.add_typer(policy_app, name="policy")
 
 
