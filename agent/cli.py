@@ -150,9 +150,12 @@ def enroll(
     insecure: Annotated[bool, typer.Option("--insecure",
                                            help="Allow plain http:// to a non-loopback host.")] = False,
     name: Annotated[str | None, typer.Option(help="Device name shown to admins.")] = None,
+    no_sync: Annotated[bool, typer.Option("--no-sync", help="Skip the first sync that brings "
+                                          "your customers down.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Enroll this laptop once, with a code from your admin."""
+    """Enroll this laptop once, with a code from your admin; then a first sync brings
+    your customers and visits down. Exit 2 when enrolled but that sync failed."""
     from .enroll import AlreadyEnrolled
     from .enroll import enroll as do_enroll
     from .transport import Offline, ServerRefused
@@ -167,8 +170,48 @@ def enroll(
         fail(exc.message)
     with _store(home) as store:
         store.set_state("archive_epoch", config.archive_epoch)
-    show({"id": config.device_id, "device_id": config.device_id, "rep_id": config.rep_id,
-          "rep_name": config.rep_name, "server": config.server_url}, as_json)
+    out: dict[str, Any] = {
+        "id": config.device_id, "device_id": config.device_id, "rep_id": config.rep_id,
+        "rep_name": config.rep_name, "server": config.server_url}
+    problem = None
+    if not no_sync:
+        report, problem = _first_sync(home, config)
+        out["first_sync"] = report
+    if as_json:
+        emit_json(out)
+    else:
+        show({k: v for k, v in out.items() if k != "first_sync"}, False)
+        if out.get("first_sync"):
+            report = out["first_sync"]
+            typer.echo(f"first sync: pulled {report['pulled_customers']} customers, "
+                       f"{report['pulled_visits']} visits")
+    if problem:
+        fail(f"enrolled, but the first sync failed ({problem}); your enrollment stands: "
+             "run `fieldvault sync` when the server is reachable", EXIT_OFFLINE)
+
+
+def _first_sync(home: Path, config: AgentConfig) -> tuple[dict[str, Any] | None, str | None]:
+    """The first sync after enrollment, as `fieldvault sync` runs it (the lease is brand
+    new, so no check-in first): its report, or why it failed."""
+    from . import sync as sync_mod
+    from .store import Store, StoreError
+    from .transport import Offline, ServerRefused, UntrustedResponse
+
+    transport = sync_mod.open_transport(home, config)
+    try:
+        store = Store.open(home, config.rep_id, pin=_pin(home))
+        try:
+            return sync_mod.sync(store, transport).as_dict(), None
+        finally:
+            store.close()
+    except Offline as exc:
+        return None, str(exc)
+    except ServerRefused as exc:
+        return None, f"server refused the sync: {exc.message}"
+    except (UntrustedResponse, StoreError, KeyError_, wipe.DeviceRevoked) as exc:
+        return None, str(exc) or type(exc).__name__
+    finally:
+        transport.close()
 
 
 @app.command()
