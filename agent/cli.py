@@ -22,6 +22,7 @@ from schema.fields import CUSTOMER_EDITABLE_FIELDS, VISIT_EDITABLE_FIELDS
 from schema.output import (
     TABLE_ROWS,
     cli_app,
+    disk_full,
     emit_json,
     fail,
     field_args,
@@ -210,6 +211,10 @@ def _first_sync(home: Path, config: AgentConfig) -> tuple[dict[str, Any] | None,
         return None, f"server refused the sync: {exc.message}"
     except (UntrustedResponse, StoreError, KeyError_, wipe.DeviceRevoked) as exc:
         return None, str(exc) or type(exc).__name__
+    except Exception as exc:
+        if (problem := disk_full(exc)) is None:
+            raise
+        return None, f"{problem}: free some space"
     finally:
         transport.close()
 

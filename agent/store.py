@@ -86,6 +86,9 @@ def open_vault(path: Path, dek: bytes) -> sqlcipher3.Connection:
     conn.execute(keystore.sqlcipher_key_pragma(dek))
     try:
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlcipher3.OperationalError:
+        conn.close()  # e.g. a full disk ("disk I/O error": no room for the WAL index)
+        raise
     except sqlcipher3.DatabaseError as exc:
         conn.close()
         raise StoreError(f"cannot open {path}: wrong key or not a FieldVault vault") from exc
@@ -167,7 +170,9 @@ class Store:
         try:
             yield self.conn
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            # SQLite may have rolled back already (a full disk does): keep the real error.
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
             raise
         self.conn.execute("COMMIT")
 

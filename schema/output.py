@@ -3,6 +3,7 @@ failures print one line on stderr that says what to do, and exit non-zero."""
 
 from __future__ import annotations
 
+import errno
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, NoReturn
@@ -49,6 +50,13 @@ def run_app(app: typer.Typer) -> NoReturn:
         hint = f"; see `{ctx.command_path} --help`" if ctx is not None else ""
         message = " ".join(exc.format_message().split()).rstrip(".")  # type: ignore[attr-defined]
         sys.stderr.write(f"error: {message}{hint}\n")
+        raise SystemExit(1) from None
+    except Exception as exc:  # only a full disk is handled here
+        problem = disk_full(exc)
+        if problem is None:
+            raise
+        sys.stderr.write(f"error: {problem}: free some space, then run the command again "
+                         "(this change was not saved; nothing saved before is lost)\n")
         raise SystemExit(1) from None
     raise SystemExit(code if isinstance(code, int) else 0)
 
@@ -110,6 +118,25 @@ class _Counted:
         for row in self.rows:
             self.n += 1
             yield row
+
+
+def disk_full(exc: BaseException) -> str | None:
+    """What to tell the user when `exc` is a write that failed for lack of space, else None.
+
+    SQLite reports a full disk as "database or disk is full", or as "disk I/O error" when
+    it is the WAL or its shared-memory file that cannot grow; files give ENOSPC/EDQUOT.
+    A failed SQLite write leaves the database as its last commit, so the one line can
+    say that nothing saved before is lost. Matched by name: this module must not import
+    the database drivers (start-up time)."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "the disk is full"
+    if type(exc).__name__ in ("OperationalError", "DatabaseError"):
+        text = str(exc)
+        if "disk is full" in text:
+            return "the disk is full"
+        if "disk I/O error" in text:
+            return "the disk cannot be written (full, or failing)"
+    return None
 
 
 def table(rows: Sequence[dict[str, Any]], columns: Sequence[str], title: str | None = None) -> None:
