@@ -568,7 +568,10 @@ def initial_sync_figure(agent: Agent, server: ServerProcess, customers: list[dic
               "met": rate / base >= 0.5, "baseline": BASELINE, **common})
 
 
-STARTUP_TARGET_S = 0.3  # `fieldvault status` (issue 8, finding 16)
+# `fieldvault status` (issue 8, finding 16): 0.3 s where a bare `python -c pass` takes
+# 0.05 s, i.e. 6x the bare interpreter; the ratio holds on a busy machine, seconds do not.
+STARTUP_TARGET_S = 0.3
+STARTUP_TARGET_RATIO = 6.0
 
 
 def _run_timed(cmd: list[str]) -> tuple[float, float]:
@@ -618,7 +621,9 @@ def startup_figures(args: argparse.Namespace, home: Path, common: dict[str, Any]
             "cpu_ratio": round(statistics.median(cpu[name]) / base_cpu, 2),
             "baseline": "bare `python -c pass` of the same venv, same rounds"}
         if name == "status":
-            figure.update(target_s=STARTUP_TARGET_S, met=median <= STARTUP_TARGET_S)
+            figure.update(target_s=STARTUP_TARGET_S, met=median <= STARTUP_TARGET_S,
+                          target_ratio=STARTUP_TARGET_RATIO,
+                          met_ratio=median / base_wall <= STARTUP_TARGET_RATIO)
         emit({**figure, **common})
 
 
