@@ -64,7 +64,8 @@ def init(data: DataOpt, as_json: JsonOpt = False) -> None:
     """Create (or migrate) the archive in --data. Safe to run again."""
     from .keys import load_or_create_signing_key, public_key_b64
 
-    archive = SQLiteArchive.init(data)
+    os.umask(0o077)  # every file of the archive is the server's alone
+    archive = _run(SQLiteArchive.init, data)
     key = load_or_create_signing_key(data)
     out = {"data": str(data.resolve()), "archive": str(archive.path),
            "archive_epoch": archive.epoch, "server_sign_public_key": public_key_b64(key)}
@@ -85,7 +86,16 @@ def serve(
 ) -> None:
     """Run the sync API, with the archive continuously replicated by Litestream."""
     from . import replication
+    from .archive import datadir
+    from .archive.sqlite import ARCHIVE_FILE
 
+    # Files created from here on (by us, Litestream and SQLite) are the server's alone.
+    os.umask(0o077)
+    try:
+        datadir.check_ready(data, ARCHIVE_FILE)
+        datadir.secure_data_dir(data)
+    except ArchiveError as exc:
+        fail(exc.message)
     _archive(data)
     if os.environ.get(_UNDER_LITESTREAM) != "1":
         try:
@@ -97,6 +107,8 @@ def serve(
                 replication.write_config_disabled(data)
         except replication.ReplicationError as exc:
             fail(str(exc))
+        except OSError as exc:  # e.g. the disk filled up since the start-up check
+            fail(f"cannot write the replication config in {data}: {exc.strerror or exc}")
         if not spec.enabled:
             typer.echo("WARNING: replication is disabled (--replica none): a lost disk loses "
                        "the archive. Never run production like this.", err=True)
