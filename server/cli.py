@@ -169,6 +169,7 @@ def _serve_under_litestream(config: Path, data: Path, host: str, port: int,
     sys.stdout.flush()
     sys.stderr.flush()
     args = [binary, "replicate", "-config", str(config), "-exec", shlex.join(child)]
+    replication.tee_stderr(data / replication.LOG_FILE)
     os.execve(binary, args, env)  # noqa: S606 - fixed binary, no shell
     return 1  # not reached
 
