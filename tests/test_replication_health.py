@@ -3,8 +3,9 @@
 A real `serve` under a real Litestream whose file replica sits on a tiny tmpfs: when
 the tmpfs is full, Litestream pauses replication and logs an error; /healthz and
 `backup status` must say so, with the reason, and the lag gauge must rise. When space
-is back, health recovers. Where this sandbox may not mount, the replica folder is made
-immutable (`chattr +i`) instead: Litestream cannot write it either.
+is back, health recovers. Where the machine may not mount, the replica folder is made
+immutable (`chattr +i`), or else a file takes the place of the replica's level-0
+folder: Litestream cannot write it either way.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import os
 import re
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -32,38 +34,65 @@ def _try(cmd: list[str]) -> bool:
         return False
 
 
+def block_mode(root: Path) -> str:
+    """How this machine can stop Litestream writing the replica: a full tmpfs (root with
+    mount rights), an immutable folder (chattr +i), or a file where Litestream's level-0
+    folder should be (works everywhere). FIELDVAULT_TEST_REPLICA_BLOCK forces one."""
+    forced = os.environ.get("FIELDVAULT_TEST_REPLICA_BLOCK")
+    if forced:
+        return forced
+    probe = root.parent / "chattr-probe"
+    probe.mkdir()
+    immutable = _try(["chattr", "+i", str(probe)]) and _try(["chattr", "-i", str(probe)])
+    probe.rmdir()
+    if os.geteuid() == 0 and _try(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs",
+                                   str(root)]):
+        return "tmpfs"
+    return "immutable" if immutable else "in-the-way"
+
+
 @contextlib.contextmanager
-def blockable_replica(root: Path) -> Iterator[tuple[Path, contextlib.AbstractContextManager[None]]]:
-    """A replica folder, and a context in which Litestream cannot write it (full tmpfs,
-    else immutable); leaving the context gives the space back."""
+def blockable_replica(root: Path) -> Iterator[tuple[Path, str, Callable[[], Any]]]:
+    """A replica folder, its block mode, and a context in which Litestream cannot write
+    it; leaving that context gives the space back."""
     root.mkdir()
-    mounted = _try(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(root)])
-    try:
-        @contextlib.contextmanager
-        def blocked() -> Iterator[None]:
-            filler = root / "filler"
-            if mounted:
-                with contextlib.suppress(OSError), filler.open("wb") as fh:
-                    for _ in range(4096):  # bounded: 4 MiB at most on a 4 MiB tmpfs
-                        fh.write(b"\0" * 1024)
-                        fh.flush()
-                assert _try(["sh", "-c", f"! dd if=/dev/zero of={root}/probe bs=4096 count=1"])
-            else:
-                dirs = [p for p in root.rglob("*") if p.is_dir()] + [root]
+    mode = block_mode(root)
+    if mode == "tmpfs" and not os.path.ismount(root):
+        run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(root)])
+
+    @contextlib.contextmanager
+    def blocked() -> Iterator[None]:
+        filler, aside = root / "filler", root.with_name(root.name + ".aside")
+        dirs = [p for p in root.rglob("*") if p.is_dir()] + [root]
+        if mode == "tmpfs":
+            with contextlib.suppress(OSError), filler.open("wb") as fh:
+                for _ in range(4096):  # bounded: 4 MiB at most on a 4 MiB tmpfs
+                    fh.write(b"\0" * 1024)
+                    fh.flush()
+            assert not _try(["dd", "if=/dev/zero", f"of={root}/probe", "bs=4096", "count=1"])
+        elif mode == "immutable":
+            for d in dirs:
+                run(["chattr", "+i", str(d)])
+        else:  # a file where the replica folder was: nobody can write into it, not even root
+            os.rename(root, aside)
+            root.write_bytes(b"")
+        try:
+            yield
+        finally:
+            if mode == "tmpfs":
+                filler.unlink()
+                (root / "probe").unlink(missing_ok=True)
+            elif mode == "immutable":
                 for d in dirs:
-                    run(["chattr", "+i", str(d)])
-            try:
-                yield
-            finally:
-                if mounted:
-                    filler.unlink()
-                    (root / "probe").unlink(missing_ok=True)
-                else:
-                    for d in dirs:
-                        run(["chattr", "-i", str(d)])
-        yield root, blocked()
+                    run(["chattr", "-i", str(d)])
+            else:
+                root.unlink()
+                os.rename(aside, root)
+
+    try:
+        yield root, mode, blocked
     finally:
-        if mounted:
+        if mode == "tmpfs":
             run(["umount", "-l", str(root)], check=False)
 
 
@@ -102,27 +131,33 @@ def test_health_reports_paused_replication_and_recovers(
     data = tmp_path / "server"
     init_server(data)
     monkeypatch.setenv("FIELDVAULT_REPLICA_PROBE_TTL_S", "0")  # every probe looks afresh
-    with blockable_replica(tmp_path / "replica") as (replica, blocked):
+    with blockable_replica(tmp_path / "replica") as (replica, mode, blocked):
         server = ServerProcess(data, replica=f"file://{replica}").start()
         try:
             wait_for(lambda: health(server) if health(server)["status"] == "ok" else None,
                      "the first snapshot")
-            with blocked:
+            with blocked():
                 write_some(data, 5)
                 bad = wait_for(lambda: (h := health(server))["status"] == "degraded" and h or None,
                                "degraded health on a replica that cannot be written")
                 reasons = " | ".join(bad["replication"]["errors"])
-                assert "Litestream cannot replicate" in reasons, reasons
-                assert bad["replication"]["lag_txns"] > 0
-                assert gauge(server, "fieldvault_replica_lag_txns") > 0
-                assert gauge(server, "fieldvault_replica_lag_seconds") >= 0
                 assert gauge(server, "fieldvault_replica_healthy") == 0
                 status = server_cli(data, "backup", "status", check=False)
-                assert status.returncode == 1 and "Litestream cannot replicate" in status.stdout
-                # The same lag, judged an hour later (injected time), is also too old.
-                later = replication.backup_status(data, now=time.time() + 3600)
-                assert any("replication is behind" in e for e in later["errors"]), later
-                assert gauge(server, "fieldvault_replica_lag_seconds") < 3600
+                assert status.returncode == 1
+                if mode == "in-the-way":
+                    # The replica itself is gone: no lag to measure, the reason says so.
+                    assert "cannot use the file replica" in reasons, reasons
+                else:
+                    # Paused: the replica is readable but behind, and Litestream said why.
+                    assert "Litestream cannot replicate" in reasons, reasons
+                    assert ("no space left" if mode == "tmpfs" else "not permitted") in reasons
+                    assert bad["replication"]["lag_txns"] > 0
+                    assert gauge(server, "fieldvault_replica_lag_txns") > 0
+                    assert 0 <= gauge(server, "fieldvault_replica_lag_seconds") < 3600
+                    assert "Litestream cannot replicate" in status.stdout
+                    # The same lag judged an hour later (injected time) is also too old.
+                    later = replication.backup_status(data, now=time.time() + 3600)
+                    assert any("replication is behind" in e for e in later["errors"]), later
             # Space is back: Litestream retries, the replica catches up, health recovers.
             good = wait_for(lambda: (h := health(server))["status"] == "ok" and h or None,
                             "recovery once the replica can be written again")
