@@ -316,6 +316,10 @@ def tee_stderr(log: Path) -> None:
     if os.fork() == 0:  # the copier
         try:
             os.close(write_end)
+            devnull = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1):  # hold no pipe of whoever started serve open past its end
+                os.dup2(devnull, fd)
+            os.close(devnull)
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 signal.signal(sig, signal.SIG_IGN)
             _copy_log(read_end, log)
