@@ -95,7 +95,8 @@ def init(data: DataOpt, as_json: JsonOpt = False) -> None:
     from .archive import SQLiteArchive
     from .keys import load_or_create_box_key, load_or_create_signing_key, public_key_b64
 
-    archive = SQLiteArchive.init(data)
+    os.umask(0o077)  # every file of the archive is the server's alone
+    archive = _run(SQLiteArchive.init, data)
     key = load_or_create_signing_key(data)
     load_or_create_box_key(data)
     out = {"data": str(data.resolve()), "archive": str(archive.path),
@@ -117,7 +118,16 @@ def serve(
 ) -> None:
     """Run the sync API, with the archive continuously replicated by Litestream."""
     from . import replication
+    from .archive import datadir
+    from .archive.sqlite import ARCHIVE_FILE
 
+    # Files created from here on (by us, Litestream and SQLite) are the server's alone.
+    os.umask(0o077)
+    try:
+        datadir.check_ready(data, ARCHIVE_FILE)
+        datadir.secure_data_dir(data)
+    except ArchiveError as exc:
+        fail(exc.message)
     _archive(data)
     if os.environ.get(_UNDER_LITESTREAM) != "1":
         try:
@@ -129,6 +139,8 @@ def serve(
                 replication.write_config_disabled(data)
         except replication.ReplicationError as exc:
             fail(str(exc))
+        except OSError as exc:  # e.g. the disk filled up since the start-up check
+            fail(f"cannot write the replication config in {data}: {exc.strerror or exc}")
         if not spec.enabled:
             typer.echo("WARNING: replication is disabled (--replica none): a lost disk loses "
                        "the archive. Never run production like this.", err=True)
@@ -189,6 +201,7 @@ def _serve_under_litestream(config: Path, data: Path, host: str, port: int,
     sys.stdout.flush()
     sys.stderr.flush()
     args = [binary, "replicate", "-config", str(config), "-exec", shlex.join(child)]
+    replication.tee_stderr(data / replication.LOG_FILE)
     os.execve(binary, args, env)  # noqa: S606 - fixed binary, no shell
     return 1  # not reached
 

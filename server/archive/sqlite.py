@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import hmac
+import os
 import secrets
 import sqlite3
 import threading
@@ -27,7 +29,7 @@ from schema.records import to_record
 from schema.signing import b64e
 
 from .. import audit
-from . import revocation, sqlite_sync
+from . import datadir, revocation, sqlite_sync
 from .base import ArchiveError, Device, PullPage
 
 ARCHIVE_FILE = "archive.db"
@@ -46,6 +48,11 @@ def new_code() -> str:
 
 
 def connect(path: Path) -> sqlite3.Connection:
+    # Every customer in plaintext: owner-only, and SQLite gives -wal and -shm the same mode.
+    with contextlib.suppress(OSError):  # not ours, or a read-only mount: check_ready says so
+        st = os.stat(path)
+        if st.st_mode & 0o077 and st.st_uid == os.geteuid():
+            os.chmod(path, 0o600)
     conn = sqlite3.connect(str(path), timeout=10, check_same_thread=False, isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA busy_timeout = 10000")
@@ -85,6 +92,8 @@ class SQLiteArchive:
         """Create or migrate the archive; idempotent."""
         # 0700 when we create it: the archive holds every customer in plaintext.
         data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        datadir.secure_data_dir(data_dir)  # a folder that existed before may be 0755
+        datadir.create_private_file(data_dir / ARCHIVE_FILE)
         conn = connect(data_dir / ARCHIVE_FILE)
         db = Database(conn)
         migrations.apply(db)
