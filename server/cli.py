@@ -118,7 +118,7 @@ def serve(
 ) -> None:
     """Run the sync API, with the archive continuously replicated by Litestream."""
     from . import replication
-    from .archive import datadir
+    from .archive import ArchiveError, datadir
     from .archive.sqlite import ARCHIVE_FILE
 
     # Files created from here on (by us, Litestream and SQLite) are the server's alone.

@@ -78,12 +78,12 @@ def test_after_serve_and_a_sync_every_file_is_private(tmp_path: Path) -> None:
     server_cli(data, "customer", "add", "--name", "Secret Customer", "--owner", rep)
     # An archive from before this fix: an open folder and world-readable files.
     os.chmod(data, 0o755)
-    for name in ("archive.db", "server_sign.pem"):
+    for name in ("archive.db", "server_sign.pem", "server_box.pem"):
         os.chmod(data / name, 0o644)
     server = ServerProcess(data).start()  # the default file replica under DATA/replica
     try:
-        enroll(data, home, server.url, rep)
-        assert agent_cli(home, "sync")["pulled_customers"] == 1
+        # enroll ends with the first sync, which brings the customer down
+        assert enroll(data, home, server.url, rep)["first_sync"]["pulled_customers"] == 1
         agent_cli(home, "customer", "add", "--name", "Laptop Customer")
         agent_cli(home, "sync")
         # Litestream replicates every second: wait (bounded) until the replica has LTX files.
@@ -91,7 +91,7 @@ def test_after_serve_and_a_sync_every_file_is_private(tmp_path: Path) -> None:
         while time.monotonic() < deadline and not list((data / "replica").rglob("*.ltx")):
             time.sleep(0.1)
         found = modes(data)
-        assert {"archive.db", "archive.db-wal", "archive.db-shm", "server_sign.pem",
+        assert {"archive.db", "archive.db-wal", "archive.db-shm", "server_sign.pem", "server_box.pem",
                 "litestream.yml", "replica.url", "replica"} <= set(found)
         assert any(rel.startswith("replica/") and rel.endswith(".ltx") for rel in found)
         assert any(rel.startswith(".archive.db-litestream/") for rel in found)
