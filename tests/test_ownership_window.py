@@ -190,3 +190,18 @@ def test_a_card_made_offline_counts_from_its_own_creation(world: World) -> None:
     results = world.push(world.b, card, visit, early)
     assert [r["status"] for r in results] == ["accepted", "accepted", "quarantined"]
     assert "card existed" in world.archive.quarantine()[0]["reason"]
+
+
+def test_a_card_made_offline_counts_back_no_further_than_the_laptops_enrollment(
+    world: World,
+) -> None:
+    """The card's creation time is the laptop's word: a card dated before the laptop
+    was enrolled does not open a window for visits before the enrollment."""
+    card = customer_create("Backdated Card Ltd")
+    card["at"] = world.at(days=-30)  # the devices were enrolled at T0
+    before = visit_create(card["entity_id"], started_at=world.at(days=-10), ended_at=None)
+    after = visit_create(card["entity_id"], started_at=world.at(days=19), ended_at=None)
+    results = world.push(world.b, card, before, after)
+    assert [r["status"] for r in results] == ["accepted", "quarantined", "accepted"]
+    (held,) = world.archive.quarantine()
+    assert held["entity_id"] == before["entity_id"] and "not assigned" in held["reason"]

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from pydantic import ValidationError
 
-from schema.clock import iso
+from schema.clock import iso, parse_iso
 from schema.enums import OpKind, OpStatus, OwnershipSource, VisitStatus, can_transition
 from schema.merge import fields_changed_by_others, merge_fields
 from schema.models import (
@@ -52,17 +52,26 @@ def ownership_windows(
 
     The first span starts at the card's own creation time when that is earlier
     than the server's record of it: a card made offline was the rep's from the
-    moment they made it, and the visits logged with it count from then.
+    moment they made it, and the visits logged with it count from then. That
+    time is the laptop's word, so it counts back no further than the laptop's
+    enrollment (less the clock skew allowed to a signed request).
     """
     rows = c.execute(
         "SELECT to_rep_id, at FROM ownership WHERE customer_id=? ORDER BY at, id",
         (customer["id"],),
     ).fetchall()
+    made = customer["created_at"]
+    enrolled = c.execute(
+        "SELECT d.enrolled_at FROM customer_revisions r JOIN devices d ON d.id = r.device_id "
+        "WHERE r.customer_id=? AND r.rev=1", (customer["id"],),
+    ).fetchone()
+    if enrolled is not None:  # less the skew a laptop's clock may have when signing
+        made = max(made, iso(parse_iso(enrolled[0]) - timedelta(seconds=MAX_CLOCK_SKEW_S)))
     spans: list[tuple[str, str | None]] = []
     for i, (to_rep, at) in enumerate(rows):
         if to_rep != rep_id:
             continue
-        start = min(at, customer["created_at"]) if i == 0 else at
+        start = min(at, made) if i == 0 else at
         spans.append((start, rows[i + 1][1] if i + 1 < len(rows) else None))
     return spans
 
