@@ -131,6 +131,9 @@ class FaultProxy:
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
+        # The first faults go through every kind once, in a seeded order, so a short
+        # run exercises them all; later ones are drawn at random.
+        self._first = self._rng.sample(list(self.faults), len(self.faults))
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(self.max_connections)
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -161,7 +164,9 @@ class FaultProxy:
         with self._lock:
             self.exchanges += 1
             hit = self.enabled and self._rng.random() < self.rate
-            fault = self._rng.choice(self.faults) if hit else None
+            fault = None
+            if hit:
+                fault = self._first.pop() if self._first else self._rng.choice(self.faults)
             where = self._rng.random()
             if fault:
                 self.injected[fault] += 1

@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from schema.clock import ManualClock, iso
@@ -115,7 +116,7 @@ class World:
 
     def push(self, device: Device, *ops: dict[str, Any]) -> list[dict[str, Any]]:
         """What the push route does after checking the signature: parse, then apply."""
-        parsed = PushRequest.model_validate({"ops": list(ops)}).ops
+        parsed = PushRequest.model_validate_json(orjson.dumps({"ops": list(ops)})).ops
         return [r.model_dump(mode="json") for r in self.archive.push(device, parsed)]
 
     def status(self, device: Device, one: dict[str, Any]) -> str:
