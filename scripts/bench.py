@@ -628,7 +628,13 @@ def startup_figures(args: argparse.Namespace, home: Path, common: dict[str, Any]
 
 
 def visit_model(gen: Gen, customer_id: str) -> VisitCreate:
-    return VisitCreate(customer_id=customer_id, **gen.visit_fields())
+    """A visit to push: made in the last hours, so after its card existed and inside the
+    rep's ownership (the server holds other start times for review)."""
+    f = gen.visit_fields()
+    shift = datetime.now(UTC) - timedelta(minutes=gen.rnd.randint(1, 600)) - f["started_at"]
+    for key in ("started_at", "ended_at", "next_at"):
+        f[key] += shift
+    return VisitCreate(customer_id=customer_id, **f)
 
 
 def log_visit_figure(args: argparse.Namespace, agent: Agent, customers: list[dict[str, Any]],

@@ -795,15 +795,6 @@ class SQLiteArchive:
     def pull(self, rep_id: str, after_seq: int, limit: int) -> PullPage:
         return sqlite_sync.read_feed(self.conn, rep_id, after_seq, limit)
 
-    def owned_at(self, c: sqlite3.Connection, customer_id: str, rep_id: str, when: str) -> bool:
-        """Whether `rep_id` owned the customer at time `when`, from ownership history."""
-        row = c.execute(
-            "SELECT to_rep_id FROM ownership WHERE customer_id=? AND at<=? "
-            "ORDER BY at DESC, id DESC LIMIT 1",
-            (customer_id, when),
-        ).fetchone()
-        return row is not None and row[0] == rep_id
-
 
 def _lim(limit: int | None) -> int:
     """SQLite's LIMIT for `limit` rows; -1 means no limit."""
