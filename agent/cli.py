@@ -247,6 +247,21 @@ def status(home: HomeOpt, as_json: JsonOpt = False) -> None:
                    f"[{item['state']}] {item['reason']}")
 
 
+@contextmanager
+def _server_errors(what: str) -> Iterator[None]:
+    """One line and the documented exit code for each way a talk with the server fails."""
+    from .transport import Offline, ServerRefused, UntrustedResponse
+
+    try:
+        yield
+    except Offline as exc:  # ServerUnavailable too: the server cannot store data now
+        fail(f"{exc}; your data is kept on this laptop, sync again later", EXIT_OFFLINE)
+    except ServerRefused as exc:
+        fail(f"server refused the {what}: {exc.message}", EXIT_REVOKED if exc.status == 403 else 1)
+    except UntrustedResponse as exc:
+        fail(str(exc))
+
+
 @app.command()
 def sync(home: HomeOpt, as_json: JsonOpt = False) -> None:
     """Send local changes up, bring assignments down. Exit 2 when the server is
@@ -283,25 +298,14 @@ def sync(home: HomeOpt, as_json: JsonOpt = False) -> None:
             except (StoreError, KeyError_) as exc:
                 fail(str(exc), EXIT_REVOKED if isinstance(exc, VaultWiped) else 1)
         if store is None:
-            try:
+            with _server_errors("final sync"):
                 order = sync_mod.hand_over_envelopes(home, transport).order
-            except Offline as exc:
-                fail(f"{exc}; your data is kept on this laptop, sync again later", EXIT_OFFLINE)
-            except ServerRefused as exc:
-                fail(f"server refused the final sync: {exc.message}", 3 if exc.status == 403 else 1)
-            except UntrustedResponse as exc:
-                fail(str(exc))
         else:
             try:
-                report = sync_mod.sync(store, transport)
+                with _server_errors("sync"):
+                    report = sync_mod.sync(store, transport)
             except wipe.DeviceRevoked as exc:
                 order = exc.order
-            except Offline as exc:
-                fail(f"{exc}; your data is kept on this laptop, sync again later", EXIT_OFFLINE)
-            except ServerRefused as exc:
-                fail(f"server refused the sync: {exc.message}", 3 if exc.status == 403 else 1)
-            except UntrustedResponse as exc:
-                fail(str(exc))
             finally:
                 attention = len(store.needs_attention())
                 store.close()
