@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 import requests
 import schemathesis
@@ -44,15 +45,26 @@ MIN_CASES = 1000
 STATEFUL_EXAMPLES = 30
 
 
+DEVICE_HEADERS = (signing.HDR_DEVICE, signing.HDR_TIMESTAMP, signing.HDR_NONCE,
+                  signing.HDR_SIGNATURE)
+
+
 class DeviceAuth(requests.auth.AuthBase):
     """Sign the prepared request, i.e. the exact bytes requests will send, as the agent
-    does: method, path with query, device id, time, nonce and body digest."""
+    does: method, path with query, device id, time, nonce and body digest.
+
+    The four headers are published as the operation's security scheme, so schemathesis
+    generates them: when a case carries all four, they are replaced by a valid
+    signature; when it leaves one out (a negative case about credentials) the request
+    goes as generated and must be refused."""
 
     def __init__(self, device_id: str, key: Ed25519PrivateKey) -> None:
         self.device_id = device_id
         self.key = key
 
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        if not all(name in r.headers for name in DEVICE_HEADERS):
+            return r
         body = r.body or b""
         if isinstance(body, str):
             body = body.encode()
@@ -84,7 +96,10 @@ class BearerAuth(requests.auth.AuthBase):
         self.token = token
 
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
-        r.headers["Authorization"] = f"Bearer {self.token}"
+        # As DeviceAuth: a generated Authorization header becomes the real token, a
+        # case without one is sent without one.
+        if "Authorization" in r.headers:
+            r.headers["Authorization"] = f"Bearer {self.token}"
         return r
 
 
@@ -99,6 +114,29 @@ def refusals_are_json_errors(ctx: Any, response: Any, case: Any) -> bool | None:
         assert isinstance(body.get("error"), str) and body["error"], body
         assert isinstance(body.get("message"), str) and body["message"], body
     return None
+
+
+def _secured(operation: Any) -> bool:
+    return bool(operation.definition.raw.get("security"))
+
+
+def credentials_are_required(ctx: Any, response: Any, case: Any) -> bool | None:
+    """Run for the anonymous caller only (so not registered with @schemathesis.check,
+    which would run it for every caller), in place of schemathesis's `ignored_auth`, which
+    cannot tell a generated credential from one our auth hooks replaced by a valid
+    signature: an operation that declares a security scheme never answers 2xx to a
+    caller without credentials."""
+    if _secured(case.operation):
+        assert not 200 <= response.status_code < 300, (
+            f"{case.operation.label} answered {response.status_code} without credentials")
+    return None
+
+
+def _response_schema(operation: Any, status: int) -> Any:
+    """The published body schema of `status` (or of `default`), None when there is none."""
+    responses = operation.definition.raw.get("responses", {})
+    declared = responses.get(str(status)) or responses.get("default") or {}
+    return declared.get("content", {}).get("application/json", {}).get("schema")
 
 
 @dataclass
@@ -138,10 +176,20 @@ class Tally:
     cases: Counter[str] = field(default_factory=Counter)
     statuses: Counter[int] = field(default_factory=Counter)
     failures: list[str] = field(default_factory=list)
+    # JSON answers, per operation, whose published body schema was non-empty (so
+    # response_schema_conformance really checked them), and those whose was not.
+    bodies_checked: Counter[str] = field(default_factory=Counter)
+    bodies_unchecked: Counter[str] = field(default_factory=Counter)
+
+
+# `ignored_auth` is replaced by credentials_are_required (see there); valid-by-schema
+# data may still be refused by the archive's own rules (unknown code, not revoked, no
+# such rep): that is not a failure.
+EXCLUDED_CHECKS = [schemathesis.checks.positive_data_acceptance, schemathesis.checks.ignored_auth]
 
 
 def _fuzz(operation: Any, mode: GenerationMode, session: requests.Session, tally: Tally,
-          examples: int) -> None:
+          examples: int, extra_checks: list[Any]) -> None:
     seen_failures: set[str] = set()
 
     @given(case=operation.as_strategy(generation_mode=mode))
@@ -150,13 +198,15 @@ def _fuzz(operation: Any, mode: GenerationMode, session: requests.Session, tally
     def run(case: Any) -> None:
         tally.cases[operation.label] += 1
         try:
-            response = case.call_and_validate(session=session, timeout=30, additional_checks=[
-                refusals_are_json_errors], excluded_checks=[
-                # Valid-by-schema data may still be refused by the archive's own rules
-                # (unknown code, not revoked, no such rep): that is not a failure.
-                schemathesis.checks.positive_data_acceptance,
-            ])
+            response = case.call_and_validate(
+                session=session, timeout=30,
+                additional_checks=[refusals_are_json_errors, *extra_checks],
+                excluded_checks=EXCLUDED_CHECKS)
             tally.statuses[response.status_code] += 1
+            if response.headers.get("content-type", [""])[0].startswith("application/json"):
+                checked = _response_schema(operation, response.status_code) not in (None, {})
+                counter = tally.bodies_checked if checked else tally.bodies_unchecked
+                counter[f"{operation.label} {response.status_code}"] += 1
         except (Exception, BaseExceptionGroup) as exc:  # collect each distinct failure
             text = f"{operation.label} [{mode.value}]: {str(exc).strip()[:1500]}"
             key = text.splitlines()[0][:200]
@@ -195,18 +245,92 @@ def test_published_openapi_is_valid(live: Live) -> None:
     assert len(operations) >= 12, [op.label for op in operations]
 
 
+def test_published_security_and_response_models(live: Live) -> None:
+    """Device routes require the four signing headers at once, HR routes the bearer
+    token; every 2xx publishes a body model, and signed answers their signature header."""
+    spec = requests.get(live.server.url + "/openapi.json", timeout=10).json()
+    schemes = spec["components"]["securitySchemes"]
+    device = {name for name, scheme in schemes.items()
+              if scheme == {**scheme, "type": "apiKey", "in": "header"}}
+    assert {schemes[name]["name"] for name in device} == set(DEVICE_HEADERS)
+    assert schemes["HRToken"]["type"] == "http" and schemes["HRToken"]["scheme"] == "bearer"
+    for path, item in spec["paths"].items():
+        for method, operation in item.items():
+            security = operation.get("security")
+            if path.startswith("/v1/hr/"):
+                assert security == [{"HRToken": []}], (method, path)
+            elif path.startswith("/v1/") and path != "/v1/enroll":
+                assert security == [dict.fromkeys(device, [])], (method, path)
+            else:
+                assert security is None, (method, path)
+            for status, answer in operation["responses"].items():
+                if not status.startswith("2"):
+                    continue
+                content = answer["content"]
+                schema = (content.get("application/json") or content["text/plain"])["schema"]
+                assert schema.get("$ref") or schema.get("type") == "string", (method, path)
+                if security and path.startswith("/v1/") and not path.startswith("/v1/hr/"):
+                    header = answer["headers"][signing.HDR_SERVER_SIGNATURE]
+                    assert header["required"] is True, (method, path)
+
+
+def test_schema_check_refuses_a_wrong_answer(live: Live) -> None:
+    """The checks the fuzzing relies on really read answers against the published
+    models: a real signed answer passes them; the same answer with a body or a
+    signature header that breaks its model fails them."""
+    operation = _schema(live)["/v1/whoami"]["GET"]
+    case = operation.Case()
+    with requests.Session() as session:
+        session.auth = live.callers["device"]
+        response = session.get(live.server.url + "/v1/whoami", timeout=10,
+                               headers=dict.fromkeys(DEVICE_HEADERS, "placeholder"))
+    assert response.status_code == 200, response.text
+    body_check = [schemathesis.checks.response_schema_conformance]
+    header_check = [schemathesis.checks.response_headers_conformance]
+    case.validate_response(response, checks=body_check + header_check)
+
+    def failures(body: bytes | None = None, drop_header: bool = False,
+                 checks: list[Any] = body_check) -> str:
+        """The failures the checks report for the real answer with this body or without
+        its signature header (the answer itself is restored afterwards)."""
+        content, signature = response._content, response.raw.headers[signing.HDR_SERVER_SIGNATURE]
+        response._content = content if body is None else body
+        if drop_header:  # schemathesis reads the headers as received (urllib3's)
+            del response.raw.headers[signing.HDR_SERVER_SIGNATURE]
+        try:
+            case.validate_response(response, checks=checks)
+        except BaseException as exc:  # schemathesis raises one failure or a group of them
+            return "\n".join(str(e) for e in getattr(exc, "exceptions", [exc]))
+        finally:
+            response._content = content
+            response.raw.headers[signing.HDR_SERVER_SIGNATURE] = signature
+        return ""
+
+    good = response.json()
+    wrong = [{k: v for k, v in good.items() if k != "device_id"},  # a required field missing
+             {**good, "state": "gone"},  # not one of the published states
+             {**good, "server_time": 1796158441},  # a number for a time
+             {**good, "debug": True}]  # a field the model does not publish
+    for body in wrong:
+        assert "Response violates schema" in failures(orjson.dumps(body)), body
+    assert failures() == ""
+    assert signing.HDR_SERVER_SIGNATURE in failures(drop_header=True, checks=header_check)
+    assert failures(checks=header_check) == ""
+
+
 def run_fuzz(live: Live, callers: list[str], examples: int,
              select: Callable[[Any], bool] = lambda op: True) -> Tally:
     tally = Tally()
     operations = [r.ok() for r in _schema(live).get_all_operations()]
     for who in callers:
+        extra = [credentials_are_required] if who == "anonymous" else []
         with requests.Session() as session:
             session.auth = live.callers[who]
             for operation in operations:
                 if not select(operation):
                     continue
                 for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-                    _fuzz(operation, mode, session, tally, examples)
+                    _fuzz(operation, mode, session, tally, examples, extra)
     return tally
 
 
@@ -228,6 +352,14 @@ def test_stateless_conformance_three_callers(live: Live) -> None:
     assert not any(status >= 500 for status in tally.statuses), report
     # The signed caller really got through: some signed requests were answered 200.
     assert tally.statuses[200] > 0, report
+    # Every 2xx body was checked against a published model (not `{}`), and the
+    # signed answers of the main device routes and the HR report were among them.
+    unchecked_2xx = [k for k in tally.bodies_unchecked if k.split()[-1].startswith("2")]
+    assert not unchecked_2xx, (unchecked_2xx, report)
+    answered = {k.rsplit(" ", 1)[0] for k in tally.bodies_checked if k.endswith(" 200")}
+    assert {"GET /v1/whoami", "GET /v1/pull", "POST /v1/lease", "POST /v1/reconcile",
+            "GET /healthz"} <= answered, (answered, report)
+    print(f"bodies checked against published models: {dict(tally.bodies_checked)}")
     log = live.server.log.read_text()
     assert "Traceback" not in log, log[-5000:]
 
@@ -251,7 +383,7 @@ def test_stateful_conformance_signed_device(live: Live) -> None:
             answered[response.status_code] += 1
             calls[case.operation.label] += 1
             case.validate_response(response, additional_checks=[refusals_are_json_errors],
-                                   excluded_checks=[schemathesis.checks.positive_data_acceptance])
+                                   excluded_checks=EXCLUDED_CHECKS)
 
     try:
         Workflow.run(settings=settings(
