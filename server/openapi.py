@@ -136,7 +136,7 @@ def build(app: FastAPI) -> dict[str, Any]:
 
 def _add_links(paths: dict[str, Any]) -> None:
     """How one answer feeds the next request: clients (and a stateful test run) follow
-    a pull's cursor to the next page, and a departure to its report."""
+    a pull's cursor to the next page, and a departure (or a device's rep) to its report."""
     pull = paths.get("/v1/pull", {}).get("get")
     if pull is not None:
         pull["responses"]["200"]["links"] = {"NextPage": {
@@ -145,6 +145,11 @@ def _add_links(paths: dict[str, Any]) -> None:
             "description": "The next page of changes, from this page's cursor."}}
     departure = paths.get("/v1/hr/departures", {}).get("post")
     report = paths.get("/v1/hr/departures/{rep}", {}).get("get")
+    whoami = paths.get("/v1/whoami", {}).get("get")
+    if whoami is not None and report is not None:
+        whoami["responses"]["200"]["links"] = {"RepDeparture": {
+            "operationId": report["operationId"], "parameters": {"rep": "$response.body#/rep_id"},
+            "description": "The departure report of this device's rep (with an HR token)."}}
     if departure is not None and report is not None:
         departure["responses"].setdefault("201", {"description": "Departure recorded"})
         departure["responses"]["201"]["links"] = {"Report": {

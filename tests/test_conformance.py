@@ -144,6 +144,18 @@ class Live:
     server: ServerProcess
     callers: dict[str, requests.auth.AuthBase | None]
     device_id: str
+    data: Path
+    root: Path
+
+
+def enrolled_device(data: Path, home: Path, url: str, rep: str) -> DeviceAuth:
+    """A home enrolled with the real `fieldvault enroll`, as a signing hook."""
+    enroll(data, home, url, rep)
+    config = AgentConfig.load(home)
+    assert config is not None
+    transport = open_transport(home, config)
+    transport.close()
+    return DeviceAuth(config.device_id, transport.key)
 
 
 @pytest.fixture(scope="module")
@@ -156,17 +168,9 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     token = server_cli(data, "hr-token", "--name", "conformance")["token"]
     server = ServerProcess(data, replica="none").start()
     try:
-        home = root / "agent"
-        enroll(data, home, server.url, rep)
-        config = AgentConfig.load(home)
-        assert config is not None
-        transport = open_transport(home, config)
-        transport.close()
-        yield Live(server, {
-            "anonymous": None,
-            "device": DeviceAuth(config.device_id, transport.key),
-            "hr": BearerAuth(token),
-        }, config.device_id)
+        device = enrolled_device(data, root / "agent", server.url, rep)
+        yield Live(server, {"anonymous": None, "device": device, "hr": BearerAuth(token)},
+                   device.device_id, data, root)
     finally:
         server.stop()
 
@@ -318,6 +322,52 @@ def test_schema_check_refuses_a_wrong_answer(live: Live) -> None:
     assert failures(checks=header_check) == ""
 
 
+def test_revoked_device_answers_match_their_models(live: Live) -> None:
+    """The answers the fuzzing cannot reach with a 2xx (a departure, its report, a
+    revoked device's wipe order, final flush, push and wipe receipt), made for real
+    and checked by schemathesis against the published models and headers. A device
+    and rep of its own: revoking it leaves the other tests' device alone."""
+    rep = add_rep(live.data, "Departing Rep")
+    server_cli(live.data, "customer", "add", "--name", "Departing Co", "--owner", rep)
+    device = enrolled_device(live.data, live.root / "departing-agent", live.server.url, rep)
+    schema = _schema(live)
+    checks = [schemathesis.checks.response_schema_conformance,
+              schemathesis.checks.response_headers_conformance,
+              schemathesis.checks.status_code_conformance,
+              schemathesis.checks.content_type_conformance]
+    seen: list[str] = []
+
+    def call(method: str, path: str, status: int, auth: requests.auth.AuthBase,
+             body: Any = None, template: str | None = None) -> Any:
+        # Credentials placeholders: the auth hooks sign or fill in only what is there.
+        headers = dict.fromkeys(DEVICE_HEADERS, "x") if auth is device else {
+            "Authorization": "Bearer x"}
+        response = requests.request(method, live.server.url + path, json=body, auth=auth,
+                                    headers=headers, timeout=10)
+        assert response.status_code == status, (method, path, response.text)
+        schema[template or path][method].Case().validate_response(response, checks=checks)
+        seen.append(f"{method} {template or path} {status}")
+        return response.json()
+
+    hr = live.callers["hr"]
+    assert hr is not None
+    call("POST", "/v1/hr/departures", 201, hr,
+         {"rep": rep, "reason": "left the company", "reassign_to": "pool"})
+    order = call("GET", "/v1/wipe-order", 200, device)["wipe_order"]
+    call("POST", "/v1/final-flush", 200, device, {"envelopes": []})
+    op = {"op_id": "op_" + secrets.token_hex(8), "seq": 1, "entity_id": "cu_" + secrets.token_hex(8),
+          "at": "2026-01-05T09:00:00Z", "kind": "customer.create", "data": {"name": "Late Co"}}
+    pushed = call("POST", "/v1/push", 200, device, {"ops": [op]})
+    assert pushed["wipe_order"]["order_id"] == order["order_id"]
+    receipt = {"type": "wipe_receipt", "order_id": order["order_id"],
+               "device_id": device.device_id, "wiped_at": "2026-01-05T10:00:00Z", "removed": []}
+    signature = signing.b64e(device.key.sign(signing.wipe_receipt_message(receipt)))
+    call("POST", "/v1/wipe-receipt", 200, device, {**receipt, "signature": signature})
+    report = call("GET", f"/v1/hr/departures/{rep}", 200, hr, template="/v1/hr/departures/{rep}")
+    assert [d["state"] for d in report["devices"]] == ["wiped"], report
+    assert len(seen) == 6, seen
+
+
 def run_fuzz(live: Live, callers: list[str], examples: int,
              select: Callable[[Any], bool] = lambda op: True) -> Tally:
     tally = Tally()
@@ -366,8 +416,13 @@ def test_stateless_conformance_three_callers(live: Live) -> None:
 
 @pytest.mark.proof
 def test_stateful_conformance_signed_device(live: Live) -> None:
-    """Sequences of calls, with the links schemathesis infers from the document (an
-    answer's values fed to the next request), signed as the enrolled device."""
+    """Sequences of calls following the published links (a pull's cursor to the next
+    pull, a departure or a device's rep to the departure report), signed as the
+    enrolled device and with the HR token.
+
+    Links that revoke the device (whoami -> its rep's departure -> its wipe order) were
+    tried: the run then changes server state for good mid-sequence and Hypothesis
+    refuses it as flaky; test_revoked_device_answers_match_their_models covers them."""
     session = requests.Session()
     session.auth = BothAuth(live.callers["device"], live.callers["hr"])  # type: ignore[arg-type]
     answered: Counter[int] = Counter()
@@ -381,7 +436,7 @@ def test_stateful_conformance_signed_device(live: Live) -> None:
         def validate_response(self, response: Any, case: Any, additional_checks: Any = None,
                               **kwargs: Any) -> None:
             answered[response.status_code] += 1
-            calls[case.operation.label] += 1
+            calls[f"{case.operation.label} {response.status_code}"] += 1
             case.validate_response(response, additional_checks=[refusals_are_json_errors],
                                    excluded_checks=EXCLUDED_CHECKS)
 
