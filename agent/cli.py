@@ -1,4 +1,9 @@
-"""`fieldvault`: the rep's agent. Works offline; `sync` talks to the server."""
+"""`fieldvault`: the rep's agent. Works offline; `sync` talks to the server.
+
+Every command is interactive, so start-up time counts: the heavy modules (the
+pydantic models, httpx and the sync engine, the vault store) are imported inside
+the commands that use them, never here. tests/test_startup.py keeps it so.
+"""
 
 from __future__ import annotations
 
@@ -7,37 +12,38 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
-from pydantic import ValidationError
 
 from schema.clock import SystemClock
 from schema.enums import VisitPurpose
-from schema.models import (
-    CUSTOMER_EDITABLE_FIELDS,
-    VISIT_EDITABLE_FIELDS,
-    CustomerCreate,
-    CustomerPatch,
-    VisitCreate,
-    VisitPatch,
-    VisitVoid,
+from schema.fields import CUSTOMER_EDITABLE_FIELDS, VISIT_EDITABLE_FIELDS
+from schema.output import (
+    TABLE_ROWS,
+    cli_app,
+    disk_full,
+    emit_json,
+    fail,
+    field_args,
+    run_app,
+    show,
+    show_rows,
+    validation_message,
 )
-from schema.output import emit_json, fail, field_args, run_app, show, validation_message
 
 from . import keystore, wipe
-from . import sync as sync_mod
-from .enroll import AlreadyEnrolled
-from .enroll import enroll as do_enroll
 from .home import AgentConfig, default_home
 from .keystore import KeyError_, VaultWiped
-from .store import Store, StoreError
-from .transport import Offline, ServerRefused, UntrustedResponse
 
-app = typer.Typer(no_args_is_help=True, add_completion=False,
+if TYPE_CHECKING:
+    from . import sync as sync_mod
+    from .store import Store
+
+app = cli_app(add_completion=False,
                   help="FieldVault agent: your customers and visits, offline, encrypted.")
-customer_app = typer.Typer(no_args_is_help=True, help="Your customers.")
-visit_app = typer.Typer(no_args_is_help=True, help="Your visit records.")
+customer_app = cli_app(help="Your customers.")
+visit_app = cli_app(help="Your visit records.")
 app.add_typer(customer_app, name="customer")
 app.add_typer(visit_app, name="visit")
 
@@ -45,6 +51,9 @@ HomeOpt = Annotated[Path, typer.Option("--home", help="Agent home "
                                        "[default: $FIELDVAULT_HOME or ~/.fieldvault]",
                                        default_factory=default_home, show_default=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
+LimitOpt = Annotated[int | None, typer.Option(
+    "--limit", min=0, help="Show at most N rows; 0 = all [default: all with --json, "
+    f"else the first {TABLE_ROWS}, with a note when some are left out]", show_default=False)]
 EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
 EXIT_OFFLINE = 2
 
@@ -58,6 +67,8 @@ EXIT_REVOKED = 3
 def _revoked(home: Path, transport: sync_mod.Transport, order: dict[str, Any] | None = None,
              receipt: dict[str, Any] | None = None) -> NoReturn:
     """Carry out a verified wipe order (or resend its receipt) and exit 3."""
+    from . import sync as sync_mod
+
     delivered = sync_mod.obey_wipe(home, transport, order=order, receipt=receipt)
     tail = "" if delivered else "; the wipe receipt will be sent at the next `fieldvault sync`"
     fail("this device was revoked by the company: its local copy has been wiped" + tail,
@@ -69,6 +80,8 @@ def _open_for_final_flush(home: Path, config: AgentConfig, pin: str | None) -> S
     flush), else None: the sealed envelopes go instead and nothing is unlocked. A lease
     past its deadlines is not enforced here (no self-wipe before the hand-over): the
     wipe order that follows destroys everything anyway."""
+    from .store import Store, StoreError
+
     if keystore.status(home, SystemClock()).state != "active":
         return None
     try:
@@ -89,6 +102,8 @@ def _config(home: Path) -> AgentConfig:
 
 @contextmanager
 def _store(home: Path) -> Iterator[Store]:
+    from .store import Store, StoreError
+
     config = _config(home)
     try:
         store = Store.open(home, config.rep_id, pin=_pin(home))
@@ -100,10 +115,16 @@ def _store(home: Path) -> Iterator[Store]:
         yield store
     except StoreError as exc:
         fail(str(exc))
-    except ValidationError as exc:
+    except _validation_error() as exc:  # evaluated only when something was raised
         fail(validation_message(exc))
     finally:
         store.close()
+
+
+def _validation_error() -> type[Exception]:
+    from pydantic import ValidationError
+
+    return ValidationError
 
 
 def _pin(home: Path) -> str | None:
@@ -119,7 +140,7 @@ def _pin(home: Path) -> str | None:
 def _validate(model: Any, data: dict[str, Any]) -> Any:
     try:
         return model.model_validate(data)
-    except ValidationError as exc:
+    except _validation_error() as exc:
         fail(validation_message(exc))
 
 
@@ -131,9 +152,16 @@ def enroll(
     insecure: Annotated[bool, typer.Option("--insecure",
                                            help="Allow plain http:// to a non-loopback host.")] = False,
     name: Annotated[str | None, typer.Option(help="Device name shown to admins.")] = None,
+    no_sync: Annotated[bool, typer.Option("--no-sync", help="Skip the first sync that brings "
+                                          "your customers down.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Enroll this laptop once, with a code from your admin."""
+    """Enroll this laptop once, with a code from your admin; then a first sync brings
+    your customers and visits down. Exit 2 when enrolled but that sync failed."""
+    from .enroll import AlreadyEnrolled
+    from .enroll import enroll as do_enroll
+    from .transport import Offline, ServerRefused
+
     try:
         config = do_enroll(home, server, code, insecure, name)
     except (ValueError, AlreadyEnrolled, KeyError_) as exc:
@@ -144,8 +172,52 @@ def enroll(
         fail(exc.message)
     with _store(home) as store:
         store.set_state("archive_epoch", config.archive_epoch)
-    show({"id": config.device_id, "device_id": config.device_id, "rep_id": config.rep_id,
-          "rep_name": config.rep_name, "server": config.server_url}, as_json)
+    out: dict[str, Any] = {
+        "id": config.device_id, "device_id": config.device_id, "rep_id": config.rep_id,
+        "rep_name": config.rep_name, "server": config.server_url}
+    problem = None
+    if not no_sync:
+        report, problem = _first_sync(home, config)
+        out["first_sync"] = report
+    if as_json:
+        emit_json(out)
+    else:
+        show({k: v for k, v in out.items() if k != "first_sync"}, False)
+        if out.get("first_sync"):
+            report = out["first_sync"]
+            typer.echo(f"first sync: pulled {report['pulled_customers']} customers, "
+                       f"{report['pulled_visits']} visits")
+    if problem:
+        fail(f"enrolled, but the first sync failed ({problem}); your enrollment stands: "
+             "run `fieldvault sync` when the server is reachable", EXIT_OFFLINE)
+
+
+def _first_sync(home: Path, config: AgentConfig) -> tuple[dict[str, Any] | None, str | None]:
+    """The first sync after enrollment, as `fieldvault sync` runs it (the lease is brand
+    new, so no check-in first): its report, or why it failed."""
+    from . import sync as sync_mod
+    from .store import Store, StoreError
+    from .transport import Offline, ServerRefused, UntrustedResponse
+
+    transport = sync_mod.open_transport(home, config)
+    try:
+        store = Store.open(home, config.rep_id, pin=_pin(home))
+        try:
+            return sync_mod.sync(store, transport).as_dict(), None
+        finally:
+            store.close()
+    except Offline as exc:
+        return None, str(exc)
+    except ServerRefused as exc:
+        return None, f"server refused the sync: {exc.message}"
+    except (UntrustedResponse, StoreError, KeyError_, wipe.DeviceRevoked) as exc:
+        return None, str(exc) or type(exc).__name__
+    except Exception as exc:
+        if (problem := disk_full(exc)) is None:
+            raise
+        return None, f"{problem}: free some space"
+    finally:
+        transport.close()
 
 
 @app.command()
@@ -179,6 +251,10 @@ def status(home: HomeOpt, as_json: JsonOpt = False) -> None:
 def sync(home: HomeOpt, as_json: JsonOpt = False) -> None:
     """Send local changes up, bring assignments down. Exit 2 when the server is
     unreachable, 3 when this device was revoked (its local copy is then wiped)."""
+    from . import sync as sync_mod
+    from .store import Store, StoreError
+    from .transport import Offline, ServerRefused, UntrustedResponse
+
     config = _config(home)
     transport = sync_mod.open_transport(home, config)
     try:
@@ -254,11 +330,13 @@ FIELDS_HELP = "Card fields as --field VALUE: " + ", ".join(
 def customer_list(
     home: HomeOpt,
     search: Annotated[str | None, typer.Option(help="Full-text search (names, notes, needs).")] = None,
+    limit: LimitOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Your customers, optionally searched."""
     with _store(home) as store:
-        show(store.list_customers(search), as_json, CUSTOMER_COLUMNS)
+        show_rows(lambda n: store.iter_customers(search, n), lambda: store.count_customers(search),
+                  as_json=as_json, limit=limit, columns=CUSTOMER_COLUMNS, noun="customers")
 
 
 @customer_app.command("show")
@@ -280,6 +358,8 @@ def customer_add(
     name: Annotated[str, typer.Option("--name", help="Person or company name.")],
     as_json: JsonOpt = False,
 ) -> None:
+    from schema.models import CustomerCreate
+
     card = _validate(CustomerCreate, {**field_args(ctx.args, CUSTOMER_EDITABLE_FIELDS),
                                       "name": name})
     with _store(home) as store:
@@ -292,6 +372,8 @@ def customer_edit(
     customer: Annotated[str, typer.Argument(help="Id, id prefix or card number.")],
     home: HomeOpt, as_json: JsonOpt = False,
 ) -> None:
+    from schema.models import CustomerPatch
+
     patch = _validate(CustomerPatch, field_args(ctx.args, CUSTOMER_EDITABLE_FIELDS))
     with _store(home) as store:
         show(store.edit_customer(customer, patch), as_json)
@@ -322,6 +404,8 @@ def visit_log(
     as_json: JsonOpt = False,
 ) -> None:
     """Log a visit right after it happened. Works offline."""
+    from schema.models import VisitCreate
+
     with _store(home) as store:
         data = _validate(VisitCreate, {
             "customer_id": store.get_customer(customer)["id"], "purpose": purpose,
@@ -339,12 +423,14 @@ def visit_list(
     home: HomeOpt,
     customer: Annotated[str | None, Opt(help="Only this customer's visits.")] = None,
     search: Annotated[str | None, Opt(help="Full-text search in visit notes.")] = None,
+    limit: LimitOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Visits on this device (yours and, for your customers, your predecessors')."""
     with _store(home) as store:
-        rows = store.search_visits(search) if search else store.list_visits(customer)
-        show(rows, as_json, VISIT_COLUMNS)
+        show_rows(lambda n: store.iter_visits(customer, search, n),
+                  lambda: store.count_visits(customer, search),
+                  as_json=as_json, limit=limit, columns=VISIT_COLUMNS, noun="visits")
 
 
 @visit_app.command("show")
@@ -364,6 +450,8 @@ def visit_edit(
     visit: Annotated[str, typer.Argument(help="Visit id or id prefix.")],
     home: HomeOpt, as_json: JsonOpt = False,
 ) -> None:
+    from schema.models import VisitPatch
+
     patch = _validate(VisitPatch, field_args(ctx.args, VISIT_EDITABLE_FIELDS))
     with _store(home) as store:
         show(store.edit_visit(visit, patch), as_json)
@@ -377,6 +465,8 @@ def visit_void(
     as_json: JsonOpt = False,
 ) -> None:
     """Void a mistaken visit record (it is kept, marked void)."""
+    from schema.models import VisitVoid
+
     with _store(home) as store:
         show(store.void_visit(visit, _validate(VisitVoid, {"reason": reason})), as_json)
 

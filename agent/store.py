@@ -17,28 +17,30 @@ import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import sqlcipher3
-from sqlite_utils import Database
 
 from schema.clock import Clock, SystemClock, iso
 from schema.enums import OpKind, OpStatus, OwnershipSource, VisitStatus, can_transition
-from schema.migrations.agent import migrations
-from schema.models import (
-    CUSTOMER_EDITABLE_FIELDS,
-    CustomerCreate,
-    CustomerPatch,
-    OpResult,
-    VisitCreate,
-    VisitPatch,
-    VisitVoid,
-)
+from schema.fields import CUSTOMER_EDITABLE_FIELDS
 from schema.records import to_record
 
 from . import envelopes, keystore
 from .home import VAULT_FILE
+
+if TYPE_CHECKING:  # pydantic models and sqlite-utils cost start-up time `status` need not pay
+    from sqlite_utils import Database
+
+    from schema.models import (
+        CustomerCreate,
+        CustomerPatch,
+        OpResult,
+        VisitCreate,
+        VisitPatch,
+        VisitVoid,
+    )
 
 CUSTOMER_COLUMNS = (
     "id", "rev", "card_no", *CUSTOMER_EDITABLE_FIELDS, "created_by", "created_at",
@@ -94,6 +96,9 @@ def open_vault(path: Path, dek: bytes) -> sqlcipher3.Connection:
     conn.execute(keystore.sqlcipher_key_pragma(dek))
     try:
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlcipher3.OperationalError:
+        conn.close()  # e.g. a full disk ("disk I/O error": no room for the WAL index)
+        raise
     except sqlcipher3.DatabaseError as exc:
         conn.close()
         raise StoreError(f"cannot open {path}: wrong key or not a FieldVault vault") from exc
@@ -112,22 +117,43 @@ def open_vault(path: Path, dek: bytes) -> sqlcipher3.Connection:
     return conn
 
 
+# How many migrations schema/migrations/agent.py holds (tests/test_startup.py checks it).
+# A vault already at this version opens without importing sqlite-utils, which was a
+# good part of every command's start-up time.
+SCHEMA_VERSION = 2
+
+
 class Store:
     """The rep's local copy. Construct with `Store.open(home)`."""
 
     def __init__(self, conn: sqlcipher3.Connection, rep_id: str, clock: Clock,
                  sealer: envelopes.Sealer | None = None) -> None:
         self.conn = conn
-        self.db = Database(conn)
+        self._db: Database | None = None
         self.rep_id = rep_id
         self.clock = clock
-        migrations.apply(self.db)
+        # What sqlite-utils' Database() sets, set here whether or not it is ever loaded.
+        conn.execute("PRAGMA recursive_triggers = on")
+        if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+            from schema.migrations.agent import migrations
+
+            migrations.apply(self.db)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         # Without a sealer (a lease from before the server had a box key) operations
         # are only in the vault until the next open with one seals them (`_seal_backlog`).
         self.sealer = sealer
         self._unsealed: list[dict[str, Any]] = []
         if sealer is not None:
             self._seal_backlog()
+
+    @property
+    def db(self) -> Database:
+        """sqlite-utils over the vault connection, loaded on first use."""
+        if self._db is None:
+            from sqlite_utils import Database
+
+            self._db = Database(self.conn)
+        return self._db
 
     @classmethod
     def open(cls, home: Path, rep_id: str = "", clock: Clock | None = None,
@@ -164,7 +190,9 @@ class Store:
             self._flush_envelopes()
         except BaseException:
             self._unsealed.clear()
-            self.conn.execute("ROLLBACK")
+            # SQLite may have rolled back already (a full disk does): keep the real error.
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
             raise
         self.conn.execute("COMMIT")
 
@@ -419,11 +447,11 @@ class Store:
             raise StoreError(f"give a {table[:-1]} id")
         # Exact id / card number first: two index lookups, where the prefix
         # search below scans the table (LIKE cannot use the id index).
-        for row in self.db.query(
+        for row in self._stream(
             f"SELECT * FROM {table} WHERE id = :ref {extra} LIMIT 1", {"ref": ref}  # noqa: S608
         ):
             return row
-        rows = list(self.db.query(
+        rows = list(self._stream(
             f"SELECT * FROM {table} WHERE id = :ref {extra} "  # noqa: S608
             f"UNION SELECT * FROM {table} WHERE id LIKE :prefix LIMIT 2",
             {"ref": ref, "prefix": ref.replace("%", "").replace("_", "") + "%"},
@@ -437,41 +465,75 @@ class Store:
             raise StoreError(f"{ref!r} matches several {table}; give more of the id")
         raise StoreError(f"no {table[:-1]} {ref!r} on this device; `fieldvault sync` to refresh")
 
-    def list_customers(self, search: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
-        if not search:
-            return list(self.db.query(
-                "SELECT * FROM customers ORDER BY name LIMIT ?", [limit]
-            ))
-        term = search.strip()
+    # Listings: `limit=None` means every row. `iter_*` stream rows off the cursor so a
+    # 50,000-card scope is never held twice; `count_*` give the total a cut view reports.
+
+    def _stream(self, sql: str, params: list[Any] | dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """Rows as dicts, read as they are consumed; the query runs (and fails) now."""
+        cursor = self.conn.execute(sql, params)
+        names = [d[0] for d in cursor.description]
+        return (dict(zip(names, row, strict=True)) for row in cursor)
+
+    @staticmethod
+    def _customer_match(search: str | None) -> tuple[str, list[Any], str]:
+        term = (search or "").strip()
+        if not term:
+            return "FROM customers", [], "name"
         if len(term) >= 3:
             # trigram FTS needs three characters; quote so user text is not FTS syntax
             quoted = '"' + term.replace('"', '""') + '"'
-            return list(self.db.query(
-                "SELECT customers.* FROM customers JOIN customers_fts "
-                "ON customers.rowid = customers_fts.rowid "
-                "WHERE customers_fts MATCH ? ORDER BY customers_fts.rank LIMIT ?",
-                [quoted, limit],
-            ))
+            return ("FROM customers JOIN customers_fts ON customers.rowid = customers_fts.rowid "
+                    "WHERE customers_fts MATCH ?", [quoted], "customers_fts.rank")
         like = f"%{term}%"
-        return list(self.db.query(
-            "SELECT * FROM customers WHERE name LIKE ? OR card_no LIKE ? OR notes LIKE ? "
-            "ORDER BY name LIMIT ?",
-            [like, like, like, limit],
-        ))
+        return ("FROM customers WHERE name LIKE ? OR card_no LIKE ? OR notes LIKE ?",
+                [like, like, like], "name")
 
-    def search_visits(self, text: str, limit: int = 200) -> list[dict[str, Any]]:
-        term = text.strip()
-        if len(term) < 3:
+    def iter_customers(self, search: str | None = None,
+                       limit: int | None = None) -> Iterator[dict[str, Any]]:
+        source, params, order = self._customer_match(search)
+        return self._stream(f"SELECT customers.* {source} ORDER BY {order} LIMIT ?",  # noqa: S608
+                            [*params, -1 if limit is None else limit])
+
+    def list_customers(self, search: str | None = None,
+                       limit: int | None = None) -> list[dict[str, Any]]:
+        return list(self.iter_customers(search, limit))
+
+    def count_customers(self, search: str | None = None) -> int:
+        source, params, _ = self._customer_match(search)
+        return int(self.conn.execute(f"SELECT count(*) {source}", params).fetchone()[0])  # noqa: S608
+
+    def _visit_match(self, customer: str | None, search: str | None) -> tuple[str, list[Any], str]:
+        term = (search or "").strip()
+        if term and len(term) >= 3:
+            quoted = '"' + term.replace('"', '""') + '"'
+            return ("FROM visits JOIN visits_fts ON visits.rowid = visits_fts.rowid "
+                    "WHERE visits_fts MATCH ?", [quoted], "visits_fts.rank")
+        if term:
             like = f"%{term}%"
-            return list(self.db.query(
-                "SELECT * FROM visits WHERE summary LIKE ? OR outcome LIKE ? OR feedback LIKE ? "
-                "ORDER BY started_at DESC LIMIT ?", [like, like, like, limit],
-            ))
-        quoted = '"' + term.replace('"', '""') + '"'
-        return list(self.db.query(
-            "SELECT visits.* FROM visits JOIN visits_fts ON visits.rowid = visits_fts.rowid "
-            "WHERE visits_fts MATCH ? ORDER BY visits_fts.rank LIMIT ?", [quoted, limit],
-        ))
+            return ("FROM visits WHERE summary LIKE ? OR outcome LIKE ? OR feedback LIKE ?",
+                    [like, like, like], "started_at DESC")
+        if customer:
+            return ("FROM visits WHERE customer_id=?", [self.get_customer(customer)["id"]],
+                    "started_at DESC")
+        return "FROM visits", [], "started_at DESC"
+
+    def iter_visits(self, customer: str | None = None, search: str | None = None,
+                    limit: int | None = None) -> Iterator[dict[str, Any]]:
+        """Visits, newest first (or best match first with `search`)."""
+        source, params, order = self._visit_match(customer, search)
+        return self._stream(f"SELECT visits.* {source} ORDER BY {order} LIMIT ?",  # noqa: S608
+                            [*params, -1 if limit is None else limit])
+
+    def list_visits(self, customer: str | None = None,
+                    limit: int | None = None) -> list[dict[str, Any]]:
+        return list(self.iter_visits(customer, None, limit))
+
+    def search_visits(self, text: str, limit: int | None = None) -> list[dict[str, Any]]:
+        return list(self.iter_visits(None, text, limit))
+
+    def count_visits(self, customer: str | None = None, search: str | None = None) -> int:
+        source, params, _ = self._visit_match(customer, search)
+        return int(self.conn.execute(f"SELECT count(*) {source}", params).fetchone()[0])  # noqa: S608
 
     # --- visits ----------------------------------------------------------------
 
@@ -498,17 +560,6 @@ class Store:
     def get_visit(self, ref: str) -> dict[str, Any]:
         return self._get("visits", ref)
 
-    def list_visits(self, customer: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
-        if customer:
-            cid = self.get_customer(customer)["id"]
-            return list(self.db.query(
-                "SELECT * FROM visits WHERE customer_id=? ORDER BY started_at DESC LIMIT ?",
-                [cid, limit],
-            ))
-        return list(self.db.query(
-            "SELECT * FROM visits ORDER BY started_at DESC LIMIT ?", [limit]
-        ))
-
     def _own_editable_visit(self, ref: str) -> dict[str, Any]:
         visit = self.get_visit(ref)
         if visit["rep_id"] != self.rep_id:
@@ -526,6 +577,8 @@ class Store:
         if status and not can_transition(VisitStatus(visit["status"]), VisitStatus(status)):
             raise StoreError(f"a {visit['status']} visit cannot go back to {status}: "
                              "correct it as it is, or void it with a reason")
+        from schema.models import VisitCreate
+
         merged = {**{k: visit[k] for k in VisitCreate.model_fields}, **changes}
         VisitCreate.model_validate(merged)  # the edited record must still be a valid visit
         with self.transaction():
@@ -563,6 +616,8 @@ class Store:
         epoch and a reset cursor are stored in the same transaction, so a crash
         neither loses the queued operations nor queues them twice.
         """
+        from schema.models import CustomerCreate, VisitCreate
+
         counts = {"customers": 0, "visits": 0}
         card_fields = list(CustomerCreate.model_fields)
         visit_fields = list(VisitCreate.model_fields)

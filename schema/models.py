@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from .enums import ChangeKind, Grade, OpKind, OpStatus, OwnershipSource, VisitPurpose, VisitStatus
+from .fields import CUSTOMER_EDITABLE_FIELDS as CUSTOMER_EDITABLE_FIELDS
+from .fields import VISIT_EDITABLE_FIELDS as VISIT_EDITABLE_FIELDS
 from .records import to_record
 from .validation import (
     MAX_OPS_PER_PUSH,
@@ -32,24 +34,6 @@ class Strict(BaseModel):
 
 # --- customer card (客户卡) --------------------------------------------------
 
-# Fields a rep or the office may edit; ownership and card number are the server's.
-CUSTOMER_EDITABLE_FIELDS: tuple[str, ...] = (
-    "name",
-    "decision_maker",
-    "grade",
-    "address",
-    "phone",
-    "industry",
-    "size",
-    "needs",
-    "financial_status",
-    "business_status",
-    "purchasing_status",
-    "credit_status",
-    "external_relations",
-    "business_contact",
-    "notes",
-)
 CUSTOMER_TEXT_FIELDS = ("name", "card_no", "decision_maker", "address", "needs",
                         "business_contact", "notes")
 
@@ -122,21 +106,6 @@ class Customer(CustomerCreate):
 
 # --- visit record (拜访记录) -------------------------------------------------
 
-VISIT_EDITABLE_FIELDS: tuple[str, ...] = (
-    "planned",
-    "started_at",
-    "ended_at",
-    "location",
-    "purpose",
-    "summary",
-    "outcome",
-    "feedback",
-    "competitors",
-    "next_at",
-    "next_place",
-    "next_content",
-    "status",
-)
 VISIT_TEXT_FIELDS = ("summary", "outcome", "feedback", "competitors", "next_content")
 
 

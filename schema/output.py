@@ -3,16 +3,23 @@ failures print one line on stderr that says what to do, and exit non-zero."""
 
 from __future__ import annotations
 
+import errno
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, NoReturn
 
 import orjson
 import typer
-from rich.console import Console
-from rich.table import Table
 
-console = Console()
+# rich is imported only when a table is printed: it costs start-up time that other
+# output, `--help` and error paths should not pay.
+
+def cli_app(**settings: Any) -> typer.Typer:
+    """A Typer app (or sub-app) with both CLIs' settings: plain click help instead of
+    rich's, so `--help` starts without importing rich; plain tracebacks (rich's cost
+    start-up time, and with locals shown they could print a vault key on a terminal)."""
+    return typer.Typer(no_args_is_help=True, rich_markup_mode=None,
+                       pretty_exceptions_enable=False, **settings)
 
 
 def emit_json(payload: Any) -> None:
@@ -44,16 +51,104 @@ def run_app(app: typer.Typer) -> NoReturn:
         message = " ".join(exc.format_message().split()).rstrip(".")  # type: ignore[attr-defined]
         sys.stderr.write(f"error: {message}{hint}\n")
         raise SystemExit(1) from None
+    except Exception as exc:  # only a full disk is handled here
+        problem = disk_full(exc)
+        if problem is None:
+            raise
+        sys.stderr.write(f"error: {problem}: free some space, then run the command again "
+                         "(this change was not saved; nothing saved before is lost)\n")
+        raise SystemExit(1) from None
     raise SystemExit(code if isinstance(code, int) else 0)
 
 
+def emit_json_rows(rows: Iterable[Any]) -> None:
+    """A JSON array written row by row, so a listing is never held whole as text."""
+    out = sys.stdout
+    first = True
+    for row in rows:
+        # JSON text has no raw newlines inside strings: re-indenting by lines is safe.
+        item = orjson.dumps(row, option=orjson.OPT_INDENT_2, default=str).decode()
+        out.write(("[\n  " if first else ",\n  ") + item.replace("\n", "\n  "))
+        first = False
+    out.write("[]\n" if first else "\n]\n")
+
+
+TABLE_ROWS = 100  # a table is for reading: longer listings are cut, with a note saying so
+
+
+def show_rows(fetch: Callable[[int | None], Iterable[dict[str, Any]]], total: Callable[[], int],
+              *, as_json: bool, limit: int | None, columns: Sequence[str], noun: str,
+              title: str | None = None) -> int:
+    """Print a listing; never cut it silently. `fetch(n)` gives the first n rows (all for
+    None), `total()` how many there are. `--json` prints every row unless `--limit N`
+    (0 = all) says otherwise; a table stops at TABLE_ROWS. When rows are left out a note
+    on stderr says how many were shown of how many and how to see all. Returns the number
+    of rows printed."""
+    cap = (limit or None) if limit is not None else (None if as_json else TABLE_ROWS)
+    if cap is None:
+        rows: Iterable[dict[str, Any]] = fetch(None)
+        if as_json:
+            counted = _Counted(rows)
+            emit_json_rows(counted)
+            return counted.n
+        shown = list(rows)
+        table(shown, columns, title)
+        return len(shown)
+    shown = list(fetch(cap))
+    if as_json:
+        emit_json(shown)
+    else:
+        table(shown, columns, title)
+    if len(shown) >= cap:
+        count = total()
+        if count > len(shown):
+            how = "--limit 0" if as_json else "--limit 0 or --json"
+            sys.stderr.write(f"note: showing {len(shown):,} of {count:,} {noun}; "
+                             f"{how} shows all\n")
+    return len(shown)
+
+
+class _Counted:
+    """Pass rows through, counting them (a streamed listing's size for the audit log)."""
+
+    def __init__(self, rows: Iterable[dict[str, Any]]) -> None:
+        self.rows, self.n = rows, 0
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for row in self.rows:
+            self.n += 1
+            yield row
+
+
+def disk_full(exc: BaseException) -> str | None:
+    """What to tell the user when `exc` is a write that failed for lack of space, else None.
+
+    SQLite reports a full disk as "database or disk is full", or as "disk I/O error" when
+    it is the WAL or its shared-memory file that cannot grow; files give ENOSPC/EDQUOT.
+    A failed SQLite write leaves the database as its last commit, so the one line can
+    say that nothing saved before is lost. Matched by name: this module must not import
+    the database drivers (start-up time)."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "the disk is full"
+    if type(exc).__name__ in ("OperationalError", "DatabaseError"):
+        text = str(exc)
+        if "disk is full" in text:
+            return "the disk is full"
+        if "disk I/O error" in text:
+            return "the disk cannot be written (full, or failing)"
+    return None
+
+
 def table(rows: Sequence[dict[str, Any]], columns: Sequence[str], title: str | None = None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
     t = Table(title=title, show_lines=False)
     for col in columns:
         t.add_column(col)
     for row in rows:
         t.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
-    console.print(t)
+    Console().print(t)
 
 
 def show(payload: dict[str, Any] | list[dict[str, Any]], as_json: bool,
@@ -65,8 +160,8 @@ def show(payload: dict[str, Any] | list[dict[str, Any]], as_json: bool,
         table(payload, columns, title)
     else:
         for key, value in payload.items():
-            if value not in (None, ""):
-                console.print(f"[bold]{key}[/bold]: {value}", highlight=False)
+            if value not in (None, ""):  # plain click styling: no rich needed for a record
+                typer.echo(f"{typer.style(key, bold=True)}: {value}")
 
 
 def field_args(args: Sequence[str], allowed: Sequence[str]) -> dict[str, str]:

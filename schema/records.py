@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
-
-from pydantic import BaseModel
+from typing import TYPE_CHECKING, Any
 
 from .clock import iso
+
+if TYPE_CHECKING:  # only typed here: importing pydantic is left to whoever builds models
+    from pydantic import BaseModel
 
 
 def to_record(model: BaseModel, include: set[str] | None = None) -> dict[str, Any]:

@@ -1,4 +1,9 @@
-"""`fieldvault-server`: run the server and administer the archive (a thin layer over it)."""
+"""`fieldvault-server`: run the server and administer the archive (a thin layer over it).
+
+Start-up time counts for admin commands and `--help`: the archive (sqlite-utils, the
+pydantic models), the web app and Litestream support are imported inside the commands
+that use them, never here. tests/test_startup.py keeps it so.
+"""
 
 from __future__ import annotations
 
@@ -8,26 +13,42 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from pydantic import ValidationError
 
 from schema.durations import parse_duration
-from schema.models import CUSTOMER_EDITABLE_FIELDS, CustomerCreate, CustomerPatch
-from schema.output import emit_json, fail, field_args, run_app, show, validation_message
+from schema.fields import CUSTOMER_EDITABLE_FIELDS
+from schema.output import (
+    TABLE_ROWS,
+    cli_app,
+    emit_json,
+    fail,
+    field_args,
+    run_app,
+    show,
+    show_rows,
+    validation_message,
+)
 
-from .archive import ArchiveError, SQLiteArchive
-from .settings import default_data_dir
+if TYPE_CHECKING:
+    from .archive import SQLiteArchive
 
-app = typer.Typer(no_args_is_help=True, add_completion=False,
+
+def default_data_dir() -> Path:
+    """$FIELDVAULT_DATA as server.settings reads it, without importing pydantic-settings."""
+    return Path(os.environ.get("FIELDVAULT_DATA") or "./fieldvault-data")
+
+
+app = cli_app(add_completion=False,
                   help="FieldVault server: master archive, sync API and admin commands.")
-rep_app = typer.Typer(no_args_is_help=True, help="Sales reps.")
-customer_app = typer.Typer(no_args_is_help=True, help="Customer cards (客户卡).")
-visit_app = typer.Typer(no_args_is_help=True, help="Visit records (拜访记录).")
-device_app = typer.Typer(no_args_is_help=True, help="Enrolled devices.")
+rep_app = cli_app(help="Sales reps.")
+customer_app = cli_app(help="Customer cards (客户卡).")
+visit_app = cli_app(help="Visit records (拜访记录).")
+device_app = cli_app(help="Enrolled devices.")
 app.add_typer(rep_app, name="rep")
 app.add_typer(customer_app, name="customer")
 app.add_typer(visit_app, name="visit")
@@ -37,12 +58,17 @@ DataOpt = Annotated[Path, typer.Option("--data", help="Archive directory "
                                        "[default: $FIELDVAULT_DATA or ./fieldvault-data]",
                                        default_factory=default_data_dir, show_default=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
+LimitOpt = Annotated[int | None, typer.Option(
+    "--limit", min=0, help="Show at most N rows; 0 = all [default: all with --json, "
+    f"else the first {TABLE_ROWS}, with a note when some are left out]", show_default=False)]
 EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
 FIELDS_HELP = "Card fields as --field VALUE: " + ", ".join(
     "--" + f.replace("_", "-") for f in CUSTOMER_EDITABLE_FIELDS)
 
 
 def _archive(data: Path) -> SQLiteArchive:
+    from .archive import ArchiveError, SQLiteArchive
+
     try:
         return SQLiteArchive(data)
     except ArchiveError as exc:
@@ -51,6 +77,10 @@ def _archive(data: Path) -> SQLiteArchive:
 
 def _run(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
     """Call into the archive, turning its refusals into one-line CLI errors."""
+    from pydantic import ValidationError
+
+    from .archive import ArchiveError
+
     try:
         return fn(*args, **kwargs)
     except ArchiveError as exc:
@@ -62,9 +92,11 @@ def _run(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
 @app.command()
 def init(data: DataOpt, as_json: JsonOpt = False) -> None:
     """Create (or migrate) the archive in --data. Safe to run again."""
+    from .archive import SQLiteArchive
     from .keys import load_or_create_box_key, load_or_create_signing_key, public_key_b64
 
-    archive = SQLiteArchive.init(data)
+    os.umask(0o077)  # every file of the archive is the server's alone
+    archive = _run(SQLiteArchive.init, data)
     key = load_or_create_signing_key(data)
     load_or_create_box_key(data)
     out = {"data": str(data.resolve()), "archive": str(archive.path),
@@ -86,7 +118,16 @@ def serve(
 ) -> None:
     """Run the sync API, with the archive continuously replicated by Litestream."""
     from . import replication
+    from .archive import ArchiveError, datadir
+    from .archive.sqlite import ARCHIVE_FILE
 
+    # Files created from here on (by us, Litestream and SQLite) are the server's alone.
+    os.umask(0o077)
+    try:
+        datadir.check_ready(data, ARCHIVE_FILE)
+        datadir.secure_data_dir(data)
+    except ArchiveError as exc:
+        fail(exc.message)
     _archive(data)
     if os.environ.get(_UNDER_LITESTREAM) != "1":
         try:
@@ -98,6 +139,8 @@ def serve(
                 replication.write_config_disabled(data)
         except replication.ReplicationError as exc:
             fail(str(exc))
+        except OSError as exc:  # e.g. the disk filled up since the start-up check
+            fail(f"cannot write the replication config in {data}: {exc.strerror or exc}")
         if not spec.enabled:
             typer.echo("WARNING: replication is disabled (--replica none): a lost disk loses "
                        "the archive. Never run production like this.", err=True)
@@ -158,11 +201,12 @@ def _serve_under_litestream(config: Path, data: Path, host: str, port: int,
     sys.stdout.flush()
     sys.stderr.flush()
     args = [binary, "replicate", "-config", str(config), "-exec", shlex.join(child)]
+    replication.tee_stderr(data / replication.LOG_FILE)
     os.execve(binary, args, env)  # noqa: S606 - fixed binary, no shell
     return 1  # not reached
 
 
-backup_app = typer.Typer(no_args_is_help=True, help="Replication of the archive (Litestream).")
+backup_app = cli_app(help="Replication of the archive (Litestream).")
 app.add_typer(backup_app, name="backup")
 
 
@@ -190,6 +234,7 @@ def restore(
     from schema.clock import iso, parse_iso
 
     from . import replication
+    from .archive import SQLiteArchive
 
     try:
         spec = replication.parse_replica(replica, data)
@@ -206,7 +251,7 @@ def restore(
     show(result, as_json)
 
 
-audit_app = typer.Typer(no_args_is_help=True, help="The hash-chained audit log.")
+audit_app = cli_app(help="The hash-chained audit log.")
 app.add_typer(audit_app, name="audit")
 
 
@@ -230,12 +275,14 @@ def audit_verify(data: DataOpt, as_json: JsonOpt = False) -> None:
 @audit_app.command("list")
 def audit_list(
     data: DataOpt,
-    limit: Annotated[int, typer.Option(help="Most recent N entries.")] = 100,
+    limit: LimitOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """The most recent audit entries."""
-    show(_archive(data).audit_entries(limit), as_json,
-         ["seq", "at", "actor", "action", "subject", "details"])
+    """The audit entries, oldest first; with --limit N (or in a table) the most recent N."""
+    archive = _archive(data)
+    show_rows(archive.audit_entries, archive.audit_count, as_json=as_json, limit=limit,
+              columns=["seq", "at", "actor", "action", "subject", "details"],
+              noun="audit entries (the most recent)")
 
 
 @rep_app.command("add")
@@ -252,10 +299,12 @@ def rep_add(
 
 
 @rep_app.command("list")
-def rep_list(data: DataOpt, as_json: JsonOpt = False) -> None:
+def rep_list(data: DataOpt, limit: LimitOpt = None, as_json: JsonOpt = False) -> None:
     """List reps with their customer and device counts."""
-    show(_archive(data).list_reps(), as_json,
-         ["id", "name", "tier", "manager_id", "customers", "devices", "active"])
+    archive = _archive(data)
+    show_rows(archive.list_reps, lambda: archive.counts()["reps"], as_json=as_json, limit=limit,
+              columns=["id", "name", "tier", "manager_id", "customers", "devices", "active"],
+              noun="reps")
 
 
 @app.command("enroll-code")
@@ -282,6 +331,8 @@ def customer_add(
     owner: Annotated[str | None, typer.Option(help="Owning rep; omit for the pool.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
+    from schema.models import CustomerCreate
+
     fields = field_args(ctx.args, CUSTOMER_EDITABLE_FIELDS)
     card = _run(CustomerCreate.model_validate, {**fields, "name": name})
     show(_run(_archive(data).add_customer, card, owner, "admin"), as_json)
@@ -303,13 +354,16 @@ def customer_import(
 def customer_list(
     data: DataOpt,
     owner: Annotated[str | None, typer.Option(help="Rep id/name, or `pool`.")] = None,
+    limit: LimitOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List customer cards."""
     archive = _archive(data)
-    rows = _run(archive.list_customers, owner)
-    archive.record_export("customers", len(rows), {"owner": owner})
-    show(rows, as_json, ["card_no", "id", "name", "grade", "owner_rep_id", "rev", "last_served_at"])
+    _run(archive.count_customers, owner)  # an unknown --owner fails before anything is printed
+    _export(archive, "customers", {"owner": owner}, lambda: show_rows(
+        lambda n: archive.iter_customers(owner, n), lambda: archive.count_customers(owner),
+        as_json=as_json, limit=limit, noun="customers",
+        columns=["card_no", "id", "name", "grade", "owner_rep_id", "rev", "last_served_at"]))
 
 
 @customer_app.command("show")
@@ -333,6 +387,8 @@ def customer_edit(
     by: Annotated[str, typer.Option(help="Who makes the edit, for the history.")] = "office",
     as_json: JsonOpt = False,
 ) -> None:
+    from schema.models import CustomerPatch
+
     patch = _run(CustomerPatch.model_validate, field_args(ctx.args, CUSTOMER_EDITABLE_FIELDS))
     show(_run(_archive(data).edit_customer, customer, patch, by), as_json)
 
@@ -355,26 +411,42 @@ def visit_list(
     data: DataOpt,
     rep: Annotated[str | None, typer.Option(help="Author rep id or name.")] = None,
     customer: Annotated[str | None, typer.Option(help="Customer id or card number.")] = None,
+    limit: LimitOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """List visit records in the archive."""
+    """List visit records in the archive, oldest first."""
     archive = _archive(data)
-    rows = _run(archive.list_visits, rep, customer)
-    archive.record_export("visits", len(rows), {"rep": rep, "customer": customer})
-    show(rows, as_json, ["id", "customer_id", "rep_id", "started_at", "purpose", "status",
-                         "summary"])
+    _run(archive.count_visits, rep, customer)  # unknown --rep/--customer fail up front
+    _export(archive, "visits", {"rep": rep, "customer": customer}, lambda: show_rows(
+        lambda n: archive.iter_visits(rep, customer, n), lambda: archive.count_visits(rep, customer),
+        as_json=as_json, limit=limit, noun="visits",
+        columns=["id", "customer_id", "rep_id", "started_at", "purpose", "status", "summary"]))
+
+
+def _export(archive: SQLiteArchive, what: str, filters: dict[str, str | None],
+            print_rows: Callable[[], int]) -> None:
+    """Print a listing of customer data and log in the audit chain how many rows left."""
+    count = 0
+    try:
+        count = print_rows()
+    finally:
+        archive.record_export(what, count, filters)
 
 
 @device_app.command("list")
 def device_list(
     data: DataOpt,
     rep: Annotated[str | None, typer.Option(help="Only this rep's devices.")] = None,
+    limit: LimitOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List enrolled devices."""
-    rows = _run(_archive(data).list_devices, rep)
-    show(rows, as_json, ["id", "rep_name", "name", "state", "last_seen_at", "revoked_at",
-                         "wipe_receipt_at"])
+    archive = _archive(data)
+    _run(archive.list_devices, rep, 0)  # an unknown --rep fails before anything is printed
+    show_rows(lambda n: archive.list_devices(rep, n), lambda: len(archive.list_devices(rep)),
+              as_json=as_json, limit=limit, noun="devices",
+              columns=["id", "rep_name", "name", "state", "last_seen_at", "revoked_at",
+                       "wipe_receipt_at"])
 
 
 @app.command()
@@ -423,7 +495,7 @@ def departure_report(
     table(report["customers"], ["card_no", "name", "to_name"], "customers reassigned")
 
 
-policy_app = typer.Typer(no_args_is_help=True, help="Offline grace policy, delivered in leases.")
+policy_app = cli_app(help="Offline grace policy, delivered in leases.")
 app.add_typer(policy_app, name="policy")
 
 
@@ -461,17 +533,21 @@ def hr_token(
 
 
 @app.command()
-def conflicts(data: DataOpt, as_json: JsonOpt = False) -> None:
+def conflicts(data: DataOpt, limit: LimitOpt = None, as_json: JsonOpt = False) -> None:
     """Card fields where a rep's edit lost to a newer server value (the rep's value is kept here)."""
-    show(_archive(data).conflicts(), as_json,
-         ["id", "card_no", "customer_name", "field", "server_value", "rep_value", "rep_id", "at"])
+    archive = _archive(data)
+    show_rows(archive.conflicts, lambda: archive.counts()["conflicts"], as_json=as_json,
+              limit=limit, noun="conflicts", columns=["id", "card_no", "customer_name", "field",
+                                                      "server_value", "rep_value", "rep_id", "at"])
 
 
 @app.command()
-def quarantine(data: DataOpt, as_json: JsonOpt = False) -> None:
+def quarantine(data: DataOpt, limit: LimitOpt = None, as_json: JsonOpt = False) -> None:
     """Operations held for review instead of being merged (e.g. visits to reassigned customers)."""
-    show(_archive(data).quarantine(), as_json,
-         ["id", "kind", "entity_id", "rep_id", "reason", "at"])
+    archive = _archive(data)
+    show_rows(archive.quarantine, lambda: archive.counts()["quarantine"], as_json=as_json,
+              limit=limit, noun="quarantined operations",
+              columns=["id", "kind", "entity_id", "rep_id", "reason", "at"])
 
 
 def main() -> None:

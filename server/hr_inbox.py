@@ -2,21 +2,39 @@
 
 `serve --hr-inbox DIR` watches DIR with watchdog. Each CSV or JSON file lists
 departures (rep/employee id, effective date, optional successor and reason).
-A file is applied whole or not at all: on success it moves to `processed/`
-with a `.result.json` beside it; on any problem to `rejected/` with a
-`.reason.txt`. Re-dropping a processed file is harmless: departures are
-idempotent.
+A file is applied whole or not at all: on success it moves to
+`DATA/hr-inbox/processed/` with a `.result.json` beside it; on any problem to
+`DATA/hr-inbox/rejected/` with a `.reason.txt`. Re-dropping a processed file is
+harmless: departures are idempotent.
+
+Drop protocol: write the file under a temporary name - dot-prefixed
+(`.leavers.csv`) or ending in `.tmp` or `.part` (`leavers.csv.part`) - and
+rename it to its final `*.csv` / `*.json` name when it is complete. Temporary
+names are never read. A file that changes while it is read (size, mtime or
+content differ between the two reads) is left in the inbox for the next round,
+never half-applied.
+
+Whoever can write into the inbox is not trusted with the server's own files:
+the filed copies and notes live in a folder the server owns (0700) under
+--data, never inside the inbox; inbox entries are opened once with O_NOFOLLOW,
+must be regular files with a single link and at most MAX_FILE_BYTES (checked
+before reading), and are moved out with a rename relative to directory file
+descriptors, so no symlink planted in the inbox is ever followed.
 """
 
 from __future__ import annotations
 
 import csv
+import errno
+import hashlib
 import io
 import json
 import logging
-import shutil
+import os
+import stat
 import threading
-import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +46,20 @@ from .archive import Archive, ArchiveError
 
 log = logging.getLogger("fieldvault.hr_inbox")
 MAX_FILE_BYTES = 1024 * 1024
+FILED_DIR = "hr-inbox"  # under --data: processed/ and rejected/ with their notes
+_SUFFIXES = (".csv", ".json")
 _REP_KEYS = ("rep", "rep_id", "employee_id", "employee")
 _WHEN_KEYS = ("effective_at", "effective_date", "date")
 _SUCCESSOR_KEYS = ("successor", "reassign_to")
+_NOTE_CHARS = 300
 
 
 class InboxError(Exception):
     pass
+
+
+class Changed(Exception):
+    """The file changed while it was read: leave it for the next round."""
 
 
 def _pick(entry: dict[str, Any], keys: tuple[str, ...]) -> str | None:
@@ -45,27 +70,36 @@ def _pick(entry: dict[str, Any], keys: tuple[str, ...]) -> str | None:
     return None
 
 
-def parse(path: Path) -> list[tuple[str, str, str, str | None]]:
+def sanitize(text: str, limit: int = _NOTE_CHARS) -> str:
+    """A short, printable excerpt: notes and logs never carry a file's raw content."""
+    clean = "".join(ch if ch.isprintable() else "?" for ch in text)
+    return clean if len(clean) <= limit else clean[: limit - 1] + "…"
+
+
+def parse_bytes(name: str, raw: bytes) -> list[tuple[str, str, str, str | None]]:
     """(rep, reason, reassign_to, effective_at) for every entry; InboxError if any is bad."""
-    raw = path.read_bytes()
     if len(raw) > MAX_FILE_BYTES:
         raise InboxError(f"file is over {MAX_FILE_BYTES} bytes")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise InboxError("file is not UTF-8") from None
-    if path.suffix.lower() == ".json":
+    suffix = Path(name).suffix.lower()
+    if suffix == ".json":
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise InboxError(f"invalid JSON: {exc}") from None
+            raise InboxError(f"invalid JSON: {exc.msg} (line {exc.lineno} column {exc.colno})"
+                             ) from None
+        except (RecursionError, ValueError):  # e.g. nested thousands of levels deep
+            raise InboxError("invalid JSON: nested too deeply or malformed") from None
         items = data.get("departures") if isinstance(data, dict) else data
         if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
             raise InboxError("JSON must be a list of departures or {\"departures\": [...]}")
-    elif path.suffix.lower() == ".csv":
+    elif suffix == ".csv":
         try:
             items = list(csv.DictReader(io.StringIO(text)))
-        except csv.Error as exc:  # e.g. a field over the csv module's size limit
+        except (csv.Error, ValueError) as exc:  # e.g. a field over the csv size limit
             raise InboxError(f"invalid CSV: {exc}") from None
     else:
         raise InboxError("only .csv and .json files are read")
@@ -92,76 +126,220 @@ def _resolve_default(archive: Archive, rep: str, reassign: str) -> str:
         return "pool"  # the unknown rep is reported by revoke_many
 
 
-def _file_away(path: Path, dest: Path, note_suffix: str, note: bytes) -> Path:
-    """Move `path` into `dest` with its note (result or reason) beside it. The note is
-    written first, so whoever sees the filed departure file also finds its note. A
-    file of the same name dropped again (a re-sent export) gets a numbered name rather
-    than overwriting the earlier one and its note."""
-    dest.mkdir(exist_ok=True)
-    target = dest / path.name
-    for n in range(1, 100_000):
-        if not target.exists():
-            break
-        target = dest / f"{path.stem}.{n}{path.suffix}"
-    note_path = target.with_name(target.name + note_suffix)
-    tmp = note_path.with_name("." + note_path.name + ".tmp")
-    tmp.write_bytes(note)
-    tmp.replace(note_path)
-    shutil.move(str(path), target)
-    return target
-
-
-def process_file(archive: Archive, path: Path) -> dict[str, Any]:
-    """Apply one departure file, whole or not at all, and file it away."""
-    inbox = path.parent
-    try:
-        entries = [(rep, reason, _resolve_default(archive, rep, to), when)
-                   for rep, reason, to, when in parse(path)]
-        results = archive.revoke_many(entries, by=f"hr-inbox:{path.name}", source="hr-inbox")
-    except (InboxError, ArchiveError, OSError) as exc:
-        message = getattr(exc, "message", None) or str(exc)
-        _file_away(path, inbox / "rejected", ".reason.txt", (message + "\n").encode())
-        log.warning("HR inbox: rejected %s: %s", path.name, message)
-        return {"file": path.name, "status": "rejected", "reason": message}
-    result = {"file": path.name, "status": "processed", "departures": results}
-    _file_away(path, inbox / "processed", ".result.json",
-               orjson.dumps(result, option=orjson.OPT_INDENT_2))
-    log.info("HR inbox: processed %s (%d departures)", path.name, len(results))
-    return result
+def is_candidate(name: str) -> bool:
+    """Final names only: hidden and temporary (*.tmp, *.part) names are still being written."""
+    return not name.startswith(".") and name.lower().endswith(_SUFFIXES)
 
 
 def pending_files(inbox: Path) -> list[Path]:
-    return sorted(p for p in inbox.iterdir()
-                  if p.is_file() and not p.name.startswith(".")
-                  and p.suffix.lower() in (".csv", ".json"))
+    """Candidate entries of the inbox (not followed: symlinks are listed, to be rejected)."""
+    out = []
+    with os.scandir(inbox) as entries:
+        for entry in entries:
+            if is_candidate(entry.name) and not entry.is_dir(follow_symlinks=False):
+                out.append(inbox / entry.name)
+    return sorted(out)
 
 
-def _settled(path: Path, wait_s: float = 0.3, tries: int = 20) -> bool:
-    """Wait until the file stops growing (the HR system may still be writing it)."""
-    last = -1
-    for _ in range(tries):
+def ensure_private_dir(path: Path) -> None:
+    """A directory only the server can use: created 0700, never a symlink, ours, 0700."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+        raise OSError(errno.EPERM, f"{path} must be a directory owned by the server, "
+                                   "not a symlink")
+    if stat.S_IMODE(st.st_mode) != 0o700:
+        os.chmod(path, 0o700, follow_symlinks=False)
+
+
+@dataclass
+class _Read:
+    raw: bytes | None  # None: not read (not a regular file, too large, ...)
+    problem: str | None  # why the file is rejected without being parsed
+
+
+def _same(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_dev, a.st_ino, a.st_size, a.st_mtime_ns) == (b.st_dev, b.st_ino, b.st_size,
+                                                              b.st_mtime_ns)
+
+
+def _read_once(fd: int, dir_fd: int, name: str,
+               after_read: Callable[[], None] | None) -> _Read:
+    """Read an opened inbox file whole, and make sure it did not change meanwhile."""
+    before = os.fstat(fd)
+    if not stat.S_ISREG(before.st_mode):
+        return _Read(None, "not a regular file: drop plain CSV or JSON files")
+    if before.st_nlink != 1:
+        return _Read(None, "the file has other hard links: drop a file of its own")
+    if before.st_size > MAX_FILE_BYTES:
+        return _Read(None, f"file is over {MAX_FILE_BYTES} bytes")
+    raw = os.pread(fd, MAX_FILE_BYTES + 1, 0)
+    if after_read is not None:
+        after_read()  # tests: the HR system writing on while we read
+    after = os.fstat(fd)
+    again = os.pread(fd, MAX_FILE_BYTES + 1, 0)
+    try:
+        path_now = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        raise Changed from None
+    if (not _same(before, after) or not _same(after, path_now) or len(raw) != before.st_size
+            or hashlib.sha256(raw).digest() != hashlib.sha256(again).digest()):
+        raise Changed
+    return _Read(raw, None)
+
+
+def _write_note(dest_fd: int, name: str, note: bytes) -> None:
+    """A new file only the server can read; never an existing file, never through a link."""
+    tmp = f".{name}.tmp"
+    try:
+        os.unlink(tmp, dir_fd=dest_fd)  # a leftover of a crash in our own folder
+    except FileNotFoundError:
+        pass
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                 0o600, dir_fd=dest_fd)
+    try:
+        os.write(fd, note)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.rename(tmp, name, src_dir_fd=dest_fd, dst_dir_fd=dest_fd)
+
+
+def _free_name(dest_fd: int, name: str) -> str:
+    """`name`, or a numbered variant when a file of that name was filed before (a re-sent
+    export), so the earlier file and its note are kept."""
+    stem, dot, suffix = name.rpartition(".")
+    candidate = name
+    for n in range(1, 100_000):
         try:
-            size = path.stat().st_size
+            os.stat(candidate, dir_fd=dest_fd, follow_symlinks=False)
         except FileNotFoundError:
-            return False
-        if size == last:
-            return True
-        last = size
-        time.sleep(wait_s)
-    return True
+            return candidate
+        candidate = f"{stem}.{n}{dot}{suffix}"
+    raise OSError(errno.EEXIST, f"too many files named {name}")
+
+
+def _move_out(inbox_fd: int, name: str, fd: int, dest_fd: int, target: str) -> None:
+    """Move the inbox entry into our folder. rename() moves the entry itself (a symlink
+    stays a symlink, nothing is followed). Across file systems, copy what we opened and
+    remove the inbox name only if it still is that very file."""
+    try:
+        os.rename(name, target, src_dir_fd=inbox_fd, dst_dir_fd=dest_fd)
+        return
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+    out = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                  0o600, dir_fd=dest_fd)
+    try:
+        if fd >= 0 and stat.S_ISREG(os.fstat(fd).st_mode):
+            offset = 0
+            while chunk := os.pread(fd, 1 << 20, offset):
+                os.write(out, chunk)
+                offset += len(chunk)
+        os.fsync(out)
+    finally:
+        os.close(out)
+    now = os.stat(name, dir_fd=inbox_fd, follow_symlinks=False)
+    if fd < 0 or _same(now, os.fstat(fd)):
+        os.unlink(name, dir_fd=inbox_fd)
+
+
+def filed_root(archive: Archive) -> Path:
+    """DATA/hr-inbox: the server's own folder, never inside the inbox."""
+    data_dir = getattr(archive, "data_dir", None)
+    if data_dir is None:
+        raise ValueError("this archive has no data folder: pass `filed`")
+    return Path(data_dir) / FILED_DIR
+
+
+def process_file(archive: Archive, path: Path, *, filed: Path | None = None,
+                 after_read: Callable[[], None] | None = None) -> dict[str, Any]:
+    """Apply one departure file, whole or not at all, and file it away under `filed`
+    (default DATA/hr-inbox). Status `changed`: it was being written; left in the inbox."""
+    inbox, name = path.parent, path.name
+    root = filed or filed_root(archive)
+    shown = sanitize(name, 120)
+    inbox_fd = os.open(inbox, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                         dir_fd=inbox_fd)
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                return {"file": name, "status": "gone"}
+            if exc.errno != errno.ELOOP:
+                raise
+            fd = -1  # a symlink: rejected, never opened
+        try:
+            if fd < 0:
+                read = _Read(None, "a symbolic link: drop plain CSV or JSON files")
+            else:
+                read = _read_once(fd, inbox_fd, name, after_read)
+        except Changed:
+            log.info("HR inbox: %s changed while read; left for the next round", shown)
+            if fd >= 0:
+                os.close(fd)
+            return {"file": name, "status": "changed"}
+        try:
+            return _apply_and_file(archive, name, read, root, inbox_fd, fd)
+        finally:
+            if fd >= 0:
+                os.close(fd)
+    finally:
+        os.close(inbox_fd)
+
+
+def _apply_and_file(archive: Archive, name: str, read: _Read, root: Path, inbox_fd: int,
+                    fd: int) -> dict[str, Any]:
+    shown = sanitize(name, 120)
+    try:
+        if read.problem or read.raw is None:
+            raise InboxError(read.problem or "unreadable")
+        entries = [(rep, reason, _resolve_default(archive, rep, to), when)
+                   for rep, reason, to, when in parse_bytes(name, read.raw)]
+        results = archive.revoke_many(entries, by=f"hr-inbox:{shown}", source="hr-inbox")
+    except (InboxError, ArchiveError) as exc:
+        message = sanitize(getattr(exc, "message", None) or str(exc))
+        outcome, note_suffix, note = "rejected", ".reason.txt", (message + "\n").encode()
+        result: dict[str, Any] = {"file": name, "status": "rejected", "reason": message}
+    else:
+        result = {"file": name, "status": "processed", "departures": results}
+        outcome, note_suffix = "processed", ".result.json"
+        note = orjson.dumps(result, option=orjson.OPT_INDENT_2)
+    dest = root / outcome
+    ensure_private_dir(root)
+    ensure_private_dir(dest)
+    dest_fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        target = _free_name(dest_fd, name)
+        # The note first: whoever sees the filed file also finds its note.
+        _write_note(dest_fd, target + note_suffix, note)
+        _move_out(inbox_fd, name, fd, dest_fd, target)
+    finally:
+        os.close(dest_fd)
+    result["filed_as"] = str(dest / target)
+    if outcome == "rejected":
+        log.warning("HR inbox: rejected %s: %s", shown, result["reason"])
+    else:
+        log.info("HR inbox: processed %s (%d departures)", shown, len(result["departures"]))
+    return result
 
 
 class InboxWatcher(FileSystemEventHandler):
-    """Processes files already in the inbox at start, then each new one."""
+    """Processes files already in the inbox at start, then each one renamed in or closed
+    after writing (never on creation alone: a file just created is still being written)."""
 
-    def __init__(self, archive: Archive, inbox: Path) -> None:
+    def __init__(self, archive: Archive, inbox: Path, filed: Path | None = None) -> None:
         self.archive = archive
         self.inbox = inbox
+        self.filed = filed or filed_root(archive)
         self.lock = threading.Lock()
         self.observer = Observer()
 
     def start(self) -> None:
         self.inbox.mkdir(parents=True, exist_ok=True)
+        ensure_private_dir(self.filed)
         self.drain()
         self.observer.schedule(self, str(self.inbox), recursive=False)
         self.observer.start()
@@ -170,18 +348,16 @@ class InboxWatcher(FileSystemEventHandler):
         self.observer.stop()
         self.observer.join(timeout=5)
 
-    def drain(self) -> None:
+    def drain(self) -> list[dict[str, Any]]:
+        results = []
         with self.lock:
             for path in pending_files(self.inbox):
-                if _settled(path):
-                    try:
-                        process_file(self.archive, path)
-                    except Exception:  # never let one file stop the watcher thread
-                        log.exception("HR inbox: could not process %s; left in the inbox",
-                                      path.name)
-
-    def on_created(self, event: FileSystemEvent) -> None:
-        self.drain()
+                try:
+                    results.append(process_file(self.archive, path, filed=self.filed))
+                except Exception:  # never let one file stop the watcher thread
+                    log.exception("HR inbox: could not process %s; left in the inbox",
+                                  sanitize(path.name, 120))
+        return results
 
     def on_moved(self, event: FileSystemEvent) -> None:
         self.drain()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ REPLICA_TXID = Gauge("fieldvault_replica_txid", "Latest transaction in the repli
 REPLICA_LAG_TXNS = Gauge("fieldvault_replica_lag_txns",
                          "Transactions captured locally but not yet in the replica")
 REPLICA_HEALTHY = Gauge("fieldvault_replica_healthy", "1 when replication is healthy")
+REPLICA_LAG_SECONDS = Gauge("fieldvault_replica_lag_seconds",
+                           "How long the oldest transaction not yet in the replica has waited")
 REPLICA_AGE = Gauge("fieldvault_replica_seconds_since_replicated",
                     "Seconds since the replica last received a transaction")
 
@@ -26,9 +29,10 @@ REPLICA_AGE = Gauge("fieldvault_replica_seconds_since_replicated",
 class ReplicationProbe:
     """Replication status, cached: reading the replica costs a Litestream call."""
 
-    def __init__(self, data: Path, ttl_s: float = 10) -> None:
+    def __init__(self, data: Path, ttl_s: float | None = None) -> None:
         self.data = data
-        self.ttl_s = ttl_s
+        self.ttl_s = float(os.environ.get("FIELDVAULT_REPLICA_PROBE_TTL_S", "10")) \
+            if ttl_s is None else ttl_s
         self._at = 0.0
         self._status: dict[str, Any] = {}
 
@@ -41,5 +45,6 @@ class ReplicationProbe:
             REPLICA_HEALTHY.set(1 if self._status.get("healthy") else 0)
             REPLICA_TXID.set(self._status.get("txid", 0))
             REPLICA_LAG_TXNS.set(self._status.get("lag_txns", 0))
+            REPLICA_LAG_SECONDS.set(self._status.get("lag_seconds", 0))
             REPLICA_AGE.set(self._status.get("seconds_since_replicated", 0))
         return self._status

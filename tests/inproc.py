@@ -9,7 +9,7 @@ import sqlite3
 import time
 import warnings
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from schema import signing
-from schema.clock import Clock
+from schema.clock import Clock, iso
 from server.app import create_app
 from server.archive import SQLiteArchive
 from server.settings import Settings
@@ -162,8 +162,10 @@ def op(kind: str, entity_id: str, data: dict[str, Any], *, base_rev: int = 0,
 
 
 def visit_create(customer_id: str, visit_id: str | None = None, **data: Any) -> dict[str, Any]:
-    payload = {"customer_id": customer_id, "started_at": "2026-03-01T09:00:00Z",
-               "ended_at": "2026-03-01T10:00:00Z", "purpose": "order",
+    # Now: a visit may be dated neither before its customer's card existed nor ahead
+    # of the server's clock (archives on a manual clock pass their own times).
+    payload = {"customer_id": customer_id, "started_at": iso(datetime.now(UTC)),
+               "ended_at": None, "purpose": "order",
                "summary": "Ordered 200 units", **data}
     return op("visit.create", visit_id or new_id(), payload)
 

@@ -26,7 +26,8 @@ from schema.enums import OpKind
 from schema.models import CustomerCreate, CustomerPatch, OpResult, PushRequest
 from server.archive import Archive, Device, PullPage, SQLiteArchive
 
-from .inproc import customer_create, customer_update, new_id, op, visit_create
+from .inproc import customer_create, customer_update, new_id, op
+from .inproc import visit_create as _visit_create
 
 # --- backends ----------------------------------------------------------------------------
 
@@ -122,11 +123,18 @@ def at(delta: timedelta) -> str:
     return iso(T0 + delta)
 
 
+def visit_create(customer_id: str, visit_id: str | None = None, **data: Any) -> dict[str, Any]:
+    """A visit at T0 by default: the archives here run on a manual clock, and a visit
+    may be dated neither before its card existed nor ahead of the server's clock."""
+    return _visit_create(customer_id, visit_id, **{"started_at": at(timedelta()), "ended_at": None,
+                                                   **data})
+
+
 # --- push: exactly once, all or nothing ---------------------------------------------------
 
 def test_same_op_pushed_again_gives_the_same_result_and_one_row(ctx: Ctx) -> None:
     cust = ctx.customer(ctx.a)
-    visit = visit_create(cust["id"], started_at=at(timedelta(hours=1)), ended_at=None)
+    visit = visit_create(cust["id"], started_at=at(timedelta(minutes=1)), ended_at=None)
     first = ctx.push(ctx.a, visit)
     assert first[0].status == "accepted"
     counts = ctx.archive.counts()

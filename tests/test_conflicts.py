@@ -203,7 +203,7 @@ def _log_visit(home: Path, customer_id: str, summary: str) -> dict[str, Any]:
     with lib.open_store(home) as store:
         return store.log_visit(VisitCreate(
             customer_id=customer_id, purpose="service", summary=summary,
-            started_at=datetime.now(UTC) - timedelta(hours=1)))
+            started_at=datetime.now(UTC)))  # not before the card existed
 
 
 def test_only_the_author_can_edit_a_visit(live: Live) -> None:

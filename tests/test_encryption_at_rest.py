@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from contextlib import closing
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -124,7 +125,8 @@ def test_agent_files_hold_no_plaintext(
         store.edit_customer(customers[1]["id"], CustomerPatch(notes=CARD_NOTE))
         store.log_visit(VisitCreate.model_validate({
             "customer_id": customers[1]["id"], "purpose": "service", "summary": LIB_NOTE,
-            "started_at": "2026-03-02T09:30:00+08:00"}))
+            # now, in China Standard Time: not before the card existed
+            "started_at": datetime.now(timezone(timedelta(hours=8))).isoformat()}))
     assert agent_cli(home, "sync")["results"] == {"accepted": 4}
 
     committed = kill_writer_mid_stream(home, rep, created["id"], dict(os.environ))

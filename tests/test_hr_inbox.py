@@ -32,15 +32,16 @@ def drop(inbox: Path, name: str, content: str | bytes) -> None:
     os.replace(tmp, inbox / name)
 
 
-def wait_filed(inbox: Path, name: str, timeout: float = 20) -> tuple[str, Path]:
-    """Where the file went ('processed' or 'rejected'), waiting for the watcher."""
+def wait_filed(filed: Path, name: str, timeout: float = 20) -> tuple[str, Path]:
+    """Where the file went ('processed' or 'rejected' under DATA/hr-inbox), waiting for
+    the watcher."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for outcome in ("processed", "rejected"):
-            if (inbox / outcome / name).exists():
-                return outcome, inbox / outcome / name
+            if (filed / outcome / name).exists():
+                return outcome, filed / outcome / name
         time.sleep(0.05)
-    raise AssertionError(f"{name} was not picked up from {inbox}: {sorted(os.listdir(inbox))}")
+    raise AssertionError(f"{name} was not filed in {filed}")
 
 
 def result_of(filed: Path) -> dict[str, Any]:
@@ -77,6 +78,7 @@ def revocations(arch: SQLiteArchive) -> int:
 @pytest.mark.slow
 def test_inbox_watched_by_a_real_server(tmp_path: Path) -> None:
     data, inbox = tmp_path / "server", tmp_path / "inbox"
+    outbox = data / "hr-inbox"
     arch = SQLiteArchive.init(data)
     ids = setup_reps(arch)
     a_customers, c_customers = owners_of(arch, ids["a"]), owners_of(arch, ids["c"])
@@ -86,7 +88,7 @@ def test_inbox_watched_by_a_real_server(tmp_path: Path) -> None:
     drop(inbox, "leavers-0301.csv", export)
     server = ServerProcess(data, replica="none", args=("--hr-inbox", str(inbox))).start()
     try:
-        outcome, filed = wait_filed(inbox, "leavers-0301.csv")
+        outcome, filed = wait_filed(outbox, "leavers-0301.csv")
         assert outcome == "processed"
         result = result_of(filed)
         assert result["status"] == "processed"
@@ -98,7 +100,7 @@ def test_inbox_watched_by_a_real_server(tmp_path: Path) -> None:
 
         drop(inbox, "leavers.json", json.dumps(
             {"departures": [{"rep_id": "Rep B", "successor": "Rep D", "reason": "contract ended"}]}))
-        outcome, filed = wait_filed(inbox, "leavers.json")
+        outcome, filed = wait_filed(outbox, "leavers.json")
         assert outcome == "processed" and result_of(filed)["departures"][0]["status"] == "applied"
         assert not arch.resolve_rep(ids["b"])["active"]
         assert len(owners_of(arch, ids["d"])) == 4
@@ -107,12 +109,12 @@ def test_inbox_watched_by_a_real_server(tmp_path: Path) -> None:
         before = snapshot(data)
         drop(inbox, "leavers-0301.csv", export)
         deadline = time.monotonic() + 20
-        again = inbox / "processed" / "leavers-0301.1.csv"
+        again = outbox / "processed" / "leavers-0301.1.csv"
         while not again.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert again.exists() and (inbox / "processed" / "leavers-0301.csv").exists()
+        assert again.exists() and (outbox / "processed" / "leavers-0301.csv").exists()
         assert result_of(again)["departures"][0]["already"] is True
-        assert result_of(inbox / "processed" / "leavers-0301.csv")["departures"][0]["already"] is False
+        assert result_of(outbox / "processed" / "leavers-0301.csv")["departures"][0]["already"] is False
         assert snapshot(data) == before
 
         bad = {
@@ -124,7 +126,7 @@ def test_inbox_watched_by_a_real_server(tmp_path: Path) -> None:
         }
         for name, (content, why) in bad.items():
             drop(inbox, name, content)
-            outcome, filed = wait_filed(inbox, name)
+            outcome, filed = wait_filed(outbox, name)
             assert outcome == "rejected", name
             assert why in reason_of(filed), (name, reason_of(filed))
         assert snapshot(data) == before
@@ -174,8 +176,11 @@ def test_valid_file_is_applied_and_filed(arch: SQLiteArchive, inbox: Path, kind:
     assert result["status"] == "processed"
     assert [(d["rep_id"], d["status"], d["already"]) for d in result["departures"]] == [
         (ids["a"], "applied", False), (ids["b"], "applied", False)]
-    assert not (inbox / name).exists() and (inbox / "processed" / name).exists()
-    assert result_of(inbox / "processed" / name) == json.loads(json.dumps(result))
+    filed = arch.data_dir / "hr-inbox" / "processed" / name
+    assert not (inbox / name).exists() and filed.exists()
+    assert result_of(filed) == json.loads(json.dumps({k: v for k, v in result.items()
+                                                      if k != "filed_as"}))
+    assert result["filed_as"] == str(filed)
     assert set(a_customers) <= set(owners_of(arch, ids["d"]))
     assert {arch.get_customer(c)["owner_rep_id"] for c in b_customers} == {None}  # no manager: pool
     assert not arch.resolve_rep(ids["a"])["active"] and not arch.resolve_rep(ids["b"])["active"]
@@ -202,7 +207,7 @@ def test_duplicate_file_is_idempotent(arch: SQLiteArchive, inbox: Path) -> None:
     assert [d["already"] for d in second["departures"]] == [True, True]
     assert [d["id"] for d in second["departures"]] == [d["id"] for d in first["departures"]]
     assert snapshot(arch.data_dir) == before
-    processed = sorted(p.name for p in (inbox / "processed").iterdir())
+    processed = sorted(p.name for p in (arch.data_dir / "hr-inbox" / "processed").iterdir())
     assert processed == ["departures.1.csv", "departures.1.csv.result.json", "departures.csv",
                          "departures.csv.result.json"]
     assert not arch.resolve_rep(ids["a"])["active"]
@@ -235,8 +240,9 @@ def test_bad_file_is_rejected_and_changes_nothing(arch: SQLiteArchive, inbox: Pa
     result = process(arch, inbox, name, content)
     assert result["status"] == "rejected"
     assert why in result["reason"], result["reason"]
-    assert not (inbox / name).exists() and (inbox / "rejected" / name).exists()
-    assert why in reason_of(inbox / "rejected" / name)
+    filed = arch.data_dir / "hr-inbox" / "rejected" / name
+    assert not (inbox / name).exists() and filed.exists()
+    assert why in reason_of(filed)
     assert snapshot(arch.data_dir) == before
     assert revocations(arch) == 0
     assert {k: owners_of(arch, ids[k]) for k in owned} == owned
@@ -248,3 +254,217 @@ def test_watcher_skips_hidden_and_other_files(inbox: Path) -> None:
         (inbox / name).write_text("rep\n")
     (inbox / "processed").mkdir()
     assert [p.name for p in hr_inbox.pending_files(inbox)] == ["a.CSV", "b.json"]
+
+
+# --- whoever writes the inbox is not trusted (issue 8, finding 1) -------------------
+
+
+def victim_dir(tmp_path: Path) -> tuple[Path, dict[str, bytes]]:
+    """A folder of root-owned files the server must never write into."""
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "passwd").write_bytes(b"root:x:0:0:root:/root:/bin/sh\n")
+    os.chmod(victim / "passwd", 0o644)
+    return victim, {p.name: p.read_bytes() for p in victim.iterdir()}
+
+
+def unchanged(victim: Path, before: dict[str, bytes]) -> bool:
+    return {p.name: p.read_bytes() for p in victim.iterdir()} == before
+
+
+def regular_files(root: Path) -> list[Path]:
+    """Every regular file under root (symlinks are not followed)."""
+    out = []
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            path = Path(dirpath) / name
+            if path.is_file() and not path.is_symlink():
+                out.append(path)
+    return out
+
+
+def test_symlinked_filed_folders_in_the_inbox_are_ignored(
+        arch: SQLiteArchive, inbox: Path, tmp_path: Path) -> None:
+    setup_reps(arch)
+    victim, _ = victim_dir(tmp_path)
+    (inbox / "rejected").symlink_to(victim)
+    (inbox / "processed").symlink_to(victim)
+    # The notes' temporary names, in the inbox and behind the symlinked folders, each a
+    # link to a root-owned file: writing a note through one would overwrite that file.
+    for folder in (inbox, victim):
+        (folder / ".bad.csv.reason.txt.tmp").symlink_to(victim / "passwd")
+        (folder / ".good.csv.result.json.tmp").symlink_to(victim / "passwd")
+    before = {p.name: p.read_bytes() for p in victim.iterdir() if not p.is_symlink()}
+    assert process(arch, inbox, "bad.csv", "rep\nroot::0:0:owned:/:/bin/sh\n")["status"] == "rejected"
+    assert process(arch, inbox, "good.csv", "rep\nRep A\n")["status"] == "processed"
+    assert {p.name: p.read_bytes() for p in victim.iterdir() if not p.is_symlink()} == before
+    filed = arch.data_dir / "hr-inbox"
+    assert (filed / "rejected" / "bad.csv").is_file() and (filed / "processed" / "good.csv").is_file()
+    for folder in (filed, filed / "rejected", filed / "processed"):
+        assert os.stat(folder).st_mode & 0o777 == 0o700
+    notes = [p for p in regular_files(filed) if p.name.endswith((".reason.txt", ".result.json"))]
+    assert len(notes) == 2 and all(os.stat(n).st_mode & 0o777 == 0o600 for n in notes)
+
+
+def test_symlinked_data_folder_for_filed_files_is_refused(arch: SQLiteArchive, inbox: Path,
+                                                          tmp_path: Path) -> None:
+    setup_reps(arch)
+    victim, before = victim_dir(tmp_path)
+    (arch.data_dir / "hr-inbox").symlink_to(victim)
+    drop(inbox, "x.csv", "rep\nRep A\n")
+    with pytest.raises(OSError, match="not a symlink"):
+        hr_inbox.process_file(arch, inbox / "x.csv")
+    assert unchanged(victim, before)
+    assert (inbox / "x.csv").exists()  # kept, not lost
+
+
+SECRET = "TOPSECRET-7f3a9c-root-only"
+
+
+@pytest.mark.parametrize("how", ["symlink", "hardlink"])
+def test_linked_file_is_rejected_without_reading_its_target(
+        arch: SQLiteArchive, inbox: Path, tmp_path: Path, how: str,
+        caplog: pytest.LogCaptureFixture) -> None:
+    setup_reps(arch)
+    secret = tmp_path / "shadow"
+    secret.write_text(f"rep\n{SECRET}\n")
+    os.chmod(secret, 0o600)
+    if how == "symlink":
+        (inbox / "leak.csv").symlink_to(secret)
+    else:
+        os.link(secret, inbox / "leak.csv")
+    caplog.set_level("DEBUG", logger="fieldvault.hr_inbox")
+    watcher = hr_inbox.InboxWatcher(arch, inbox)
+    [result] = watcher.drain()
+    assert result["status"] == "rejected"
+    assert ("symbolic link" if how == "symlink" else "hard links") in result["reason"]
+    assert SECRET not in json.dumps(result) and SECRET not in caplog.text
+    for path in regular_files(arch.data_dir / "hr-inbox"):
+        if path.stat().st_ino != secret.stat().st_ino:
+            assert SECRET.encode() not in path.read_bytes(), path
+    assert not (inbox / "leak.csv").exists() and secret.read_text() == f"rep\n{SECRET}\n"
+    assert revocations(arch) == 0
+
+
+def test_oversized_file_is_rejected_without_reading(arch: SQLiteArchive, inbox: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    setup_reps(arch)
+    huge = inbox / "huge.csv"
+    with huge.open("wb") as fh:
+        fh.truncate(1_500_000_000)  # sparse: 1.5 GB that takes no disk
+    reads: list[int] = []
+    real_pread = os.pread
+
+    def spy(fd: int, n: int, offset: int) -> bytes:
+        reads.append(n)
+        return real_pread(fd, n, offset)
+
+    monkeypatch.setattr(os, "pread", spy)
+    monkeypatch.setattr(os, "read", lambda *a: pytest.fail("read() of the inbox file"))
+    result = hr_inbox.process_file(arch, huge)
+    monkeypatch.undo()
+    assert result["status"] == "rejected" and "over 1048576 bytes" in result["reason"]
+    assert reads == []
+    filed = arch.data_dir / "hr-inbox" / "rejected" / "huge.csv"
+    assert filed.stat().st_size == 1_500_000_000 and not huge.exists()
+
+
+def test_fifo_is_rejected_without_blocking(arch: SQLiteArchive, inbox: Path) -> None:
+    os.mkfifo(inbox / "pipe.csv")
+    result = hr_inbox.process_file(arch, inbox / "pipe.csv")
+    assert result["status"] == "rejected" and "regular file" in result["reason"]
+
+
+def test_deeply_nested_json_is_rejected_once(arch: SQLiteArchive, inbox: Path) -> None:
+    setup_reps(arch)
+    drop(inbox, "deep.json", "[" * 200_000 + "]" * 200_000)
+    watcher = hr_inbox.InboxWatcher(arch, inbox)
+    [result] = watcher.drain()
+    assert result["status"] == "rejected" and "nested too deeply" in result["reason"]
+    assert watcher.drain() == []  # filed away: not parsed again on the next event
+    assert reason_of(arch.data_dir / "hr-inbox" / "rejected" / "deep.json").startswith(
+        "invalid JSON")
+
+
+def test_reason_note_quotes_only_a_short_sanitized_excerpt(arch: SQLiteArchive,
+                                                          inbox: Path) -> None:
+    setup_reps(arch)
+    ghost = "Ghost\x1b[2J\x07Rep " + "x" * 5000
+    result = process(arch, inbox, "x.csv", f"rep\n{ghost}\n")
+    note = reason_of(arch.data_dir / "hr-inbox" / "rejected" / "x.csv")
+    assert result["status"] == "rejected" and "Ghost" in note
+    assert len(note) <= 301 and "\x1b" not in note and "\x07" not in note
+
+
+# --- half-written files (issue 8, finding 4) -----------------------------------------
+
+
+def test_file_changed_while_read_is_left_for_the_next_round(arch: SQLiteArchive,
+                                                            inbox: Path) -> None:
+    ids = setup_reps(arch)
+    path = inbox / "leavers.csv"
+    path.write_text("rep\nRep A\n")  # written in place, in two parts (against the protocol)
+
+    def hr_writes_on() -> None:
+        with path.open("a") as fh:
+            fh.write("Rep B\n")
+
+    result = hr_inbox.process_file(arch, path, after_read=hr_writes_on)
+    assert result == {"file": "leavers.csv", "status": "changed"}
+    assert path.exists() and revocations(arch) == 0
+    assert arch.resolve_rep(ids["a"])["active"]
+    result = hr_inbox.process_file(arch, path)  # the next round: the whole file
+    assert [d["rep_id"] for d in result["departures"]] == [ids["a"], ids["b"]]
+
+
+def test_same_size_rewrite_with_old_mtime_is_caught_by_the_hash(arch: SQLiteArchive,
+                                                                inbox: Path) -> None:
+    ids = setup_reps(arch)
+    path = inbox / "leavers.csv"
+    path.write_text("rep\nRep A\n")
+    st = path.stat()
+
+    def rewrite_same_size() -> None:
+        with path.open("r+") as fh:
+            fh.write("rep\nRep B\n")
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+    assert hr_inbox.process_file(arch, path, after_read=rewrite_same_size)["status"] == "changed"
+    assert revocations(arch) == 0
+    assert [d["rep_id"] for d in hr_inbox.process_file(arch, path)["departures"]] == [ids["b"]]
+
+
+def test_temporary_names_are_never_read(inbox: Path) -> None:
+    for name in (".leavers.csv", "leavers.csv.part", "leavers.csv.tmp", "leavers.json.PART"):
+        (inbox / name).write_text("rep\nRep A\n")
+    (inbox / "dir.csv").mkdir()
+    assert hr_inbox.pending_files(inbox) == []
+
+
+@pytest.mark.slow
+def test_real_server_ignores_a_part_file_until_it_is_renamed(tmp_path: Path) -> None:
+    data, inbox = tmp_path / "server", tmp_path / "inbox"
+    filed = data / "hr-inbox"
+    arch = SQLiteArchive.init(data)
+    ids = setup_reps(arch)
+    inbox.mkdir()
+    server = ServerProcess(data, replica="none", args=("--hr-inbox", str(inbox))).start()
+    try:
+        part = inbox / "leavers.csv.part"
+        with part.open("w") as fh:  # the HR export, half written
+            fh.write("rep\nRep A\n")
+            fh.flush()
+            # Another file dropped meanwhile: once it is filed, the watcher has seen the
+            # inbox with the .part file in it, and must have left it alone.
+            drop(inbox, "marker.csv", "rep\nRep D\n")
+            assert wait_filed(filed, "marker.csv")[0] == "processed"
+            assert part.exists() and arch.resolve_rep(ids["a"])["active"]
+            fh.write("Rep B\n")
+        assert part.exists() and arch.resolve_rep(ids["a"])["active"]  # closed: still ignored
+        os.rename(part, inbox / "leavers.csv")
+        outcome, where = wait_filed(filed, "leavers.csv")
+        assert outcome == "processed"
+        assert [d["rep_id"] for d in result_of(where)["departures"]] == [ids["a"], ids["b"]]
+        assert not arch.resolve_rep(ids["b"])["active"]
+    finally:
+        server.stop()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import hmac
+import os
 import secrets
 import sqlite3
 import threading
@@ -27,7 +29,7 @@ from schema.records import to_record
 from schema.signing import b64e
 
 from .. import audit
-from . import revocation, sqlite_sync
+from . import datadir, revocation, sqlite_sync
 from .base import ArchiveError, Device, PullPage
 
 ARCHIVE_FILE = "archive.db"
@@ -46,6 +48,11 @@ def new_code() -> str:
 
 
 def connect(path: Path) -> sqlite3.Connection:
+    # Every customer in plaintext: owner-only, and SQLite gives -wal and -shm the same mode.
+    with contextlib.suppress(OSError):  # not ours, or a read-only mount: check_ready says so
+        st = os.stat(path)
+        if st.st_mode & 0o077 and st.st_uid == os.geteuid():
+            os.chmod(path, 0o600)
     conn = sqlite3.connect(str(path), timeout=10, check_same_thread=False, isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA busy_timeout = 10000")
@@ -85,6 +92,8 @@ class SQLiteArchive:
         """Create or migrate the archive; idempotent."""
         # 0700 when we create it: the archive holds every customer in plaintext.
         data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        datadir.secure_data_dir(data_dir)  # a folder that existed before may be 0755
+        datadir.create_private_file(data_dir / ARCHIVE_FILE)
         conn = connect(data_dir / ARCHIVE_FILE)
         db = Database(conn)
         migrations.apply(db)
@@ -144,11 +153,15 @@ class SQLiteArchive:
     def audit_verify(self) -> audit.Verdict:
         return audit.verify(self.conn)
 
-    def audit_entries(self, limit: int = 1000) -> list[dict[str, Any]]:
-        rows = self._rows("SELECT * FROM audit_log ORDER BY seq DESC LIMIT ?", (limit,))
+    def audit_entries(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """The most recent `limit` entries (all for None), oldest first."""
+        rows = self._rows("SELECT * FROM audit_log ORDER BY seq DESC LIMIT ?", (_lim(limit),))
         for r in rows:
             r["details"] = orjson.loads(r["details"])
         return rows[::-1]
+
+    def audit_count(self) -> int:
+        return self._count("SELECT seq FROM audit_log")
 
     def ping(self) -> None:
         self.conn.execute("SELECT 1 FROM meta LIMIT 1").fetchone()
@@ -162,6 +175,15 @@ class SQLiteArchive:
 
     def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         return [dict(r) for r in self.conn.execute(sql, params)]
+
+    def _stream(self, sql: str, params: tuple[Any, ...] = ()) -> Iterator[dict[str, Any]]:
+        """Rows as dicts, read as they are consumed (a big listing is never held whole);
+        the query runs, and fails, now."""
+        cursor = self.conn.execute(sql, params)
+        return (dict(r) for r in cursor)
+
+    def _count(self, sql: str, params: tuple[Any, ...] = ()) -> int:
+        return int(self.conn.execute(f"SELECT count(*) FROM ({sql})", params).fetchone()[0])  # noqa: S608
 
     # --- reps ------------------------------------------------------------------
 
@@ -188,11 +210,11 @@ class SQLiteArchive:
                          {"name": name, "manager_id": manager_id, "tier": tier})
         return rep
 
-    def list_reps(self) -> list[dict[str, Any]]:
+    def list_reps(self, limit: int | None = None) -> list[dict[str, Any]]:
         return self._rows(
             "SELECT r.*, (SELECT count(*) FROM customers c WHERE c.owner_rep_id = r.id) AS customers,"
             " (SELECT count(*) FROM devices d WHERE d.rep_id = r.id) AS devices"
-            " FROM reps r ORDER BY r.name"
+            " FROM reps r ORDER BY r.name LIMIT ?", (_lim(limit),)
         )
 
     def resolve_rep(self, ref: str | None) -> dict[str, Any]:
@@ -266,17 +288,17 @@ class SQLiteArchive:
         ).fetchone()
         return Device(**dict(row)) if row else None
 
-    def list_devices(self, rep: str | None = None) -> list[dict[str, Any]]:
+    def list_devices(self, rep: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         sql = ("SELECT d.id, d.rep_id, r.name AS rep_name, d.name, d.state, d.enrolled_at, "
                "d.last_seen_at, d.last_seq, d.revoked_at, d.lease_epoch, d.lease_issued_at, "
                "d.block_at, d.wipe_at, w.issued_at AS wipe_ordered_at, "
                "w.receipt_at AS wipe_receipt_at FROM devices d JOIN reps r ON r.id = d.rep_id "
                "LEFT JOIN wipe_orders w ON w.device_id = d.id")
         if rep:
-            rows = self._rows(sql + " WHERE d.rep_id=? ORDER BY d.enrolled_at",
-                              (self.resolve_rep(rep)["id"],))
+            rows = self._rows(sql + " WHERE d.rep_id=? ORDER BY d.enrolled_at LIMIT ?",
+                              (self.resolve_rep(rep)["id"], _lim(limit)))
         else:
-            rows = self._rows(sql + " ORDER BY d.enrolled_at")
+            rows = self._rows(sql + " ORDER BY d.enrolled_at LIMIT ?", (_lim(limit),))
         now = self.now()
         for row in rows:
             # Past its block deadline without checking in, an active device has
@@ -682,23 +704,32 @@ class SQLiteArchive:
                 "SELECT count(*) FROM quarantine WHERE rep_id=?", (row["id"],)).fetchone()[0],
         }
 
-    def list_customers(self, owner: str | None = None) -> list[dict[str, Any]]:
+    # Listings: `limit=None` means every row; `iter_*` stream, `count_*` give the total.
+
+    def _customers_of(self, owner: str | None) -> tuple[str, tuple[Any, ...]]:
         if owner == "pool":
-            return self._rows("SELECT * FROM customers WHERE owner_rep_id IS NULL ORDER BY card_no")
+            return "SELECT * FROM customers WHERE owner_rep_id IS NULL", ()
         if owner:
-            return self._rows(
-                "SELECT * FROM customers WHERE owner_rep_id=? ORDER BY card_no",
-                (self.resolve_rep(owner)["id"],),
-            )
-        return self._rows("SELECT * FROM customers ORDER BY card_no")
+            return "SELECT * FROM customers WHERE owner_rep_id=?", (self.resolve_rep(owner)["id"],)
+        return "SELECT * FROM customers", ()
+
+    def iter_customers(self, owner: str | None = None,
+                       limit: int | None = None) -> Iterator[dict[str, Any]]:
+        sql, params = self._customers_of(owner)
+        return self._stream(sql + " ORDER BY card_no LIMIT ?", (*params, _lim(limit)))
+
+    def list_customers(self, owner: str | None = None,
+                       limit: int | None = None) -> list[dict[str, Any]]:
+        return list(self.iter_customers(owner, limit))
+
+    def count_customers(self, owner: str | None = None) -> int:
+        return self._count(*self._customers_of(owner))
 
     def ownership_history(self, ref: str) -> list[dict[str, Any]]:
         cid = self.get_customer(ref)["id"]
         return self._rows("SELECT * FROM ownership WHERE customer_id=? ORDER BY id", (cid,))
 
-    def list_visits(
-        self, rep: str | None = None, customer: str | None = None
-    ) -> list[dict[str, Any]]:
+    def _visits_of(self, rep: str | None, customer: str | None) -> tuple[str, tuple[Any, ...]]:
         where, params = [], []
         if rep:
             where.append("rep_id=?")
@@ -707,20 +738,32 @@ class SQLiteArchive:
             where.append("customer_id=?")
             params.append(self.get_customer(customer)["id"])
         clause = (" WHERE " + " AND ".join(where)) if where else ""
-        return self._rows(f"SELECT * FROM visits{clause} ORDER BY started_at", tuple(params))
+        return f"SELECT * FROM visits{clause}", tuple(params)  # noqa: S608
 
-    def conflicts(self) -> list[dict[str, Any]]:
+    def iter_visits(self, rep: str | None = None, customer: str | None = None,
+                    limit: int | None = None) -> Iterator[dict[str, Any]]:
+        sql, params = self._visits_of(rep, customer)
+        return self._stream(sql + " ORDER BY started_at LIMIT ?", (*params, _lim(limit)))
+
+    def list_visits(self, rep: str | None = None, customer: str | None = None,
+                    limit: int | None = None) -> list[dict[str, Any]]:
+        return list(self.iter_visits(rep, customer, limit))
+
+    def count_visits(self, rep: str | None = None, customer: str | None = None) -> int:
+        return self._count(*self._visits_of(rep, customer))
+
+    def conflicts(self, limit: int | None = None) -> list[dict[str, Any]]:
         rows = self._rows(
             "SELECT k.*, c.name AS customer_name, c.card_no FROM conflicts k "
-            "JOIN customers c ON c.id = k.customer_id ORDER BY k.id"
+            "JOIN customers c ON c.id = k.customer_id ORDER BY k.id LIMIT ?", (_lim(limit),)
         )
         for r in rows:
             r["server_value"] = orjson.loads(r["server_value"])
             r["rep_value"] = orjson.loads(r["rep_value"])
         return rows
 
-    def quarantine(self) -> list[dict[str, Any]]:
-        rows = self._rows("SELECT * FROM quarantine ORDER BY id")
+    def quarantine(self, limit: int | None = None) -> list[dict[str, Any]]:
+        rows = self._rows("SELECT * FROM quarantine ORDER BY id LIMIT ?", (_lim(limit),))
         for r in rows:
             r["payload"] = orjson.loads(r["payload"])
         return rows
@@ -752,14 +795,10 @@ class SQLiteArchive:
     def pull(self, rep_id: str, after_seq: int, limit: int) -> PullPage:
         return sqlite_sync.read_feed(self.conn, rep_id, after_seq, limit)
 
-    def owned_at(self, c: sqlite3.Connection, customer_id: str, rep_id: str, when: str) -> bool:
-        """Whether `rep_id` owned the customer at time `when`, from ownership history."""
-        row = c.execute(
-            "SELECT to_rep_id FROM ownership WHERE customer_id=? AND at<=? "
-            "ORDER BY at DESC, id DESC LIMIT 1",
-            (customer_id, when),
-        ).fetchone()
-        return row is not None and row[0] == rep_id
+
+def _lim(limit: int | None) -> int:
+    """SQLite's LIMIT for `limit` rows; -1 means no limit."""
+    return -1 if limit is None else limit
 
 
 __all__ = ["SQLiteArchive", "connect", "hash_code", "new_code", "parse_iso"]

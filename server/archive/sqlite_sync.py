@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from pydantic import ValidationError
 
-from schema.clock import iso
+from schema.clock import iso, parse_iso
 from schema.enums import OpKind, OpStatus, OwnershipSource, VisitStatus, can_transition
 from schema.merge import fields_changed_by_others, merge_fields
 from schema.models import (
@@ -27,6 +28,7 @@ from schema.models import (
     VisitVoidOp,
 )
 from schema.records import to_record
+from schema.signing import MAX_CLOCK_SKEW_S
 
 from .base import Device, PullPage
 
@@ -34,6 +36,44 @@ if TYPE_CHECKING:
     from .sqlite import SQLiteArchive
 
 _VISIT_FIELDS = tuple(VisitCreate.model_fields)
+
+# Why a visit's start time can be held for review: it is the time the pool clock
+# counts and the time ownership is judged at, so it must fall where the author
+# could have made the visit.
+BEFORE_CARD = "visit dated before the customer's card existed; held for review"
+NOT_OWNED = "customer was not assigned to you when the visit started"
+IN_FUTURE = "visit dated in the future; held for review"
+
+
+def ownership_windows(
+    c: sqlite3.Connection, customer: dict[str, Any], rep_id: str
+) -> list[tuple[str, str | None]]:
+    """The [start, end) spans in which `rep_id` owned the customer (end None: still does).
+
+    The first span starts at the card's own creation time when that is earlier
+    than the server's record of it: a card made offline was the rep's from the
+    moment they made it, and the visits logged with it count from then. That
+    time is the laptop's word, so it counts back no further than the laptop's
+    enrollment (less the clock skew allowed to a signed request).
+    """
+    rows = c.execute(
+        "SELECT to_rep_id, at FROM ownership WHERE customer_id=? ORDER BY at, id",
+        (customer["id"],),
+    ).fetchall()
+    made = customer["created_at"]
+    enrolled = c.execute(
+        "SELECT d.enrolled_at FROM customer_revisions r JOIN devices d ON d.id = r.device_id "
+        "WHERE r.customer_id=? AND r.rev=1", (customer["id"],),
+    ).fetchone()
+    if enrolled is not None:  # less the skew a laptop's clock may have when signing
+        made = max(made, iso(parse_iso(enrolled[0]) - timedelta(seconds=MAX_CLOCK_SKEW_S)))
+    spans: list[tuple[str, str | None]] = []
+    for i, (to_rep, at) in enumerate(rows):
+        if to_rep != rep_id:
+            continue
+        start = min(at, made) if i == 0 else at
+        spans.append((start, rows[i + 1][1] if i + 1 < len(rows) else None))
+    return spans
 
 
 def feed(c: sqlite3.Connection, rep_id: str | None, kind: str, entity_id: str, customer_id: str) -> int:
@@ -124,6 +164,24 @@ class _Apply:
             "SELECT 1 FROM quarantine WHERE entity_id=? LIMIT 1", (entity_id,)
         ).fetchone() is not None
 
+    def misdated(self, customer: dict[str, Any], started_at: str) -> str | None:
+        """Why a visit by this device's rep may not start at `started_at`, or None.
+
+        A visit counts only inside the author's ownership of the customer (a visit
+        made offline while they owned it still counts after a reassignment: the
+        pool clock is fair to offline work), never before the card existed, and
+        never later than the server's now plus the clock skew a signed request may
+        have: a visit dated ahead would keep the customer out of the pool.
+        """
+        if started_at < customer["created_at"]:
+            return BEFORE_CARD
+        if started_at > iso(self.archive.clock.now() + timedelta(seconds=MAX_CLOCK_SKEW_S)):
+            return IN_FUTURE
+        spans = ownership_windows(self.c, customer, self.device.rep_id)
+        if not any(start <= started_at and (end is None or started_at < end) for start, end in spans):
+            return NOT_OWNED
+        return None
+
     # --- per kind ---------------------------------------------------------------
 
     def customer_create(self, op: CustomerCreateOp) -> OpResult:
@@ -187,10 +245,9 @@ class _Apply:
         if customer is None:
             return self.quarantine(op, "unknown customer")
         rep = self.device.rep_id
-        if customer["owner_rep_id"] != rep and not self.archive.owned_at(
-            self.c, customer["id"], rep, data["started_at"]
-        ):
-            return self.quarantine(op, "customer was not assigned to you when the visit started")
+        misdated = self.misdated(customer, data["started_at"])
+        if misdated:
+            return self.quarantine(op, misdated)
         row = {"id": op.entity_id, "rev": 1, **data, "rep_id": rep, "device_id": self.device.id,
                "void_reason": "", "created_at": iso(op.at), "updated_at": self.now}
         _store_visit(self.c, row, customer["owner_rep_id"], rep, self.device.id, op.op_id, True)
@@ -233,11 +290,20 @@ class _Apply:
         if status and not can_transition(VisitStatus(row["status"]), VisitStatus(status)):
             return self.result(op, OpStatus.rejected,
                                reason=f"a {row['status']} visit cannot go back to {status}")
+        moved = op.data.changes().get("started_at")
         row.update(op.data.changes())
         try:
             VisitCreate.model_validate({k: row[k] for k in _VISIT_FIELDS})
         except ValidationError as exc:
             return self.result(op, OpStatus.rejected, reason=exc.errors()[0]["msg"])
+        if moved is not None:
+            # Ownership is judged at the new time, as for a new visit: an edit may
+            # not carry a visit out of the author's ownership window.
+            customer = self.customer(row["customer_id"])
+            assert customer is not None  # visits reference their customer
+            misdated = self.misdated(customer, moved)
+            if misdated:
+                return self.quarantine(op, misdated)
         return self._save_visit(op, row)
 
     def visit_void(self, op: VisitVoidOp) -> OpResult:

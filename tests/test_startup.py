@@ -1,0 +1,102 @@
+"""Start-up stays light (issue 8, finding 16): each CLI command imports only what it
+uses. Guarded by what a real run of the command has imported, not by timing (the
+timing is a figure of scripts/bench: startup_status and friends)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+from agent.enroll import enroll
+from agent.store import SCHEMA_VERSION
+from schema.migrations.agent import migrations
+
+from .lib_support import archive, open_store
+from .support import ServerProcess
+
+# What start-up must not pay for: the web stack, the HTTP client, the archive, the
+# pydantic models (typer>=0.29 would pull pydantic in for option parsing too),
+# sqlite-utils and rich (only a table needs it).
+HEAVY = ("fastapi", "uvicorn", "starlette", "httpx", "pydantic", "pydantic_settings",
+         "sqlite_utils", "rich", "litestream", "prometheus_client", "watchdog", "jinja2",
+         "server.archive", "server.app", "schema.models", "agent.sync", "agent.transport")
+
+PROBE = """
+import io, json, runpy, sys
+from contextlib import redirect_stdout
+sys.argv = [sys.argv[1], *sys.argv[2:]]
+out = io.StringIO()
+try:
+    with redirect_stdout(out):
+        runpy.run_module(sys.argv[0], run_name="__main__")
+except SystemExit as exc:
+    code = exc.code
+print(json.dumps({"code": code, "out": out.getvalue(), "modules": sorted(sys.modules)}))
+"""
+
+
+def imported_by(module: str, *args: str) -> tuple[set[str], str]:
+    """Run `python -m MODULE ARGS` in a fresh interpreter: the modules it imported."""
+    proc = subprocess.run([sys.executable, "-c", PROBE, module, *args], capture_output=True,
+                          text=True, timeout=60, check=True)
+    result = json.loads(proc.stdout.splitlines()[-1])
+    assert result["code"] in (0, None), proc.stderr
+    return set(result["modules"]), result["out"]
+
+
+def heavy(modules: set[str], allowed: tuple[str, ...] = ()) -> list[str]:
+    return sorted(m for m in modules for h in HEAVY
+                  if (m == h or m.startswith(h + ".")) and h not in allowed)
+
+
+def test_status_on_an_enrolled_device_loads_no_heavy_module(data_dir: Path,
+                                                             server: ServerProcess,
+                                                             tmp_path: Path) -> None:
+    arch = archive(data_dir)
+    rep = arch.add_rep("Startup Rep")["id"]
+    code, _ = arch.create_enroll_code(rep, timedelta(hours=1))
+    home = tmp_path / "agent"
+    enroll(home, server.url, code)
+    with open_store(home):  # a vault that exists and is migrated, as after enrollment
+        pass
+    modules, out = imported_by("agent.cli", "status", "--home", str(home))
+    assert "state: active" in out  # it really opened the vault and read the lease
+    assert "agent.store" in modules and "sqlcipher3" in modules
+    assert heavy(modules) == []
+    modules, out = imported_by("agent.cli", "customer", "list", "--home", str(home), "--json")
+    assert json.loads(out) == [] and heavy(modules) == []
+    # A vault written before SCHEMA_VERSION existed (user_version 0) is checked by the
+    # migrations once, then opens light again.
+    with open_store(home) as store:
+        store.conn.execute("PRAGMA user_version = 0")
+    modules, out = imported_by("agent.cli", "status", "--home", str(home))
+    assert "state: active" in out and "sqlite_utils" in modules
+    with open_store(home) as store:
+        assert store.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    modules, _ = imported_by("agent.cli", "status", "--home", str(home))
+    assert heavy(modules) == []
+
+
+def test_help_loads_no_heavy_module() -> None:
+    modules, out = imported_by("agent.cli", "--help")
+    assert "enroll" in out and heavy(modules) == []
+    modules, out = imported_by("server.cli", "--help")
+    assert "serve" in out and heavy(modules) == []
+    assert "agent.store" not in modules and "sqlcipher3" not in modules
+
+
+def test_server_admin_listing_loads_no_web_stack(data_dir: Path) -> None:
+    modules, out = imported_by("server.cli", "rep", "list", "--data", str(data_dir), "--json")
+    assert json.loads(out) == []
+    # the archive (sqlite-utils, the models) is what this command uses; the web app is not
+    assert heavy(modules, allowed=("server.archive", "sqlite_utils", "pydantic",
+                                   "schema.models")) == []
+
+
+def test_schema_version_counts_the_agent_migrations(tmp_path: Path) -> None:
+    """A vault at SCHEMA_VERSION opens without loading the migrations: the constant must
+    follow schema/migrations/agent.py."""
+    assert len(migrations._migrations) == SCHEMA_VERSION
