@@ -16,9 +16,10 @@ router = APIRouter(tags=["health"])
 
 
 class ReplicationStatus(BaseModel):
-    """server/replication.py `backup_status`: the replica as Litestream last saw it."""
+    """server/replication.py `backup_status`: the replica as Litestream last saw it.
+    Open to new keys: a field added there must not turn the health check into a 500."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="allow")
 
     healthy: bool
     errors: list[str]
@@ -28,6 +29,8 @@ class ReplicationStatus(BaseModel):
     ltx_files: int | None = None
     local_txid: int | None = None
     lag_txns: int | None = None
+    lag_seconds: float | None = Field(default=None, description=(
+        "How long the oldest transaction not yet in the replica has waited"))
     seconds_since_replicated: float | None = None
 
 

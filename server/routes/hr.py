@@ -50,7 +50,14 @@ class DepartureRequest(BaseModel):
                                      description="ISO time; default now. Future dates are scheduled.")
 
 
-class Departure(BaseModel):
+class _Answer(BaseModel):
+    """Answers built by the archive: a key added there is passed on, not dropped by
+    FastAPI's response_model filtering."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class Departure(_Answer):
     """A departure as recorded (server/archive `revoke`)."""
 
     id: int
@@ -69,13 +76,13 @@ class DepartureAnswer(Departure):
     already: bool = Field(description="true when this rep's departure was recorded before")
 
 
-class ReportRep(BaseModel):
+class ReportRep(_Answer):
     id: str
     name: str
     active: bool
 
 
-class ReportDevice(BaseModel):
+class ReportDevice(_Answer):
     id: str
     rep_id: str
     rep_name: str
@@ -93,7 +100,7 @@ class ReportDevice(BaseModel):
     wipe_receipt_at: str | None
 
 
-class ReportCustomer(BaseModel):
+class ReportCustomer(_Answer):
     customer_id: str
     name: str
     card_no: str
@@ -102,7 +109,7 @@ class ReportCustomer(BaseModel):
     owner_now: str | None
 
 
-class DepartureReport(BaseModel):
+class DepartureReport(_Answer):
     rep: ReportRep
     revocation: Departure
     devices: list[ReportDevice]
