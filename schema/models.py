@@ -245,16 +245,57 @@ class OpResult(BaseModel):
     card_no: str | None = None
 
 
+class SealedBox(BaseModel):
+    """A payload encrypted to one X25519 public key (schema/lease.py `seal`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ephemeral_public_key: str
+    nonce: str
+    ciphertext: str
+
+
+class WipeOrder(BaseModel):
+    """Signed by the server key over the order and the request's nonce."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["wipe_order"]
+    order_id: str
+    device_id: str
+    rep_id: str
+    issued_at: datetime
+    signature: str
+
+
 class PushResponse(BaseModel):
     results: list[OpResult]
     server_time: datetime
     archive_epoch: str
+    wipe_order: WipeOrder | None = Field(default=None, description=(
+        "Only for a revoked device: its push was its final flush (every op quarantined)."))
 
 
-class Change(BaseModel):
-    kind: ChangeKind
+class CustomerChange(BaseModel):
+    kind: Literal[ChangeKind.customer]
     id: str
-    record: dict[str, Any] | None = None
+    record: Customer
+
+
+class VisitChange(BaseModel):
+    kind: Literal[ChangeKind.visit]
+    id: str
+    record: Visit
+
+
+class EvictChange(BaseModel):
+    """The customer left the rep's scope: the agent drops it and its visits."""
+
+    kind: Literal[ChangeKind.evict]
+    id: str
+
+
+Change = Annotated[CustomerChange | VisitChange | EvictChange, Field(discriminator="kind")]
 
 
 class PullResponse(BaseModel):
@@ -292,13 +333,55 @@ class EnrollRequest(Strict):
 
 
 class EnrollResponse(BaseModel):
-    sealed_lease: dict[str, str]  # the first key lease, sealed to the device's X25519 key
+    sealed_lease: SealedBox  # the first key lease, sealed to the device's X25519 key
     device_id: str
     rep_id: str
     rep_name: str
     server_sign_public_key: str
     server_time: datetime
     archive_epoch: str
+
+
+# --- device answers: check-in, identity, the end of a revoked device -----------
+
+DeviceState = Literal["active", "blocked", "revoked", "wipe_pending", "wiped"]
+
+
+class LeaseResponse(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sealed_lease: SealedBox  # the lease and its server signature, sealed to the device
+
+
+class WhoamiResponse(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    device_id: str
+    rep_id: str
+    state: DeviceState
+    server_time: datetime
+    archive_epoch: str
+
+
+class WipeOrderResponse(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    wipe_order: WipeOrder
+
+
+class FinalFlushResponse(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    results: list[OpResult]
+    server_time: datetime
+    wipe_order: WipeOrder
+
+
+class WipeReceiptResponse(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    recorded: Literal[True]
+    order_id: str
 
 
 class ErrorBody(BaseModel):

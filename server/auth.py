@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import re
 import time
+from typing import Annotated
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from fastapi import Request
+from fastapi import Request, Security
+from fastapi.security import APIKeyHeader
 from starlette.concurrency import run_in_threadpool
 
 from schema import signing
@@ -21,6 +23,13 @@ from schema.validation import ASCII_INT
 
 from .archive import Archive, Device
 from .errors import ApiError
+
+# Declares the signature to FastAPI's OpenAPI, which then lists it on exactly the routes
+# that depend on the two functions below; server/openapi.py adds its three companion
+# headers to that requirement. Checking is authenticate's job, not this object's.
+DEVICE_SIGNATURE = APIKeyHeader(name=signing.HDR_SIGNATURE, scheme_name="DeviceSignature",
+                                auto_error=False)
+SignatureHeader = Annotated[str | None, Security(DEVICE_SIGNATURE)]
 
 _NONCE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 _DEVICE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -100,11 +109,11 @@ async def authenticate(request: Request) -> Device:
     return device
 
 
-async def active_device(request: Request) -> Device:
+async def active_device(request: Request, _: SignatureHeader) -> Device:
     """The signing device, refused unless active: the rule for every route but two."""
     return require_state(await authenticate(request), ("active",))
 
 
-async def flushing_device(request: Request) -> Device:
+async def flushing_device(request: Request, _: SignatureHeader) -> Device:
     """Also lets a revoked device through, for its final flush and wipe receipt."""
     return require_state(await authenticate(request), ("active", "revoked", "wipe_pending"))

@@ -4,6 +4,10 @@ refusals it really gives (each with the ErrorBody model) and /metrics is text.
 Bodies are parsed by dependencies after authentication (see deps.json_body), so
 FastAPI does not see them; routes name them with `request_body(Model)` and their
 schemas are added to components here, `$defs` and all.
+
+Device request signing is four headers that only work together: they are published
+as four apiKey schemes required at once (one security requirement object) on every
+route that depends on the device's signature, so a client generator sends all four.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
+from schema import signing
 from schema.models import ErrorBody
 
 _REF = "#/components/schemas/{model}"
@@ -49,6 +54,22 @@ ERRORS: dict[tuple[str, str], tuple[int, ...]] = {
 }
 _DEFAULT_ERRORS = (400, 401, 403, 404, 409, 413, 422, 503)
 
+_SIGNED_MESSAGE = ("`FV2-REQ\\n<METHOD>\\n<path?query>\\n<FV-Device>\\n<FV-Timestamp>\\n"
+                   "<FV-Nonce>\\n<hex SHA-256 of the body>`")
+DEVICE_SCHEMES: dict[str, dict[str, Any]] = {
+    "DeviceId": {"name": signing.HDR_DEVICE,
+                 "description": "The enrolled device's id (from `POST /v1/enroll`)."},
+    "DeviceTimestamp": {"name": signing.HDR_TIMESTAMP, "description": (
+        "Unix time in seconds; refused beyond the server's clock skew (default "
+        f"{signing.MAX_CLOCK_SKEW_S}s).")},
+    "DeviceNonce": {"name": signing.HDR_NONCE, "description": (
+        "16-64 characters of [A-Za-z0-9_-], never reused; the server's signature of its "
+        "answer is bound to it.")},
+    "DeviceSignature": {"name": signing.HDR_SIGNATURE, "description": (
+        "Base64 Ed25519 signature by the device key (registered at enrollment) over "
+        + _SIGNED_MESSAGE + ".")},
+}
+
 
 def request_body(model: type[BaseModel]) -> dict[str, Any]:
     """`openapi_extra` for a route whose body `model` is parsed by deps.json_body."""
@@ -73,10 +94,26 @@ def _error_response(status: int) -> dict[str, Any]:
     return out
 
 
+def _add_security(spec: dict[str, Any]) -> None:
+    """FastAPI lists the signature header alone (auth.DEVICE_SIGNATURE) on the routes
+    that need a device: require its three companions with it. The HR bearer scheme is
+    FastAPI's own (routes/hr.py); `POST /v1/enroll` needs neither."""
+    schemes = spec["components"].setdefault("securitySchemes", {})
+    for name, scheme in DEVICE_SCHEMES.items():
+        schemes[name] = {"type": "apiKey", "in": "header", **scheme}
+    device: dict[str, list[str]] = {name: [] for name in DEVICE_SCHEMES}
+    for item in spec["paths"].values():
+        for operation in item.values():
+            security = operation.get("security", [])
+            if any("DeviceSignature" in requirement for requirement in security):
+                operation["security"] = [device]
+
+
 def build(app: FastAPI) -> dict[str, Any]:
     spec = get_openapi(title=app.title, version=app.version, description=app.description,
                        routes=app.routes)
     schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+    _add_security(spec)
     for model in _BODY_MODELS.values():
         _add_schema(schemas, model, "validation")
     _add_schema(schemas, ErrorBody, "serialization")
@@ -99,7 +136,7 @@ def build(app: FastAPI) -> dict[str, Any]:
 
 def _add_links(paths: dict[str, Any]) -> None:
     """How one answer feeds the next request: clients (and a stateful test run) follow
-    a pull's cursor to the next page, and a departure to its report."""
+    a pull's cursor to the next page, and a departure (or a device's rep) to its report."""
     pull = paths.get("/v1/pull", {}).get("get")
     if pull is not None:
         pull["responses"]["200"]["links"] = {"NextPage": {
@@ -108,6 +145,11 @@ def _add_links(paths: dict[str, Any]) -> None:
             "description": "The next page of changes, from this page's cursor."}}
     departure = paths.get("/v1/hr/departures", {}).get("post")
     report = paths.get("/v1/hr/departures/{rep}", {}).get("get")
+    whoami = paths.get("/v1/whoami", {}).get("get")
+    if whoami is not None and report is not None:
+        whoami["responses"]["200"]["links"] = {"RepDeparture": {
+            "operationId": report["operationId"], "parameters": {"rep": "$response.body#/rep_id"},
+            "description": "The departure report of this device's rep (with an HR token)."}}
     if departure is not None and report is not None:
         departure["responses"].setdefault("201", {"description": "Departure recorded"})
         departure["responses"]["201"]["links"] = {"Report": {

@@ -9,6 +9,17 @@ from fastapi import Request, Response
 
 from schema import signing
 
+# `responses=` of a route answering with `signed_json`: publishes the signature header.
+SIGNED_RESPONSE: dict[int | str, dict[str, Any]] = {200: {"headers": {
+    signing.HDR_SERVER_SIGNATURE: {
+        "required": True,
+        "description": (
+            "Base64 Ed25519 signature by the server key (pinned at enrollment) over "
+            "`FV1-RESP\\n<request FV-Nonce>\\n<status>\\n<hex SHA-256 of the body>`: "
+            "the agent refuses an answer that is not signed for its own request."),
+        "schema": {"type": "string", "pattern": "^[A-Za-z0-9+/]{86}==$"},
+    }}}}
+
 
 def signed_json(request: Request, payload: Any, status: int = 200) -> Response:
     body = orjson.dumps(payload)

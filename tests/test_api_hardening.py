@@ -16,6 +16,7 @@ import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -215,11 +216,13 @@ def test_loose_visit_fields_are_refused(world: World, change: dict[str, Any]) ->
 
 def test_iso_times_are_still_accepted(world: World) -> None:
     op = _visit(world)
-    op["data"]["started_at"] = "2026-03-01T09:00:00+08:00"
-    op["data"]["ended_at"] = "2026-03-01T10:00:00+08:00"
+    # Within the rep's ownership window of the card (finding 7): now, in UTC+8.
+    start = datetime.now(timezone(timedelta(hours=8)))
+    op["data"]["started_at"] = start.isoformat()
+    op["data"]["ended_at"] = (start + timedelta(seconds=1)).isoformat()
     resp = _push(world, op)
     assert resp.status_code == 200, resp.text
-    assert resp.json()["results"][0]["status"] == "accepted"
+    assert resp.json()["results"][0]["status"] == "accepted", resp.text
 
 
 # --- finding 12: a usable OpenAPI document ---------------------------------------------

@@ -3,8 +3,11 @@ customer data, so these routes need no device signature."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from ..deps import ArchiveDep
@@ -12,7 +15,34 @@ from ..deps import ArchiveDep
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz")
+class ReplicationStatus(BaseModel):
+    """server/replication.py `backup_status`: the replica as Litestream last saw it.
+    Open to new keys: a field added there must not turn the health check into a 500."""
+
+    model_config = ConfigDict(extra="allow")
+
+    healthy: bool
+    errors: list[str]
+    replica: str | None = Field(description="Replica URL without credentials, `none`, or null")
+    txid: int | None = None
+    replicated_at: str | None = None
+    ltx_files: int | None = None
+    local_txid: int | None = None
+    lag_txns: int | None = None
+    lag_seconds: float | None = Field(default=None, description=(
+        "How long the oldest transaction not yet in the replica has waited"))
+    seconds_since_replicated: float | None = None
+
+
+class Health(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["ok", "degraded"]
+    archive_epoch: str
+    replication: ReplicationStatus
+
+
+@router.get("/healthz", response_model=Health)
 async def healthz(request: Request, archive: ArchiveDep) -> dict:
     """`ok` when the archive answers and replication is healthy, else `degraded`."""
     await run_in_threadpool(archive.ping)

@@ -7,7 +7,7 @@ constant time.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -19,7 +19,8 @@ from ..errors import ApiError
 from ..openapi import request_body
 
 router = APIRouter(prefix="/v1/hr", tags=["hr"])
-_bearer = HTTPBearer(auto_error=False, description="HR-role token")
+_bearer = HTTPBearer(auto_error=False, scheme_name="HRToken", description=(
+    "HR-role token from `fieldvault-server hr-token create`, as `Authorization: Bearer ...`"))
 
 
 async def hr_caller(
@@ -49,7 +50,77 @@ class DepartureRequest(BaseModel):
                                      description="ISO time; default now. Future dates are scheduled.")
 
 
-@router.post("/departures", status_code=201, openapi_extra=request_body(DepartureRequest))
+class _Answer(BaseModel):
+    """Answers built by the archive: a key added there is passed on, not dropped by
+    FastAPI's response_model filtering."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class Departure(_Answer):
+    """A departure as recorded (server/archive `revoke`)."""
+
+    id: int
+    rep_id: str
+    reason: str
+    effective_at: str
+    applied_at: str | None = Field(description="null while the departure is scheduled")
+    status: Literal["applied", "scheduled"]
+    reassign_to: str
+    reassigned: dict[str, int] = Field(description="Customers moved, per new owner (`pool`)")
+    requested_by: str
+    source: str
+
+
+class DepartureAnswer(Departure):
+    already: bool = Field(description="true when this rep's departure was recorded before")
+
+
+class ReportRep(_Answer):
+    id: str
+    name: str
+    active: bool
+
+
+class ReportDevice(_Answer):
+    id: str
+    rep_id: str
+    rep_name: str
+    name: str
+    state: Literal["active", "blocked", "revoked", "wipe_pending", "wiped"]
+    enrolled_at: str
+    last_seen_at: str | None
+    last_seq: int | None
+    revoked_at: str | None
+    lease_epoch: int | None
+    lease_issued_at: str | None
+    block_at: str | None
+    wipe_at: str | None
+    wipe_ordered_at: str | None
+    wipe_receipt_at: str | None
+
+
+class ReportCustomer(_Answer):
+    customer_id: str
+    name: str
+    card_no: str
+    to: str | None = Field(description="New owner's rep id; null for the pool")
+    to_name: str
+    owner_now: str | None
+
+
+class DepartureReport(_Answer):
+    rep: ReportRep
+    revocation: Departure
+    devices: list[ReportDevice]
+    wipe_receipt: str = Field(description="What a wipe receipt means (an attestation)")
+    customers: list[ReportCustomer]
+    visits_preserved: int
+    quarantined: int
+
+
+@router.post("/departures", status_code=201, response_model=DepartureAnswer,
+             openapi_extra=request_body(DepartureRequest))
 async def create_departure(
     body: Annotated[DepartureRequest, json_body(DepartureRequest, hr_caller)], caller: HrCaller,
     archive: ArchiveDep,
@@ -60,7 +131,7 @@ async def create_departure(
                                    body.effective_at, caller, "api")
 
 
-@router.get("/departures/{rep}")
+@router.get("/departures/{rep}", response_model=DepartureReport)
 async def departure_report(rep: str, caller: HrCaller, archive: ArchiveDep) -> dict:
     """The departure report: devices' wipe status, customers reassigned, visits preserved."""
     return await run_in_threadpool(archive.departure_report, rep)

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from schema import lease as lease_crypto
+from schema.models import LeaseResponse
 from schema.signing import b64e
 from schema.validation import MAX_WIRE_INT
 
@@ -22,7 +23,7 @@ from ..auth import active_device
 from ..deps import ArchiveDep, CurrentDevice, json_body
 from ..keys import public_key_b64
 from ..openapi import request_body
-from ..signed import signed_json
+from ..signed import SIGNED_RESPONSE, signed_json
 
 router = APIRouter(prefix="/v1", tags=["lease"])
 
@@ -48,7 +49,8 @@ def sealed_lease(request: Request, archive: Archive, device_id: str, box_public_
     return lease_crypto.seal(box_public_key, payload, device_id.encode())
 
 
-@router.post("/lease", openapi_extra=request_body(LeaseRequest))
+@router.post("/lease", response_model=LeaseResponse, responses=SIGNED_RESPONSE,
+             openapi_extra=request_body(LeaseRequest))
 async def lease(
     request: Request, body: Annotated[LeaseRequest, json_body(LeaseRequest, active_device)],
     device: CurrentDevice, archive: ArchiveDep,

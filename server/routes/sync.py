@@ -16,6 +16,7 @@ from schema.models import (
     PushResponse,
     ReconcileRequest,
     ReconcileResponse,
+    WhoamiResponse,
 )
 from schema.validation import ASCII_INT
 
@@ -23,10 +24,9 @@ from .. import metrics
 from ..deps import ArchiveDep, ClockDep, CurrentDevice, FlushingDevice, parse_json
 from ..errors import ApiError
 from ..openapi import request_body
-from ..signed import signed_json
+from ..signed import SIGNED_RESPONSE, signed_json
 
 router = APIRouter(prefix="/v1", tags=["sync"])
-
 
 
 def decode_body(request: Request, raw: bytes, limit: int) -> bytes:
@@ -78,7 +78,8 @@ def decode_cursor(cursor: str, epoch: str) -> int:
     return int(seq)
 
 
-@router.post("/push", response_model=PushResponse, openapi_extra=request_body(PushRequest))
+@router.post("/push", response_model=PushResponse, responses=SIGNED_RESPONSE,
+             openapi_extra=request_body(PushRequest))
 async def push(
     request: Request, device: FlushingDevice, archive: ArchiveDep, clock: ClockDep
 ) -> Response:
@@ -107,7 +108,7 @@ async def push(
     })
 
 
-@router.get("/pull", response_model=PullResponse)
+@router.get("/pull", response_model=PullResponse, responses=SIGNED_RESPONSE)
 async def pull(
     request: Request, device: CurrentDevice, archive: ArchiveDep, clock: ClockDep,
     cursor: str = Query("", max_length=200),
@@ -131,7 +132,7 @@ async def pull(
     })
 
 
-@router.post("/reconcile", response_model=ReconcileResponse,
+@router.post("/reconcile", response_model=ReconcileResponse, responses=SIGNED_RESPONSE,
              openapi_extra=request_body(ReconcileRequest))
 async def reconcile(
     request: Request, device: CurrentDevice, archive: ArchiveDep
@@ -149,7 +150,7 @@ async def reconcile(
                                  "archive_epoch": archive.epoch})
 
 
-@router.get("/whoami")
+@router.get("/whoami", response_model=WhoamiResponse, responses=SIGNED_RESPONSE)
 async def whoami(request: Request, device: CurrentDevice, clock: ClockDep) -> Response:
     """The authenticated device and rep; a cheap signed round trip for `fieldvault status`."""
     return signed_json(request, {

@@ -18,7 +18,13 @@ from schema import lease as lease_crypto
 from schema import signing
 from schema.clock import iso
 from schema.enums import OpStatus
-from schema.models import Operation, OpResult
+from schema.models import (
+    FinalFlushResponse,
+    Operation,
+    OpResult,
+    WipeOrderResponse,
+    WipeReceiptResponse,
+)
 from schema.validation import ID_PATTERN, MAX_OPS_PER_PUSH
 
 from ..archive import Archive, Device
@@ -26,7 +32,7 @@ from ..auth import flushing_device
 from ..deps import ArchiveDep, ClockDep, FlushingDevice, json_body, parse_json
 from ..errors import ApiError
 from ..openapi import request_body
-from ..signed import signed_json
+from ..signed import SIGNED_RESPONSE, signed_json
 from .sync import decode_body, sign_wipe_order
 
 router = APIRouter(prefix="/v1", tags=["wipe"])
@@ -108,7 +114,8 @@ def final_flush_envelopes(archive: Archive, opener: lease_crypto.Opener, device:
     return out, order
 
 
-@router.post("/final-flush", openapi_extra=request_body(FinalFlushRequest))
+@router.post("/final-flush", response_model=FinalFlushResponse, responses=SIGNED_RESPONSE,
+             openapi_extra=request_body(FinalFlushRequest))
 async def final_flush(
     request: Request, device: FlushingDevice, archive: ArchiveDep, clock: ClockDep,
 ) -> Response:
@@ -132,7 +139,7 @@ async def final_flush(
     })
 
 
-@router.get("/wipe-order")
+@router.get("/wipe-order", response_model=WipeOrderResponse, responses=SIGNED_RESPONSE)
 async def wipe_order(request: Request, device: FlushingDevice, archive: ArchiveDep) -> Response:
     """A revoked device's signed wipe order (409 for a device in good standing)."""
     if device.state == "active":
@@ -141,7 +148,8 @@ async def wipe_order(request: Request, device: FlushingDevice, archive: ArchiveD
     return signed_json(request, {"wipe_order": sign_wipe_order(request, order)})
 
 
-@router.post("/wipe-receipt", openapi_extra=request_body(WipeReceipt))
+@router.post("/wipe-receipt", response_model=WipeReceiptResponse, responses=SIGNED_RESPONSE,
+             openapi_extra=request_body(WipeReceipt))
 async def wipe_receipt(
     request: Request, body: Annotated[WipeReceipt, json_body(WipeReceipt, flushing_device)],
     device: FlushingDevice, archive: ArchiveDep,
