@@ -5,8 +5,10 @@ failed before its fix (see the commit that added it)."""
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,10 @@ import pytest
 from agent import keystore
 from agent.enroll import enroll
 from schema import lease as lease_crypto
+from schema.clock import ManualClock
 from schema.models import CustomerCreate
+from server import hr_inbox
+from server.archive import SQLiteArchive
 
 from .inproc import SignedDevice, ThreadedServer
 
@@ -45,10 +50,10 @@ def test_an_envelope_with_loose_types_is_refused_like_a_push(
     config = enroll(home, served.url, code)
     arch.revoke(rep, "left", "pool")
     box_pub = served.app.state.box_key.public_key().public_bytes_raw()
-    good = {"op_id": "op" + "0" * 30, "seq": 1, "kind": "customer.update",
+    good: dict[str, Any] = {"op_id": "op" + "0" * 30, "seq": 1, "kind": "customer.update",
             "entity_id": customer, "base_rev": 1, "at": "2026-12-01T10:00:00.000000Z",
             "data": {"notes": "typed offline"}}
-    loose = {
+    loose: dict[str, dict[str, Any]] = {
         "seq as text": {"seq": "5"},
         "base_rev as false": {"base_rev": False},
         "at as a number": {"at": 0},
@@ -70,3 +75,127 @@ def test_an_envelope_with_loose_types_is_refused_like_a_push(
     assert dict(zip([*loose, "strict"], statuses, strict=True)) == {
         **dict.fromkeys(loose, "rejected"), "strict": "quarantined"}
     assert [q["op_id"] for q in arch.quarantine()] == [good["op_id"]]
+
+
+# --- the HR inbox --------------------------------------------------------------------
+
+
+@pytest.fixture
+def arch(tmp_path: Path) -> SQLiteArchive:
+    return SQLiteArchive.init(tmp_path / "server", ManualClock(datetime(2026, 3, 2, 9, tzinfo=UTC)))
+
+
+@pytest.fixture
+def inbox(tmp_path: Path) -> Path:
+    path = tmp_path / "inbox"
+    path.mkdir()
+    return path
+
+
+def _drop(inbox: Path, name: str, content: str) -> None:
+    tmp = inbox / ".drop.part"
+    tmp.write_text(content)
+    os.replace(tmp, inbox / name)
+
+
+def _reps(arch: SQLiteArchive, *names: str) -> list[str]:
+    return [arch.add_rep(name)["id"] for name in names]
+
+
+def test_a_file_with_a_name_too_long_for_its_note_is_filed_once(
+        arch: SQLiteArchive, inbox: Path) -> None:
+    """A 250-byte name left no room for `.NAME.reason.txt.tmp` (255 bytes at most):
+    filing raised ENAMETOOLONG, a traceback was logged and the file stayed in the inbox,
+    applied and logged again on every later event."""
+    [rep] = _reps(arch, "Rep Long")
+    name = "x" * 250 + ".csv"
+    _drop(inbox, name, "rep\nRep Long\n")
+    watcher = hr_inbox.InboxWatcher(arch, inbox)
+    [result] = watcher.drain()
+    assert result["status"] == "processed", result
+    assert [d["rep_id"] for d in result["departures"]] == [rep]
+    filed = Path(result["filed_as"])
+    assert filed.parent == arch.data_dir / "hr-inbox" / "processed"
+    assert filed.read_text() == "rep\nRep Long\n" and filed.name.endswith(".csv")
+    assert json.loads(filed.with_name(filed.name + ".result.json").read_bytes())["file"] == name
+    assert os.listdir(inbox) == [] and watcher.drain() == []
+    # A bad file under such a name is rejected once, too; so are its re-sent copies.
+    for _ in range(2):
+        _drop(inbox, name, "no rep column\nx\n")
+        [result] = watcher.drain()
+        assert result["status"] == "rejected" and os.listdir(inbox) == []
+    rejected = sorted(os.listdir(arch.data_dir / "hr-inbox" / "rejected"))
+    assert len(rejected) == 4 and len({n.removesuffix(".reason.txt") for n in rejected}) == 2
+
+
+class _HrResendsDuringApply:
+    """The archive, but HR drops a newer file under the same name while the first one is
+    being applied (after the server's last check that the name is still its file)."""
+
+    def __init__(self, arch: SQLiteArchive, resend: Any) -> None:
+        self._arch = arch
+        self._resend = resend
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._arch, name)
+
+    def revoke_many(self, *args: Any, **kwargs: Any) -> Any:
+        self._resend()
+        self._resend = lambda: None
+        return self._arch.revoke_many(*args, **kwargs)
+
+
+def test_a_file_replaced_after_the_recheck_is_not_filed_in_place_of_the_one_read(
+        arch: SQLiteArchive, inbox: Path) -> None:
+    """The filed copy is the file that was read and applied; a newer file renamed over the
+    same name meanwhile stays in the inbox for its own round. Before, the newer file was
+    moved to processed/ under the first one's result and its departures never applied."""
+    rep_a, rep_b = _reps(arch, "Rep A", "Rep B")
+    _drop(inbox, "leavers.csv", "rep\nRep A\n")
+    proxy = _HrResendsDuringApply(arch, lambda: _drop(inbox, "leavers.csv", "rep\nRep B\n"))
+    first = hr_inbox.process_file(proxy, inbox / "leavers.csv")  # type: ignore[arg-type]
+    assert [d["rep_id"] for d in first["departures"]] == [rep_a]
+    assert Path(first["filed_as"]).read_text() == "rep\nRep A\n"
+    assert [p.read_text() for p in inbox.iterdir()] == ["rep\nRep B\n"]
+    [second] = hr_inbox.InboxWatcher(arch, inbox).drain()
+    assert [d["rep_id"] for d in second["departures"]] == [rep_b]
+    assert Path(second["filed_as"]).read_text() == "rep\nRep B\n"
+    assert os.listdir(inbox) == []
+
+
+def test_a_symlink_replaced_by_a_real_file_after_the_check_is_not_filed_unread(
+        arch: SQLiteArchive, inbox: Path, tmp_path: Path) -> None:
+    """A symlink is rejected unread; if HR (or anyone) puts a real file under that name
+    before it is filed, the real file is not swept into rejected/ with the symlink's
+    reason: it stays for its own round."""
+    [rep] = _reps(arch, "Rep S")
+    (tmp_path / "elsewhere.csv").write_text("rep\nRep S\n")
+    os.symlink(tmp_path / "elsewhere.csv", inbox / "leavers.csv")
+    real_write_note = hr_inbox._write_note
+
+    def replace_then_note(*args: Any) -> None:  # after every check, before the move
+        _drop(inbox, "leavers.csv", "rep\nRep S\n")
+        real_write_note(*args)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(hr_inbox, "_write_note", replace_then_note)
+        first = hr_inbox.process_file(arch, inbox / "leavers.csv")
+    assert first["status"] == "rejected" and "symbolic link" in first["reason"]
+    assert [p.read_text() for p in inbox.iterdir()] == ["rep\nRep S\n"]
+    [second] = hr_inbox.InboxWatcher(arch, inbox).drain()
+    assert [d["rep_id"] for d in second["departures"]] == [rep]
+
+
+def test_a_name_that_is_not_utf8_is_applied_and_filed_once(arch: SQLiteArchive,
+                                                           inbox: Path) -> None:
+    """Its JSON note could not be written (surrogate escapes are not UTF-8): the file
+    stayed in the inbox, applied and logged with a traceback on every later event."""
+    [rep] = _reps(arch, "Rep Latin")
+    raw_name = b"d\xe9parts.csv"  # Latin-1 from an old HR export
+    with open(os.path.join(os.fsencode(inbox), raw_name), "wb") as fh:
+        fh.write(b"rep\nRep Latin\n")
+    watcher = hr_inbox.InboxWatcher(arch, inbox)
+    [result] = watcher.drain()
+    assert result["status"] == "processed" and result["file"] == "d\ufffdparts.csv"
+    assert [d["rep_id"] for d in result["departures"]] == [rep]
+    assert os.listdir(inbox) == [] and watcher.drain() == []
