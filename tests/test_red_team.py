@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,6 +26,7 @@ from server import hr_inbox
 from server.archive import SQLiteArchive
 
 from .inproc import SignedDevice, ThreadedServer
+from .support import AGENT, run
 
 
 @pytest.fixture
@@ -199,3 +201,76 @@ def test_a_name_that_is_not_utf8_is_applied_and_filed_once(arch: SQLiteArchive,
     assert result["status"] == "processed" and result["file"] == "d\ufffdparts.csv"
     assert [d["rep_id"] for d in result["departures"]] == [rep]
     assert os.listdir(inbox) == [] and watcher.drain() == []
+
+
+# --- keyring.json edited or damaged ----------------------------------------------------
+
+
+def _set(path: tuple[str, ...], value: Any) -> Any:
+    def edit(ring: Any) -> Any:
+        node = ring
+        for key in path[:-1]:
+            node = node[key]
+        if value is _GONE:
+            node.pop(path[-1])
+        else:
+            node[path[-1]] = value
+        return ring
+    return edit
+
+
+_GONE = object()
+KEYRING_EDITS: dict[str, Any] = {
+    # Edits that would give more time or skip a check: refused, nothing read.
+    "block_at moved out": _set(("lease", "block_at"), "2099-01-01T00:00:00.000000Z"),
+    "wipe_at moved out": _set(("lease", "wipe_at"), "2099-01-01T00:00:00.000000Z"),
+    "issued_at moved": _set(("lease", "issued_at"), "2099-01-01T00:00:00.000000Z"),
+    "lease of another device": _set(("lease", "device_id"), "dev_someone_else"),
+    "secret removed": _set(("secret",), _GONE),
+    "secret replaced": _set(("secret",), "A" * 43 + "="),
+    "wrapped epoch changed": _set(("wrapped", "epoch"), 99),
+    # Damage: one `error:` line saying what to do, not a traceback.
+    "signature removed": _set(("signature",), _GONE),
+    "signature null": _set(("signature",), None),
+    "lease a list": _set(("lease",), []),
+    "lease removed": _set(("lease",), _GONE),
+    "wrapped removed": _set(("wrapped",), _GONE),
+    "last_server_time garbage": _set(("last_server_time",), "garbage"),
+    "block_at garbage, no secret": lambda ring: _set(("lease", "block_at"), "x")(
+        _set(("secret",), _GONE)(ring)),
+    "not JSON": lambda ring: b"{not json",
+    "empty": lambda ring: b"",
+    "a list": lambda ring: [],
+}
+
+
+def test_an_edited_or_damaged_keyring_opens_nothing_and_says_so_in_one_line(
+        served: ThreadedServer, tmp_path: Path) -> None:
+    """No edit of keyring.json gives more access; a damaged one is a one-line error
+    (before: KeyError, AttributeError, ValueError or JSONDecodeError tracebacks from
+    every command, `fieldvault status` included)."""
+    arch = served.archive
+    rep = arch.add_rep("Kay Ring")["id"]
+    arch.add_customer(CustomerCreate(name="Ring Secret Ltd"), rep)
+    code, _ = arch.create_enroll_code(rep, timedelta(hours=1))
+    home = tmp_path / "home"
+    enroll(home, served.url, code)
+    first = run([AGENT, "sync", "--home", str(home)])
+    assert first.returncode == 0, first.stderr
+    assert "Ring Secret" in run([AGENT, "customer", "list", "--home", str(home), "--json"]).stdout
+    original = orjson.loads((home / keystore.KEYRING_FILE).read_bytes())
+    for name, edit in KEYRING_EDITS.items():
+        copy = tmp_path / "copies" / name.replace(" ", "_").replace(",", "")
+        shutil.copytree(home, copy)
+        edited = edit(orjson.loads(orjson.dumps(original)))
+        (copy / keystore.KEYRING_FILE).write_bytes(
+            edited if isinstance(edited, bytes) else orjson.dumps(edited))
+        for command in (["customer", "list", "--json"], ["status"]):
+            proc = run([AGENT, *command, "--home", str(copy)], check=False)
+            if command[0] == "status" and proc.returncode == 0:
+                assert "Ring Secret" not in proc.stdout and "active" not in proc.stdout, name
+                continue
+            assert proc.returncode == 1, (name, command, proc.stdout, proc.stderr)
+            assert "Ring Secret" not in proc.stdout, name
+            lines = proc.stderr.strip().splitlines()
+            assert len(lines) == 1 and lines[0].startswith("error: "), (name, command, proc.stderr)
