@@ -274,3 +274,36 @@ def test_an_edited_or_damaged_keyring_opens_nothing_and_says_so_in_one_line(
             assert "Ring Secret" not in proc.stdout, name
             lines = proc.stderr.strip().splitlines()
             assert len(lines) == 1 and lines[0].startswith("error: "), (name, command, proc.stderr)
+
+
+# --- times at the edge of the calendar -------------------------------------------------
+
+EDGE_TIMES = ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00"]
+
+
+@pytest.mark.parametrize("when", EDGE_TIMES)
+def test_an_effective_time_beyond_the_calendar_is_a_400_not_a_500(
+        served: ThreadedServer, when: str) -> None:
+    """A valid ISO time whose UTC form falls outside years 1-9999 raised OverflowError:
+    a plain-text 500 from the HR API."""
+    arch = served.archive
+    rep = arch.add_rep("Edge Leaver")["id"]
+    token = arch.create_hr_token("hr-system")
+    resp = httpx.post(served.url + "/v1/hr/departures", timeout=30,
+                      headers={"Authorization": f"Bearer {token}"},
+                      json={"rep": rep, "reason": "left", "effective_at": when})
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["error"] == "invalid_time"
+    assert arch.resolve_rep(rep)["active"]
+
+
+def test_an_inbox_file_with_a_time_beyond_the_calendar_is_rejected_once(
+        arch: SQLiteArchive, inbox: Path) -> None:
+    """The same OverflowError escaped the HR inbox: a traceback on every event and the
+    file left in the inbox for ever."""
+    _reps(arch, "Rep Edge")
+    _drop(inbox, "edge.csv", f"rep,effective_at\nRep Edge,{EDGE_TIMES[0]}\n")
+    watcher = hr_inbox.InboxWatcher(arch, inbox)
+    [result] = watcher.drain()
+    assert result["status"] == "rejected" and "not an ISO time" in result["reason"]
+    assert os.listdir(inbox) == [] and watcher.drain() == []
