@@ -25,6 +25,7 @@ from schema.models import CustomerCreate
 from server import hr_inbox
 from server.archive import SQLiteArchive
 
+from . import lib_support as lib
 from .inproc import SignedDevice, ThreadedServer
 from .support import AGENT, run
 
@@ -307,3 +308,37 @@ def test_an_inbox_file_with_a_time_beyond_the_calendar_is_rejected_once(
     [result] = watcher.drain()
     assert result["status"] == "rejected" and "not an ISO time" in result["reason"]
     assert os.listdir(inbox) == [] and watcher.drain() == []
+
+
+@pytest.mark.parametrize("when", EDGE_TIMES)
+def test_a_pushed_time_beyond_the_calendar_is_a_422_not_a_500(
+        served: ThreadedServer, tmp_path: Path, when: str) -> None:
+    """A signed push whose visit started at 9999-12-31T23:59:59-14:00 got a plain-text
+    500 (OverflowError storing it as UTC); an op's `at` was taken as it came."""
+    arch = served.archive
+    rep = arch.add_rep("Edge Rep")["id"]
+    customer = arch.add_customer(CustomerCreate(name="Edge Ltd"), rep)["id"]
+    code, _ = arch.create_enroll_code(rep, timedelta(hours=1))
+    home = tmp_path / "home"
+    config = enroll(home, served.url, code)
+    lib.lib_sync(home)
+    visit = {"op_id": "v" * 32, "seq": 1, "kind": "visit.create", "entity_id": "e" * 32,
+             "at": "2026-12-01T10:00:00Z",
+             "data": {"customer_id": customer, "started_at": when, "purpose": "service",
+                      "summary": "s"}}
+    update = {"op_id": "u" * 32, "seq": 2, "kind": "customer.update", "entity_id": customer,
+              "base_rev": 1, "at": when, "data": {"notes": "n"}}
+    with httpx.Client(base_url=served.url, timeout=30) as client:
+        dev = SignedDevice(client, config.device_id, rep, keystore.load_sign_key(home))
+        for op, where in ((visit, "ops.0.visit.create.data.started_at"),
+                          (update, "ops.0.customer.update.at")):
+            resp = dev.push([op])
+            assert resp.status_code == 422, resp.text
+            assert resp.json()["message"].startswith(where), resp.text
+    assert arch.list_visits(rep) == []
+    # The agent refuses it too, in one line.
+    proc = run([AGENT, "visit", "log", "--home", str(home), "--customer", customer,
+                "--purpose", "service", "--summary", "s", "--started-at", when], check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        "error: started_at: Value error, is out of range once converted to UTC"], proc.stderr
