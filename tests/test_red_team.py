@@ -342,3 +342,37 @@ def test_a_pushed_time_beyond_the_calendar_is_a_422_not_a_500(
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [
         "error: started_at: Value error, is out of range once converted to UTC"], proc.stderr
+
+
+# --- enrollment ------------------------------------------------------------------------
+
+
+def test_an_unusable_box_key_is_refused_before_the_code_is_spent(served: ThreadedServer) -> None:
+    """An all-zero (low-order) X25519 key: sealing the first lease to it fails. The code
+    was spent and a device row written first, then a plain-text 500; enrolling again with
+    good keys then failed as well (`key_in_use` for the zero key, the code used)."""
+    import base64
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    arch = served.archive
+    rep = arch.add_rep("Zero Key")["id"]
+    code, _ = arch.create_enroll_code(rep, timedelta(hours=1))
+
+    def b64(key: Any) -> str:
+        return base64.b64encode(key.public_key().public_bytes_raw()).decode()
+
+    def attempt(box: str) -> httpx.Response:
+        return httpx.post(served.url + "/v1/enroll", timeout=30, json={
+            "code": code, "sign_public_key": b64(Ed25519PrivateKey.generate()),
+            "box_public_key": box})
+
+    for bad in (base64.b64encode(bytes(32)).decode(),
+                base64.b64encode(b"\x01" + bytes(31)).decode()):  # both of low order
+        resp = attempt(bad)
+        assert resp.status_code == 422, resp.text
+        assert resp.json()["error"] == "invalid_key"
+    assert arch.list_devices(rep) == []
+    resp = attempt(b64(X25519PrivateKey.generate()))
+    assert resp.status_code == 200, resp.text
