@@ -22,6 +22,8 @@ before reading), and are moved out with a rename relative to directory file
 descriptors, so no symlink planted in the inbox is ever followed. What is filed is
 the file that was read: a newer file renamed over the same name meanwhile goes back
 to the inbox for its own round. Filed names are cut to leave room for their notes.
+The inbox folder itself is resolved once at start (an admin may name it through a
+symlink) and never reached through a symlink afterwards.
 """
 
 from __future__ import annotations
@@ -133,13 +135,31 @@ def is_candidate(name: str) -> bool:
     return not name.startswith(".") and name.lower().endswith(_SUFFIXES)
 
 
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def open_inbox(inbox: Path) -> int:
+    """A descriptor of the inbox folder itself, never through a symlink: whoever can
+    write in its parent could swap it for a link to a folder of the server's."""
+    try:
+        return os.open(inbox, _DIR_FLAGS)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise InboxError(f"{inbox} is not a folder (a symlink?): not read") from None
+        raise
+
+
 def pending_files(inbox: Path) -> list[Path]:
     """Candidate entries of the inbox (not followed: symlinks are listed, to be rejected)."""
     out = []
-    with os.scandir(inbox) as entries:
-        for entry in entries:
-            if is_candidate(entry.name) and not entry.is_dir(follow_symlinks=False):
-                out.append(inbox / entry.name)
+    fd = open_inbox(inbox)
+    try:
+        with os.scandir(fd) as entries:
+            for entry in entries:
+                if is_candidate(entry.name) and not entry.is_dir(follow_symlinks=False):
+                    out.append(inbox / entry.name)
+    finally:
+        os.close(fd)
     return sorted(out)
 
 
@@ -341,7 +361,7 @@ def process_file(archive: Archive, path: Path, *, filed: Path | None = None,
     inbox, name = path.parent, path.name
     root = filed or filed_root(archive)
     shown = sanitize(name, 120)
-    inbox_fd = os.open(inbox, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    inbox_fd = open_inbox(inbox)
     try:
         try:
             fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
@@ -422,6 +442,9 @@ class InboxWatcher(FileSystemEventHandler):
 
     def start(self) -> None:
         self.inbox.mkdir(parents=True, exist_ok=True)
+        # An admin may name the inbox through a symlink: resolved once, here; the
+        # folder is never reached through a link after that.
+        self.inbox = Path(os.path.realpath(self.inbox))
         ensure_private_dir(self.filed)
         self.drain()
         self.observer.schedule(self, str(self.inbox), recursive=False)
@@ -432,9 +455,14 @@ class InboxWatcher(FileSystemEventHandler):
         self.observer.join(timeout=5)
 
     def drain(self) -> list[dict[str, Any]]:
-        results = []
+        results: list[dict[str, Any]] = []
         with self.lock:
-            for path in pending_files(self.inbox):
+            try:
+                paths = pending_files(self.inbox)
+            except (InboxError, OSError) as exc:  # swapped for a link, removed, ...
+                log.warning("HR inbox: %s", exc)
+                return results
+            for path in paths:
                 try:
                     results.append(process_file(self.archive, path, filed=self.filed))
                 except Exception:  # never let one file stop the watcher thread

@@ -376,3 +376,32 @@ def test_an_unusable_box_key_is_refused_before_the_code_is_spent(served: Threade
     assert arch.list_devices(rep) == []
     resp = attempt(b64(X25519PrivateKey.generate()))
     assert resp.status_code == 200, resp.text
+
+
+def test_an_inbox_replaced_by_a_symlink_is_not_read(arch: SQLiteArchive, tmp_path: Path,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    """Whoever can write in the inbox's parent folder can swap the inbox for a symlink.
+    The server then listed the target folder and moved its *.csv / *.json files into its
+    own (here: a root-only settings file, taken out of /etc in real life). The inbox is
+    resolved once when the watcher starts (an admin's symlink is fine) and never followed
+    after that."""
+    _reps(arch, "Rep V")
+    hr_area = tmp_path / "hr-area"  # writable by the HR system
+    (hr_area / "real-inbox").mkdir(parents=True)
+    admin_link = tmp_path / "inbox-link"  # an admin may configure the inbox through a link
+    admin_link.symlink_to(hr_area / "real-inbox")
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "settings.json").write_text('{"departures": [{"rep": "Rep V"}]}')
+    watcher = hr_inbox.InboxWatcher(arch, admin_link)
+    _drop(hr_area / "real-inbox", "first.csv", "rep\nNobody\n")
+    watcher.start()
+    try:
+        assert os.listdir(hr_area / "real-inbox") == []  # read through the admin's link
+        (hr_area / "real-inbox").rename(hr_area / "old-inbox")
+        (hr_area / "real-inbox").symlink_to(victim)
+        assert watcher.drain() == []
+    finally:
+        watcher.stop()
+    assert os.listdir(victim) == ["settings.json"] and arch.resolve_rep("Rep V")["active"]
+    assert "is not a folder" in caplog.text
