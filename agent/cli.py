@@ -33,7 +33,7 @@ from schema.output import (
 )
 
 from . import keystore, wipe
-from .home import AgentConfig, default_home
+from .home import AgentConfig, ConfigDamaged, default_home
 from .keystore import KeyError_, VaultWiped
 
 if TYPE_CHECKING:
@@ -94,7 +94,10 @@ def _config(home: Path) -> AgentConfig:
     if (home / wipe.WIPED_MARKER).exists():
         fail(f"{home} was revoked and wiped; nothing is left here. Ask your admin "
              "for a new enrollment if you still work for the company", EXIT_REVOKED)
-    config = AgentConfig.load(home)
+    try:
+        config = AgentConfig.load(home)
+    except ConfigDamaged as exc:
+        fail(str(exc))
     if config is None:
         fail(f"{home} is not enrolled: run `fieldvault enroll --server URL --code CODE`")
     return config

@@ -405,3 +405,21 @@ def test_an_inbox_replaced_by_a_symlink_is_not_read(arch: SQLiteArchive, tmp_pat
         watcher.stop()
     assert os.listdir(victim) == ["settings.json"] and arch.resolve_rep("Rep V")["active"]
     assert "is not a folder" in caplog.text
+
+
+def test_a_damaged_config_is_one_error_line(served: ThreadedServer, tmp_path: Path) -> None:
+    """config.json edited or damaged gave a TypeError/JSONDecodeError traceback."""
+    arch = served.archive
+    rep = arch.add_rep("Con Fig")["id"]
+    code, _ = arch.create_enroll_code(rep, timedelta(hours=1))
+    home = tmp_path / "home"
+    enroll(home, served.url, code)
+    for n, damage in enumerate([b"{}", b"[]", b"not json", b'{"server_url": 1}', b""]):
+        copy = tmp_path / f"copy{n}"
+        shutil.copytree(home, copy)
+        (copy / "config.json").write_bytes(damage)
+        for command in (["status"], ["customer", "list"], ["sync"]):
+            proc = run([AGENT, *command, "--home", str(copy)], check=False)
+            assert proc.returncode == 1, (damage, command, proc.stderr)
+            lines = proc.stderr.strip().splitlines()
+            assert len(lines) == 1 and "config.json is damaged" in lines[0], (damage, proc.stderr)
