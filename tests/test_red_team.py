@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -423,3 +424,42 @@ def test_a_damaged_config_is_one_error_line(served: ThreadedServer, tmp_path: Pa
             assert proc.returncode == 1, (damage, command, proc.stderr)
             lines = proc.stderr.strip().splitlines()
             assert len(lines) == 1 and "config.json is damaged" in lines[0], (damage, proc.stderr)
+
+
+# --- bodies of strangers -------------------------------------------------------------
+
+
+def _answer_before_the_body(url: str, path: str, headers: dict[str, str]) -> bytes:
+    """Send the headers of an 8 MiB body and only its first bytes; what the server
+    answers within 10 s (b"" if it waits for the rest)."""
+    import socket
+
+    host, port = url.removeprefix("http://").split(":")
+    lines = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+                     f"Content-Length: {8 * 1024 * 1024 - 1}\r\n{lines}\r\n".encode() + b'{"ops":[')
+        try:
+            return sock.recv(65536)
+        except TimeoutError:
+            return b""
+
+
+def test_a_stranger_is_refused_before_the_server_holds_its_body(served: ThreadedServer) -> None:
+    """Each signed route read the whole body (up to 8 MiB) before looking at who sent it,
+    since the signature covers the body: a stranger with no device could hold 8 MiB of
+    server memory per connection by sending all but the last byte and waiting, hundreds
+    of connections at once. The headers are checked first now (well-formed, a known
+    device, a fresh time); only then is the body read and the signature verified."""
+    now = str(int(time.time()))
+    strangers = {
+        "no headers": {},
+        "unknown device": {"FV-Device": "dev_nobody", "FV-Timestamp": now,
+                           "FV-Nonce": "n" * 20, "FV-Signature": "x"},
+        "stale time": {"FV-Device": "dev_nobody", "FV-Timestamp": "1000",
+                       "FV-Nonce": "n" * 20, "FV-Signature": "x"},
+    }
+    for path in ("/v1/push", "/v1/final-flush", "/v1/reconcile"):
+        for name, headers in strangers.items():
+            answer = _answer_before_the_body(served.url, path, headers)
+            assert answer.startswith(b"HTTP/1.1 401"), (path, name, answer[:200])
