@@ -33,7 +33,7 @@ from schema.output import (
 )
 
 from . import keystore, wipe
-from .home import AgentConfig, default_home
+from .home import AgentConfig, ConfigDamaged, default_home
 from .keystore import KeyError_, VaultWiped
 
 if TYPE_CHECKING:
@@ -82,9 +82,9 @@ def _open_for_final_flush(home: Path, config: AgentConfig, pin: str | None) -> S
     wipe order that follows destroys everything anyway."""
     from .store import Store, StoreError
 
-    if keystore.status(home, SystemClock()).state != "active":
-        return None
     try:
+        if keystore.status(home, SystemClock()).state != "active":
+            return None
         return Store.open(home, config.rep_id, pin=pin)
     except (KeyError_, StoreError):
         return None
@@ -94,7 +94,10 @@ def _config(home: Path) -> AgentConfig:
     if (home / wipe.WIPED_MARKER).exists():
         fail(f"{home} was revoked and wiped; nothing is left here. Ask your admin "
              "for a new enrollment if you still work for the company", EXIT_REVOKED)
-    config = AgentConfig.load(home)
+    try:
+        config = AgentConfig.load(home)
+    except ConfigDamaged as exc:
+        fail(str(exc))
     if config is None:
         fail(f"{home} is not enrolled: run `fieldvault enroll --server URL --code CODE`")
     return config
@@ -132,7 +135,11 @@ def _pin(home: Path) -> str | None:
     pin = os.environ.get("FIELDVAULT_PIN")
     if pin:
         return pin
-    if keystore.needs_pin(home) and sys.stdin.isatty():
+    try:
+        needed = keystore.needs_pin(home)
+    except KeyError_:
+        return None  # a damaged keyring: opening the vault says so
+    if needed and sys.stdin.isatty():
         return str(typer.prompt("FieldVault PIN", hide_input=True))
     return None
 
@@ -224,7 +231,10 @@ def _first_sync(home: Path, config: AgentConfig) -> tuple[dict[str, Any] | None,
 def status(home: HomeOpt, as_json: JsonOpt = False) -> None:
     """What this device holds, its lease deadlines, and what is waiting to sync."""
     config = _config(home)
-    lease = keystore.status(home, SystemClock()).as_dict()
+    try:
+        lease = keystore.status(home, SystemClock()).as_dict()
+    except KeyError_ as exc:  # a damaged keyring.json
+        fail(str(exc))
     out: dict[str, Any] = {
         "device_id": config.device_id, "rep_id": config.rep_id, "rep_name": config.rep_name,
         "server": config.server_url, "state": lease["state"], "lease": lease,

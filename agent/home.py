@@ -57,7 +57,21 @@ class AgentConfig:
 
     @classmethod
     def load(cls, home: Path) -> AgentConfig | None:
+        """The saved config, None if there is none; ConfigDamaged if it is not one."""
         path = home / CONFIG_FILE
         if not path.exists():
             return None
-        return cls(**json.loads(path.read_text()))
+        try:
+            config = cls(**json.loads(path.read_text()))
+            texts = [v for k, v in asdict(config).items() if k != "insecure"]
+            if not all(isinstance(v, str) for v in texts) or not isinstance(config.insecure, bool):
+                raise ValueError("a field is not of its type")
+        except (ValueError, TypeError) as exc:  # JSONDecodeError and UnicodeError too
+            reason = str(exc).splitlines()[0] if isinstance(exc, ValueError) else "not a config"
+            raise ConfigDamaged(f"{path} is damaged ({reason}): restore it from a backup of "
+                                "this laptop, or ask your admin to enroll it again") from None
+        return config
+
+
+class ConfigDamaged(ValueError):
+    """config.json exists but is not an agent config (edited, truncated...)."""

@@ -112,9 +112,41 @@ class LeaseStatus:
                 "wipe_at": self.lease.get("wipe_at"), "trusted_now": iso(self.trusted_now)}
 
 
+def _check_shape(keyring: Any) -> None:
+    """ValueError unless `keyring` has every field this module reads, of its type. It
+    says nothing of authenticity (`unlock` checks the server's signature)."""
+    if not isinstance(keyring, dict):
+        raise ValueError("not a JSON object")
+    lease, wrapped = keyring.get("lease"), keyring.get("wrapped")
+    if not isinstance(lease, dict) or not isinstance(wrapped, dict):
+        raise ValueError("no lease or no wrapped key")
+    for key in ("issued_at", "block_at", "wipe_at"):
+        parse_iso(lease[key])  # KeyError, TypeError or ValueError if missing or not a time
+    if not isinstance(lease.get("epoch"), int) or not isinstance(wrapped.get("epoch"), int):
+        raise ValueError("no lease epoch")
+    if not all(isinstance(wrapped.get(k), str) for k in ("salt", "nonce", "ct")):
+        raise ValueError("no wrapped key")
+    if "secret" in keyring and not (isinstance(keyring["secret"], str)
+                                    and isinstance(keyring.get("signature"), str)):
+        raise ValueError("a lease secret without the server's signature")
+    last = keyring.get("last_server_time")
+    if last is not None:
+        parse_iso(last)
+
+
 def _read_keyring(home: Path) -> dict[str, Any] | None:
     path = home / KEYRING_FILE
-    return orjson.loads(path.read_bytes()) if path.exists() else None
+    if not path.exists():
+        return None
+    try:
+        keyring = orjson.loads(path.read_bytes())
+        _check_shape(keyring)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:  # JSONDecodeError too
+        reason = (exc.args[0] if isinstance(exc, ValueError) and exc.args
+                  else "a field is missing or malformed")
+        raise KeyError_(f"{path} is damaged ({reason}): restore it from a backup of this "
+                        "laptop, or ask your admin to enroll it again") from None
+    return keyring  # type: ignore[no-any-return]
 
 
 def _write_keyring(home: Path, keyring: dict[str, Any]) -> None:

@@ -39,8 +39,12 @@ def iso(dt: datetime) -> str:
 
 
 def parse_iso(text: str) -> datetime:
-    """Parse an ISO-8601 timestamp; naive values are taken as UTC."""
+    """Parse an ISO-8601 timestamp; naive values are taken as UTC. ValueError for
+    anything else, including a time whose UTC form is outside years 1-9999."""
     dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC)
+    try:
+        return dt.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:59:59-14:00
+        raise ValueError(f"{text!r} is out of range in UTC") from None

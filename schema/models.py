@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .enums import ChangeKind, Grade, OpKind, OpStatus, OwnershipSource, VisitPurpose, VisitStatus
 from .fields import CUSTOMER_EDITABLE_FIELDS as CUSTOMER_EDITABLE_FIELDS
@@ -21,6 +21,7 @@ from .validation import (
     Reason,
     RequiredLongText,
     ShortText,
+    Time,
 )
 
 
@@ -112,15 +113,15 @@ VISIT_TEXT_FIELDS = ("summary", "outcome", "feedback", "competitors", "next_cont
 class VisitCreate(Strict):
     customer_id: EntityId
     planned: bool = False
-    started_at: AwareDatetime
-    ended_at: AwareDatetime | None = None
+    started_at: Time
+    ended_at: Time | None = None
     location: ShortText = ""
     purpose: VisitPurpose
     summary: RequiredLongText
     outcome: LongText = ""
     feedback: LongText = ""
     competitors: LongText = ""
-    next_at: AwareDatetime | None = None
+    next_at: Time | None = None
     next_place: ShortText = ""
     next_content: LongText = ""
     status: Literal[VisitStatus.draft, VisitStatus.submitted] = VisitStatus.submitted
@@ -136,15 +137,15 @@ class VisitCreate(Strict):
 
 class VisitPatch(Strict):
     planned: bool | None = None
-    started_at: AwareDatetime | None = None
-    ended_at: AwareDatetime | None = None
+    started_at: Time | None = None
+    ended_at: Time | None = None
     location: ShortText | None = None
     purpose: VisitPurpose | None = None
     summary: RequiredLongText | None = None
     outcome: LongText | None = None
     feedback: LongText | None = None
     competitors: LongText | None = None
-    next_at: AwareDatetime | None = None
+    next_at: Time | None = None
     next_place: ShortText | None = None
     next_content: LongText | None = None
     status: Literal[VisitStatus.draft, VisitStatus.submitted] | None = None
@@ -187,7 +188,7 @@ class OpBase(Strict):
     seq: int = Field(ge=1, le=MAX_WIRE_INT)  # per-device sequence, for ordering and diagnostics
     entity_id: EntityId
     base_rev: int = Field(default=0, ge=0, le=MAX_WIRE_INT)
-    at: AwareDatetime  # when the rep did it, by the device clock
+    at: Time  # when the rep did it, by the device clock
 
 
 class CustomerCreateOp(OpBase):

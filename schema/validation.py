@@ -7,9 +7,10 @@ accepts locally is one the server will accept too.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, StringConstraints
 
 NAME_MAX = 200
 SHORT_MAX = 200
@@ -76,3 +77,17 @@ Phone = Annotated[
     str, StringConstraints(strip_whitespace=True, max_length=PHONE_MAX), AfterValidator(_phone)
 ]
 EntityId = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+
+
+def _has_utc_form(value: datetime) -> datetime:
+    """9999-12-31T23:59:59-14:00 is valid ISO but has no UTC form (astimezone overflows),
+    and every time is stored and sent as UTC text."""
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range once converted to UTC") from None
+    return value
+
+
+# A time with its zone, that UTC can represent.
+Time = Annotated[AwareDatetime, AfterValidator(_has_utc_form)]

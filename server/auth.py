@@ -3,7 +3,8 @@
 Checks, in order: known device, fresh timestamp, valid Ed25519 signature over
 method, path, device id, time, nonce and body digest, then an unseen nonce. The nonce is
 recorded only after the signature verifies, so nobody can burn another
-device's nonces.
+device's nonces. Everything but the signature is checked before the body is read:
+a stranger never gets the server to hold its body.
 """
 
 from __future__ import annotations
@@ -55,11 +56,11 @@ def _unauthorized(message: str) -> ApiError:
     return ApiError(401, "unauthorized", message)
 
 
-def verify_request(
-    archive: Archive, method: str, path_qs: str, headers: dict[str, str], body: bytes,
-    skew_s: int, now: float | None = None,
-) -> Device:
-    """The device that signed this request, or ApiError(401/403)."""
+def check_headers(archive: Archive, headers: dict[str, str], skew_s: int,
+                  now: float | None = None) -> Device:
+    """Everything that does not need the body: well-formed headers, a known device, a
+    fresh time. Checked before the body is read, so a stranger is refused before the
+    server reads (and holds) up to a batch's worth of bytes for it."""
     device_id = headers.get(signing.HDR_DEVICE.lower(), "")
     ts = headers.get(signing.HDR_TIMESTAMP.lower(), "")
     nonce = headers.get(signing.HDR_NONCE.lower(), "")
@@ -76,16 +77,36 @@ def verify_request(
         raise _unauthorized(
             f"request time is more than {skew_s}s from server time: check the laptop clock"
         )
+    return device
+
+
+def check_signature(
+    archive: Archive, device: Device, method: str, path_qs: str, headers: dict[str, str],
+    body: bytes, skew_s: int, now: float | None = None,
+) -> Device:
+    """`device` (from check_headers) if it signed this very request, never seen before."""
+    ts = headers[signing.HDR_TIMESTAMP.lower()]
+    nonce = headers[signing.HDR_NONCE.lower()]
     try:
         Ed25519PublicKey.from_public_bytes(device.sign_public_key).verify(
-            signing.b64d(sig),
-            signing.request_message(method, path_qs, ts, nonce, body, device_id=device_id),
+            signing.b64d(headers[signing.HDR_SIGNATURE.lower()]),
+            signing.request_message(method, path_qs, ts, nonce, body, device_id=device.id),
         )
     except (InvalidSignature, ValueError):
         raise _unauthorized("bad request signature") from None
+    now = time.time() if now is None else now
     if not archive.remember_nonce(device.id, nonce, now, skew_s):
         raise _unauthorized("replayed request (nonce already used)")
     return device
+
+
+def verify_request(
+    archive: Archive, method: str, path_qs: str, headers: dict[str, str], body: bytes,
+    skew_s: int, now: float | None = None,
+) -> Device:
+    """The device that signed this request, or ApiError(401/403)."""
+    device = check_headers(archive, headers, skew_s, now)
+    return check_signature(archive, device, method, path_qs, headers, body, skew_s, now)
 
 
 def require_state(device: Device, allowed: tuple[str, ...]) -> Device:
@@ -97,12 +118,13 @@ def require_state(device: Device, allowed: tuple[str, ...]) -> Device:
 
 
 async def authenticate(request: Request) -> Device:
-    settings = request.app.state.settings
-    body = await read_body(request, settings.max_body_bytes)
+    settings, archive = request.app.state.settings, request.app.state.archive
     path_qs = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     headers = {k.lower(): v for k, v in request.headers.items()}
+    device = await run_in_threadpool(check_headers, archive, headers, settings.clock_skew_s)
+    body = await read_body(request, settings.max_body_bytes)
     device = await run_in_threadpool(
-        verify_request, request.app.state.archive, request.method, path_qs, headers, body,
+        check_signature, archive, device, request.method, path_qs, headers, body,
         settings.clock_skew_s,
     )
     request.state.nonce = headers[signing.HDR_NONCE.lower()]

@@ -64,19 +64,29 @@ class BodyLimit:
                     return
         received = 0
         started = False
+        # A request with a body the app answered without reading it whole (e.g. a 401
+        # on its headers): close the connection after the answer, instead of letting
+        # the server read and discard the rest of a stranger's upload to keep it alive.
+        unread = any(name in (b"content-length", b"transfer-encoding")
+                     and value not in (b"0", b"") for name, value in scope["headers"])
 
         async def counted() -> Message:
-            nonlocal received
+            nonlocal received, unread
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
                     raise BodyTooLarge(limit)
+                unread = unread and message.get("more_body", False)
             return message
 
         async def watched(message: Message) -> None:
             nonlocal started
-            started = started or message["type"] == "http.response.start"
+            if message["type"] == "http.response.start":
+                started = True
+                if unread:
+                    message = {**message, "headers": [*message.get("headers", []),
+                                                      (b"connection", b"close")]}
             await send(message)
 
         try:

@@ -19,7 +19,11 @@ the filed copies and notes live in a folder the server owns (0700) under
 --data, never inside the inbox; inbox entries are opened once with O_NOFOLLOW,
 must be regular files with a single link and at most MAX_FILE_BYTES (checked
 before reading), and are moved out with a rename relative to directory file
-descriptors, so no symlink planted in the inbox is ever followed.
+descriptors, so no symlink planted in the inbox is ever followed. What is filed is
+the file that was read: a newer file renamed over the same name meanwhile goes back
+to the inbox for its own round. Filed names are cut to leave room for their notes.
+The inbox folder itself is resolved once at start (an admin may name it through a
+symlink) and never reached through a symlink afterwards.
 """
 
 from __future__ import annotations
@@ -131,13 +135,31 @@ def is_candidate(name: str) -> bool:
     return not name.startswith(".") and name.lower().endswith(_SUFFIXES)
 
 
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def open_inbox(inbox: Path) -> int:
+    """A descriptor of the inbox folder itself, never through a symlink: whoever can
+    write in its parent could swap it for a link to a folder of the server's."""
+    try:
+        return os.open(inbox, _DIR_FLAGS)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise InboxError(f"{inbox} is not a folder (a symlink?): not read") from None
+        raise
+
+
 def pending_files(inbox: Path) -> list[Path]:
     """Candidate entries of the inbox (not followed: symlinks are listed, to be rejected)."""
     out = []
-    with os.scandir(inbox) as entries:
-        for entry in entries:
-            if is_candidate(entry.name) and not entry.is_dir(follow_symlinks=False):
-                out.append(inbox / entry.name)
+    fd = open_inbox(inbox)
+    try:
+        with os.scandir(fd) as entries:
+            for entry in entries:
+                if is_candidate(entry.name) and not entry.is_dir(follow_symlinks=False):
+                    out.append(inbox / entry.name)
+    finally:
+        os.close(fd)
     return sorted(out)
 
 
@@ -205,30 +227,53 @@ def _write_note(dest_fd: int, name: str, note: bytes) -> None:
     os.rename(tmp, name, src_dir_fd=dest_fd, dst_dir_fd=dest_fd)
 
 
-def _free_name(dest_fd: int, name: str) -> str:
-    """`name`, or a numbered variant when a file of that name was filed before (a re-sent
-    export), so the earlier file and its note are kept."""
+# Room in a 255-byte name for our note's `.NAME.result.json.tmp` and a re-send number.
+_FILED_NAME_BYTES = 200
+
+
+def _fits(name: str) -> str:
+    """`name`, cut (keeping its suffix, with a digest of the whole) when our note beside
+    it would not fit the file system's 255-byte names."""
+    raw = os.fsencode(name)
+    if len(raw) <= _FILED_NAME_BYTES:
+        return name
     stem, dot, suffix = name.rpartition(".")
-    candidate = name
+    tail = os.fsencode(f"~{hashlib.sha256(raw).hexdigest()[:12]}{dot}{suffix}")[-60:]
+    head = os.fsencode(stem)[: _FILED_NAME_BYTES - len(tail)]
+    return (head + tail).decode("utf-8", "ignore")
+
+
+def _numbered(name: str, n: int) -> str:
+    stem, dot, suffix = name.rpartition(".")
+    return f"{stem}.{n}{dot}{suffix}"
+
+
+def _free_name(dest_fd: int, name: str) -> str:
+    """`name` (cut to fit beside its note), or a numbered variant when a file of that name
+    was filed before (a re-sent export), so the earlier file and its note are kept."""
+    base = _fits(name)
+    candidate = base
     for n in range(1, 100_000):
         try:
             os.stat(candidate, dir_fd=dest_fd, follow_symlinks=False)
         except FileNotFoundError:
             return candidate
-        candidate = f"{stem}.{n}{dot}{suffix}"
+        candidate = _numbered(base, n)
     raise OSError(errno.EEXIST, f"too many files named {name}")
 
 
-def _move_out(inbox_fd: int, name: str, fd: int, dest_fd: int, target: str) -> None:
-    """Move the inbox entry into our folder. rename() moves the entry itself (a symlink
-    stays a symlink, nothing is followed). Across file systems, copy what we opened and
-    remove the inbox name only if it still is that very file."""
-    try:
-        os.rename(name, target, src_dir_fd=inbox_fd, dst_dir_fd=dest_fd)
-        return
-    except OSError as exc:
-        if exc.errno != errno.EXDEV:
-            raise
+def _as_text(name: str) -> str:
+    """The name as valid UTF-8 for the JSON note (a name that is not UTF-8 arrives with
+    surrogate escapes, which JSON cannot carry)."""
+    return os.fsencode(name).decode("utf-8", "replace")
+
+
+def _identity(st: os.stat_result) -> tuple[int, int]:
+    return st.st_dev, st.st_ino
+
+
+def _copy_in(fd: int, dest_fd: int, target: str) -> None:
+    """Our own copy of what we opened (nothing for an entry we never opened)."""
     out = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                   0o600, dir_fd=dest_fd)
     try:
@@ -240,9 +285,53 @@ def _move_out(inbox_fd: int, name: str, fd: int, dest_fd: int, target: str) -> N
         os.fsync(out)
     finally:
         os.close(out)
-    now = os.stat(name, dir_fd=inbox_fd, follow_symlinks=False)
-    if fd < 0 or _same(now, os.fstat(fd)):
-        os.unlink(name, dir_fd=inbox_fd)
+
+
+def _give_back(dest_fd: int, target: str, inbox_fd: int, name: str) -> None:
+    """Return an entry we moved by mistake to the inbox, under its name or a numbered
+    variant, never over another file (link() does not replace; a directory cannot be
+    linked, so it is renamed to a name found free)."""
+    for n in range(100_000):
+        back = name if n == 0 else _numbered(name, n)
+        try:
+            os.link(target, back, src_dir_fd=dest_fd, dst_dir_fd=inbox_fd,
+                    follow_symlinks=False)
+        except FileExistsError:
+            continue
+        except OSError:
+            try:
+                os.stat(back, dir_fd=inbox_fd, follow_symlinks=False)
+                continue
+            except FileNotFoundError:
+                os.rename(target, back, src_dir_fd=dest_fd, dst_dir_fd=inbox_fd)
+                return
+        os.unlink(target, dir_fd=dest_fd)
+        return
+    raise OSError(errno.EEXIST, f"too many files named {name}")
+
+
+def _move_out(inbox_fd: int, name: str, fd: int, judged: tuple[int, int], dest_fd: int,
+              target: str) -> None:
+    """Move the inbox entry we judged (`judged`: its device and inode) into our folder.
+    rename() moves the entry itself (a symlink stays a symlink, nothing is followed).
+    If the name now holds another file (HR re-sent it after our checks), that file goes
+    back for its own round and ours is filed from the descriptor we read. Across file
+    systems, copy what we opened and remove the inbox name only if it still is ours."""
+    try:
+        os.rename(name, target, src_dir_fd=inbox_fd, dst_dir_fd=dest_fd)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        _copy_in(fd, dest_fd, target)
+        try:
+            if _identity(os.stat(name, dir_fd=inbox_fd, follow_symlinks=False)) == judged:
+                os.unlink(name, dir_fd=inbox_fd)
+        except FileNotFoundError:
+            pass
+        return
+    if _identity(os.stat(target, dir_fd=dest_fd, follow_symlinks=False)) != judged:
+        _give_back(dest_fd, target, inbox_fd, name)
+        _copy_in(fd, dest_fd, target)
 
 
 def filed_root(archive: Archive) -> Path:
@@ -253,6 +342,18 @@ def filed_root(archive: Archive) -> Path:
     return Path(data_dir) / FILED_DIR
 
 
+def _judge_link(inbox_fd: int, name: str) -> tuple[int, int]:
+    """The identity of the symlink we refuse to open; if the name no longer holds a
+    symlink, it changed under us: the next round judges what is there now."""
+    try:
+        st = os.stat(name, dir_fd=inbox_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        raise Changed from None
+    if not stat.S_ISLNK(st.st_mode):
+        raise Changed
+    return _identity(st)
+
+
 def process_file(archive: Archive, path: Path, *, filed: Path | None = None,
                  after_read: Callable[[], None] | None = None) -> dict[str, Any]:
     """Apply one departure file, whole or not at all, and file it away under `filed`
@@ -260,7 +361,7 @@ def process_file(archive: Archive, path: Path, *, filed: Path | None = None,
     inbox, name = path.parent, path.name
     root = filed or filed_root(archive)
     shown = sanitize(name, 120)
-    inbox_fd = os.open(inbox, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    inbox_fd = open_inbox(inbox)
     try:
         try:
             fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
@@ -272,6 +373,7 @@ def process_file(archive: Archive, path: Path, *, filed: Path | None = None,
                 raise
             fd = -1  # a symlink: rejected, never opened
         try:
+            judged = _identity(os.fstat(fd)) if fd >= 0 else _judge_link(inbox_fd, name)
             if fd < 0:
                 read = _Read(None, "a symbolic link: drop plain CSV or JSON files")
             else:
@@ -282,7 +384,7 @@ def process_file(archive: Archive, path: Path, *, filed: Path | None = None,
                 os.close(fd)
             return {"file": name, "status": "changed"}
         try:
-            return _apply_and_file(archive, name, read, root, inbox_fd, fd)
+            return _apply_and_file(archive, name, read, root, inbox_fd, fd, judged)
         finally:
             if fd >= 0:
                 os.close(fd)
@@ -291,7 +393,7 @@ def process_file(archive: Archive, path: Path, *, filed: Path | None = None,
 
 
 def _apply_and_file(archive: Archive, name: str, read: _Read, root: Path, inbox_fd: int,
-                    fd: int) -> dict[str, Any]:
+                    fd: int, judged: tuple[int, int]) -> dict[str, Any]:
     shown = sanitize(name, 120)
     try:
         if read.problem or read.raw is None:
@@ -302,9 +404,10 @@ def _apply_and_file(archive: Archive, name: str, read: _Read, root: Path, inbox_
     except (InboxError, ArchiveError) as exc:
         message = sanitize(getattr(exc, "message", None) or str(exc))
         outcome, note_suffix, note = "rejected", ".reason.txt", (message + "\n").encode()
-        result: dict[str, Any] = {"file": name, "status": "rejected", "reason": message}
+        result: dict[str, Any] = {"file": _as_text(name), "status": "rejected",
+                                  "reason": message}
     else:
-        result = {"file": name, "status": "processed", "departures": results}
+        result = {"file": _as_text(name), "status": "processed", "departures": results}
         outcome, note_suffix = "processed", ".result.json"
         note = orjson.dumps(result, option=orjson.OPT_INDENT_2)
     dest = root / outcome
@@ -315,7 +418,7 @@ def _apply_and_file(archive: Archive, name: str, read: _Read, root: Path, inbox_
         target = _free_name(dest_fd, name)
         # The note first: whoever sees the filed file also finds its note.
         _write_note(dest_fd, target + note_suffix, note)
-        _move_out(inbox_fd, name, fd, dest_fd, target)
+        _move_out(inbox_fd, name, fd, judged, dest_fd, target)
     finally:
         os.close(dest_fd)
     result["filed_as"] = str(dest / target)
@@ -339,6 +442,9 @@ class InboxWatcher(FileSystemEventHandler):
 
     def start(self) -> None:
         self.inbox.mkdir(parents=True, exist_ok=True)
+        # An admin may name the inbox through a symlink: resolved once, here; the
+        # folder is never reached through a link after that.
+        self.inbox = Path(os.path.realpath(self.inbox))
         ensure_private_dir(self.filed)
         self.drain()
         self.observer.schedule(self, str(self.inbox), recursive=False)
@@ -349,9 +455,14 @@ class InboxWatcher(FileSystemEventHandler):
         self.observer.join(timeout=5)
 
     def drain(self) -> list[dict[str, Any]]:
-        results = []
+        results: list[dict[str, Any]] = []
         with self.lock:
-            for path in pending_files(self.inbox):
+            try:
+                paths = pending_files(self.inbox)
+            except (InboxError, OSError) as exc:  # swapped for a link, removed, ...
+                log.warning("HR inbox: %s", exc)
+                return results
+            for path in paths:
                 try:
                     results.append(process_file(self.archive, path, filed=self.filed))
                 except Exception:  # never let one file stop the watcher thread

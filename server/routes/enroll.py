@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
@@ -34,6 +36,14 @@ async def enroll(request: Request, archive: ArchiveDep, clock: ClockDep) -> dict
         raise ApiError(422, "invalid_key", "public keys must be base64 of 32 raw bytes") from None
     if len(sign_pub) != 32 or len(box_pub) != 32:
         raise ApiError(422, "invalid_key", "public keys must be base64 of 32 raw bytes")
+    try:
+        # Before the code is spent: a low-order X25519 key (e.g. all zeros) parses, but
+        # no lease can ever be sealed to it.
+        Ed25519PublicKey.from_public_bytes(sign_pub)
+        X25519PrivateKey.generate().exchange(X25519PublicKey.from_public_bytes(box_pub))
+    except ValueError:
+        raise ApiError(422, "invalid_key", "the public keys are not usable: generate new keys "
+                                           "and enroll again") from None
     device = await run_in_threadpool(archive.enroll, body.code, body.device_name, sign_pub, box_pub)
     rep = await run_in_threadpool(archive.resolve_rep, device.rep_id)
     sealed = await run_in_threadpool(sealed_lease, request, archive, device.id, box_pub, None)

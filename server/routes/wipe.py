@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import orjson
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fastapi import APIRouter, Request, Response
@@ -87,7 +88,9 @@ def _open_envelope(opener: lease_crypto.Opener, device: Device, env: Envelope) -
     if not isinstance(payload, dict) or payload.get("device_id") != device.id:
         return "the envelope's operation belongs to another device"
     try:
-        op = _OPERATION.validate_python(payload.get("op"))
+        # Validated as the JSON it was, strictly, like a push: `"seq": "5"` or `"at": 0`
+        # is refused here too (validate_python would coerce them).
+        op = _OPERATION.validate_json(orjson.dumps(payload.get("op")), strict=True)
     except ValidationError as exc:
         return f"the envelope's operation is invalid: {exc.errors()[0]['msg']}"
     if op.op_id != env.op_id:
