@@ -79,7 +79,8 @@ def _shred(path: Path) -> None:
 
 
 def destroy_vault(home: Path) -> list[str]:
-    """Destroy the vault, its WAL/SHM/journal, its key and attachments; names removed."""
+    """Destroy the vault, its WAL/SHM/journal, its key, the sealed envelopes and
+    attachments; names removed."""
     removed = []
     for name in VAULT_FILES:
         path = home / name

@@ -35,9 +35,6 @@ class Strict(BaseModel):
 
 # --- customer card (客户卡) --------------------------------------------------
 
-CUSTOMER_TEXT_FIELDS = ("name", "card_no", "decision_maker", "address", "needs",
-                        "business_contact", "notes")
-
 
 class CustomerPatch(Strict):
     """Changed card fields; absent fields are untouched."""
@@ -106,8 +103,6 @@ class Customer(CustomerCreate):
 
 
 # --- visit record (拜访记录) -------------------------------------------------
-
-VISIT_TEXT_FIELDS = ("summary", "outcome", "feedback", "competitors", "next_content")
 
 
 class VisitCreate(Strict):

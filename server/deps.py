@@ -29,7 +29,8 @@ def get_clock(request: Request) -> Clock:
 ArchiveDep = Annotated[Archive, Depends(get_archive)]
 ClockDep = Annotated[Clock, Depends(get_clock)]
 CurrentDevice = Annotated[Device, Depends(active_device)]
-# Only for push (a revoked device's final flush) and the wipe receipt.
+# Only for the routes a revoked device still needs to leave cleanly: push and
+# final-flush (its unsynced work, into quarantine), the wipe order and the receipt.
 FlushingDevice = Annotated[Device, Depends(flushing_device)]
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import secrets
 import socket
 import time
@@ -23,11 +24,13 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+import typer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from schema import signing
 from server.archive import SQLiteArchive
+from server.cli import app as server_app
 
 from .inproc import (
     SignedDevice,
@@ -403,3 +406,18 @@ def test_non_ascii_digit_timestamp_is_401(live: tuple[ServerProcess, str], stamp
     assert head.startswith(b"HTTP/1.1 401"), reply
     assert b"application/json" in head, reply
     assert orjson.loads(body)["error"] == "unauthorized"
+
+
+def test_commands_the_openapi_document_names_exist(world: World) -> None:
+    """The published document tells HR how to get a token; it named
+    `fieldvault-server hr-token create`, a command that does not exist."""
+    spec_text = world.client.get("/openapi.json").text
+    named = re.findall(r"`fieldvault-server ([a-z][a-z-]*(?: [a-z][a-z-]*)*)", spec_text)
+    assert named, "the HR token scheme should say which command makes a token"
+    group = typer.main.get_command(server_app)
+    for words in named:
+        command: Any = group
+        for word in words.split():  # arguments are in capitals (REP): these are all names
+            assert hasattr(command, "commands"), f"`fieldvault-server {words}`: {word!r} extra"
+            assert word in command.commands, f"`fieldvault-server {words}`: no {word!r}"
+            command = command.commands[word]

@@ -17,7 +17,6 @@ from pathlib import Path
 
 from .base import ArchiveError
 
-PRIVATE_DIR = 0o700
 PRIVATE_FILE = 0o600
 
 

@@ -17,7 +17,6 @@ from .base import ArchiveError
 if TYPE_CHECKING:
     from .sqlite import SQLiteArchive
 
-REASSIGN_MODES = ("manager", "team", "pool")
 _GRADE_TIER = {"A": "senior", "C": "junior"}
 
 

@@ -1,6 +1,6 @@
 """The HR system's API: departures, authenticated by an HR-role bearer token.
 
-Create a token with `fieldvault-server hr-token create --name SYSTEM`; send it as
+Create a token with `fieldvault-server hr-token --name SYSTEM`; send it as
 `Authorization: Bearer <token>`. Tokens are stored hashed and compared in
 constant time.
 """
@@ -20,7 +20,7 @@ from ..openapi import request_body
 
 router = APIRouter(prefix="/v1/hr", tags=["hr"])
 _bearer = HTTPBearer(auto_error=False, scheme_name="HRToken", description=(
-    "HR-role token from `fieldvault-server hr-token create`, as `Authorization: Bearer ...`"))
+    "HR-role token from `fieldvault-server hr-token --name SYSTEM`, as `Authorization: Bearer ...`"))
 
 
 async def hr_caller(
