@@ -293,10 +293,16 @@ def sync(home: HomeOpt, as_json: JsonOpt = False) -> None:
         except Offline as exc:
             fail(f"{exc}; your data is kept on this laptop, sync again later", EXIT_OFFLINE)
         except ServerRefused as exc:
-            if exc.code != "device_revoked":
+            if exc.code not in sync_mod.REVOKED_CODES:
                 fail(f"server refused the check-in: {exc.message}")
             revoked = True  # hand over what is unsynced (push, or sealed envelopes), then wipe
-        except (KeyError_, UntrustedResponse) as exc:
+        except KeyError_ as exc:
+            # The keyring is damaged, but the device key is its own file: a revoked
+            # laptop still hands over its envelopes and wipes.
+            if not sync_mod.revoked_despite_local_error(transport):
+                fail(str(exc))
+            revoked = True
+        except UntrustedResponse as exc:
             fail(str(exc))
         order = None
         store: Store | None = None

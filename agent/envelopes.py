@@ -54,12 +54,14 @@ class Sealer:
             out.append(orjson.dumps({"op_id": op["op_id"], "sealed": sealed}) + b"\n")
         return b"".join(out)
 
-    def append(self, data: bytes, durable: bool = True) -> None:
+    def append(self, data: bytes, durable: bool = True) -> int | None:
         """Append and fsync (unless the vault itself is not durable, see Store); on
         failure the file is cut back to where it was, so a failed save leaves no half
-        line for the next append to glue onto."""
+        line for the next append to glue onto. Returns the size before the append (for
+        `cut_back` if the transaction it belongs to then fails), None if nothing was
+        written."""
         if not data:
-            return
+            return None
         fd = os.open(self.path, _APPEND_FLAGS, 0o600)
         try:
             size = os.fstat(fd).st_size
@@ -72,6 +74,18 @@ class Sealer:
             except BaseException:
                 os.ftruncate(fd, size)
                 raise
+        finally:
+            os.close(fd)
+        return size
+
+    def cut_back(self, size: int) -> None:
+        """Undo an append whose transaction did not commit: the envelope of an operation
+        the rep was told was not saved must never reach the server. The caller still
+        holds the vault's write lock, so no other append came after it."""
+        fd = os.open(self.path, os.O_RDWR | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+        try:
+            os.ftruncate(fd, size)
+            _sync(fd)
         finally:
             os.close(fd)
 

@@ -187,14 +187,25 @@ class Store:
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             yield self.conn
-            self._flush_envelopes()
+            mark = self._flush_envelopes()
         except BaseException:
             self._unsealed.clear()
-            # SQLite may have rolled back already (a full disk does): keep the real error.
-            if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
+            self._rollback()
             raise
-        self.conn.execute("COMMIT")
+        try:
+            self.conn.execute("COMMIT")
+        except BaseException:
+            # The save failed at its very end (disk full at commit): its envelopes go
+            # too, still under the write lock, or the op could reach quarantine later.
+            if mark is not None and self.sealer is not None:
+                self.sealer.cut_back(mark)
+            self._rollback()
+            raise
+
+    def _rollback(self) -> None:
+        # SQLite may have rolled back already (a full disk does): keep the real error.
+        if self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
 
     # --- state ---------------------------------------------------------------
 
@@ -238,17 +249,24 @@ class Store:
 
     # --- sealed envelopes of the outbox (agent/envelopes.py) -----------------------
 
-    def _flush_envelopes(self) -> None:
+    def _flush_envelopes(self) -> int | None:
         """Inside the open transaction: append the queued operations' envelopes and
-        note how far the outbox is sealed, committed with them."""
+        note how far the outbox is sealed, committed with them. Returns the envelope
+        file's size before the append (None if nothing was appended)."""
         if not self._unsealed or self.sealer is None:
-            return
+            return None
         ops, self._unsealed = self._unsealed, []
         # The envelope is exactly as durable as the transaction it belongs to: fsynced
         # unless the vault's own writes are not (synchronous=OFF, bulk set-up only).
         durable = self.conn.execute("PRAGMA synchronous").fetchone()[0] != 0
-        self.sealer.append(self.sealer.lines(ops), durable)
-        self._set_state("sealed_through", str(max(op["seq"] for op in ops)))
+        mark = self.sealer.append(self.sealer.lines(ops), durable)
+        try:
+            self._set_state("sealed_through", str(max(op["seq"] for op in ops)))
+        except BaseException:
+            if mark is not None:
+                self.sealer.cut_back(mark)
+            raise
+        return mark
 
     def _seal_backlog(self) -> None:
         """Seal what the envelope file lacks: operations queued while no server box key

@@ -40,6 +40,9 @@ PUSH_BATCH = 500
 PUSH_MAX_BYTES = 4 * 1024 * 1024
 PULL_PAGE = 2000
 MAX_ROUNDS = 100_000  # bounds every loop; ~10^8 records, far beyond any rep's scope
+# The server's refusals that mean "hand over, obey the wipe order, wipe": revoked, or
+# already wiped (this is a copy or a restored backup of a laptop that sent its receipt).
+REVOKED_CODES = ("device_revoked", "device_wiped")
 
 
 @dataclass
@@ -228,6 +231,18 @@ def fetch_wipe_order(transport: Transport) -> DeviceRevoked:
     return _verified(transport, transport.request("GET", "/v1/wipe-order")["wipe_order"])
 
 
+def revoked_despite_local_error(transport: Transport) -> bool:
+    """Whether the server says this device is revoked (or wiped), asked with the device
+    key alone when the check-in failed locally (a damaged keyring): a revoked laptop
+    must still hand over its envelopes and wipe. False if it is in good standing or
+    the question cannot be answered (offline, unsigned answer): the local error stands."""
+    try:
+        fetch_wipe_order(transport)
+    except (Offline, ServerRefused, UntrustedResponse):
+        return False
+    return True
+
+
 def obey_wipe(home: Path, transport: Transport, order: dict[str, Any] | None = None,
               receipt: dict[str, Any] | None = None) -> bool:
     """Destroy the local copy for a verified order and send the signed receipt.
@@ -255,7 +270,7 @@ def sync(store: Store, transport: Transport, progress: Progress | None = None) -
         push(store, transport, report, progress=progress)
         server_time = pull(store, transport, report, progress=progress, record_time=False)
     except ServerRefused as exc:
-        if exc.code == "device_revoked":
+        if exc.code in REVOKED_CODES:
             raise fetch_wipe_order(transport) from None
         if exc.code != "epoch_changed":
             raise

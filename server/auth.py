@@ -137,5 +137,8 @@ async def active_device(request: Request, _: SignatureHeader) -> Device:
 
 
 async def flushing_device(request: Request, _: SignatureHeader) -> Device:
-    """Also lets a revoked device through, for its final flush and wipe receipt."""
-    return require_state(await authenticate(request), ("active", "revoked", "wipe_pending"))
+    """Also lets a revoked device through, for its final flush, wipe order and receipt.
+    A wiped one too: a copy or a restored backup of the laptop that connects after the
+    receipt must still hand over its work and obey the (signed, nonce-bound) order."""
+    return require_state(await authenticate(request),
+                         ("active", "revoked", "wipe_pending", "wiped"))

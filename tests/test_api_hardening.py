@@ -164,6 +164,18 @@ def test_non_ascii_digit_cursor_is_400(world: World, seq: str) -> None:
     assert_json_error(resp, 400, "invalid_cursor")
 
 
+@pytest.mark.parametrize("limit", ["+5", "%2B5", "1_0", "%205", "5%20", "%EF%BC%95", "0x10",
+                                   "5.0", ""])
+def test_lax_query_integer_is_422(world: World, limit: str) -> None:
+    """`limit` is ASCII digits only: pydantic's lax int parsing took `+5` and `1_0`."""
+    resp = world.a.send("GET", f"/v1/pull?limit={limit}")
+    assert_json_error(resp, 422, "invalid_request")
+
+
+def test_plain_query_integer_is_accepted(world: World) -> None:
+    assert world.a.send("GET", "/v1/pull?limit=0005").status_code == 200
+
+
 # --- finding 11: integers are bounded; finding 13: types are strict ------------------
 
 def _push(world: World, *ops: dict[str, Any]) -> httpx.Response:

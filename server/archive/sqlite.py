@@ -668,7 +668,14 @@ class SQLiteArchive:
             if order is None or order[0] != receipt.get("order_id"):
                 raise ArchiveError("unknown_order", "no such wipe order for this device", 409)
             if order[1] is not None:
-                return  # a retried receipt: already recorded
+                # A retried receipt, or one from a copy of the laptop (a disk image, a
+                # restored backup) wiped later: the first stays, each later one is noted.
+                if c.execute("SELECT receipt FROM wipe_orders WHERE order_id=?",
+                             (order[0],)).fetchone()[0] != orjson.dumps(receipt).decode():
+                    audit.append(c, self.now(), device.id, "device.wipe_receipt.again",
+                                 device.id, {"order_id": order[0],
+                                             "wiped_at": receipt.get("wiped_at")})
+                return
             now = self.now()
             c.execute("UPDATE wipe_orders SET receipt_at=?, receipt=? WHERE order_id=?",
                       (now, orjson.dumps(receipt).decode(), order[0]))

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import zlib
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
+from pydantic import BeforeValidator
 from starlette.concurrency import run_in_threadpool
 
 from schema import signing
@@ -78,6 +80,14 @@ def decode_cursor(cursor: str, epoch: str) -> int:
     return int(seq)
 
 
+def _ascii_int(value: Any) -> Any:
+    """A query integer as plain ASCII digits: pydantic's lax parsing of query strings
+    would also take `+5`, `1_0` or ` 5`."""
+    if isinstance(value, str) and not ASCII_INT.fullmatch(value):
+        raise ValueError("must be a whole number written in the digits 0-9")
+    return value
+
+
 @router.post("/push", response_model=PushResponse, responses=SIGNED_RESPONSE,
              openapi_extra=request_body(PushRequest))
 async def push(
@@ -112,7 +122,7 @@ async def push(
 async def pull(
     request: Request, device: CurrentDevice, archive: ArchiveDep, clock: ClockDep,
     cursor: str = Query("", max_length=200),
-    limit: int = Query(2000, ge=1, le=5000),
+    limit: Annotated[int, BeforeValidator(_ascii_int), Query(ge=1, le=5000)] = 2000,
 ) -> Response:
     """Changes in the device's scope since `cursor`, one page at a time."""
     after = decode_cursor(cursor, archive.epoch)
