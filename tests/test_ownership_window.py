@@ -206,3 +206,27 @@ def test_a_card_made_offline_counts_back_no_further_than_the_laptops_enrollment(
     assert [r["status"] for r in results] == ["accepted", "quarantined", "accepted"]
     (held,) = world.archive.quarantine()
     assert held["entity_id"] == before["entity_id"] and "not assigned" in held["reason"]
+
+
+def test_the_visit_that_found_a_customer_may_come_shortly_before_its_card(
+    world: World,
+) -> None:
+    """A rep visits a prospect first and makes the card right after: on a card made on
+    their own laptop, a visit up to NEW_CARD_GRACE before the card counts; earlier
+    than that, or on a card the office made, it is held for review."""
+    made = world.at(days=18)
+    card = customer_create("Found Today Ltd")
+    card["at"] = made
+    found = visit_create(card["entity_id"], started_at=world.at(days=18, hours=-2), ended_at=None)
+    too_early = visit_create(card["entity_id"], started_at=world.at(days=18, hours=-13),
+                             ended_at=None)
+    office_card = world.archive.add_customer(CustomerCreate(name="Office Lead Ltd"), world.b.rep_id)
+    world.clock.advance(timedelta(hours=3))
+    before_office_card = visit_create(office_card["id"], started_at=iso(
+        _parse(office_card["created_at"]) - timedelta(hours=2)), ended_at=None)
+    results = world.push(world.b, card, found, too_early, before_office_card)
+    assert [r["status"] for r in results] == ["accepted", "accepted", "quarantined",
+                                              "quarantined"]
+    held = {q["entity_id"]: q["reason"] for q in world.archive.quarantine()}
+    assert set(held) == {too_early["entity_id"], before_office_card["entity_id"]}
+    assert all("card existed" in reason for reason in held.values()), held

@@ -45,28 +45,46 @@ NOT_OWNED = "customer was not assigned to you when the visit started"
 IN_FUTURE = "visit dated in the future; held for review"
 
 
+# A rep who finds a new customer visits first and makes the card right after: on
+# their own laptop's card, a visit may start this long before the card was made.
+NEW_CARD_GRACE = timedelta(hours=12)
+
+
+def card_start_for(c: sqlite3.Connection, customer: dict[str, Any], rep_id: str) -> str:
+    """The earliest start a visit by `rep_id` may have on this card.
+
+    The card's creation time, or, for a card `rep_id` made on their own laptop,
+    up to NEW_CARD_GRACE before it (the visit that found the customer came first).
+    A laptop-made card's time is the laptop's word, so it counts back no further
+    than that laptop's enrollment (less the clock skew allowed to a signed request).
+    """
+    made = customer["created_at"]
+    maker = c.execute(
+        "SELECT d.enrolled_at, d.rep_id FROM customer_revisions r JOIN devices d "
+        "ON d.id = r.device_id WHERE r.customer_id=? AND r.rev=1", (customer["id"],),
+    ).fetchone()
+    if maker is None:
+        return str(made)
+    enrolled_at, maker_rep = maker
+    if maker_rep == rep_id:
+        made = iso(parse_iso(made) - NEW_CARD_GRACE)
+    return max(made, iso(parse_iso(enrolled_at) - timedelta(seconds=MAX_CLOCK_SKEW_S)))
+
+
 def ownership_windows(
-    c: sqlite3.Connection, customer: dict[str, Any], rep_id: str
+    c: sqlite3.Connection, customer: dict[str, Any], rep_id: str, made: str | None = None
 ) -> list[tuple[str, str | None]]:
     """The [start, end) spans in which `rep_id` owned the customer (end None: still does).
 
-    The first span starts at the card's own creation time when that is earlier
-    than the server's record of it: a card made offline was the rep's from the
-    moment they made it, and the visits logged with it count from then. That
-    time is the laptop's word, so it counts back no further than the laptop's
-    enrollment (less the clock skew allowed to a signed request).
+    The first span starts at `card_start_for` when that is earlier than the
+    server's record of the card: a card made offline was the rep's from the
+    moment they made it, and the visits logged with it count from then.
     """
     rows = c.execute(
         "SELECT to_rep_id, at FROM ownership WHERE customer_id=? ORDER BY at, id",
         (customer["id"],),
     ).fetchall()
-    made = customer["created_at"]
-    enrolled = c.execute(
-        "SELECT d.enrolled_at FROM customer_revisions r JOIN devices d ON d.id = r.device_id "
-        "WHERE r.customer_id=? AND r.rev=1", (customer["id"],),
-    ).fetchone()
-    if enrolled is not None:  # less the skew a laptop's clock may have when signing
-        made = max(made, iso(parse_iso(enrolled[0]) - timedelta(seconds=MAX_CLOCK_SKEW_S)))
+    made = made or card_start_for(c, customer, rep_id)
     spans: list[tuple[str, str | None]] = []
     for i, (to_rep, at) in enumerate(rows):
         if to_rep != rep_id:
@@ -169,15 +187,17 @@ class _Apply:
 
         A visit counts only inside the author's ownership of the customer (a visit
         made offline while they owned it still counts after a reassignment: the
-        pool clock is fair to offline work), never before the card existed, and
-        never later than the server's now plus the clock skew a signed request may
-        have: a visit dated ahead would keep the customer out of the pool.
+        pool clock is fair to offline work), never before the card existed (but
+        for the grace of a card the author made, see `card_start_for`), and never
+        later than the server's now plus the clock skew a signed request may have:
+        a visit dated ahead would keep the customer out of the pool.
         """
-        if started_at < customer["created_at"]:
+        made = card_start_for(self.c, customer, self.device.rep_id)
+        if started_at < min(customer["created_at"], made):
             return BEFORE_CARD
         if started_at > iso(self.archive.clock.now() + timedelta(seconds=MAX_CLOCK_SKEW_S)):
             return IN_FUTURE
-        spans = ownership_windows(self.c, customer, self.device.rep_id)
+        spans = ownership_windows(self.c, customer, self.device.rep_id, made)
         if not any(start <= started_at and (end is None or started_at < end) for start, end in spans):
             return NOT_OWNED
         return None
