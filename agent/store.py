@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -120,6 +121,7 @@ def open_vault(path: Path, dek: bytes) -> sqlcipher3.Connection:
 # How many migrations schema/migrations/agent.py holds (tests/test_startup.py checks it).
 # A vault already at this version opens without importing sqlite-utils, which was a
 # good part of every command's start-up time.
+VISIT_AHEAD_TOLERANCE = timedelta(minutes=4)
 SCHEMA_VERSION = 2
 
 
@@ -560,6 +562,7 @@ class Store:
         customer = self.get_customer(data.customer_id)
         payload = to_record(data)
         payload["customer_id"] = customer["id"]
+        self._not_ahead(payload["started_at"])
         now = iso(self.clock.now())
         row = {
             "id": new_id(), "rev": 0, "rep_id": self.rep_id, **payload,
@@ -574,6 +577,14 @@ class Store:
             )
             self._enqueue(OpKind.visit_create, row["id"], payload, 0)
         return row
+
+    def _not_ahead(self, started_at: str) -> None:
+        """Refuse, here and now, a start the server would only hold for review: a visit
+        dated ahead would keep its customer out of the pool (the server allows the
+        clock skew of a signed request, so the laptop allows a little less)."""
+        if started_at > iso(self.clock.now() + VISIT_AHEAD_TOLERANCE):
+            raise StoreError(f"the visit starts in the future ({started_at}): check the date "
+                             "and time, a visit is logged after it happened")
 
     def get_visit(self, ref: str) -> dict[str, Any]:
         return self._get("visits", ref)
@@ -599,6 +610,8 @@ class Store:
 
         merged = {**{k: visit[k] for k in VisitCreate.model_fields}, **changes}
         VisitCreate.model_validate(merged)  # the edited record must still be a valid visit
+        if "started_at" in changes:
+            self._not_ahead(to_record(patch)["started_at"])
         with self.transaction():
             self._update_row("visits", visit["id"], {**changes, "updated_at": iso(self.clock.now())})
             self._enqueue(OpKind.visit_update, visit["id"], changes, visit["rev"])
