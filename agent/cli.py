@@ -75,7 +75,7 @@ def _revoked(home: Path, transport: sync_mod.Transport, order: dict[str, Any] | 
          EXIT_REVOKED)
 
 
-def _open_for_final_flush(home: Path, config: AgentConfig, pin: str | None) -> Store | None:
+def _vault_if_it_opens(home: Path, config: AgentConfig, pin: str | None) -> Store | None:
     """A revoked laptop's vault, if it still opens by itself (its push is then the final
     flush), else None: the sealed envelopes go instead and nothing is unlocked. A lease
     past its deadlines is not enforced here (no self-wipe before the hand-over): the
@@ -267,9 +267,35 @@ def _server_errors(what: str) -> Iterator[None]:
     except Offline as exc:  # ServerUnavailable too: the server cannot store data now
         fail(f"{exc}; your data is kept on this laptop, sync again later", EXIT_OFFLINE)
     except ServerRefused as exc:
-        fail(f"server refused the {what}: {exc.message}", EXIT_REVOKED if exc.status == 403 else 1)
+        # Never exit 3 here, even for a 403: 3 means the local copy was wiped, and
+        # nothing was (a revocation that leads to a wipe is handled by the caller).
+        fail(f"server refused the {what}: {exc.message}")
     except UntrustedResponse as exc:
         fail(str(exc))
+
+
+def _check_in_says_revoked(home: Path, config: AgentConfig, transport: sync_mod.Transport,
+                           pin: str | None) -> bool:
+    """Renew the lease; True when the server says this device is revoked (or wiped): it
+    then hands over what is unsynced (push, or sealed envelopes) and wipes. Any other
+    failure ends the command with its one line and exit code."""
+    from . import sync as sync_mod
+    from .transport import ServerRefused
+
+    with _server_errors("check-in"):
+        try:
+            sync_mod.check_in(home, config, transport, pin)
+        except ServerRefused as exc:
+            if exc.code not in sync_mod.REVOKED_CODES:
+                raise
+            return True
+        except KeyError_ as exc:
+            # The keyring is damaged, but the device key is its own file: a revoked
+            # laptop still hands over its envelopes and wipes.
+            if not sync_mod.revoked_despite_local_error(transport):
+                fail(str(exc))
+            return True
+    return False
 
 
 @app.command()
@@ -278,7 +304,6 @@ def sync(home: HomeOpt, as_json: JsonOpt = False) -> None:
     unreachable, 3 when this device was revoked (its local copy is then wiped)."""
     from . import sync as sync_mod
     from .store import Store, StoreError
-    from .transport import Offline, ServerRefused, UntrustedResponse
 
     config = _config(home)
     transport = sync_mod.open_transport(home, config)
@@ -287,27 +312,11 @@ def sync(home: HomeOpt, as_json: JsonOpt = False) -> None:
         if receipt is not None:
             _revoked(home, transport, receipt=receipt)
         pin = _pin(home)
-        revoked = False
-        try:
-            sync_mod.check_in(home, config, transport, pin)
-        except Offline as exc:
-            fail(f"{exc}; your data is kept on this laptop, sync again later", EXIT_OFFLINE)
-        except ServerRefused as exc:
-            if exc.code not in sync_mod.REVOKED_CODES:
-                fail(f"server refused the check-in: {exc.message}")
-            revoked = True  # hand over what is unsynced (push, or sealed envelopes), then wipe
-        except KeyError_ as exc:
-            # The keyring is damaged, but the device key is its own file: a revoked
-            # laptop still hands over its envelopes and wipes.
-            if not sync_mod.revoked_despite_local_error(transport):
-                fail(str(exc))
-            revoked = True
-        except UntrustedResponse as exc:
-            fail(str(exc))
+        revoked = _check_in_says_revoked(home, config, transport, pin)
         order = None
         store: Store | None = None
         if revoked:
-            store = _open_for_final_flush(home, config, pin)
+            store = _vault_if_it_opens(home, config, pin)
         else:
             try:
                 store = Store.open(home, config.rep_id, pin=pin)

@@ -24,6 +24,8 @@ import orjson
 
 from schema import lease as lease_crypto
 
+from .home import write_all, write_private
+
 ENVELOPE_FILE = "outbox.sealed"
 _APPEND_FLAGS = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 
@@ -68,7 +70,7 @@ class Sealer:
             if size and os.pread(fd, 1, size - 1) != b"\n":
                 data = b"\n" + data  # a torn last line (power cut mid-append) stays apart
             try:
-                _write_all(fd, data)
+                write_all(fd, data)
                 if durable:
                     _sync(fd)
             except BaseException:
@@ -90,22 +92,8 @@ class Sealer:
             os.close(fd)
 
     def replace(self, data: bytes) -> None:
-        """Rewrite the whole file atomically (temporary file, fsync, rename)."""
-        tmp = self.path.with_name(ENVELOPE_FILE + ".tmp")
-        tmp.unlink(missing_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        try:
-            _write_all(fd, data)
-            _sync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.path)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
+        """Rewrite the whole file atomically (`home.write_private`)."""
+        write_private(self.path, data)
 
 
 def _sync(fd: int) -> None:

@@ -16,23 +16,32 @@ def default_home() -> Path:
     return Path(env) if env else Path.home() / ".fieldvault"
 
 
+def write_all(fd: int, data: bytes) -> None:
+    """Every byte, or an error: on a nearly full disk os.write may write only part."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 def write_private(path: Path, data: bytes) -> None:
-    """Write a file readable only by its owner (0600), atomically."""
+    """Write a file readable only by its owner (0600), atomically: a fresh temporary
+    file, every byte, fsync, rename. A truncated key file must never replace the good
+    one, and the temporary name is never followed: a stale one left by a crash (or a
+    symlink planted there) is unlinked, not written through, and the file is then
+    created exclusively."""
     tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    tmp.unlink(missing_ok=True)  # removes a symlink itself, never its target
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                 | getattr(os, "O_CLOEXEC", 0), 0o600)
     try:
-        # Every byte, or an error: on a nearly full disk os.write may write only part,
-        # and a truncated key file must never replace the good one.
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
+        os.fchmod(fd, 0o600)  # exactly 0600, whatever the umask
+        write_all(fd, data)
         os.fsync(fd)
     except BaseException:
         os.close(fd)
         tmp.unlink(missing_ok=True)
         raise
     os.close(fd)
-    os.chmod(tmp, 0o600)
     os.replace(tmp, path)
 
 

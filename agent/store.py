@@ -189,7 +189,7 @@ class Store:
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             yield self.conn
-            mark = self._flush_envelopes()
+            mark = self._seal_queued()
         except BaseException:
             self._unsealed.clear()
             self._rollback()
@@ -251,7 +251,7 @@ class Store:
 
     # --- sealed envelopes of the outbox (agent/envelopes.py) -----------------------
 
-    def _flush_envelopes(self) -> int | None:
+    def _seal_queued(self) -> int | None:
         """Inside the open transaction: append the queued operations' envelopes and
         note how far the outbox is sealed, committed with them. Returns the envelope
         file's size before the append (None if nothing was appended)."""

@@ -4,7 +4,8 @@ Checks, in order: known device, fresh timestamp, valid Ed25519 signature over
 method, path, device id, time, nonce and body digest, then an unseen nonce. The nonce is
 recorded only after the signature verifies, so nobody can burn another
 device's nonces. Everything but the signature is checked before the body is read:
-a stranger never gets the server to hold its body.
+a stranger never gets the server to hold its body (whose size the BodyLimit
+middleware caps per route, before any of this runs).
 """
 
 from __future__ import annotations
@@ -34,22 +35,6 @@ SignatureHeader = Annotated[str | None, Security(DEVICE_SIGNATURE)]
 
 _NONCE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 _DEVICE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The raw body, refusing more than `limit` bytes without reading them all."""
-    declared = request.headers.get("content-length")
-    if declared is not None and (not ASCII_INT.fullmatch(declared) or int(declared) > limit):
-        raise ApiError(413, "body_too_large", f"request body is over {limit} bytes")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, "body_too_large", f"request body is over {limit} bytes")
-        chunks.append(chunk)
-    body = b"".join(chunks)
-    request._body = body  # let later readers see the same bytes
-    return body
 
 
 def _unauthorized(message: str) -> ApiError:
@@ -100,15 +85,6 @@ def check_signature(
     return device
 
 
-def verify_request(
-    archive: Archive, method: str, path_qs: str, headers: dict[str, str], body: bytes,
-    skew_s: int, now: float | None = None,
-) -> Device:
-    """The device that signed this request, or ApiError(401/403)."""
-    device = check_headers(archive, headers, skew_s, now)
-    return check_signature(archive, device, method, path_qs, headers, body, skew_s, now)
-
-
 def require_state(device: Device, allowed: tuple[str, ...]) -> Device:
     """Refuse a device whose state is not in `allowed` (revoked, wiped...)."""
     if device.state not in allowed:
@@ -122,7 +98,9 @@ async def authenticate(request: Request) -> Device:
     path_qs = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     headers = {k.lower(): v for k, v in request.headers.items()}
     device = await run_in_threadpool(check_headers, archive, headers, settings.clock_skew_s)
-    body = await read_body(request, settings.max_body_bytes)
+    # Read whole: server/body_limit.BodyLimit, outermost, has already capped it for
+    # this route (one cap, one place), so nothing here counts bytes again.
+    body = await request.body()
     device = await run_in_threadpool(
         check_signature, archive, device, request.method, path_qs, headers, body,
         settings.clock_skew_s,

@@ -1,8 +1,9 @@
 """FastAPI dependencies: the archive, the authenticated device, the clock, and
-request bodies parsed only after the caller is authenticated."""
+request bodies decoded and parsed only after the caller is authenticated."""
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
@@ -32,6 +33,26 @@ CurrentDevice = Annotated[Device, Depends(active_device)]
 # Only for the routes a revoked device still needs to leave cleanly: push and
 # final-flush (its unsynced work, into quarantine), the wipe order and the receipt.
 FlushingDevice = Annotated[Device, Depends(flushing_device)]
+
+
+def decode_body(request: Request, raw: bytes, limit: int) -> bytes:
+    """The body as sent plain, or gzip-inflated to at most `limit` bytes (the agent
+    gzips large batches; a small gzip must not inflate into a huge one)."""
+    encoding = request.headers.get("content-encoding", "identity").lower()
+    if encoding == "identity":
+        return raw
+    if encoding != "gzip":
+        raise ApiError(415, "unsupported_encoding", "send the body plain or gzip-encoded")
+    inflater = zlib.decompressobj(wbits=31)
+    try:
+        out = inflater.decompress(raw, limit + 1)
+    except zlib.error:
+        raise ApiError(400, "bad_encoding", "the gzip body is corrupt") from None
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise ApiError(413, "body_too_large", f"decompressed body is over {limit} bytes")
+    if not inflater.eof:  # zlib does not complain about a stream cut short
+        raise ApiError(400, "bad_encoding", "the gzip body is truncated")
+    return out
 
 
 def parse_json(model: type[M], raw: bytes) -> M:

@@ -66,7 +66,8 @@ def install(app: FastAPI) -> None:
     async def _api(_: Request, exc: ApiError) -> JSONResponse:
         if exc.status in (401, 403):
             AUTH_FAILURES.labels(exc.code).inc()
-        # A 413 from read_body leaves the rest of the body unread: hang up.
+        # A 413 (a gzip body that inflates past the cap): do not keep serving a client
+        # that sends too much on this connection.
         closing = {"connection": "close"} if exc.status == 413 else None
         return error_response(exc.status, exc.code, exc.message, headers=closing)
 

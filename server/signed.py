@@ -1,4 +1,5 @@
-"""Responses signed by the server key, bound to the request's nonce."""
+"""What the server signs with its key, bound to the request's nonce: responses and
+wipe orders."""
 
 from __future__ import annotations
 
@@ -29,3 +30,10 @@ def signed_json(request: Request, payload: Any, status: int = 200) -> Response:
         content=body, status_code=status, media_type="application/json",
         headers={signing.HDR_SERVER_SIGNATURE: signing.b64e(sig)},
     )
+
+
+def sign_wipe_order(request: Request, order: dict) -> dict:
+    """`order` with the server's signature over it and this request's nonce: the agent
+    obeys only an order signed for its own request."""
+    sig = request.app.state.signing_key.sign(signing.wipe_order_message(order, request.state.nonce))
+    return {**order, "signature": signing.b64e(sig)}

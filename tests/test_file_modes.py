@@ -98,3 +98,30 @@ def test_after_serve_and_a_sync_every_file_is_private(tmp_path: Path) -> None:
         assert not_private(found, data) == {}, found
     finally:
         server.stop()
+
+
+def test_private_writes_never_follow_or_trip_over_a_stale_temporary(tmp_path: Path) -> None:
+    """`agent.home.write_private` (config, keys, keyring, receipt, and the sealed outbox
+    through `Sealer.replace`): a temporary left by a crash does not block the next write,
+    and a symlink planted at the temporary name is removed, never written through."""
+    from agent.envelopes import ENVELOPE_FILE, Sealer
+    from agent.home import write_private
+
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"not yours")
+    (home / "config.json.tmp").symlink_to(victim)
+    (home / (ENVELOPE_FILE + ".tmp")).write_bytes(b"stale, from a crash")
+    old = os.umask(0)  # whatever the umask, the result is 0600
+    try:
+        write_private(home / "config.json", b"{}")
+        Sealer(home, "dev", b"\0" * 32).replace(b"envelopes\n")
+    finally:
+        os.umask(old)
+    assert victim.read_bytes() == b"not yours"
+    for name, want in (("config.json", b"{}"), (ENVELOPE_FILE, b"envelopes\n")):
+        path = home / name
+        assert not path.is_symlink() and path.read_bytes() == want
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert sorted(p.name for p in home.iterdir()) == sorted(["config.json", ENVELOPE_FILE])

@@ -446,6 +446,11 @@ def test_every_route_refuses_a_revoked_then_wiped_device_but_the_departure_route
             assert call(good, method, path).status_code == 200, path
     assert_json_error(call(good, "GET", "/v1/wipe-order"), 409, "not_revoked")
     assert_json_error(call(good, "POST", "/v1/final-flush"), 409, "not_revoked")
+    # No wipe was ordered for a device in good standing: the same answer as any receipt
+    # for an order the device was not given.
+    own = wipe.make_receipt({"order_id": "wo_none", "device_id": good.device_id}, [],
+                            iso(datetime.now(UTC)), good.key)
+    assert_json_error(call(good, "POST", "/v1/wipe-receipt", own), 409, "unknown_order")
 
     arch.revoke(rep, "left", "pool")
     visits_before = snapshot(data)["visits#rows"]
@@ -477,6 +482,12 @@ def test_every_route_refuses_a_revoked_then_wiped_device_but_the_departure_route
             bogus = wipe.make_receipt({"order_id": "wo_bogus", "device_id": device.device_id}, [],
                                       iso(datetime.now(UTC)), device.key)
             assert_json_error(call(device, method, path, bogus), 409, "unknown_order")
+            # A receipt naming another device is a bad request, not a missing order.
+            other = wipe.make_receipt({"order_id": "wo_bogus", "device_id": good.device_id},
+                                      [], iso(datetime.now(UTC)), device.key)
+            resp = call(device, method, path, other)
+            assert_json_error(resp, 422, "invalid_request")
+            assert resp.json()["message"] == "the receipt names another device"
         else:
             assert_json_error(call(device, method, path), 403, "device_revoked")
     assert snapshot(data)["visits#rows"] == visits_before  # never a normal apply

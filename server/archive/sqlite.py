@@ -666,7 +666,8 @@ class SQLiteArchive:
             order = c.execute("SELECT order_id, receipt_at FROM wipe_orders WHERE device_id=?",
                               (device.id,)).fetchone()
             if order is None or order[0] != receipt.get("order_id"):
-                raise ArchiveError("unknown_order", "no such wipe order for this device", 409)
+                raise ArchiveError("unknown_order", "no wipe was ordered for this device "
+                                                  "with that order_id", 409)
             if order[1] is not None:
                 # A retried receipt, or one from a copy of the laptop (a disk image, a
                 # restored backup) wiped later: the first stays, each later one is noted.

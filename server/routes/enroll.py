@@ -11,7 +11,6 @@ from schema.clock import iso
 from schema.models import EnrollRequest, EnrollResponse
 from schema.signing import b64d
 
-from ..auth import read_body
 from ..deps import ArchiveDep, ClockDep, parse_json
 from ..errors import ApiError
 from ..keys import public_key_b64
@@ -20,16 +19,14 @@ from .lease import sealed_lease
 
 router = APIRouter(tags=["enrollment"])
 
-# Anyone may call this unauthenticated endpoint, so its body is bounded before it is
-# parsed (FastAPI's own body parameter would read any size into memory first).
-ENROLL_MAX_BYTES = 64 * 1024
+# Anyone may call this unauthenticated endpoint: its body is bounded before it is
+# parsed by the BodyLimit middleware (server/body_limit.py: the small cap).
 
 
 @router.post("/v1/enroll", response_model=EnrollResponse,
              openapi_extra=request_body(EnrollRequest))
 async def enroll(request: Request, archive: ArchiveDep, clock: ClockDep) -> dict:
-    limit = min(request.app.state.settings.max_body_bytes, ENROLL_MAX_BYTES)
-    body = parse_json(EnrollRequest, await read_body(request, limit))
+    body = parse_json(EnrollRequest, await request.body())
     try:
         sign_pub, box_pub = b64d(body.sign_public_key), b64d(body.box_public_key)
     except ValueError:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import base64
-import zlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BeforeValidator
 from starlette.concurrency import run_in_threadpool
 
-from schema import signing
 from schema.clock import iso
 from schema.models import (
     PullResponse,
@@ -23,35 +21,12 @@ from schema.models import (
 from schema.validation import ASCII_INT
 
 from .. import metrics
-from ..deps import ArchiveDep, ClockDep, CurrentDevice, FlushingDevice, parse_json
+from ..deps import ArchiveDep, ClockDep, CurrentDevice, FlushingDevice, decode_body, parse_json
 from ..errors import ApiError
 from ..openapi import request_body
-from ..signed import SIGNED_RESPONSE, signed_json
+from ..signed import SIGNED_RESPONSE, sign_wipe_order, signed_json
 
 router = APIRouter(prefix="/v1", tags=["sync"])
-
-
-def decode_body(request: Request, raw: bytes, limit: int) -> bytes:
-    encoding = request.headers.get("content-encoding", "identity").lower()
-    if encoding == "identity":
-        return raw
-    if encoding != "gzip":
-        raise ApiError(415, "unsupported_encoding", "send the body plain or gzip-encoded")
-    inflater = zlib.decompressobj(wbits=31)
-    try:
-        out = inflater.decompress(raw, limit + 1)
-    except zlib.error:
-        raise ApiError(400, "bad_encoding", "the gzip body is corrupt") from None
-    if len(out) > limit or inflater.unconsumed_tail:
-        raise ApiError(413, "body_too_large", f"decompressed body is over {limit} bytes")
-    if not inflater.eof:  # zlib does not complain about a stream cut short
-        raise ApiError(400, "bad_encoding", "the gzip body is truncated")
-    return out
-
-
-def sign_wipe_order(request: Request, order: dict) -> dict:
-    sig = request.app.state.signing_key.sign(signing.wipe_order_message(order, request.state.nonce))
-    return {**order, "signature": signing.b64e(sig)}
 
 
 def encode_cursor(seq: int, epoch: str) -> str:

@@ -30,11 +30,10 @@ from schema.validation import ID_PATTERN, MAX_OPS_PER_PUSH
 
 from ..archive import Archive, Device
 from ..auth import flushing_device
-from ..deps import ArchiveDep, ClockDep, FlushingDevice, json_body, parse_json
+from ..deps import ArchiveDep, ClockDep, FlushingDevice, decode_body, json_body, parse_json
 from ..errors import ApiError
 from ..openapi import request_body
-from ..signed import SIGNED_RESPONSE, signed_json
-from .sync import decode_body, sign_wipe_order
+from ..signed import SIGNED_RESPONSE, sign_wipe_order, signed_json
 
 router = APIRouter(prefix="/v1", tags=["wipe"])
 
@@ -158,9 +157,10 @@ async def wipe_receipt(
     device: FlushingDevice, archive: ArchiveDep,
 ) -> Response:
     """Record the device's signed receipt: its own attestation that it destroyed its
-    copy (not proof that no other copy exists)."""
-    if device.state == "active" or body.device_id != device.id:
-        raise ApiError(409, "not_revoked", "no wipe was ordered for this device")
+    copy (not proof that no other copy exists). A receipt for an order this device was
+    not given (an active device has none) is 409 `unknown_order`."""
+    if body.device_id != device.id:
+        raise ApiError(422, "invalid_request", "the receipt names another device")
     receipt = body.model_dump(exclude={"signature"})
     try:
         Ed25519PublicKey.from_public_bytes(device.sign_public_key).verify(
