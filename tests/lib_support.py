@@ -102,3 +102,14 @@ def archive_query(data: Path, sql: str, params: tuple[Any, ...] = ()) -> list[di
 def archive_count(data: Path, sql: str, params: tuple[Any, ...] = ()) -> int:
     row = archive_query(data, sql, params)[0]
     return int(next(iter(row.values())))
+
+
+def check_in(home: Path) -> None:
+    """One lease check-in of an enrolled agent home, as `fieldvault sync` starts with."""
+    config = AgentConfig.load(home)
+    assert config is not None
+    transport = sync_mod.open_transport(home, config)
+    try:
+        sync_mod.check_in(home, config, transport)
+    finally:
+        transport.close()

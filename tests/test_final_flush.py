@@ -62,16 +62,6 @@ def pending_op_ids(home: Path) -> list[str]:
         return [op["op_id"] for op in store.pending_ops(1000)]
 
 
-def check_in(home: Path) -> None:
-    config = AgentConfig.load(home)
-    assert config is not None
-    transport = sync_mod.open_transport(home, config)
-    try:
-        sync_mod.check_in(home, config, transport)
-    finally:
-        transport.close()
-
-
 def keyring(home: Path) -> dict[str, Any]:
     return orjson.loads((home / KEYRING_FILE).read_bytes())  # type: ignore[no-any-return]
 
@@ -177,7 +167,7 @@ def test_a_copy_of_a_revoked_laptop_gets_nothing_that_opens_its_vault_and_the_la
 
         # A lease that blocks 3.6 ms after issue: past its deadline when anything runs next.
         arch.set_policy(block_hours=1e-6, wipe_days=30, require_pin=None)
-        check_in(home)
+        lib.check_in(home)
         copy = tmp_path / "copy"  # the rep copies the whole agent home before HR acts
         shutil.copytree(home, copy)
         server_cli(data, "revoke", "Ren Leaver", "--reason", "resigned")

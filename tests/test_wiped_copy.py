@@ -20,8 +20,6 @@ from pathlib import Path
 import orjson
 
 from agent import envelopes, wipe
-from agent import sync as sync_mod
-from agent.home import AgentConfig
 from agent.keystore import KEYRING_FILE
 from schema.enums import VisitPurpose
 from schema.models import CustomerCreate, VisitCreate
@@ -36,16 +34,6 @@ def log(home: Path, customer: str, summary: str) -> str:
         return str(store.log_visit(VisitCreate(
             customer_id=customer, purpose=VisitPurpose.service, summary=summary,
             started_at=datetime.now(UTC)))["id"])
-
-
-def check_in(home: Path) -> None:
-    config = AgentConfig.load(home)
-    assert config is not None
-    transport = sync_mod.open_transport(home, config)
-    try:
-        sync_mod.check_in(home, config, transport)
-    finally:
-        transport.close()
 
 
 def cp_a(src: Path, dst: Path) -> None:
@@ -85,7 +73,7 @@ def test_copies_that_connect_after_the_receipt_hand_over_and_wipe(tmp_path: Path
         # A lease that is past its block deadline at once: the laptop and its backup no
         # longer open their vaults and hand over their sealed envelopes instead.
         arch.set_policy(block_hours=1e-6, wipe_days=30, require_pin=None)
-        check_in(home)
+        lib.check_in(home)
         cp_a(home, backup)
         server_cli(data, "revoke", "Wen Leaver", "--reason", "resigned")
 
