@@ -57,7 +57,8 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     app.state.archive = SQLiteArchive(settings.data, clock)
     app.state.signing_key = load_or_create_signing_key(settings.data)
     app.state.box_key = load_or_create_box_key(settings.data)  # opens outbox envelopes
-    app.state.replication = ReplicationProbe(settings.data)
+    app.state.replication = ReplicationProbe(settings.data, settings.replica_probe_ttl_s,
+                                             settings.replica_max_lag_s)
     errors.install(app)
     openapi.install(app)
     # Level 1: most of the size win on slow mobile links for little CPU.

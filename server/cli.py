@@ -214,8 +214,9 @@ app.add_typer(backup_app, name="backup")
 def backup_status(data: DataOpt, as_json: JsonOpt = False) -> None:
     """Replica location, latest replicated position and time, lag and errors."""
     from . import replication
+    from .settings import Settings
 
-    status = replication.backup_status(data)
+    status = replication.backup_status(data, Settings().replica_max_lag_s)
     show(status, as_json)
     if not status.get("healthy"):
         raise typer.Exit(1)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -29,10 +28,10 @@ REPLICA_AGE = Gauge("fieldvault_replica_seconds_since_replicated",
 class ReplicationProbe:
     """Replication status, cached: reading the replica costs a Litestream call."""
 
-    def __init__(self, data: Path, ttl_s: float | None = None) -> None:
+    def __init__(self, data: Path, ttl_s: float, max_lag_s: float) -> None:
         self.data = data
-        self.ttl_s = float(os.environ.get("FIELDVAULT_REPLICA_PROBE_TTL_S", "10")) \
-            if ttl_s is None else ttl_s
+        self.ttl_s = ttl_s
+        self.max_lag_s = max_lag_s
         self._at = 0.0
         self._status: dict[str, Any] = {}
 
@@ -40,7 +39,7 @@ class ReplicationProbe:
         from .replication import backup_status
 
         if time.monotonic() - self._at > self.ttl_s:
-            self._status = backup_status(self.data)
+            self._status = backup_status(self.data, max_lag=self.max_lag_s)
             self._at = time.monotonic()
             REPLICA_HEALTHY.set(1 if self._status.get("healthy") else 0)
             REPLICA_TXID.set(self._status.get("txid", 0))

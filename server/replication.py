@@ -33,12 +33,6 @@ LOG_MAX_BYTES = 4 * 1024 * 1024
 NONE = "none"
 
 
-def max_lag_s() -> float:
-    """How long a captured transaction may wait for the replica before health says so.
-    Litestream syncs every second and backs off on errors: a minute is far beyond normal."""
-    return float(os.environ.get("FIELDVAULT_REPLICA_MAX_LAG_S", "60"))
-
-
 class ReplicationError(Exception):
     """Replication is misconfigured or the replica cannot be used."""
 
@@ -350,8 +344,7 @@ def _copy_log(source: int, log: Path) -> None:
             continue  # disk full: the console still gets it; the probe reads lag instead
 
 
-def backup_status(data: Path, now: float | None = None,
-                  max_lag: float | None = None) -> dict[str, Any]:
+def backup_status(data: Path, max_lag: float, now: float | None = None) -> dict[str, Any]:
     """Replica location, latest replicated position and time, lag and errors. Unhealthy
     when the replica cannot be read, when transactions wait for it longer than `max_lag`
     seconds, or when Litestream has logged an error since the oldest of them."""
@@ -368,7 +361,6 @@ def backup_status(data: Path, now: float | None = None,
         out.update(healthy=False, errors=[str(exc)])
         return out
     now = time.time() if now is None else now
-    limit = max_lag_s() if max_lag is None else max_lag
     local = local_txid(data)
     out.update(pos)
     out["local_txid"] = local
@@ -381,10 +373,10 @@ def backup_status(data: Path, now: float | None = None,
     if pos["txid"] == 0:
         out["errors"].append("the replica holds nothing yet")
     if since is not None:
-        if out["lag_seconds"] > limit:
+        if out["lag_seconds"] > max_lag:
             out["errors"].append(
                 f"replication is behind: {out['lag_txns']} transactions not in the replica "
-                f"for {out['lag_seconds']:.0f}s (limit {limit:.0f}s)")
+                f"for {out['lag_seconds']:.0f}s (limit {max_lag:.0f}s)")
         failures = litestream_errors(data, since)
         if failures:
             out["errors"].append(f"Litestream cannot replicate: {failures[-1]}")

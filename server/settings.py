@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schema.signing import MAX_CLOCK_SKEW_S
 from schema.validation import MAX_BODY_BYTES, PULL_PAGE_MAX
-
-
-def default_data_dir() -> Path:
-    return Path(os.environ.get("FIELDVAULT_DATA") or "./fieldvault-data")
 
 
 class Settings(BaseSettings):
@@ -26,3 +21,8 @@ class Settings(BaseSettings):
     clock_skew_s: int = MAX_CLOCK_SKEW_S
     revocation_check_s: float = 15
     hr_inbox: Path | None = None
+    # How long a captured transaction may wait for the replica before health says so
+    # (Litestream syncs every second and backs off on errors: a minute is far beyond
+    # normal), and how long a replication probe's answer is reused.
+    replica_max_lag_s: float = 60
+    replica_probe_ttl_s: float = 10

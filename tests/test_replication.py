@@ -144,14 +144,14 @@ def wait_replicated(data: Path, timeout: float = 30) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     last, since = -1, time.monotonic()
     while time.monotonic() < deadline:
-        status = replication.backup_status(data)
+        status = replication.backup_status(data, max_lag=60)
         if status.get("healthy") and status["lag_txns"] == 0:
             if status["txid"] != last:
                 last, since = status["txid"], time.monotonic()
             elif time.monotonic() - since > 1.5:
                 return status
         time.sleep(0.25)
-    raise AssertionError(f"replica did not catch up: {replication.backup_status(data)}")
+    raise AssertionError(f"replica did not catch up: {replication.backup_status(data, max_lag=60)}")
 
 
 def quiet_instant(data: Path) -> str:
