@@ -242,13 +242,14 @@ class OpResult(BaseModel):
 
 
 class SealedBox(BaseModel):
-    """A payload encrypted to one X25519 public key (schema/lease.py `seal`)."""
+    """A payload encrypted to one X25519 public key (schema/lease.py `seal`): a lease
+    sealed to a device, or an outbox envelope sealed to the server."""
 
     model_config = ConfigDict(extra="forbid")
 
-    ephemeral_public_key: str
-    nonce: str
-    ciphertext: str
+    ephemeral_public_key: Annotated[str, Field(min_length=40, max_length=64)]
+    nonce: Annotated[str, Field(min_length=12, max_length=24)]
+    ciphertext: Annotated[str, Field(min_length=1, max_length=4 * 1024 * 1024)]
 
 
 class WipeOrder(BaseModel):

@@ -14,6 +14,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from schema.models import DeviceState
+
 from ..deps import ArchiveDep, json_body
 from ..errors import ApiError
 from ..openapi import request_body
@@ -87,7 +89,7 @@ class ReportDevice(_Answer):
     rep_id: str
     rep_name: str
     name: str
-    state: Literal["active", "blocked", "revoked", "wipe_pending", "wiped"]
+    state: DeviceState
     enrolled_at: str
     last_seen_at: str | None
     last_seq: int | None

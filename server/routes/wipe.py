@@ -23,6 +23,7 @@ from schema.models import (
     FinalFlushResponse,
     Operation,
     OpResult,
+    SealedBox,
     WipeOrderResponse,
     WipeReceiptResponse,
 )
@@ -49,21 +50,13 @@ class WipeReceipt(BaseModel):
     signature: Annotated[str, Field(max_length=200)]
 
 
-class Sealed(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    ephemeral_public_key: Annotated[str, Field(min_length=40, max_length=64)]
-    nonce: Annotated[str, Field(min_length=12, max_length=24)]
-    ciphertext: Annotated[str, Field(min_length=1, max_length=4 * 1024 * 1024)]
-
-
 class Envelope(BaseModel):
     """One outbox operation as the agent sealed it to the server's X25519 key."""
 
     model_config = ConfigDict(extra="forbid")
 
     op_id: Annotated[str, Field(pattern=ID_PATTERN)]
-    sealed: Sealed
+    sealed: SealedBox
 
 
 class FinalFlushRequest(BaseModel):
