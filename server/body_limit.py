@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import logging
 
-import orjson
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from schema.validation import ASCII_INT
+
+from .errors import error_response
 
 SMALL_BODY_BYTES = 64 * 1024
 _log = logging.getLogger("fieldvault.http")
@@ -31,12 +32,11 @@ class BodyTooLarge(HTTPException):
         self.limit = limit
 
 
-async def _send_json(send: Send, status: int, code: str, message: str) -> None:
-    body = orjson.dumps({"error": code, "message": message})
-    await send({"type": "http.response.start", "status": status, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-        (b"connection", b"close")]})
-    await send({"type": "http.response.body", "body": body})
+async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, code: str,
+                  message: str) -> None:
+    """The usual error body, and hang up: the rest of the body is never read."""
+    await error_response(status, code, message, headers={"connection": "close"})(
+        scope, receive, send)
 
 
 class BodyLimit:
@@ -56,11 +56,12 @@ class BodyLimit:
             if name == b"content-length":
                 text = value.decode("latin-1")
                 if not ASCII_INT.fullmatch(text):
-                    await _send_json(send, 400, "bad_request", "Content-Length is not a number")
+                    await _refuse(scope, receive, send, 400, "bad_request",
+                                  "Content-Length is not a number")
                     return
                 if int(text) > limit:
-                    await _send_json(send, 413, "body_too_large",
-                                     f"request body is over {limit} bytes")
+                    await _refuse(scope, receive, send, 413, "body_too_large",
+                                  f"request body is over {limit} bytes")
                     return
         received = 0
         started = False
@@ -93,7 +94,7 @@ class BodyLimit:
             await self.app(scope, counted, watched)
         except BodyTooLarge as exc:
             if not started:
-                await _send_json(send, 413, "body_too_large", str(exc.detail))
+                await _refuse(scope, receive, send, 413, "body_too_large", str(exc.detail))
         except ClientDisconnect:
             # The client went away mid-body: nobody is left to answer, and it is not a
             # server fault worth a traceback.

@@ -41,7 +41,7 @@ STORAGE_RETRY_AFTER_S = 60
 
 
 def is_storage_failure(exc: BaseException) -> bool:
-    if not isinstance(exc, sqlite3.OperationalError | sqlite3.DatabaseError):
+    if not isinstance(exc, sqlite3.DatabaseError):
         return False
     if isinstance(exc, sqlite3.IntegrityError | sqlite3.ProgrammingError):
         return False
