@@ -125,7 +125,7 @@ def read(home: Path) -> list[dict[str, Any]]:
     return out
 
 
-def keep_only(home: Path, sealer: Sealer, pending: set[str]) -> bool:
+def keep_only(sealer: Sealer, pending: set[str]) -> bool:
     """Compact: drop envelopes of operations no longer pending (acknowledged by the
     server). The caller holds the vault's write lock, so no append runs meanwhile.
     Returns whether the file was rewritten."""
@@ -136,7 +136,7 @@ def keep_only(home: Path, sealer: Sealer, pending: set[str]) -> bool:
             return False
         sealer.replace(b"")
         return True
-    envelopes = read(home)
+    envelopes = read(sealer.home)
     kept = [e for e in envelopes if e["op_id"] in pending]
     raw_size = sealer.path.stat().st_size
     data = b"".join(orjson.dumps(e) + b"\n" for e in kept)

@@ -121,8 +121,10 @@ def open_vault(path: Path, dek: bytes) -> sqlcipher3.Connection:
 # How many migrations schema/migrations/agent.py holds (tests/test_startup.py checks it).
 # A vault already at this version opens without importing sqlite-utils, which was a
 # good part of every command's start-up time.
-VISIT_AHEAD_TOLERANCE = timedelta(minutes=4)
 SCHEMA_VERSION = 2
+# How far ahead of the laptop's clock a visit may start (the server allows the 300 s
+# skew of a signed request; the laptop a little less).
+VISIT_AHEAD_TOLERANCE = timedelta(minutes=4)
 
 
 class Store:
@@ -258,17 +260,12 @@ class Store:
         if not self._unsealed or self.sealer is None:
             return None
         ops, self._unsealed = self._unsealed, []
+        # Noted first: if the append below fails, the rollback takes this with it.
+        self._set_state("sealed_through", str(max(op["seq"] for op in ops)))
         # The envelope is exactly as durable as the transaction it belongs to: fsynced
         # unless the vault's own writes are not (synchronous=OFF, bulk set-up only).
         durable = self.conn.execute("PRAGMA synchronous").fetchone()[0] != 0
-        mark = self.sealer.append(self.sealer.lines(ops), durable)
-        try:
-            self._set_state("sealed_through", str(max(op["seq"] for op in ops)))
-        except BaseException:
-            if mark is not None:
-                self.sealer.cut_back(mark)
-            raise
-        return mark
+        return self.sealer.append(self.sealer.lines(ops), durable)
 
     def _seal_backlog(self) -> None:
         """Seal what the envelope file lacks: operations queued while no server box key
@@ -301,7 +298,7 @@ class Store:
             return False  # the common case after a sync: nothing to drop, no lock taken
         with self.transaction() as c:
             pending = {r[0] for r in c.execute("SELECT op_id FROM outbox WHERE state='pending'")}
-            return envelopes.keep_only(self.sealer.home, self.sealer, pending)
+            return envelopes.keep_only(self.sealer, pending)
 
     def pending_ops(self, limit: int, after_seq: int = 0) -> list[dict[str, Any]]:
         """Pending operations in device order, as wire dicts (data kept as raw JSON)."""
