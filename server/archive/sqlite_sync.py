@@ -310,8 +310,9 @@ class _Apply:
         if status and not can_transition(VisitStatus(row["status"]), VisitStatus(status)):
             return self.result(op, OpStatus.rejected,
                                reason=f"a {row['status']} visit cannot go back to {status}")
-        moved = op.data.changes().get("started_at")
-        row.update(op.data.changes())
+        changes = op.data.changes()
+        moved = changes.get("started_at")
+        row.update(changes)
         try:
             VisitCreate.model_validate({k: row[k] for k in _VISIT_FIELDS})
         except ValidationError as exc:
