@@ -1,0 +1,99 @@
+"""What a database engine gives the archive: transactions over portable SQL.
+
+The archive's stores (`sqlstore.py`) are written once, in SQL that SQLite and
+PostgreSQL both accept, with `?` placeholders; an engine runs it. Each engine
+keeps its own connections, migrations and locks:
+
+- `sqlite.SQLiteEngine`: one file in WAL mode (Litestream replicates it).
+- `postgres.PostgresEngine`: psycopg 3 with a connection pool.
+
+The archive's correctness rests on two promises of `write()` (below): writers
+that append to the change feed are serialized, so sequence numbers are
+allocated in commit order and a pull can never pass over a change that commits
+later with a lower number; and a failed transaction changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+from .errors import StorageError
+
+
+class UniqueViolation(StorageError):
+    """An INSERT or UPDATE hit a unique key. The transaction is lost: the caller
+    lets it roll back (on PostgreSQL nothing more may run in it)."""
+
+
+class SchemaMismatch(StorageError):
+    """The archive's schema is not the one this server was built for."""
+
+
+class Tx(Protocol):
+    """One open transaction. SQL uses `?` placeholders only (the PostgreSQL engine
+    rewrites them); rows come back as plain dicts with the same column names and
+    Python types on every engine (TEXT -> str, INTEGER -> int, BLOB/bytea -> bytes,
+    REAL/double -> float)."""
+
+    dialect: str  # "sqlite" or "postgresql", for the rare statement that differs
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement; returns the number of rows it changed.
+        Raises UniqueViolation on a unique key, StorageError otherwise."""
+        ...
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run one statement for each parameter row."""
+        ...
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Every row of a query."""
+        ...
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
+        """The first row of a query, or None."""
+        ...
+
+    def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """The first column of the first row, or None when there is no row."""
+        ...
+
+    def stream(self, sql: str, params: Sequence[Any] = ()) -> Iterator[dict[str, Any]]:
+        """Rows read as they are consumed (a big listing is never held whole).
+        Only valid while the transaction is open."""
+        ...
+
+
+class Engine(Protocol):
+    kind: str  # "sqlite" or "postgresql"
+
+    def read(self) -> AbstractContextManager[Tx]:
+        """A read-only view; every query in it sees one consistent snapshot."""
+        ...
+
+    def write(self, serial: bool = True) -> AbstractContextManager[Tx]:
+        """One transaction: committed when the block ends, rolled back (nothing
+        written) when it raises. With `serial` (the default) writers run one at
+        a time across every process using this archive, so the change feed's
+        sequence is allocated in commit order; `serial=False` is for small
+        independent upserts (request nonces) that need no such order."""
+        ...
+
+    def job_lock(self, name: str) -> AbstractContextManager[bool]:
+        """Try, without waiting, to become the one runner of background job `name`
+        across every worker and host. Yields True when this process holds it
+        until the block ends, False when someone else does."""
+        ...
+
+    def describe(self) -> str:
+        """Where the archive is, with any password removed (safe to log)."""
+        ...
+
+    def close(self) -> None:
+        """Release connections; the engine is unusable afterwards."""
+        ...
+
+
+__all__ = ["Engine", "SchemaMismatch", "StorageError", "Tx", "UniqueViolation"]
