@@ -47,3 +47,16 @@ class ReplicationProbe:
             REPLICA_LAG_SECONDS.set(self._status.get("lag_seconds", 0))
             REPLICA_AGE.set(self._status.get("seconds_since_replicated", 0))
         return self._status
+
+
+class StaticReplication:
+    """For an archive Litestream does not replicate (PostgreSQL): its backups are the
+    database's own (docs/OPERATIONS.md), so health reports no replica and no error."""
+
+    def __init__(self, backend: str) -> None:
+        self._status: dict[str, Any] = {
+            "healthy": True, "errors": [], "replica": None, "backend": backend,
+            "note": "backed up with the database's own tools, not Litestream"}
+
+    def status(self) -> dict[str, Any]:
+        return self._status

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from schema import signing
 from schema.clock import Clock, iso
 from server.app import create_app
-from server.archive import SQLiteArchive
+from server.rules import Archive, init_archive
 from server.settings import Settings
 
 with warnings.catch_warnings():
@@ -91,15 +91,15 @@ class SignedDevice:
 def make_client(data: Path, clock: Clock | None = None, **settings: Any) -> TestClient:
     """The real app, in process, on an initialized archive in `data`."""
     if not (data / "archive.db").exists():
-        SQLiteArchive.init(data)
+        init_archive(data)
     return TestClient(create_app(Settings(data=data, **settings), clock))
 
 
-def archive_of(client: TestClient) -> SQLiteArchive:
+def archive_of(client: TestClient) -> Archive:
     return client.app.state.archive  # type: ignore[attr-defined,no-any-return]
 
 
-def enroll_device(client: TestClient | httpx.Client, archive: SQLiteArchive,
+def enroll_device(client: TestClient | httpx.Client, archive: Archive,
                   rep: str) -> SignedDevice:
     """Create a one-time code for `rep` and enroll a fresh key pair with it over HTTP."""
     code, _ = archive.create_enroll_code(rep, timedelta(hours=1))
@@ -190,7 +190,7 @@ class ThreadedServer:
         import uvicorn
 
         if not (data / "archive.db").exists():
-            SQLiteArchive.init(data)
+            init_archive(data)
         settings.setdefault("revocation_check_s", 3600)
         self.app = create_app(Settings(data=data, **settings), clock)
         with socket.socket() as s:
@@ -202,7 +202,7 @@ class ThreadedServer:
         self.thread: Any = None
 
     @property
-    def archive(self) -> SQLiteArchive:
+    def archive(self) -> Archive:
         return self.app.state.archive  # type: ignore[no-any-return]
 
     def start(self, timeout: float = 20) -> ThreadedServer:

@@ -21,12 +21,12 @@ from agent.home import AgentConfig
 from agent.store import Store
 from schema.enums import VisitPurpose
 from schema.models import CustomerCreate, VisitCreate
-from server.archive import SQLiteArchive
 from server.archive.sqlite import ARCHIVE_FILE
+from server.rules import Archive, open_archive
 
 
-def archive(data: Path) -> SQLiteArchive:
-    return SQLiteArchive(data)
+def archive(data: Path) -> Archive:
+    return open_archive(data)
 
 
 def add_customers(data: Path, owner: str | None, names: list[str]) -> list[dict[str, Any]]:

@@ -25,8 +25,8 @@ import pytest
 from agent import wipe
 from schema.clock import iso
 from schema.models import CustomerCreate, CustomerPatch
-from server.archive import SQLiteArchive
-from server.audit import entry_hash
+from server.rules import open_archive
+from server.rules.audit import entry_hash
 
 from .inproc import archive_of, enroll_device, make_client, visit_create
 from .support import SERVER, run, server_cli
@@ -67,7 +67,7 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def entries(data: Path) -> list[dict[str, Any]]:
-    return SQLiteArchive(data).audit_entries(limit=10_000)
+    return open_archive(data).audit_entries(limit=10_000)
 
 
 def verify(data: Path) -> tuple[int, dict[str, Any]]:
@@ -117,7 +117,7 @@ def test_triggers_refuse_update_and_delete(chain: Path, tmp_path: Path) -> None:
             with pytest.raises(sqlite3.DatabaseError, match="append-only"):
                 conn.execute(sql)
             conn.rollback()
-    assert SQLiteArchive(data).audit_verify().ok
+    assert open_archive(data).audit_verify().ok
 
 
 def _target(data: Path) -> int:
@@ -192,7 +192,7 @@ def test_tampering_is_detected(chain: Path, tmp_path: Path, case: str) -> None:
         code, verdict = verify(data)
         assert code == 1
     else:
-        found = SQLiteArchive(data).audit_verify()
+        found = open_archive(data).audit_verify()
         verdict = {"ok": found.ok, "first_broken": found.first_broken, "problem": found.problem}
     assert verdict["ok"] is False and verdict["first_broken"] == seq + offset, verdict
     assert problem in verdict["problem"], verdict

@@ -34,8 +34,9 @@ from schema.clock import ManualClock
 from schema.models import CustomerCreate
 from schema.signing import b64d, b64e
 from schema.validation import MAX_BODY_BYTES, MAX_OPS_PER_PUSH
-from server.archive import ArchiveError, SQLiteArchive
+from server.archive import ArchiveError
 from server.routes.sync import encode_cursor
+from server.rules import Archive, init_archive, open_archive
 
 from . import lib_support as lib
 from .inproc import (
@@ -60,7 +61,7 @@ from .support import AGENT, ServerProcess, agent_cli, run, server_cli
 class World:
     data: Path
     client: Any
-    archive: SQLiteArchive
+    archive: Archive
     a: SignedDevice  # rep A's laptop
     b: SignedDevice  # rep B's laptop
     cust_a: dict[str, Any]
@@ -405,7 +406,7 @@ def test_unknown_reused_and_expired_codes_are_refused(world: World) -> None:
     code, _ = world.archive.create_enroll_code(rep, timedelta(hours=1))
     assert world.client.post("/v1/enroll", json=_enroll_body(code)).status_code == 200
     # a code made by an archive whose clock says it expired a year ago
-    past = SQLiteArchive(world.data, clock=ManualClock(datetime.now(UTC) - timedelta(days=365)))
+    past = open_archive(world.data, clock=ManualClock(datetime.now(UTC) - timedelta(days=365)))
     expired, expires_at = past.create_enroll_code(rep, timedelta(hours=1))
     assert expires_at < datetime.now(UTC).isoformat()
     with unchanged(world.data):
@@ -580,7 +581,7 @@ def test_good_csv_imports_every_row(world: World, tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, Path, str]]:
     data = tmp_path_factory.mktemp("live") / "srv"
-    archive = SQLiteArchive.init(data)
+    archive = init_archive(data)
     rep = archive.add_rep("Rep Live")["id"]
     server = ServerProcess(data).start()
     home = data.parent / "agent"
@@ -633,7 +634,7 @@ def test_real_server_refuses_oversized_and_forged_requests(live: tuple[ServerPro
 def test_plain_http_to_a_remote_host_needs_insecure(live: tuple[ServerProcess, Path, str],
                                                     tmp_path: Path) -> None:
     server, _, rep = live
-    code, _ = SQLiteArchive(server.data).create_enroll_code(rep, timedelta(hours=1))
+    code, _ = open_archive(server.data).create_enroll_code(rep, timedelta(hours=1))
     home = tmp_path / "laptop"
     proc = run([AGENT, "enroll", "--server", "http://10.20.30.40:8700", "--code", code,
                 "--home", str(home)], check=False)
@@ -681,7 +682,7 @@ def test_server_cli_rejects_bad_input_and_changes_nothing(live: tuple[ServerProc
                         "customers.csv:3", "grade")
         # a usage mistake is reported the same way, not as a multi-line usage box
         _one_error_line(server_cli(data, "customer", "add", check=False), "--name", "--help")
-    assert SQLiteArchive(data).list_customers() == []
+    assert open_archive(data).list_customers() == []
 
 
 def test_agent_cli_rejects_bad_input(live: tuple[ServerProcess, Path, str],

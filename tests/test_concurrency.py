@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from schema.models import CustomerCreate, CustomerPatch, VisitCreate
-from server.archive import SQLiteArchive
+from server.rules import open_archive
 
 from . import lib_support as lib
 from .support import ServerProcess, server_cli
@@ -110,7 +110,7 @@ def test_twenty_agents_sync_at_once_while_the_office_edits(
 
     def office_library(round_no: int, barrier: threading.Barrier, picks: list[str]) -> None:
         try:
-            office = SQLiteArchive(data)  # its own connection to the same file, as the CLI has
+            office = open_archive(data)  # its own connection to the same file, as the CLI has
             barrier.wait(timeout=JOIN_TIMEOUT_S)
             for i, cid in enumerate(picks):
                 value = f"office r{round_no} e{i}"

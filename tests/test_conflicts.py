@@ -26,7 +26,7 @@ from agent.home import AgentConfig
 from agent.store import StoreError
 from agent.sync import SyncReport, open_transport, push
 from schema.models import CustomerCreate, CustomerPatch, PushRequest, VisitCreate, VisitPatch
-from server.archive import SQLiteArchive
+from server.rules import Archive, init_archive
 
 from . import lib_support as lib
 from .inproc import new_id, op
@@ -37,7 +37,7 @@ from .support import ServerProcess, agent_cli, server_cli
 class Live:
     server: ServerProcess
     data: Path
-    archive: SQLiteArchive
+    archive: Archive
     rep_a: str
     rep_b: str
     home_a: Path
@@ -48,7 +48,7 @@ class Live:
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     root = tmp_path_factory.mktemp("conflicts")
     data = root / "srv"
-    archive = SQLiteArchive.init(data)
+    archive = init_archive(data)
     rep_a = archive.add_rep("陈静 Chen Jing")["id"]
     rep_b = archive.add_rep("Tom Baker")["id"]
     server = ServerProcess(data).start()
@@ -296,9 +296,9 @@ steps = st.lists(st.tuples(st.sampled_from(["office", "rep"]), edit), min_size=1
 
 
 @pytest.fixture(scope="module")
-def scratch_archive() -> Iterator[tuple[SQLiteArchive, Any]]:
+def scratch_archive() -> Iterator[tuple[Archive, Any]]:
     with tempfile.TemporaryDirectory() as tmp:
-        archive = SQLiteArchive.init(Path(tmp) / "srv")
+        archive = init_archive(Path(tmp) / "srv")
         rep = archive.add_rep("Rep P")["id"]
         code, _ = archive.create_enroll_code(rep, timedelta(hours=1))
         device = archive.enroll(code, "p", b"\1" * 32, b"\2" * 32)
@@ -307,7 +307,7 @@ def scratch_archive() -> Iterator[tuple[SQLiteArchive, Any]]:
 
 @settings(max_examples=60, deadline=None)
 @given(steps=steps)
-def test_merge_never_loses_a_reps_value(scratch_archive: tuple[SQLiteArchive, Any],
+def test_merge_never_loses_a_reps_value(scratch_archive: tuple[Archive, Any],
                                         steps: list[tuple[str, dict[str, str]]]) -> None:
     archive, device = scratch_archive
     cust = archive.add_customer(CustomerCreate(name="Prop Co"), device.rep_id)

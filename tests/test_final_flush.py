@@ -40,8 +40,8 @@ from schema.clock import iso, parse_iso
 from schema.enums import OpKind
 from schema.models import CustomerCreate, CustomerPatch, VisitCreate
 from schema.signing import b64e
-from server.archive import SQLiteArchive
 from server.keys import BOX_KEY_FILE
+from server.rules import init_archive, open_archive
 
 from . import lib_support as lib
 from .inproc import SignedDevice, ThreadedServer, assert_json_error, visit_create
@@ -143,7 +143,7 @@ def opens_vault(home: Path, ring: dict[str, Any], device_id: str, candidate: byt
 def test_a_copy_of_a_revoked_laptop_gets_nothing_that_opens_its_vault_and_the_laptop_flushes_once(
         tmp_path: Path) -> None:
     data = tmp_path / "server"
-    arch = SQLiteArchive.init(data)
+    arch = init_archive(data)
     leaver = arch.add_rep("Ren Leaver")["id"]
     customers = [arch.add_customer(CustomerCreate(name=f"Umber Heron {i} 公司"), leaver)["id"]
                  for i in range(2)]
@@ -245,13 +245,13 @@ def test_a_copy_of_a_revoked_laptop_gets_nothing_that_opens_its_vault_and_the_la
         assert proc.returncode == 3, (proc.stdout, proc.stderr)
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and "revoked" in lines[0] and "wiped" in lines[0], proc.stderr
-        held = Counter(q["entity_id"] for q in SQLiteArchive(data).quarantine())
+        held = Counter(q["entity_id"] for q in open_archive(data).quarantine())
         assert {v: held[v] for v in offline} == {v: 1 for v in offline}
         assert held[crafted["entity_id"]] == 1 and sum(held.values()) == 151
         for name in wipe.VAULT_FILES:
             assert not (home / name).exists(), name
         assert (home / wipe.WIPED_MARKER).exists()
-        assert SQLiteArchive(data).list_devices(leaver)[0]["state"] == "wiped"
+        assert open_archive(data).list_devices(leaver)[0]["state"] == "wiped"
         report = server_cli(data, "departure-report", "Ren Leaver")
         assert report["wipe_receipt"].startswith("attested by the device")
         assert report["quarantined"] == 151

@@ -30,7 +30,7 @@ from schema import lease as lease_crypto
 from schema.clock import ManualClock, parse_iso
 from schema.models import CustomerCreate, VisitCreate
 from schema.signing import b64d, b64e
-from server.archive import SQLiteArchive
+from server.rules import Archive, open_archive
 
 from .inproc import ThreadedServer
 from .support import agent_cli, server_cli
@@ -47,7 +47,7 @@ class Env:
     tmp: Path
 
     @property
-    def archive(self) -> SQLiteArchive:
+    def archive(self) -> Archive:
         return self.server.archive
 
 
@@ -203,7 +203,7 @@ def test_wipe_deadline_destroys_the_vault_without_reaching_the_server(env: Env, 
     with pytest.raises(KeyError_):
         open_store(lap.home, env.clock)
     assert keystore.status(lap.home, env.clock).state == "none"
-    assert SQLiteArchive(env.data).list_devices(lap.rep_id)[0]["last_seen_at"] == seen
+    assert open_archive(env.data).list_devices(lap.rep_id)[0]["last_seen_at"] == seen
 
 
 def test_a_clock_turned_back_beyond_tolerance_blocks(env: Env) -> None:

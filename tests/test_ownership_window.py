@@ -33,7 +33,8 @@ import pytest
 from schema.clock import ManualClock, iso
 from schema.models import CustomerCreate, PushRequest
 from schema.signing import MAX_CLOCK_SKEW_S
-from server.archive import Device, SQLiteArchive
+from server.archive import Device
+from server.rules import init_archive
 
 from . import lib_support as lib
 from .inproc import customer_create, new_id, op, visit_create
@@ -96,7 +97,7 @@ class World:
 
     def __init__(self, tmp_path: Path) -> None:
         self.clock = ManualClock(T0)
-        self.archive = SQLiteArchive.init(tmp_path / "srv", self.clock)
+        self.archive = init_archive(tmp_path / "srv", self.clock)
         self.a = self.device(self.archive.add_rep("Rep A")["id"])
         self.b = self.device(self.archive.add_rep("Rep B")["id"])
         self.card = self.archive.add_customer(CustomerCreate(name="Window Co"), self.a.rep_id)

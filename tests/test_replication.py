@@ -37,9 +37,9 @@ from schema.clock import SystemClock
 from schema.enums import OpKind, OpStatus
 from schema.models import CustomerCreate, CustomerPatch, OpResult, VisitCreate, VisitVoid
 from server import replication
-from server.archive import SQLiteArchive
 from server.archive.sqlite import ARCHIVE_FILE
 from server.keys import load_or_create_signing_key
+from server.rules import Archive, init_archive, open_archive
 
 from .support import SERVER, ServerProcess, agent_cli, free_port, run, server_cli
 
@@ -55,19 +55,19 @@ CARD_FIELDS = list(CustomerCreate.model_fields)
 
 
 @contextmanager
-def archive(data: Path) -> Iterator[SQLiteArchive]:
+def archive(data: Path) -> Iterator[Archive]:
     """The archive through the library; its connection is closed on the way out, so the
     test process never holds the file open while a server is killed or a restore runs."""
-    arch = SQLiteArchive(data)
+    arch = open_archive(data)
     try:
         yield arch
     finally:
-        arch.conn.close()
+        arch.close()
 
 
-def init_archive(data: Path) -> Path:
+def make_archive(data: Path) -> Path:
     """`fieldvault-server init`, through the library (a CLI run costs a second or two)."""
-    SQLiteArchive.init(data).conn.close()
+    init_archive(data).close()
     load_or_create_signing_key(data)
     return data
 
@@ -239,7 +239,7 @@ def round_trip(tmp_path: Path, replica: str) -> Path:
     """Write through real syncs, stop cleanly, restore into a fresh directory: the
     restored archive passes integrity_check and holds exactly the same cards and visits.
     On the way, /healthz and /metrics show replication and the sync counters."""
-    data = init_archive(tmp_path / "server")
+    data = make_archive(tmp_path / "server")
     server = ServerProcess(data, replica=replica).start()
     try:
         home = new_agent(data, server, "Li Wei")
@@ -310,7 +310,7 @@ def crash(tmp_path_factory: pytest.TempPathFactory) -> Crash:
     """Three reps sync 3 x 1,000 visits in two batches; the server is SIGKILLed right
     after the last sync. Each test restores its own copy of this world."""
     world = Crash(root=tmp_path_factory.mktemp("disaster"), port=free_port(), at="")
-    data = init_archive(world.root / "server")
+    data = make_archive(world.root / "server")
     replica = file_url(world.root / "other-disk" / "replica")
     server = ServerProcess(data, port=world.port, replica=replica).start()
     try:
@@ -403,7 +403,7 @@ def test_point_in_time_then_replicate_again_and_restore_again(tmp_path: Path) ->
     not leak into it). The restored archive then replicates again into the same replica,
     takes new writes, and a second restore brings back all of them, while the batch the
     first restore rolled back does not come back from the replica's older history."""
-    data = init_archive(tmp_path / "server")
+    data = make_archive(tmp_path / "server")
     replica = file_url(tmp_path / "other-disk" / "replica")
     server = ServerProcess(data, replica=replica).start()
     try:
@@ -473,7 +473,7 @@ def test_serve_refuses_a_replica_it_cannot_use(tmp_path: Path, monkeypatch: pyte
     started = time.monotonic()
     runs = []
     for i, (replica, says) in enumerate(BAD_REPLICAS):  # all at once: each run is mostly start-up
-        data = init_archive(tmp_path / f"server-{i}")
+        data = make_archive(tmp_path / f"server-{i}")
         replica = replica.format(tmp=tmp_path, closed=closed_port())
         proc = subprocess.Popen(
             [SERVER, "serve", "--data", str(data), "--port", str(free_port()), "--replica", replica],
@@ -492,7 +492,7 @@ def test_serve_refuses_a_replica_it_cannot_use(tmp_path: Path, monkeypatch: pyte
 def test_the_api_stops_when_litestream_dies(tmp_path: Path) -> None:
     """If Litestream itself is killed, the API must not go on taking writes that nobody
     replicates (while /healthz would still read the replica as healthy): it stops."""
-    server = ServerProcess(init_archive(tmp_path / "server")).start()
+    server = ServerProcess(make_archive(tmp_path / "server")).start()
     assert server.proc is not None
     try:
         os.kill(server.proc.pid, signal.SIGKILL)  # `serve` exec'd Litestream: this pid is it
@@ -517,7 +517,7 @@ def test_the_api_stops_when_litestream_dies(tmp_path: Path) -> None:
 def test_backup_status_reports_an_unreachable_replica(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    data_dir = init_archive(tmp_path / "server")
+    data_dir = make_archive(tmp_path / "server")
     for key, value in AWS_ENV.items():
         monkeypatch.setenv(key, value)
     never = server_cli(data_dir, "backup", "status", check=False)
@@ -535,7 +535,7 @@ def test_backup_status_reports_an_unreachable_replica(
 def test_restore_refuses_to_overwrite_an_archive_without_force(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    data_dir = init_archive(tmp_path / "server")
+    data_dir = make_archive(tmp_path / "server")
     before = {p.name: sha(p) for p in data_dir.iterdir() if p.is_file()}
     proc = server_cli(data_dir, "restore", "--replica", file_url(tmp_path / "replica"), check=False)
     assert proc.returncode == 1

@@ -27,8 +27,9 @@ from agent.transport import Transport, UntrustedResponse
 from schema import signing
 from schema.clock import ManualClock, iso
 from schema.models import CustomerCreate, VisitCreate
-from server.archive import ArchiveError, SQLiteArchive
+from server.archive import ArchiveError
 from server.keys import load_or_create_signing_key
+from server.rules import Archive, init_archive, open_archive
 
 from . import lib_support as lib
 from .inproc import (
@@ -68,7 +69,7 @@ def log(home: Path, customer: str, notes: list[str]) -> list[str]:
 @pytest.mark.slow
 def test_departure_end_to_end(tmp_path: Path) -> None:
     data = tmp_path / "server"
-    arch = SQLiteArchive.init(data)
+    arch = init_archive(data)
     manager = arch.add_rep("Wang Manager", tier="senior")["id"]
     leaver = arch.add_rep("Zhao Leaver", manager=manager)["id"]
     successor = arch.add_rep("Qian Successor", manager=manager)["id"]
@@ -143,7 +144,7 @@ def test_departure_end_to_end(tmp_path: Path) -> None:
         assert all(c["owner_rep_id"] == successor for c in cards.values())
         assert {v["id"]: v["rep_id"] for v in visits.values()} == {v: leaver for v in online}
         assert {v["summary"] for v in visits.values()} == set(ONLINE_NOTES)
-        history = SQLiteArchive(data).ownership_history(customers[0])
+        history = open_archive(data).ownership_history(customers[0])
         assert (history[-1]["from_rep_id"], history[-1]["to_rep_id"]) == (leaver, successor)
 
         again = run([AGENT, "sync", "--home", str(home)], check=False)
@@ -156,11 +157,11 @@ def test_departure_end_to_end(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def archive(tmp_path: Path) -> SQLiteArchive:
-    return SQLiteArchive.init(tmp_path / "server", ManualClock(datetime(2026, 3, 2, 9, tzinfo=UTC)))
+def archive(tmp_path: Path) -> Archive:
+    return init_archive(tmp_path / "server", ManualClock(datetime(2026, 3, 2, 9, tzinfo=UTC)))
 
 
-def team(arch: SQLiteArchive, tiers: tuple[str, ...] = ("senior", "mid", "junior")) -> dict[str, str]:
+def team(arch: Archive, tiers: tuple[str, ...] = ("senior", "mid", "junior")) -> dict[str, str]:
     ids = {"manager": arch.add_rep("Manager Ma", tier="senior")["id"]}
     for i, tier in enumerate(tiers):
         if isinstance(arch.clock, ManualClock):
@@ -170,17 +171,17 @@ def team(arch: SQLiteArchive, tiers: tuple[str, ...] = ("senior", "mid", "junior
     return ids
 
 
-def customers_of(arch: SQLiteArchive, owner: str, grades: str) -> list[dict[str, Any]]:
+def customers_of(arch: Archive, owner: str, grades: str) -> list[dict[str, Any]]:
     return [arch.add_customer(CustomerCreate(name=f"Customer {i} ({g})", grade=g), owner)
             for i, g in enumerate(grades)]
 
 
-def owners(arch: SQLiteArchive, cards: list[dict[str, Any]]) -> dict[str, str | None]:
+def owners(arch: Archive, cards: list[dict[str, Any]]) -> dict[str, str | None]:
     return {c["id"]: arch.get_customer(c["id"])["owner_rep_id"] for c in cards}
 
 
 @pytest.mark.parametrize("mode", ["successor", "manager", "pool"])
-def test_reassign_to_successor_manager_or_pool(archive: SQLiteArchive, mode: str) -> None:
+def test_reassign_to_successor_manager_or_pool(archive: Archive, mode: str) -> None:
     ids = team(archive)
     cards = customers_of(archive, ids["leaver"], "ABC")
     bystander = customers_of(archive, ids["mid1"], "B")
@@ -200,7 +201,7 @@ def test_reassign_to_successor_manager_or_pool(archive: SQLiteArchive, mode: str
 
 
 @pytest.mark.parametrize("tiers", [("senior", "mid", "junior"), ("junior", "mid", "senior")])
-def test_team_deal_is_fair_and_gives_grade_a_to_seniors(archive: SQLiteArchive,
+def test_team_deal_is_fair_and_gives_grade_a_to_seniors(archive: Archive,
                                                         tiers: tuple[str, ...]) -> None:
     ids = team(archive, tiers)
     senior, junior = (ids[f"{t}{tiers.index(t)}"] for t in ("senior", "junior"))
@@ -213,7 +214,7 @@ def test_team_deal_is_fair_and_gives_grade_a_to_seniors(archive: SQLiteArchive,
     assert ids["manager"] not in got.values() and ids["leaver"] not in got.values()
 
 
-def test_team_deal_without_tiers_gives_3_2_2(archive: SQLiteArchive) -> None:
+def test_team_deal_without_tiers_gives_3_2_2(archive: Archive) -> None:
     ids = team(archive, ("mid", "mid", "mid"))
     cards = customers_of(archive, ids["leaver"], "BBBBBBB")
     archive.revoke("Leaver Lu", "left", "team")
@@ -221,7 +222,7 @@ def test_team_deal_without_tiers_gives_3_2_2(archive: SQLiteArchive) -> None:
     assert [counts[ids[k]] for k in ("mid0", "mid1", "mid2")] == [3, 2, 2]
 
 
-def test_impossible_reassignment_changes_nothing(archive: SQLiteArchive) -> None:
+def test_impossible_reassignment_changes_nothing(archive: Archive) -> None:
     loner = archive.add_rep("Loner Liu")["id"]
     cards = customers_of(archive, loner, "AB")
     before = snapshot(archive.data_dir)
@@ -237,14 +238,14 @@ def test_impossible_reassignment_changes_nothing(archive: SQLiteArchive) -> None
 # --- scheduled departures ----------------------------------------------------------
 
 
-def keyed_device(arch: SQLiteArchive, rep: str) -> str:
+def keyed_device(arch: Archive, rep: str) -> str:
     code, _ = arch.create_enroll_code(rep, timedelta(hours=1))
     raw = lambda k: signing.b64d(raw_public(k))  # noqa: E731
     return arch.enroll(code, "laptop", raw(Ed25519PrivateKey.generate()),
                        raw(X25519PrivateKey.generate())).id
 
 
-def test_scheduled_departure_waits_for_its_time(archive: SQLiteArchive) -> None:
+def test_scheduled_departure_waits_for_its_time(archive: Archive) -> None:
     ids = team(archive)
     device = keyed_device(archive, ids["leaver"])
     cards = customers_of(archive, ids["leaver"], "AB")
@@ -271,7 +272,7 @@ def test_scheduled_departure_waits_for_its_time(archive: SQLiteArchive) -> None:
 
 
 def test_scheduled_departure_still_happens_when_its_successor_left_first(
-        archive: SQLiteArchive) -> None:
+        archive: Archive) -> None:
     ids = team(archive)
     device = keyed_device(archive, ids["leaver"])
     cards = customers_of(archive, ids["leaver"], "AB")
@@ -579,7 +580,7 @@ def test_a_blocked_revoked_laptop_still_hands_over_its_unsynced_visits(tmp_path:
     device nothing that would open it: the offline visits travel in the envelopes sealed
     to the server's key when they were saved, reach quarantine, and the laptop wipes."""
     data = tmp_path / "server"
-    arch = SQLiteArchive.init(data)
+    arch = init_archive(data)
     leaver = arch.add_rep("Sun Blocked")["id"]
     customer = arch.add_customer(CustomerCreate(name=CUSTOMERS[1]), leaver)["id"]
     server = ServerProcess(data, replica="none").start()

@@ -22,7 +22,7 @@ import orjson
 from agent.home import AgentConfig
 from schema.enums import VisitPurpose
 from schema.models import CustomerCreate, VisitCreate
-from server.archive import SQLiteArchive
+from server.rules import init_archive
 
 from . import lib_support as lib
 from .support import AGENT, ServerProcess, run
@@ -66,7 +66,7 @@ def refusing_server(answers: dict[str, tuple[int, str, str]]) -> Iterator[str]:
 
 def enrolled_with_a_visit(tmp_path: Path) -> Path:
     data = tmp_path / "server"
-    arch = SQLiteArchive.init(data)
+    arch = init_archive(data)
     rep = arch.add_rep("Ada Proxy")["id"]
     customer = arch.add_customer(CustomerCreate(name="Quartz Dock"), rep)["id"]
     home = tmp_path / "laptop"

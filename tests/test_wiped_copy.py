@@ -23,7 +23,7 @@ from agent import envelopes, wipe
 from agent.keystore import KEYRING_FILE
 from schema.enums import VisitPurpose
 from schema.models import CustomerCreate, VisitCreate
-from server.archive import SQLiteArchive
+from server.rules import init_archive, open_archive
 
 from . import lib_support as lib
 from .support import AGENT, ServerProcess, run, server_cli
@@ -58,7 +58,7 @@ def assert_wiped(home: Path, proc: subprocess.CompletedProcess[str]) -> None:
 
 def test_copies_that_connect_after_the_receipt_hand_over_and_wipe(tmp_path: Path) -> None:
     data = tmp_path / "server"
-    arch = SQLiteArchive.init(data)
+    arch = init_archive(data)
     leaver = arch.add_rep("Wen Leaver")["id"]
     customer = arch.add_customer(CustomerCreate(name="Cobalt Ferry 物流"), leaver)["id"]
     server = ServerProcess(data, replica="none").start()
@@ -79,21 +79,21 @@ def test_copies_that_connect_after_the_receipt_hand_over_and_wipe(tmp_path: Path
 
         assert_wiped(home, sync(home))
         first = lib.archive_query(data, "SELECT receipt FROM wipe_orders")[0]["receipt"]
-        assert SQLiteArchive(data).list_devices(leaver)[0]["state"] == "wiped"
+        assert open_archive(data).list_devices(leaver)[0]["state"] == "wiped"
 
         # The copy, after the receipt: it pushes (its vault opens), obeys, wipes.
         assert_wiped(copy, sync(copy))
         # The restored backup, after the receipt: its vault is blocked, so envelopes.
         assert_wiped(backup, sync(backup))
 
-        held = Counter(q["entity_id"] for q in SQLiteArchive(data).quarantine())
+        held = Counter(q["entity_id"] for q in open_archive(data).quarantine())
         assert held == {shared: 1, on_laptop: 1, on_copy: 1}
         # The original's receipt stays the one on record; the copies' are noted.
         assert lib.archive_query(data, "SELECT receipt FROM wipe_orders")[0]["receipt"] == first
         again = lib.archive_query(data, "SELECT subject, details FROM audit_log WHERE "
                                         "action='device.wipe_receipt.again'")
         assert [a["subject"] for a in again] == [config.device_id] * 2
-        assert SQLiteArchive(data).list_devices(leaver)[0]["state"] == "wiped"
+        assert open_archive(data).list_devices(leaver)[0]["state"] == "wiped"
         assert sync(copy).returncode == 3  # nothing left to do there
     finally:
         server.stop()
@@ -102,7 +102,7 @@ def test_copies_that_connect_after_the_receipt_hand_over_and_wipe(tmp_path: Path
 def test_a_revoked_laptop_with_a_damaged_keyring_hands_over_its_envelopes(
         tmp_path: Path) -> None:
     data = tmp_path / "server"
-    arch = SQLiteArchive.init(data)
+    arch = init_archive(data)
     leaver, stayer = arch.add_rep("Kai Leaver")["id"], arch.add_rep("Ida Stayer")["id"]
     customers = {r: arch.add_customer(CustomerCreate(name=f"Amber Quay {r}"), r)["id"]
                  for r in (leaver, stayer)}
@@ -128,8 +128,8 @@ def test_a_revoked_laptop_with_a_damaged_keyring_hands_over_its_envelopes(
 
         # Revoked: the server says so, the envelopes go, the laptop wipes.
         assert_wiped(homes[leaver], sync(homes[leaver]))
-        held = Counter(q["entity_id"] for q in SQLiteArchive(data).quarantine())
+        held = Counter(q["entity_id"] for q in open_archive(data).quarantine())
         assert held == {visits[leaver]: 1}
-        assert SQLiteArchive(data).list_devices(leaver)[0]["state"] == "wiped"
+        assert open_archive(data).list_devices(leaver)[0]["state"] == "wiped"
     finally:
         server.stop()

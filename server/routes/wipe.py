@@ -29,11 +29,21 @@ from schema.models import (
 )
 from schema.validation import ID_PATTERN, MAX_OPS_PER_PUSH
 
-from ..archive import Archive, Device
+from ..archive import Device
 from ..auth import flushing_device
-from ..deps import ArchiveDep, ClockDep, FlushingDevice, decode_body, json_body, parse_json
+from ..deps import (
+    ArchiveDep,
+    BoxKey,
+    ClockDep,
+    FlushingDevice,
+    SettingsDep,
+    decode_body,
+    json_body,
+    parse_json,
+)
 from ..errors import ApiError
 from ..openapi import request_body
+from ..rules import Archive
 from ..signed import SIGNED_RESPONSE, sign_wipe_order, signed_json
 
 router = APIRouter(prefix="/v1", tags=["wipe"])
@@ -113,6 +123,7 @@ def final_flush_envelopes(archive: Archive, opener: lease_crypto.Opener, device:
              openapi_extra=request_body(FinalFlushRequest))
 async def final_flush(
     request: Request, device: FlushingDevice, archive: ArchiveDep, clock: ClockDep,
+    settings: SettingsDep, box_key: BoxKey,
 ) -> Response:
     """For a revoked device whose vault no longer opens: hand over its outbox as the
     envelopes it sealed to the server's key when each change was saved. Each opened
@@ -123,9 +134,9 @@ async def final_flush(
     if device.state == "active":
         raise ApiError(409, "not_revoked", "an active device pushes its outbox with /v1/push")
     # Parsed like a push: the agent gzips large bodies, and the decompressed size is capped.
-    raw = decode_body(request, await request.body(), request.app.state.settings.max_body_bytes)
+    raw = decode_body(request, await request.body(), settings.max_body_bytes)
     body = parse_json(FinalFlushRequest, raw)
-    opener = lease_crypto.Opener(request.app.state.box_key)
+    opener = lease_crypto.Opener(box_key)
     results, order = await run_in_threadpool(final_flush_envelopes, archive, opener, device,
                                              body.envelopes)
     return signed_json(request, {
