@@ -77,7 +77,7 @@ def test_migrations_apply_once_and_match_sqlite_columns(pg_empty_url: str) -> No
                 "SELECT column_name, is_nullable FROM information_schema.columns "
                 "WHERE table_name = %s ORDER BY ordinal_position", (table,))]
             assert pg_cols == lite_cols, table
-        meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        meta: dict[str, str] = dict(conn.execute("SELECT key, value FROM meta").fetchall())
     assert meta == dict(lite.execute("SELECT key, value FROM meta").fetchall())
 
 
@@ -195,7 +195,8 @@ PARITY_SETUP = [
      "VALUES (?, ?, ?, ?, ?, ?)", ("dev_1", "rep_a", b"\x00\xffsign", bytes(range(32)), "t2", None)),
     ("INSERT INTO nonces (device_id, nonce, seen_at) VALUES (?, ?, ?)", ("dev_1", "n1", 1712345678.125)),
     ("INSERT INTO nonces (device_id, nonce, seen_at) VALUES (?, ?, ?)", ("dev_1", "n2", 2.0)),
-    ("INSERT INTO feed (rep_id, kind, entity_id, customer_id) VALUES (?, 'grant', ?, ?)", ("rep_a", "c1", "c1")),
+    ("INSERT INTO feed (rep_id, kind, entity_id, customer_id) VALUES (?, 'grant', ?, ?)",
+     ("rep_a", "c1", "c1")),
     ("INSERT INTO feed (rep_id, kind, entity_id, customer_id) VALUES (NULL, 'evict', ?, ?)", ("c2", "c2")),
 ]
 

@@ -311,7 +311,8 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
 )
 KNOWN: tuple[str, ...] = tuple(name for name, _ in MIGRATIONS)
 
-_LEDGER = 'CREATE TABLE IF NOT EXISTS fieldvault_migrations (name TEXT COLLATE "C" PRIMARY KEY, applied_at TEXT)'
+_LEDGER = ('CREATE TABLE IF NOT EXISTS fieldvault_migrations '
+           '(name TEXT COLLATE "C" PRIMARY KEY, applied_at TEXT)')
 
 
 def recorded(conn: psycopg.Connection[object]) -> list[str] | None:
@@ -342,7 +343,7 @@ def apply(conn: psycopg.Connection[object]) -> list[str]:
                 raise SchemaTooNew(unknown)
             if name in done:
                 continue
-            conn.execute(ddl)  # type: ignore[arg-type]  # our own constant DDL, no parameters
+            conn.execute(ddl)  # our own constant DDL, no parameters
             conn.execute(
                 "INSERT INTO fieldvault_migrations (name, applied_at) VALUES (%s, %s)",
                 (name, datetime.now(UTC).isoformat(timespec="seconds")),

@@ -166,19 +166,19 @@ class PgTx:
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         with self._errors.mapped(self._writable):
-            return self._conn.execute(translate(sql), _params(params)).rowcount  # type: ignore[arg-type]
+            return self._conn.execute(translate(sql), _params(params)).rowcount
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         with self._errors.mapped(self._writable), self._conn.cursor() as cur:
-            cur.executemany(translate(sql), [_params(r) for r in rows])  # type: ignore[arg-type]
+            cur.executemany(translate(sql), [_params(r) for r in rows])
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         with self._errors.mapped(self._writable):
-            return self._conn.execute(translate(sql), _params(params)).fetchall()  # type: ignore[arg-type,no-any-return]
+            return self._conn.execute(translate(sql), _params(params)).fetchall()
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
         with self._errors.mapped(self._writable):
-            return self._conn.execute(translate(sql), _params(params)).fetchone()  # type: ignore[arg-type,no-any-return]
+            return self._conn.execute(translate(sql), _params(params)).fetchone()
 
     def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
         row = self.one(sql, params)
@@ -190,7 +190,7 @@ class PgTx:
         cur = self._conn.cursor(name=f"fv_stream_{next(_stream_names)}")
         try:
             with self._errors.mapped(self._writable):
-                cur.execute(translate(sql), _params(params))  # type: ignore[arg-type]
+                cur.execute(translate(sql), _params(params))
         except BaseException:
             cur.close()
             raise
