@@ -82,17 +82,27 @@ def test_migrations_apply_once_and_match_sqlite_columns(pg_empty_url: str) -> No
 
 
 def test_concurrent_init_from_two_processes_applies_each_migration_once(pg_empty_url: str) -> None:
-    code = ("import sys; from server.archive.postgres import PostgresEngine; "
-            "PostgresEngine.init(sys.stdin.readline().strip()).close(); print('ok')")
+    code = ("import sys; from server.archive.postgres import PostgresEngine; print('ready', flush=True); "
+            "applied = PostgresEngine.migrate(sys.stdin.readline().strip()); print(len(applied))")
     procs = [subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(2)]
-    # Both are started (imports done in parallel) before either gets the URL: the URL
-    # goes through stdin, never argv, as a password in a process listing would.
-    outs = [p.communicate(pg_empty_url + "\n", timeout=60) for p in procs]
-    for proc, (out, err) in zip(procs, outs, strict=True):
+    try:
+        for p in procs:  # both imported and waiting: the URL then reaches them together
+            assert p.stdout and p.stdout.readline().strip() == "ready"
+        for p in procs:  # through stdin, not argv: a password in a process listing is readable
+            assert p.stdin
+            p.stdin.write(pg_empty_url + "\n")
+            p.stdin.flush()
+        outs = [p.communicate(timeout=60) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    for proc, (_out, err) in zip(procs, outs, strict=True):
         assert proc.returncode == 0, err
-        assert out.strip() == "ok"
+    # Between them they applied each migration once (which one did which is a race).
+    assert sum(int(out) for out, _err in outs) == len(server_pg.KNOWN)
     with psycopg.connect(pg_empty_url) as conn:
         names = [r[0] for r in conn.execute("SELECT name FROM fieldvault_migrations ORDER BY name")]
     assert names == sorted(server_pg.KNOWN)
@@ -252,7 +262,7 @@ def test_unique_violation_is_mapped_and_the_transaction_writes_nothing(pg: Postg
     with pytest.raises(engine.UniqueViolation) as exc, pg.write() as tx:
         tx.execute("INSERT INTO reps (id, name, created_at) VALUES ('rep_1', 'Ann', 't')")
         tx.execute("INSERT INTO reps (id, name, created_at) VALUES ('rep_2', 'Ann', 't')")
-    assert isinstance(exc.value, StorageError)
+    assert "reps_name" in str(exc.value)
     # A caller that swallows it and goes on is told: PostgreSQL lost the whole transaction.
     with pytest.raises(RuntimeError, match="rolled the whole transaction back"), pg.write() as tx:
         tx.execute("INSERT INTO reps (id, name, created_at) VALUES ('rep_3', 'Cy', 't')")
@@ -319,15 +329,16 @@ def _lock_waiters(url: str) -> int:
     return int(row[0]) if row else 0
 
 
-def _race(url: str, serial: bool) -> tuple[list[tuple[str, int]], list[str]]:
+def _race(url: str, serial: bool) -> tuple[list[tuple[str, int]], list[str], int]:
     """Writer A inserts a feed row and holds its transaction open; writer B (another engine,
-    as another worker process would be) then writes. Returns each writer's seq and the
-    order in which they committed."""
+    as another worker process would be) then writes. Returns each writer's seq, the
+    order in which they committed, and how many feed rows B saw before its insert."""
     a_eng, b_eng = PostgresEngine.open(url), PostgresEngine.open(url)
     seqs: list[tuple[str, int]] = []
     commits: list[str] = []
     a_inserted, release_a, b_done = threading.Event(), threading.Event(), threading.Event()
     errors: list[BaseException] = []
+    b_saw: list[int] = []
 
     def writer_a() -> None:
         try:
@@ -343,6 +354,7 @@ def _race(url: str, serial: bool) -> tuple[list[tuple[str, int]], list[str]]:
         try:
             assert a_inserted.wait(WAIT_S)
             with b_eng.write(serial=serial) as tx:
+                b_saw.append(int(tx.scalar("SELECT count(*) AS n FROM feed")))
                 seqs.append(("B", _feed_insert(tx, "b")))
             commits.append("B")
             b_done.set()
@@ -369,20 +381,24 @@ def _race(url: str, serial: bool) -> tuple[list[tuple[str, int]], list[str]]:
         a_eng.close()
         b_eng.close()
     assert not errors, errors
-    return seqs, commits
+    return seqs, commits, b_saw[0]
 
 
 def test_serial_writers_commit_in_feed_sequence_order(pg_url: str) -> None:
-    seqs, commits = _race(pg_url, serial=True)
+    seqs, commits, b_saw = _race(pg_url, serial=True)
     assert commits == ["A", "B"]
     assert dict(seqs)["A"] < dict(seqs)["B"]
+    # B's statements, run after the wait, see what A committed (READ COMMITTED): a
+    # check-then-insert such as "was this op_id applied?" finds the first worker's row.
+    assert b_saw == 1
 
 
 def test_without_the_lock_a_higher_seq_can_commit_first(pg_url: str) -> None:
     # The hazard serial writes exist for: B takes a higher number but commits first, so a
     # pull between the two commits would move a cursor past A's lower number.
-    seqs, commits = _race(pg_url, serial=False)
+    seqs, commits, b_saw = _race(pg_url, serial=False)
     assert commits == ["B", "A"]
+    assert b_saw == 0
     assert dict(seqs)["A"] < dict(seqs)["B"]
 
 
