@@ -31,8 +31,8 @@ import pytest
 from agent import envelopes, keystore, wipe
 from agent import sync as sync_mod
 from agent.enroll import enroll
-from agent.home import AgentConfig
-from agent.keystore import KEYRING_FILE, KeyError_, VaultBlocked
+from agent.home import KEYRING_FILE, AgentConfig
+from agent.keystore import KeyError_, VaultBlocked
 from agent.store import Store, StoreError, open_vault
 from agent.transport import GZIP_MIN_BYTES
 from schema import lease as lease_crypto

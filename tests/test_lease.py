@@ -23,8 +23,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from agent import keystore
 from agent import sync as sync_mod
 from agent.enroll import enroll
-from agent.home import AgentConfig
-from agent.keystore import CLOCK_TOLERANCE, KEYRING_FILE, KeyError_, VaultBlocked, VaultWiped
+from agent.home import KEYRING_FILE, AgentConfig
+from agent.keystore import CLOCK_TOLERANCE, KeyError_, VaultBlocked, VaultWiped
 from agent.store import Store
 from schema import lease as lease_crypto
 from schema.clock import ManualClock, parse_iso

@@ -20,6 +20,7 @@ import pytest
 
 from agent import keystore
 from agent.enroll import enroll
+from agent.home import KEYRING_FILE
 from schema import lease as lease_crypto
 from schema.clock import ManualClock
 from schema.models import CustomerCreate
@@ -260,12 +261,12 @@ def test_an_edited_or_damaged_keyring_opens_nothing_and_says_so_in_one_line(
     first = run([AGENT, "sync", "--home", str(home)])
     assert first.returncode == 0, first.stderr
     assert "Ring Secret" in run([AGENT, "customer", "list", "--home", str(home), "--json"]).stdout
-    original = orjson.loads((home / keystore.KEYRING_FILE).read_bytes())
+    original = orjson.loads((home / KEYRING_FILE).read_bytes())
     for name, edit in KEYRING_EDITS.items():
         copy = tmp_path / "copies" / name.replace(" ", "_").replace(",", "")
         shutil.copytree(home, copy)
         edited = edit(orjson.loads(orjson.dumps(original)))
-        (copy / keystore.KEYRING_FILE).write_bytes(
+        (copy / KEYRING_FILE).write_bytes(
             edited if isinstance(edited, bytes) else orjson.dumps(edited))
         for command in (["customer", "list", "--json"], ["status"]):
             proc = run([AGENT, *command, "--home", str(copy)], check=False)

@@ -20,8 +20,7 @@ from fastapi.routing import APIRoute
 from agent import keystore, wipe
 from agent import sync as sync_mod
 from agent.enroll import enroll
-from agent.home import AgentConfig
-from agent.keystore import KEYRING_FILE
+from agent.home import KEYRING_FILE, AgentConfig
 from agent.store import Store
 from agent.transport import Transport, UntrustedResponse
 from schema import signing

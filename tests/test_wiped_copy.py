@@ -20,7 +20,7 @@ from pathlib import Path
 import orjson
 
 from agent import envelopes, wipe
-from agent.keystore import KEYRING_FILE
+from agent.home import KEYRING_FILE
 from schema.enums import VisitPurpose
 from schema.models import CustomerCreate, VisitCreate
 from server.archive import SQLiteArchive
