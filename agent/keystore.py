@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from schema import lease as lease_crypto
+from schema import sealing
 from schema.clock import Clock, iso, parse_iso
 from schema.signing import b64d, b64e
 
@@ -246,7 +247,7 @@ def install_lease(home: Path, device_id: str, server_pub: bytes, sealed: dict[st
     """Open a sealed lease from the server, then re-wrap the DEK under it and
     destroy the old wrapping. `new_dek` is given once, at enrollment."""
     try:
-        payload = lease_crypto.open_sealed(load_box_key(home), sealed, device_id.encode())
+        payload = sealing.open_sealed(load_box_key(home), sealed, device_id.encode())
     except (InvalidTag, ValueError, KeyError):
         raise KeyError_("the lease could not be opened with this device's key") from None
     lease = payload["lease"]

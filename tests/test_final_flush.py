@@ -35,7 +35,7 @@ from agent.home import KEYRING_FILE, AgentConfig
 from agent.keystore import KeyError_, VaultBlocked
 from agent.store import Store, StoreError, open_vault
 from agent.transport import GZIP_MIN_BYTES
-from schema import lease as lease_crypto
+from schema import sealing
 from schema.clock import iso, parse_iso
 from schema.enums import OpKind
 from schema.models import CustomerCreate, CustomerPatch, VisitCreate
@@ -104,7 +104,7 @@ def candidate_bytes(bodies: list[bytes], box: Any, device_id: str) -> set[bytes]
         sealed = [d for d in _dicts(doc) if "ephemeral_public_key" in d]
         for item in sealed:
             try:
-                queue.append(lease_crypto.open_sealed(box, item, device_id.encode()))
+                queue.append(sealing.open_sealed(box, item, device_id.encode()))
             except Exception:  # noqa: BLE001 - anything that does not open is no key
                 continue
     return found
@@ -307,11 +307,11 @@ def test_final_flush_takes_each_op_once_and_rejects_envelopes_that_are_not_this_
         box_pub = server_box.public_key().public_bytes_raw()
 
         def sealed_for(device_id: str, op_id: str, payload: dict[str, Any]) -> dict[str, Any]:
-            aad = lease_crypto.envelope_aad(device_id, op_id)
-            return {"op_id": op_id, "sealed": lease_crypto.seal_many(box_pub, [(payload, aad)])[0]}
+            aad = sealing.envelope_aad(device_id, op_id)
+            return {"op_id": op_id, "sealed": sealing.seal_many(box_pub, [(payload, aad)])[0]}
 
-        inner = lease_crypto.open_sealed(server_box, offline_env["sealed"],
-                                         lease_crypto.envelope_aad(a.device_id, offline_env["op_id"]))
+        inner = sealing.open_sealed(server_box, offline_env["sealed"],
+                                         sealing.envelope_aad(a.device_id, offline_env["op_id"]))
         assert inner["device_id"] == a.device_id and inner["op"]["entity_id"] == offline
         other_op = {**inner["op"], "op_id": "f" * 32, "entity_id": "e" * 32}
         tampered = dict(offline_env["sealed"])
@@ -374,8 +374,8 @@ def test_every_saved_op_is_sealed_before_commit_and_compacted_after_the_server_a
     path = home / envelopes.ENVELOPE_FILE
 
     def opened() -> list[dict[str, Any]]:
-        return [lease_crypto.open_sealed(box, e["sealed"],
-                                         lease_crypto.envelope_aad(config.device_id, e["op_id"]))
+        return [sealing.open_sealed(box, e["sealed"],
+                                         sealing.envelope_aad(config.device_id, e["op_id"]))
                 for e in envelopes.read(home)]
 
     with lib.open_store(home) as store:
@@ -459,5 +459,5 @@ def test_ops_saved_before_the_agent_knew_the_server_key_are_sealed_at_the_next_o
     assert len(envelopes.read(home)) == 1
     box = served.app.state.box_key
     env = envelopes.read(home)[0]
-    lease_crypto.open_sealed(box, env["sealed"], lease_crypto.envelope_aad(config.device_id,
+    sealing.open_sealed(box, env["sealed"], sealing.envelope_aad(config.device_id,
                                                                            env["op_id"]))

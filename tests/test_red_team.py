@@ -21,7 +21,7 @@ import pytest
 from agent import keystore
 from agent.enroll import enroll
 from agent.home import KEYRING_FILE
-from schema import lease as lease_crypto
+from schema import sealing
 from schema.clock import ManualClock
 from schema.models import CustomerCreate
 from server import hr_inbox
@@ -66,8 +66,8 @@ def test_an_envelope_with_loose_types_is_refused_like_a_push(
     }
 
     def envelope(op: dict[str, Any]) -> dict[str, Any]:
-        aad = lease_crypto.envelope_aad(config.device_id, op["op_id"])
-        sealed = lease_crypto.seal(box_pub, {"device_id": config.device_id, "op": op}, aad)
+        aad = sealing.envelope_aad(config.device_id, op["op_id"])
+        sealed = sealing.seal(box_pub, {"device_id": config.device_id, "op": op}, aad)
         return {"op_id": op["op_id"], "sealed": sealed}
 
     ops = [{**good, **change, "op_id": f"loose{n:027d}"} for n, change in enumerate(loose.values())]

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from schema import lease as lease_crypto
+from schema import sealing
 from schema.models import LeaseResponse
 from schema.signing import b64e
 from schema.validation import MAX_WIRE_INT
@@ -46,7 +47,7 @@ def sealed_lease(request: Request, archive: Archive, device_id: str, box_public_
     key = request.app.state.signing_key
     payload = {**issued, "lease": lease,
                "signature": b64e(key.sign(lease_crypto.lease_message(lease)))}
-    return lease_crypto.seal(box_public_key, payload, device_id.encode())
+    return sealing.seal(box_public_key, payload, device_id.encode())
 
 
 @router.post("/lease", response_model=LeaseResponse, responses=SIGNED_RESPONSE,
