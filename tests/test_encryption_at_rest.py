@@ -152,10 +152,10 @@ def test_agent_files_hold_no_plaintext(
     # Everything is really in the vault (the scan above was not of empty files), and
     # every write the killed process reported as committed survived the SIGKILL.
     with lib.open_store(home) as store:
-        assert {c["name"] for c in store.list_customers()} == {*SERVER_NAMES, AGENT_NAME}
-        assert [v["summary"] for v in store.search_visits("Wolverhampton")] == [CLI_NOTE]
+        assert {c["name"] for c in store.iter_customers()} == {*SERVER_NAMES, AGENT_NAME}
+        assert [v["summary"] for v in store.iter_visits(search="Wolverhampton")] == [CLI_NOTE]
         assert store.get_customer(customers[1]["id"])["notes"] == CARD_NOTE
-        assert len(store.search_visits("Kumquat escalator")) >= committed
+        assert len(list(store.iter_visits(search="Kumquat escalator"))) >= committed
 
     # Key material, config and the vault itself are owner-only, in an owner-only home.
     assert stat.S_IMODE(home.stat().st_mode) == 0o700

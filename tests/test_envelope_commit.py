@@ -67,7 +67,7 @@ def test_a_failed_commit_cuts_its_envelope_back(served: ThreadedServer, tmp_path
             store.log_visit(visit("never saved: the commit failed"))
         store.conn = real
         assert not real.in_transaction
-        assert not store.search_visits("never saved")
+        assert not list(store.iter_visits(search="never saved"))
         assert path.read_bytes() == before  # no envelope of the op that was not saved
         store.log_visit(visit("saved after"))
         pending = [op["op_id"] for op in store.pending_ops(100)]

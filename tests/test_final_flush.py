@@ -410,7 +410,7 @@ def test_every_saved_op_is_sealed_before_commit_and_compacted_after_the_server_a
                                         summary="never saved", started_at=datetime.now(UTC)))
         monkeypatch.undo()
         assert store.outbox_counts()["pending"] == n
-        assert not store.search_visits("never saved")
+        assert not list(store.iter_visits(search="never saved"))
     assert path.read_bytes() == before
 
     # A line torn by a crash mid-append neither hides nor glues onto the next envelope.
