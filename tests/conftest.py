@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from .support import ServerProcess, init_server
+from .harness import ServerProcess, init_server
 
 
 @pytest.fixture

@@ -26,8 +26,8 @@ from schema.enums import OpKind
 from schema.models import CustomerCreate, CustomerPatch, OpResult, PushRequest
 from server.archive import Archive, Device, PullPage, SQLiteArchive
 
-from .inproc import customer_create, customer_update, new_id, op
-from .inproc import visit_create as _visit_create
+from .harness import customer_create, customer_update, new_id, op
+from .harness import visit_create as _visit_create
 
 # --- backends ----------------------------------------------------------------------------
 

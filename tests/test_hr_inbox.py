@@ -20,8 +20,8 @@ from schema.models import CustomerCreate
 from server import hr_inbox
 from server.archive import SQLiteArchive
 
-from .inproc import snapshot
-from .support import ServerProcess
+from . import harness
+from .harness import ServerProcess, snapshot
 
 
 def drop(inbox: Path, name: str, content: str | bytes) -> None:
@@ -69,7 +69,7 @@ def owners_of(arch: SQLiteArchive, rep_id: str) -> list[str]:
 
 
 def revocations(arch: SQLiteArchive) -> int:
-    return int(arch.conn.execute("SELECT count(*) FROM revocations").fetchone()[0])
+    return len(harness.list_revocations(arch))
 
 
 # --- with a real server ------------------------------------------------------------

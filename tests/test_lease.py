@@ -33,8 +33,7 @@ from schema.models import CustomerCreate, VisitCreate
 from schema.signing import b64d, b64e
 from server.archive import SQLiteArchive
 
-from .inproc import ThreadedServer
-from .support import agent_cli, server_cli
+from .harness import ThreadedServer, agent_cli, server_cli
 
 VAULT_FILES = ("vault.db", "vault.db-wal", "vault.db-shm", KEYRING_FILE)
 PIN = "2468"

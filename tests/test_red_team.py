@@ -27,9 +27,8 @@ from schema.models import CustomerCreate
 from server import hr_inbox
 from server.archive import SQLiteArchive
 
-from . import lib_support as lib
-from .inproc import SignedDevice, ThreadedServer
-from .support import AGENT, run
+from . import harness
+from .harness import AGENT, SignedDevice, ThreadedServer, run
 
 
 @pytest.fixture
@@ -323,7 +322,7 @@ def test_a_pushed_time_beyond_the_calendar_is_a_422_not_a_500(
     code, _ = arch.create_enroll_code(rep, timedelta(hours=1))
     home = tmp_path / "home"
     config = enroll(home, served.url, code)
-    lib.lib_sync(home)
+    harness.lib_sync(home)
     visit = {"op_id": "v" * 32, "seq": 1, "kind": "visit.create", "entity_id": "e" * 32,
              "at": "2026-12-01T10:00:00Z",
              "data": {"customer_id": customer, "started_at": when, "purpose": "service",
