@@ -67,7 +67,7 @@ from schema.migrations.agent import migrations as agent_migrations  # noqa: E402
 from schema.models import VisitCreate  # noqa: E402
 from server.archive.sqlite import ARCHIVE_FILE  # noqa: E402
 from server.rules import Archive, init_archive, open_archive  # noqa: E402
-from tests.support import ServerProcess  # noqa: E402
+from tests.harness import ServerProcess  # noqa: E402
 
 ARCHIVE_CUSTOMER_COLUMNS = CUSTOMER_COLUMNS
 ARCHIVE_VISIT_COLUMNS = (*VISIT_COLUMNS[:4], "device_id", *VISIT_COLUMNS[4:])

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from . import pgcluster
+from .harness import ServerProcess, init_server
 from .pgcluster import PgCluster
-from .support import ServerProcess, init_server
 
 
 @pytest.fixture

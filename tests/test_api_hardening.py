@@ -32,17 +32,19 @@ from schema import signing
 from server.cli import app as server_app
 from server.rules import Archive
 
-from .inproc import (
+from .harness import (
+    ServerProcess,
     SignedDevice,
     archive_of,
     assert_json_error,
     customer_create,
     enroll_device,
+    init_server,
     make_client,
     raw_public,
+    server_cli,
     visit_create,
 )
-from .support import ServerProcess, init_server, server_cli
 
 MiB = 1024 * 1024
 

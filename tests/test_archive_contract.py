@@ -27,8 +27,8 @@ from schema.models import CustomerCreate, CustomerPatch, OpResult, PushRequest
 from server.archive import Device, PullPage
 from server.rules import Archive, init_archive
 
-from .inproc import customer_create, customer_update, new_id, op
-from .inproc import visit_create as _visit_create
+from .harness import customer_create, customer_update, new_id, op
+from .harness import visit_create as _visit_create
 
 # --- backends ----------------------------------------------------------------------------
 

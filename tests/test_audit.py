@@ -14,7 +14,6 @@ import json
 import shutil
 import sqlite3
 from collections.abc import Callable
-from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,8 +27,8 @@ from schema.models import CustomerCreate, CustomerPatch
 from server.rules import open_archive
 from server.rules.audit import entry_hash
 
-from .inproc import archive_of, enroll_device, make_client, visit_create
-from .support import SERVER, run, server_cli
+from . import harness
+from .harness import SERVER, archive_of, enroll_device, make_client, run, server_cli, visit_create
 
 EXPECTED_ACTIONS = {
     "rep.add", "enroll_code.create", "device.enroll", "customer.add", "customer.edit",
@@ -109,7 +108,7 @@ def test_security_events_are_in_the_chain(chain: Path) -> None:
 def test_triggers_refuse_update_and_delete(chain: Path, tmp_path: Path) -> None:
     data = tmp_path / "copy"
     shutil.copytree(chain, data)
-    with closing(sqlite3.connect(data / "archive.db")) as conn:
+    with harness.raw_archive(data) as conn:
         for sql in ("UPDATE audit_log SET details='{}' WHERE seq=2",
                     "UPDATE audit_log SET hash=hash WHERE seq=2",
                     "DELETE FROM audit_log WHERE seq=3",
@@ -185,7 +184,7 @@ def test_tampering_is_detected(chain: Path, tmp_path: Path, case: str) -> None:
     shutil.copytree(chain, data)
     seq = _target(data)
     edit, offset, problem = TAMPERING[case]
-    with closing(sqlite3.connect(data / "archive.db")) as conn:
+    with harness.raw_archive(data) as conn:
         edit(conn, seq)
         conn.commit()
     if case in CLI_CASES:
@@ -202,7 +201,7 @@ def test_verify_without_json_names_the_broken_entry(chain: Path, tmp_path: Path)
     data = tmp_path / "copy"
     shutil.copytree(chain, data)
     seq = _target(data)
-    with closing(sqlite3.connect(data / "archive.db")) as conn:
+    with harness.raw_archive(data) as conn:
         _update_details(conn, seq)
         conn.commit()
     proc = run([SERVER, "audit", "verify", "--data", str(data)], check=False)

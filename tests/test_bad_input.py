@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gzip
 import shutil
-import sqlite3
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -38,10 +37,13 @@ from server.archive import ArchiveError
 from server.routes.sync import encode_cursor
 from server.rules import Archive, init_archive, open_archive
 
-from . import lib_support as lib
-from .inproc import (
+from . import harness
+from .harness import (
+    AGENT,
     AUTH_TABLES,
+    ServerProcess,
     SignedDevice,
+    agent_cli,
     archive_of,
     assert_json_error,
     customer_create,
@@ -51,10 +53,11 @@ from .inproc import (
     new_id,
     op,
     raw_public,
+    run,
+    server_cli,
     snapshot,
     visit_create,
 )
-from .support import AGENT, ServerProcess, agent_cli, run, server_cli
 
 
 @dataclass
@@ -96,7 +99,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Template:
     visit_b = new_id()
     resp = b.push([visit_create(cust_b["id"], visit_b, summary="B-only visit summary")])
     assert resp.json()["results"][0]["status"] == "accepted"
-    archive.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    harness.fold_wal(data)
     client.close()
     return Template(data, a, b, cust_a, cust_b, visit_b)
 
@@ -433,8 +436,7 @@ def test_code_expires_by_the_server_clock(tmp_path: Path) -> None:
 
 def test_inactive_rep_cannot_enroll(world: World) -> None:
     code, _ = world.archive.create_enroll_code(world.a.rep_id, timedelta(hours=1))
-    with sqlite3.connect(world.data / "archive.db") as conn:
-        conn.execute("UPDATE reps SET active=0 WHERE id=?", (world.a.rep_id,))
+    world.archive.revoke(world.a.rep_id, "resigned")  # a departed rep is no longer active
     with unchanged(world.data):
         resp = world.client.post("/v1/enroll", json=_enroll_body(code))
         assert_json_error(resp, 403, "rep_inactive")
@@ -585,7 +587,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProce
     rep = archive.add_rep("Rep Live")["id"]
     server = ServerProcess(data).start()
     home = data.parent / "agent"
-    lib.lib_enroll(data, home, server.url, rep)
+    harness.lib_enroll(data, home, server.url, rep)
     try:
         yield server, home, rep
     finally:
@@ -692,7 +694,7 @@ def test_agent_cli_rejects_bad_input(live: tuple[ServerProcess, Path, str],
                               "order", "--summary", "x", check=False), "fieldvault sync")
     _one_error_line(agent_cli(home, "visit", "log", "--customer", "nobody", "--purpose",
                               "sightseeing", "--summary", "x", check=False), "--purpose")
-    with lib.open_store(home) as store:
+    with harness.open_store(home) as store:
         assert store.counts()["visits"] == 0 and store.pending_ops(10) == []
     # a home that was never enrolled: says how to enroll, and exits 1, not 2 ("offline")
     _one_error_line(agent_cli(tmp_path / "never-enrolled", "sync", check=False),

@@ -20,8 +20,7 @@ from schema.models import CustomerCreate
 from server import hr_inbox
 from server.rules import Archive, init_archive
 
-from .inproc import snapshot
-from .support import ServerProcess
+from .harness import ServerProcess, snapshot
 
 
 def drop(inbox: Path, name: str, content: str | bytes) -> None:
@@ -69,7 +68,7 @@ def owners_of(arch: Archive, rep_id: str) -> list[str]:
 
 
 def revocations(arch: Archive) -> int:
-    return int(arch.conn.execute("SELECT count(*) FROM revocations").fetchone()[0])
+    return len(arch.list_revocations())
 
 
 # --- with a real server ------------------------------------------------------------

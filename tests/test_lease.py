@@ -23,17 +23,17 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from agent import keystore
 from agent import sync as sync_mod
 from agent.enroll import enroll
-from agent.home import AgentConfig
-from agent.keystore import CLOCK_TOLERANCE, KEYRING_FILE, KeyError_, VaultBlocked, VaultWiped
+from agent.home import KEYRING_FILE, AgentConfig
+from agent.keystore import CLOCK_TOLERANCE, KeyError_, VaultBlocked, VaultWiped
 from agent.store import Store
 from schema import lease as lease_crypto
+from schema import sealing
 from schema.clock import ManualClock, parse_iso
 from schema.models import CustomerCreate, VisitCreate
 from schema.signing import b64d, b64e
 from server.rules import Archive, open_archive
 
-from .inproc import ThreadedServer
-from .support import agent_cli, server_cli
+from .harness import ThreadedServer, agent_cli, server_cli
 
 VAULT_FILES = ("vault.db", "vault.db-wal", "vault.db-shm", KEYRING_FILE)
 PIN = "2468"
@@ -321,7 +321,7 @@ def test_older_replayed_or_forged_leases_are_refused(env: Env) -> None:
              "block_at": "2099-01-01T00:00:00.000000Z", "wipe_at": "2099-01-01T00:00:00.000000Z"}
     box = keystore.load_box_key(lap.home).public_key().public_bytes(
         serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    forged = lease_crypto.seal(box, {"lease": lease, "unwrap": None, "signature": b64e(
+    forged = sealing.seal(box, {"lease": lease, "unwrap": None, "signature": b64e(
         forger.sign(lease_crypto.lease_message(lease)))}, config.device_id.encode())
     with pytest.raises(KeyError_, match="not signed by the server"):
         keystore.install_lease(lap.home, config.device_id, server_pub(config), forged)

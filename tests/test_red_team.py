@@ -20,15 +20,15 @@ import pytest
 
 from agent import keystore
 from agent.enroll import enroll
-from schema import lease as lease_crypto
+from agent.home import KEYRING_FILE
+from schema import sealing
 from schema.clock import ManualClock
 from schema.models import CustomerCreate
 from server import hr_inbox
 from server.rules import Archive, init_archive
 
-from . import lib_support as lib
-from .inproc import SignedDevice, ThreadedServer
-from .support import AGENT, run
+from . import harness
+from .harness import AGENT, SignedDevice, ThreadedServer, run
 
 
 @pytest.fixture
@@ -65,8 +65,8 @@ def test_an_envelope_with_loose_types_is_refused_like_a_push(
     }
 
     def envelope(op: dict[str, Any]) -> dict[str, Any]:
-        aad = lease_crypto.envelope_aad(config.device_id, op["op_id"])
-        sealed = lease_crypto.seal(box_pub, {"device_id": config.device_id, "op": op}, aad)
+        aad = sealing.envelope_aad(config.device_id, op["op_id"])
+        sealed = sealing.seal(box_pub, {"device_id": config.device_id, "op": op}, aad)
         return {"op_id": op["op_id"], "sealed": sealed}
 
     ops = [{**good, **change, "op_id": f"loose{n:027d}"} for n, change in enumerate(loose.values())]
@@ -260,12 +260,12 @@ def test_an_edited_or_damaged_keyring_opens_nothing_and_says_so_in_one_line(
     first = run([AGENT, "sync", "--home", str(home)])
     assert first.returncode == 0, first.stderr
     assert "Ring Secret" in run([AGENT, "customer", "list", "--home", str(home), "--json"]).stdout
-    original = orjson.loads((home / keystore.KEYRING_FILE).read_bytes())
+    original = orjson.loads((home / KEYRING_FILE).read_bytes())
     for name, edit in KEYRING_EDITS.items():
         copy = tmp_path / "copies" / name.replace(" ", "_").replace(",", "")
         shutil.copytree(home, copy)
         edited = edit(orjson.loads(orjson.dumps(original)))
-        (copy / keystore.KEYRING_FILE).write_bytes(
+        (copy / KEYRING_FILE).write_bytes(
             edited if isinstance(edited, bytes) else orjson.dumps(edited))
         for command in (["customer", "list", "--json"], ["status"]):
             proc = run([AGENT, *command, "--home", str(copy)], check=False)
@@ -322,7 +322,7 @@ def test_a_pushed_time_beyond_the_calendar_is_a_422_not_a_500(
     code, _ = arch.create_enroll_code(rep, timedelta(hours=1))
     home = tmp_path / "home"
     config = enroll(home, served.url, code)
-    lib.lib_sync(home)
+    harness.lib_sync(home)
     visit = {"op_id": "v" * 32, "seq": 1, "kind": "visit.create", "entity_id": "e" * 32,
              "at": "2026-12-01T10:00:00Z",
              "data": {"customer_id": customer, "started_at": when, "purpose": "service",

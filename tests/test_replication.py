@@ -17,12 +17,11 @@ import secrets
 import shutil
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -41,7 +40,8 @@ from server.archive.sqlite import ARCHIVE_FILE
 from server.keys import load_or_create_signing_key
 from server.rules import Archive, init_archive, open_archive
 
-from .support import SERVER, ServerProcess, agent_cli, free_port, run, server_cli
+from . import harness
+from .harness import SERVER, ServerProcess, agent_cli, free_port, run, server_cli
 
 pytestmark = pytest.mark.slow
 
@@ -125,17 +125,21 @@ def on_device(home: Path) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str
     return customers, visits
 
 
-def rows(data: Path, table: str) -> list[dict[str, Any]]:
-    """Every row of an archive table, read-only, in order of its first column (the id)."""
-    uri = f"file:{data / ARCHIVE_FILE}?mode=ro"
-    with closing(sqlite3.connect(uri, uri=True, timeout=10)) as conn:
-        conn.row_factory = sqlite3.Row
-        return [dict(r) for r in conn.execute(f"SELECT * FROM {table} ORDER BY 1")]
+def customers_of(data: Path) -> list[dict[str, Any]]:
+    """Every card of the archive, by id (read through the library, connection closed)."""
+    with archive(data) as arch:
+        return sorted(arch.iter_customers(), key=lambda r: r["id"])
 
 
-def integrity(data: Path) -> str:
-    with closing(sqlite3.connect(f"file:{data / ARCHIVE_FILE}?mode=ro", uri=True)) as conn:
-        return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
+def visits_of(data: Path) -> list[dict[str, Any]]:
+    """Every visit of the archive, by id."""
+    with archive(data) as arch:
+        return sorted(arch.iter_visits(), key=lambda r: r["id"])
+
+
+def devices_of(data: Path) -> list[dict[str, Any]]:
+    with archive(data) as arch:
+        return arch.list_devices()
 
 
 def wait_replicated(data: Path, timeout: float = 30) -> dict[str, Any]:
@@ -185,7 +189,7 @@ def restore(data: Path, replica: str, *extra: str) -> dict[str, Any]:
 
 
 def content(data: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    return rows(data, "customers"), rows(data, "visits")
+    return customers_of(data), visits_of(data)
 
 
 def file_url(path: Path) -> str:
@@ -264,7 +268,7 @@ def round_trip(tmp_path: Path, replica: str) -> Path:
     fresh = tmp_path / "restored"
     out = restore(fresh, replica)
     assert (out["customers"], out["visits"]) == (4, 150)
-    assert integrity(fresh) == "ok"
+    assert harness.integrity_check(fresh) == "ok"
     assert content(fresh) == content(data)
     # The restored archive is a new epoch: agents that see it reconcile before trusting it.
     assert out["archive_epoch"] == epoch(fresh) != epoch(data)
@@ -272,7 +276,8 @@ def round_trip(tmp_path: Path, replica: str) -> Path:
 
 
 def epoch(data: Path) -> str:
-    return next(r["value"] for r in rows(data, "meta") if r["key"] == "archive_epoch")
+    with archive(data) as arch:
+        return arch.epoch
 
 
 def test_file_replica_round_trip(tmp_path: Path) -> None:
@@ -348,7 +353,7 @@ def test_disaster_agents_put_back_what_the_replica_lacks(
     before = [on_device(home) for home in homes]
 
     restored = restore(data, replica, *(["--timestamp", at] if at else []))
-    assert integrity(data) == "ok"
+    assert harness.integrity_check(data) == "ok"
     if at:  # exactly the first batch: the last one exists only on the laptops now
         assert (restored["visits"], restored["customers"]) == (reps * first, reps * 3)
     server = ServerProcess(data, port=crash.port, replica=replica).start()
@@ -368,8 +373,8 @@ def test_disaster_agents_put_back_what_the_replica_lacks(
     assert restored["visits"] + sum(r["reconciled"].get("visits", 0) for r in reports) == total
     assert again["pushed"] == 0 and again["reconciled"] == {}
 
-    customers = {r["id"]: r for r in rows(data, "customers")}
-    visits = rows(data, "visits")
+    customers = {r["id"]: r for r in customers_of(data)}
+    visits = visits_of(data)
     held_customers: dict[str, dict[str, Any]] = {}
     held_visits: dict[str, dict[str, Any]] = {}
     for home in homes:
@@ -421,9 +426,9 @@ def test_point_in_time_then_replicate_again_and_restore_again(tmp_path: Path) ->
 
     restored = data
     out = restore(restored, replica, "--timestamp", at, "--force")
-    assert out["timestamp"] == at and integrity(restored) == "ok"
-    assert [v["id"] for v in rows(restored, "visits")] == sorted(first_visits)
-    assert {c["id"]: c["rev"] for c in rows(restored, "customers")} == {
+    assert out["timestamp"] == at and harness.integrity_check(restored) == "ok"
+    assert [v["id"] for v in visits_of(restored)] == sorted(first_visits)
+    assert {c["id"]: c["rev"] for c in customers_of(restored)} == {
         cid: c["rev"] for cid, c in first_customers.items()}
 
     # The restored archive goes on, replicating into the same replica.
@@ -436,10 +441,10 @@ def test_point_in_time_then_replicate_again_and_restore_again(tmp_path: Path) ->
         server.stop()
     again = tmp_path / "restored-again"
     restore(again, replica)
-    assert integrity(again) == "ok"
+    assert harness.integrity_check(again) == "ok"
     assert content(again) == content(restored)  # nothing written after the first restore is missing
-    assert len(rows(again, "devices")) == 2
-    again_visits = {v["id"] for v in rows(again, "visits")}
+    assert len(devices_of(again)) == 2
+    again_visits = {v["id"] for v in visits_of(again)}
     assert again_visits == first_visits.keys() | on_device(other)[1].keys()
     assert not again_visits & second  # the rolled-back batch stays rolled back
 

@@ -4,7 +4,6 @@ refusing a revoked device, and the HR API."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -20,8 +19,7 @@ from fastapi.routing import APIRoute
 from agent import keystore, wipe
 from agent import sync as sync_mod
 from agent.enroll import enroll
-from agent.home import AgentConfig
-from agent.keystore import KEYRING_FILE
+from agent.home import KEYRING_FILE, AgentConfig
 from agent.store import Store
 from agent.transport import Transport, UntrustedResponse
 from schema import signing
@@ -31,8 +29,11 @@ from server.archive import ArchiveError
 from server.keys import load_or_create_signing_key
 from server.rules import Archive, init_archive, open_archive
 
-from . import lib_support as lib
-from .inproc import (
+from . import harness
+from .harness import (
+    AGENT,
+    SERVER,
+    ServerProcess,
     SignedDevice,
     ThreadedServer,
     archive_of,
@@ -40,10 +41,11 @@ from .inproc import (
     enroll_device,
     make_client,
     raw_public,
+    run,
+    server_cli,
     snapshot,
     visit_create,
 )
-from .support import AGENT, SERVER, ServerProcess, run, server_cli
 
 CUSTOMERS = ["琉璃塔光电科技有限公司", "Obsidian Narwhal Logistics", "Periwinkle Quokka Dairy"]
 CARD_NOTE = "采购总监只收现金回扣 Tamarind ledger"
@@ -57,7 +59,7 @@ NEEDLES = [s.encode() for s in CUSTOMERS + [CARD_NOTE] + ONLINE_NOTES + OFFLINE_
 
 
 def log(home: Path, customer: str, notes: list[str]) -> list[str]:
-    with lib.open_store(home) as store:
+    with harness.open_store(home) as store:
         return [store.log_visit(VisitCreate(customer_id=customer, purpose="service", summary=note,
                                             feedback=note, started_at=datetime.now(UTC)))["id"]
                 for note in notes]
@@ -78,16 +80,16 @@ def test_departure_end_to_end(tmp_path: Path) -> None:
     server = ServerProcess(data, replica="none").start()
     try:
         home = tmp_path / "leaver"
-        config = lib.lib_enroll(data, home, server.url, leaver)
-        lib.lib_sync(home)
+        config = harness.lib_enroll(data, home, server.url, leaver)
+        harness.lib_sync(home)
         online = log(home, customers[0], ONLINE_NOTES)
-        assert lib.lib_sync(home).results == {"accepted": 2}
+        assert harness.lib_sync(home).results == {"accepted": 2}
     finally:
         server.stop()
 
     # Offline: the rep keeps working; meanwhile HR revokes them.
     offline = log(home, customers[1], OFFLINE_NOTES)
-    assert lib.outbox_counts(home)["pending"] == 2
+    assert harness.outbox_counts(home)["pending"] == 2
     revoked = server_cli(data, "revoke", "Zhao Leaver", "--reason", "resigned",
                          "--reassign-to", "Qian Successor")
     assert revoked["status"] == "applied" and revoked["reassigned"] == {successor: 3}
@@ -137,9 +139,9 @@ def test_departure_end_to_end(tmp_path: Path) -> None:
 
         # The successor's laptop gets the customers, with the departed rep's visits.
         succ = tmp_path / "successor"
-        lib.lib_enroll(data, succ, server.url, successor)
-        lib.lib_sync(succ)
-        cards, visits = lib.device_rows(succ)
+        harness.lib_enroll(data, succ, server.url, successor)
+        harness.lib_sync(succ)
+        cards, visits = harness.device_rows(succ)
         assert set(cards) == set(customers)
         assert all(c["owner_rep_id"] == successor for c in cards.values())
         assert {v["id"]: v["rep_id"] for v in visits.values()} == {v: leaver for v in online}
@@ -320,7 +322,7 @@ def revoked_laptop(tmp_path: Path) -> Iterator[tuple[ThreadedServer, Path, Agent
     code, _ = arch.create_enroll_code(rep, timedelta(hours=1))
     home = tmp_path / "agent"
     config = enroll(home, server.url, code)
-    lib.lib_sync(home)
+    harness.lib_sync(home)
     visit = log(home, customer, OFFLINE_NOTES[:1])[0]
     arch.revoke(rep, "left", "pool")
     yield server, home, config, visit
@@ -377,7 +379,7 @@ def test_forged_and_replayed_wipe_orders_are_ignored(
         # The final flush reached quarantine (once); the laptop keeps the op until a
         # trustworthy answer comes.
         assert [q["entity_id"] for q in server.archive.quarantine()] == [visit]
-        assert lib.outbox_counts(home)["pending"] == 1
+        assert harness.outbox_counts(home)["pending"] == 1
         assert server.archive.list_devices()[0]["state"] == "wipe_pending"
 
         # The genuine order, verified against its own request, is obeyed.
@@ -569,8 +571,7 @@ def test_hr_api_needs_its_token_and_is_idempotent(tmp_path: Path) -> None:
     # Documented in the OpenAPI spec, with its bearer scheme; the token is stored hashed.
     spec = client.get("/openapi.json").json()
     assert spec["paths"][url]["post"]["security"]
-    with sqlite3.connect(data / "archive.db") as conn:
-        stored = [r[0] for r in conn.execute("SELECT token_hash FROM hr_tokens")]
+    stored = [r["token_hash"] for r in harness.stored_rows(data, "SELECT token_hash FROM hr_tokens")]
     assert token not in stored and all(len(h) == 64 for h in stored)
 
 
@@ -586,8 +587,8 @@ def test_a_blocked_revoked_laptop_still_hands_over_its_unsynced_visits(tmp_path:
     server = ServerProcess(data, replica="none").start()
     try:
         home = tmp_path / "leaver"
-        config = lib.lib_enroll(data, home, server.url, leaver)
-        lib.lib_sync(home)
+        config = harness.lib_enroll(data, home, server.url, leaver)
+        harness.lib_sync(home)
         offline = log(home, customer, OFFLINE_NOTES)
         # A policy of 3.6 ms: the next lease is past its block deadline by the time any
         # command runs (no waiting, and no secret anyone could ask for again).

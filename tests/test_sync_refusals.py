@@ -24,8 +24,8 @@ from schema.enums import VisitPurpose
 from schema.models import CustomerCreate, VisitCreate
 from server.rules import init_archive
 
-from . import lib_support as lib
-from .support import AGENT, ServerProcess, run
+from . import harness
+from .harness import AGENT, ServerProcess, run
 
 MAX_BODY = 8 * 1024 * 1024
 
@@ -72,11 +72,11 @@ def enrolled_with_a_visit(tmp_path: Path) -> Path:
     home = tmp_path / "laptop"
     server = ServerProcess(data, replica="none").start()
     try:
-        lib.lib_enroll(data, home, server.url, rep)
-        lib.lib_sync(home)
+        harness.lib_enroll(data, home, server.url, rep)
+        harness.lib_sync(home)
     finally:
         server.stop()
-    with lib.open_store(home) as store:
+    with harness.open_store(home) as store:
         store.log_visit(VisitCreate(customer_id=customer, purpose=VisitPurpose.service,
                                     summary="unsynced work", started_at=datetime.now(UTC)))
     return home
@@ -102,5 +102,5 @@ def test_a_403_that_wipes_nothing_exits_1_and_keeps_the_laptop(tmp_path: Path) -
             proc = run([AGENT, "sync", "--home", str(home)], check=False)
         assert proc.returncode == 1, (proc.stdout, proc.stderr)
         assert proc.stderr.strip().splitlines() == [f"error: {line}"], proc.stderr
-        with lib.open_store(home) as store:  # nothing wiped, the work still queued
+        with harness.open_store(home) as store:  # nothing wiped, the work still queued
             assert len(store.pending_ops(10)) == 1

@@ -1,7 +1,10 @@
-from datetime import UTC, datetime, timedelta
-import pytest, uuid
+from datetime import timedelta
+
+import pytest
+
 from schema.models import CustomerCreate
 from server.rules import init_archive
+
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def arch(request, tmp_path):
@@ -28,6 +31,6 @@ def test_smoke(arch, tmp_path):
     assert arch.counts()["customers"] == 1
     assert arch.list_customers("pool")[0]["id"] == c["id"]
     assert len(arch.list_devices()) == 1
-    rep2 = arch.add_rep("Zhang")
+    arch.add_rep("Zhang")
     r = arch.departure_report(rep["id"])
     assert r["customers"][0]["to_name"] == "pool"

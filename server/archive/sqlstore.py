@@ -226,9 +226,8 @@ class SqlStore:
             (row["id"], row["rev"], seq, orjson.dumps(row).decode(), author, device_id, op_id, at))
 
     def customer_revisions(self, customer_id: str, from_rev: int) -> list[dict[str, Any]]:
-        rows = self.tx.rows("SELECT rev, snapshot, author, device_id, op_id, at "
-                            "FROM customer_revisions WHERE customer_id=? AND rev>=? ORDER BY rev",
-                            (customer_id, from_rev))
+        rows = self.tx.rows("SELECT * FROM customer_revisions WHERE customer_id=? AND rev>=? "
+                            "ORDER BY rev", (customer_id, from_rev))
         for r in rows:
             r["snapshot"] = orjson.loads(r["snapshot"])
         return rows
@@ -298,8 +297,8 @@ class SqlStore:
             (row["id"], row["rev"], seq, orjson.dumps(row).decode(), author, device_id, op_id, at))
 
     def visit_revisions(self, visit_id: str) -> list[dict[str, Any]]:
-        rows = self.tx.rows("SELECT rev, snapshot, author, device_id, op_id, at "
-                            "FROM visit_revisions WHERE visit_id=? ORDER BY rev", (visit_id,))
+        rows = self.tx.rows("SELECT * FROM visit_revisions WHERE visit_id=? ORDER BY rev",
+                            (visit_id,))
         for r in rows:
             r["snapshot"] = orjson.loads(r["snapshot"])
         return rows
@@ -319,6 +318,10 @@ class SqlStore:
     def applied_op(self, op_id: str) -> dict[str, Any] | None:
         return self.tx.one("SELECT device_id, seq, result, at FROM applied_ops WHERE op_id=?",
                            (op_id,))
+
+    def applied_ops(self, device_id: str) -> list[dict[str, Any]]:
+        return self.tx.rows("SELECT * FROM applied_ops WHERE device_id=? ORDER BY seq, op_id",
+                            (device_id,))
 
     def record_op(self, op_id: str, device_id: str, seq: int, result: str, at: str) -> None:
         self.tx.execute("INSERT INTO applied_ops (op_id, device_id, seq, result, at) "
@@ -366,6 +369,9 @@ class SqlStore:
 
     def revocation(self, rep_id: str) -> dict[str, Any] | None:
         return self.tx.one("SELECT * FROM revocations WHERE rep_id=?", (rep_id,))
+
+    def revocations(self) -> list[dict[str, Any]]:
+        return self.tx.rows("SELECT * FROM revocations ORDER BY id")
 
     def revocation_by_id(self, revocation_id: int) -> dict[str, Any] | None:
         return self.tx.one("SELECT * FROM revocations WHERE id=?", (revocation_id,))

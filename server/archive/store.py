@@ -185,7 +185,7 @@ class Cards(Protocol):
         ...
 
     def customer_revisions(self, customer_id: str, from_rev: int) -> list[dict[str, Any]]:
-        """Revisions (rev, snapshot as a dict, device_id, author, at) from `from_rev` on."""
+        """Every column of the revisions from `from_rev` on, oldest first, snapshot as a dict."""
         ...
 
     def card_maker(self, customer_id: str) -> dict[str, Any] | None:
@@ -230,7 +230,7 @@ class Visits(Protocol):
                               device_id: str | None, op_id: str | None, at: str) -> None: ...
 
     def visit_revisions(self, visit_id: str) -> list[dict[str, Any]]:
-        """The visit's revisions (rev, snapshot as a dict, author, device_id, op_id, at)."""
+        """Every column of the visit's revisions, oldest first, snapshot as a dict."""
         ...
 
 
@@ -249,6 +249,10 @@ class Feed(Protocol):
 class Ops(Protocol):
     def applied_op(self, op_id: str) -> dict[str, Any] | None:
         """(device_id, seq, result JSON, at) of an op applied before, or None."""
+        ...
+
+    def applied_ops(self, device_id: str) -> list[dict[str, Any]]:
+        """The device's answered ops (op_id, device_id, seq, result JSON, at) by seq."""
         ...
 
     def record_op(self, op_id: str, device_id: str, seq: int, result: str, at: str) -> None:
@@ -286,6 +290,10 @@ class Departures(Protocol):
         ...
 
     def revocation(self, rep_id: str) -> dict[str, Any] | None: ...
+
+    def revocations(self) -> list[dict[str, Any]]:
+        """Every departure, oldest first."""
+        ...
 
     def revocation_by_id(self, revocation_id: int) -> dict[str, Any] | None: ...
 

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from schema import lease as lease_crypto
+from schema import sealing
 from schema.models import LeaseResponse
 from schema.signing import b64e
 from schema.validation import MAX_WIRE_INT
@@ -47,7 +48,7 @@ def sealed_lease(key: Ed25519PrivateKey, box_key: X25519PrivateKey, archive: Arc
     lease = {**issued["lease"], "server_box_public_key": public_key_b64(box_key)}
     payload = {**issued, "lease": lease,
                "signature": b64e(key.sign(lease_crypto.lease_message(lease)))}
-    return lease_crypto.seal(box_public_key, payload, device_id.encode())
+    return sealing.seal(box_public_key, payload, device_id.encode())
 
 
 @router.post("/lease", response_model=LeaseResponse, responses=SIGNED_RESPONSE,

@@ -15,8 +15,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from schema import lease as lease_crypto
-from schema import signing
+from schema import sealing, signing
 from schema.clock import iso
 from schema.enums import OpStatus
 from schema.models import (
@@ -78,12 +77,12 @@ class FinalFlushRequest(BaseModel):
 _OPERATION: TypeAdapter[Any] = TypeAdapter(Operation)
 
 
-def _open_envelope(opener: lease_crypto.Opener, device: Device, env: Envelope) -> Any | str:
+def _open_envelope(opener: sealing.Opener, device: Device, env: Envelope) -> Any | str:
     """The operation inside `env`, or why it is refused. The associated data binds the
     device and the op_id in clear: an envelope of another device, or relabelled,
     does not open."""
     try:
-        payload = opener.open(env.sealed.model_dump(), lease_crypto.envelope_aad(device.id,
+        payload = opener.open(env.sealed.model_dump(), sealing.envelope_aad(device.id,
                                                                                  env.op_id))
     except (InvalidTag, ValueError, KeyError, TypeError):
         return "the envelope does not open with the server key for this device"
@@ -100,7 +99,7 @@ def _open_envelope(opener: lease_crypto.Opener, device: Device, env: Envelope) -
     return op
 
 
-def final_flush_envelopes(archive: Archive, opener: lease_crypto.Opener, device: Device,
+def final_flush_envelopes(archive: Archive, opener: sealing.Opener, device: Device,
                           envelopes: list[Envelope]) -> tuple[list[OpResult], dict[str, Any]]:
     """Open each envelope; quarantine the operations (once per op_id, like a revoked
     device's push) and answer the ones that do not open as rejected."""
@@ -136,7 +135,7 @@ async def final_flush(
     # Parsed like a push: the agent gzips large bodies, and the decompressed size is capped.
     raw = decode_body(request, await request.body(), settings.max_body_bytes)
     body = parse_json(FinalFlushRequest, raw)
-    opener = lease_crypto.Opener(box_key)
+    opener = sealing.Opener(box_key)
     results, order = await run_in_threadpool(final_flush_envelopes, archive, opener, device,
                                              body.envelopes)
     return signed_json(request, {

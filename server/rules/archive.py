@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from schema.clock import Clock, SystemClock, iso, parse_iso
-from schema.enums import OwnershipSource, RepTier
+from schema.enums import OwnershipSource, RepTier, VisitStatus, can_transition
 from schema.models import CustomerCreate, CustomerPatch, OpResult
 
 from ..archive.engine import Engine, UniqueViolation
@@ -318,20 +318,62 @@ class Archive:
             raise NotFound("unknown_visit", f"no visit {visit_id!r}")
         return row
 
-    def visit_revisions(self, visit_id: str) -> list[dict[str, Any]]:
+    def visit_history(self, visit_id: str) -> list[dict[str, Any]]:
+        """Every revision of the visit, oldest first (snapshot as a dict); [] if unknown."""
         with self._read() as s:
             return s.visit_revisions(visit_id)
 
-    def customer_revisions(self, ref: str) -> list[dict[str, Any]]:
+    def customer_history(self, customer_id: str) -> list[dict[str, Any]]:
+        """Every revision of the card, oldest first (snapshot as a dict); [] if unknown."""
         with self._read() as s:
-            return s.customer_revisions(_customer(s, ref)["id"], 1)
+            return s.customer_revisions(customer_id, 1)
 
-    def applied_op(self, op_id: str) -> dict[str, Any] | None:
-        """What the archive answered to `op_id` (device_id, seq, result, at), or None."""
+    def applied_ops(self, device_id: str) -> list[dict[str, Any]]:
+        """The device's ops the archive has answered (the idempotency record), by seq,
+        each with its stored result as a dict."""
         with self._read() as s:
-            row = s.applied_op(op_id)
+            rows = s.applied_ops(device_id)
+        for r in rows:
+            r["result"] = orjson.loads(r["result"])
+        return rows
+
+    def wipe_order(self, device_id: str) -> dict[str, Any] | None:
+        """The device's wipe order with its receipt (a dict, or None before one came)."""
+        with self._read() as s:
+            row = s.wipe_order(device_id)
         if row is not None:
-            row["result"] = orjson.loads(row["result"])
+            row["receipt"] = orjson.loads(row["receipt"]) if row["receipt"] else None
+        return row
+
+    def list_revocations(self) -> list[dict[str, Any]]:
+        """Every recorded departure, oldest first, `reassigned` decoded."""
+        with self._read() as s:
+            rows = s.revocations()
+        for r in rows:
+            r["reassigned"] = orjson.loads(r["reassigned"])
+        return rows
+
+    def review_visit(self, visit_id: str, status: str, by: str) -> dict[str, Any]:
+        """An office or manager moves a visit along the visit's status rules (e.g.
+        submitted -> approved): a new revision the author's laptop pulls, and an audit
+        entry. Conflict `invalid_transition` when the rules refuse it."""
+        now = self.now()
+        with self._write() as s:
+            row = s.visit(visit_id)
+            if row is None:
+                raise NotFound("unknown_visit", f"no visit {visit_id!r}")
+            try:
+                allowed = can_transition(VisitStatus(row["status"]), VisitStatus(status))
+            except ValueError:
+                allowed = False
+            if not allowed:
+                raise Conflict("invalid_transition",
+                               f"a {row['status']} visit cannot become {status}")
+            customer = s.customer(row["customer_id"])
+            assert customer is not None
+            row.update(status=status, rev=row["rev"] + 1, updated_at=now)
+            operations.store_visit(s, row, customer["owner_rep_id"], by, None, None, insert=False)
+            audit.append(s, now, by, "visit.review", visit_id, {"status": status})
         return row
 
     def conflicts(self, limit: int | None = None) -> list[dict[str, Any]]:

@@ -83,8 +83,9 @@ def ownership_windows(
     return spans
 
 
-def _store_visit(store: Store, row: dict[str, Any], owner: str | None, author: str,
-                 device_id: str | None, op_id: str, insert: bool) -> None:
+def store_visit(store: Store, row: dict[str, Any], owner: str | None, author: str,
+                device_id: str | None, op_id: str | None, insert: bool) -> None:
+    """Write a visit's new state with its revision and the feed row for the card's owner."""
     if insert:
         store.insert_visit(row)
     else:
@@ -196,7 +197,7 @@ class _Apply:
             return self.quarantine(op, misdated)
         row = {"id": op.entity_id, "rev": 1, **data, "rep_id": rep, "device_id": self.device.id,
                "void_reason": "", "created_at": iso(op.at), "updated_at": self.now}
-        _store_visit(self.store, row, customer["owner_rep_id"], rep, self.device.id, op.op_id, True)
+        store_visit(self.store, row, customer["owner_rep_id"], rep, self.device.id, op.op_id, True)
         if (customer["last_served_at"] or "") < data["started_at"]:
             self.store.set_last_served(customer["id"], data["started_at"])
         return self.result(op, OpStatus.accepted, rev=1)
@@ -221,7 +222,7 @@ class _Apply:
         row["updated_at"] = self.now
         customer = self.store.customer(row["customer_id"])
         assert customer is not None  # visits reference their customer
-        _store_visit(self.store, row, customer["owner_rep_id"], self.device.rep_id,
+        store_visit(self.store, row, customer["owner_rep_id"], self.device.rep_id,
                      self.device.id, op.op_id, False)
         return self.result(op, OpStatus.accepted, rev=row["rev"])
 
