@@ -75,9 +75,9 @@ def free_port() -> int:
 
 
 def run(cmd: list[str], check: bool = True, timeout: float = 120,
-        **kw: Any) -> subprocess.CompletedProcess[str]:
+        env_extra: dict[str, str] | None = None, **kw: Any) -> subprocess.CompletedProcess[str]:
     """Run a CLI command; `check` fails the test with its stderr when it exits non-zero."""
-    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", **(env_extra or {})}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, **kw)
     if check and proc.returncode != 0:
         raise AssertionError(f"{cmd} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
