@@ -196,11 +196,23 @@ def serve(
     # Each worker builds its own app from the environment (Settings reads FIELDVAULT_*):
     # nothing is shared between them but the archive.
     os.environ.update(settings.as_environment())
+    os.environ[MULTIPROC_ENV] = str(_fresh_metrics_dir(data))
     uvicorn.run("server.app:app_from_environment", factory=True, workers=workers, host=host,
                 port=port, log_level="info", access_log=False, timeout_graceful_shutdown=5)
 
 
 _UNDER_LITESTREAM = "FIELDVAULT_UNDER_LITESTREAM"
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # server.metrics reads it (not imported here: start-up)
+
+
+def _fresh_metrics_dir(data: Path) -> Path:
+    """DATA/metrics, emptied: the workers' shared counters start from zero at each start."""
+    import shutil
+
+    folder = data / "metrics"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(mode=0o700)
+    return folder
 
 
 def _stop_without_litestream() -> None:

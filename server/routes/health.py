@@ -6,11 +6,12 @@ from __future__ import annotations
 from typing import Literal
 
 from fastapi import APIRouter, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from ..deps import ArchiveDep, ReplicationDep
+from ..metrics import exposition as metrics_text
 
 router = APIRouter(tags=["health"])
 
@@ -55,4 +56,4 @@ async def healthz(archive: ArchiveDep, replication_probe: ReplicationDep) -> dic
 @router.get("/metrics")
 async def metrics(replication_probe: ReplicationDep) -> Response:
     await run_in_threadpool(replication_probe.status)
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    return Response(metrics_text(), media_type=CONTENT_TYPE_LATEST)
