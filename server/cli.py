@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -321,6 +321,69 @@ def new_epoch(
     do it themselves)."""
     archive = _archive(data, archive_url)
     show({"archive_epoch": _run(archive.start_new_epoch, note)}, as_json)
+
+
+@app.command("migrate-archive")
+def migrate_archive(
+    data: DataOpt,
+    to_url: Annotated[str, typer.Option(
+        "--to", envvar="FIELDVAULT_MIGRATE_TO", show_default=False,
+        help="The new, empty archive: postgresql://USER@HOST:PORT/DB or sqlite:///PATH "
+             "[or $FIELDVAULT_MIGRATE_TO, which keeps a password out of process listings]")],
+    from_url: Annotated[str | None, typer.Option(
+        "--from", envvar="FIELDVAULT_MIGRATE_FROM", show_default=False,
+        help="The archive to copy [default: $FIELDVAULT_MIGRATE_FROM, else archive.db "
+             "in --data]")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Copy the whole archive (history, audit chain, devices, leases, epoch) into a new,
+    empty database, all or nothing, and verify it there. Stop the server first; then
+    serve with --archive set to the new one and the same --data (its keys)."""
+    from .rules.moving import migrate_archive as migrate
+
+    bar = _CopyProgress()
+    try:
+        out = _run(migrate, data, from_url, to_url, progress=bar.update)
+    finally:
+        bar.stop()
+    if as_json:
+        emit_json(out)
+        return
+    show({k: v for k, v in out.items() if k not in ("tables", "sequences")}, False)
+    show([{"table": t, "rows": n} for t, n in out["tables"].items()], False,
+         columns=("table", "rows"))
+
+
+class _CopyProgress:
+    """A rich progress bar on stderr (when it is a terminal), started at the first row
+    copied, so a refusal before the copy is still one error line."""
+
+    def __init__(self) -> None:
+        self.bar: Any = None
+        self.task: Any = None
+
+    def update(self, table: str, done: int, total: int) -> None:
+        if self.bar is None:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
+            console = Console(stderr=True)
+            self.bar = Progress(TextColumn("{task.description:<28}"), BarColumn(),
+                                MofNCompleteColumn(), TimeElapsedColumn(), console=console,
+                                disable=not console.is_terminal, transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task("copying", total=total)
+        self.bar.update(self.task, description=f"copying {table}", completed=done, total=total)
+
+    def stop(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
 
 
 audit_app = cli_app(help="The hash-chained audit log.")

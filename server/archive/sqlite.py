@@ -225,7 +225,7 @@ class SQLiteEngine:
             os.close(fd)
 
     def describe(self) -> str:
-        return f"sqlite:///{self.path.resolve()}"
+        return f"sqlite://{self.path.resolve()}"
 
     def close(self) -> None:
         with self._lock:
