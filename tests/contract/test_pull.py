@@ -1,0 +1,191 @@
+"""Pull and eviction: a rep's scope only, evictions when it shrinks, cost by changes."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from schema.models import CustomerPatch
+from server.archive.store import FeedRow
+from server.rules import Archive
+
+from ..harness import customer_update
+from .kit import Ctx, Stores, ids, storage_work, visit_create
+
+
+def test_pull_returns_only_the_reps_scope(ctx: Ctx) -> None:
+    mine = [ctx.customer(ctx.a, f"A{i}") for i in range(4)]
+    theirs = [ctx.customer(ctx.b, f"B{i}") for i in range(3)]
+    pooled = ctx.customer(None, "Pool Co")
+    my_visits = [visit_create(c["id"]) for c in mine for _ in range(2)]
+    ctx.push(ctx.a, *my_visits)
+    ctx.push(ctx.b, *(visit_create(c["id"]) for c in theirs))
+    ctx.archive.edit_customer(theirs[0]["id"], CustomerPatch(notes="office note for B"), "office")
+    ctx.archive.edit_customer(pooled["id"], CustomerPatch(notes="pool note"), "office")
+
+    page = ctx.pull_all(ctx.a.rep_id)
+    assert ids(page.customers) == ids(mine)
+    assert ids(page.visits) == {v["entity_id"] for v in my_visits}
+    assert page.evicted == []
+    assert all(c["owner_rep_id"] == ctx.a.rep_id for c in page.customers)
+    assert all("device_id" not in v for v in page.visits)  # which laptop is not the rep's news
+    page_b = ctx.pull_all(ctx.b.rep_id)
+    assert ids(page_b.customers) == ids(theirs)
+    assert not ids(page_b.visits) & {v["entity_id"] for v in my_visits}
+
+
+def test_assign_evicts_from_the_old_owner_and_gives_the_new_one_the_history(ctx: Ctx) -> None:
+    cust = ctx.customer(ctx.a, "Rotating Account")
+    keep = ctx.customer(ctx.a, "Stays With A")
+    visits = [visit_create(cust["id"]) for _ in range(3)]
+    ctx.push(ctx.a, *visits, visit_create(keep["id"]))
+    cursor_a = ctx.pull_all(ctx.a.rep_id).last_seq
+    cursor_b = ctx.pull_all(ctx.b.rep_id).last_seq
+
+    ctx.archive.assign(cust["id"], ctx.b.rep_id, "rotation after 2 years", "manager")
+    page_a = ctx.pull_all(ctx.a.rep_id, cursor_a)
+    assert page_a.evicted == [cust["id"]]
+    assert page_a.customers == [] and page_a.visits == []
+    page_b = ctx.pull_all(ctx.b.rep_id, cursor_b)
+    assert ids(page_b.customers) == {cust["id"]}
+    assert ids(page_b.visits) == {v["entity_id"] for v in visits}  # A's visits, authorship kept
+    assert {v["rep_id"] for v in page_b.visits} == {ctx.a.rep_id}
+    # a fresh device of A's never sees it again; of B's sees it all
+    assert cust["id"] not in ids(ctx.pull_all(ctx.a.rep_id).customers)
+    assert ids(ctx.pull_all(ctx.b.rep_id).visits) == {v["entity_id"] for v in visits}
+
+    # back to the pool: B evicts it, nobody receives it
+    cursor_a, cursor_b = page_a.last_seq, page_b.last_seq
+    ctx.archive.assign(cust["id"], None, "no visit in 90 days", "pool-sweeper")
+    assert ctx.pull_all(ctx.b.rep_id, cursor_b).evicted == [cust["id"]]
+    page_a = ctx.pull_all(ctx.a.rep_id, cursor_a)
+    assert page_a.evicted == [] and page_a.customers == []
+
+
+def test_a_later_grant_wins_over_an_evict_in_one_page(ctx: Ctx) -> None:
+    cust = ctx.customer(ctx.a)
+    cursor = ctx.pull_all(ctx.a.rep_id).last_seq
+    ctx.archive.assign(cust["id"], ctx.b.rep_id, "away", "manager")
+    ctx.archive.assign(cust["id"], ctx.a.rep_id, "back", "manager")
+    page = ctx.archive.pull(ctx.a.rep_id, cursor, 1000)
+    assert page.evicted == [] and ids(page.customers) == {cust["id"]}
+
+
+def test_pull_with_nothing_new_returns_nothing_and_keeps_the_cursor(ctx: Ctx) -> None:
+    cust = ctx.customer(ctx.a)
+    ctx.push(ctx.a, visit_create(cust["id"]))
+    end = ctx.pull_all(ctx.a.rep_id).last_seq
+    assert end > 0
+    for _ in range(2):
+        page = ctx.archive.pull(ctx.a.rep_id, end, 1000)
+        assert (page.customers, page.visits, page.evicted) == ([], [], [])
+        assert page.last_seq == end and page.more is False
+    # other reps' activity is not A's news
+    other = ctx.customer(ctx.b)
+    ctx.push(ctx.b, visit_create(other["id"]), customer_update(other["id"], notes="x"))
+    page = ctx.archive.pull(ctx.a.rep_id, end, 1000)
+    assert (page.customers, page.visits, page.evicted, page.last_seq) == ([], [], [], end)
+    # one change of A's is exactly one record
+    ctx.push(ctx.a, customer_update(cust["id"], notes="news"))
+    page = ctx.archive.pull(ctx.a.rep_id, end, 1000)
+    assert ids(page.customers) == {cust["id"]} and page.visits == [] and page.last_seq > end
+
+
+def test_pull_cost_follows_the_reps_changes_not_the_archive_size(ctx: Ctx) -> None:
+    cust = ctx.customer(ctx.a)
+    ctx.push(ctx.a, visit_create(cust["id"]))
+    end = ctx.pull_all(ctx.a.rep_id).last_seq
+
+    def pull_cost(after: int) -> tuple[int, int]:
+        page, work = storage_work(ctx.archive, lambda a: a.pull(ctx.a.rep_id, after, 1000))
+        return len(page.customers) + len(page.visits), work
+
+    empty_records, empty_small = pull_cost(end)
+    full_records, full_small = pull_cost(0)
+    assert (empty_records, full_records) == (0, 2)
+    # the archive grows by 1,500 visits of another rep
+    others = [ctx.customer(ctx.b, f"B{i}") for i in range(5)]
+    for i in range(3):
+        ctx.push(ctx.b, *(visit_create(others[n % 5]["id"]) for n in range(500)))
+    assert ctx.archive.count_visits("Rep B") == 1500
+    _, empty_big = pull_cost(end)
+    _, full_big = pull_cost(0)
+    assert 0 < full_small  # the meter counts something
+    assert empty_big <= empty_small * 1.5 + 20, (empty_small, empty_big)
+    assert full_big <= full_small * 1.5 + 40, (full_small, full_big)
+
+
+# --- the store ----------------------------------------------------------------------------
+
+
+def test_store_feed_sequence_is_strictly_increasing_across_transactions(stores: Stores) -> None:
+    seqs = []
+    for i in range(4):
+        with stores.write() as s:
+            seqs.append(s.append_feed("rep_a", "customer", f"c{i}", f"c{i}"))
+            seqs.append(s.append_feed(None, "visit", f"v{i}", f"c{i}"))
+    with pytest.raises(RuntimeError), stores.write() as s:
+        s.append_feed("rep_a", "customer", "lost", "lost")
+        raise RuntimeError("rolled back")
+    with stores.write() as s:
+        seqs.append(s.append_feed("rep_a", "evict", "c9", "c9"))
+    assert all(type(n) is int for n in seqs)
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    with stores.read() as s:
+        assert [r.entity_id for r in s.feed("rep_a", 0, 100)] == ["c0", "c1", "c2", "c3", "c9"]
+
+
+def test_store_feed_pages_a_reps_rows_only(stores: Stores) -> None:
+    with stores.write() as s:
+        mine = [s.append_feed("rep_a", kind, f"e{i}", f"c{i}")
+                for i, kind in enumerate(["customer", "visit", "grant", "evict"])]
+        for i in range(2000):  # a large archive of other reps' changes in between
+            s.append_feed(f"rep_{i % 7}", "visit", f"x{i}", f"y{i}")
+        mine.append(s.append_feed("rep_a", "visit", "e4", "c4"))
+    with stores.read() as s:
+        page = s.feed("rep_a", 0, 3)
+        assert page == [FeedRow(mine[0], "customer", "e0", "c0"), FeedRow(mine[1], "visit", "e1", "c1"),
+                        FeedRow(mine[2], "grant", "e2", "c2")]
+        assert all(type(r.seq) is int for r in page)
+        rest = s.feed("rep_a", page[-1].seq, 3)
+        assert [r.seq for r in rest] == mine[3:]
+        assert s.feed("rep_a", mine[-1], 3) == []
+        assert s.feed("rep_nobody", 0, 3) == []
+
+
+def test_store_feed_read_cost_does_not_grow_with_other_reps_rows(archive: Archive,
+                                                                  stores: Stores) -> None:
+    with stores.write() as s:
+        for i in range(5):
+            s.append_feed("rep_a", "visit", f"e{i}", "c")
+
+    def cost() -> int:
+        rows, work = storage_work(archive, lambda a: _feed(a, "rep_a"))
+        assert len(rows) == 5
+        return work
+
+    small = cost()
+    with stores.write() as s:
+        for i in range(3000):
+            s.append_feed("rep_b", "visit", f"x{i}", "y")
+    big = cost()
+    assert big <= small * 1.5 + 20, (small, big)
+
+
+def _feed(archive: Archive, rep_id: str) -> list[FeedRow]:
+    with archive.engine.read() as tx:
+        from server.archive.sqlstore import SqlStore
+
+        return SqlStore(tx).feed(rep_id, 0, 100)
+
+
+def test_revisions_report_only_the_reps_records(ctx: Ctx) -> None:
+    mine, theirs = ctx.customer(ctx.a), ctx.customer(ctx.b)
+    visit = visit_create(mine["id"])
+    ctx.push(ctx.a, visit)
+    ctx.clock.advance(timedelta(minutes=1))
+    ctx.push(ctx.a, customer_update(mine["id"], notes="v2"))
+    cards, visits = ctx.archive.revisions(ctx.a.rep_id, [mine["id"], theirs["id"], "gone"],
+                                          [visit["entity_id"], "gone"])
+    assert cards == {mine["id"]: 2} and visits == {visit["entity_id"]: 1}
