@@ -29,6 +29,7 @@ import argparse
 import asyncio
 import contextlib
 import csv
+import gzip
 import json
 import os
 import random
@@ -130,7 +131,7 @@ class FleetConfig:
     replica: str | None = None  # passed through to serve as --replica
     data: Path | None = None  # default: a fresh temporary folder, removed afterwards
     seed: int | None = None
-    connections: int = 256  # the client's connection pool (all agents share it)
+    request_timeout: float = 60.0  # as the agent's Transport
     enroll_concurrency: int = 16
     progress: bool = True
     server_bin: str = SERVER_BIN
@@ -348,6 +349,68 @@ def archive_bytes(config: FleetConfig, data: Path) -> int | None:
     return sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists())
 
 
+# --- HTTP -----------------------------------------------------------------------------
+
+
+class Conn:
+    """One HTTP/1.1 keep-alive connection, as one `fieldvault sync` run holds one.
+
+    Hand-written on asyncio streams because the load generator shares the 2 cores with
+    the server it measures: httpx's pool costs more CPU per request than the server
+    does (O(pool) scans, and an import attempt per request), and its queue shows up as
+    latency that is the client's, not the server's."""
+
+    def __init__(self, host: str, port: int, timeout: float) -> None:
+        self.host, self.port, self.timeout = host, port, timeout
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(self, method: str, path_qs: str, headers: dict[str, str],
+                      body: bytes) -> tuple[int, dict[str, str], bytes]:
+        return await asyncio.wait_for(self._request(method, path_qs, headers, body), self.timeout)
+
+    async def _request(self, method: str, path_qs: str, headers: dict[str, str],
+                       body: bytes) -> tuple[int, dict[str, str], bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        head = [f"{method} {path_qs} HTTP/1.1", f"host: {self.host}:{self.port}",
+                f"content-length: {len(body)}", "accept-encoding: gzip",
+                *(f"{k}: {v}" for k, v in headers.items())]
+        self.writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)
+        await self.writer.drain()
+        lines = (await self.reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        answer: dict[str, str] = {}
+        for line in lines[1:]:
+            if line:
+                name, _, value = line.partition(":")
+                answer[name.strip().lower()] = value.strip()
+        if "content-length" in answer:
+            content = await self.reader.readexactly(int(answer["content-length"]))
+        elif answer.get("transfer-encoding", "").lower() == "chunked":
+            parts = []
+            for _ in range(1_000_000):
+                size = int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16)
+                parts.append(await self.reader.readexactly(size + 2))
+                if size == 0:
+                    break
+            content = b"".join(p[:-2] for p in parts)
+        else:
+            content = await self.reader.read()
+            answer["connection"] = "close"
+        if answer.get("content-encoding") == "gzip":
+            content = gzip.decompress(content)
+        if answer.get("connection", "").lower() == "close":
+            self.close()
+        return status, answer, content
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
 # --- one simulated agent --------------------------------------------------------------
 
 
@@ -355,6 +418,14 @@ class Refused(Exception):
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(f"{status} {code}: {message}")
         self.status, self.code = status, code
+
+
+def refusal(status: int, content: bytes) -> Refused:
+    try:
+        err = orjson.loads(content)
+        return Refused(status, str(err.get("error", "http_error")), str(err.get("message", "")))
+    except (ValueError, AttributeError):
+        return Refused(status, "http_error", content[:200].decode(errors="replace"))
 
 
 class Revoked(Exception):
@@ -389,7 +460,7 @@ class Agent:
 
     # -- wire --
 
-    async def call(self, client: httpx.AsyncClient, stats: Stats, method: str, path: str,
+    async def call(self, conn: Conn, stats: Stats, method: str, path: str,
                    params: dict[str, Any] | None = None, payload: Any = None) -> tuple[Any, str]:
         """One signed request, its answer's signature checked; (json, request nonce)."""
         path_qs = path + ("?" + urlencode(params) if params else "")
@@ -401,36 +472,31 @@ class Agent:
                    signing.HDR_TIMESTAMP: ts, signing.HDR_NONCE: nonce,
                    signing.HDR_SIGNATURE: signing.b64e(sig)}
         started = time.perf_counter()
-        resp = await client.request(method, path_qs, content=body, headers=headers)
+        status, answer, content = await conn.request(method, path_qs, headers, body)
         stats.request_latency.setdefault(f"{method} {path}", []).append(time.perf_counter() - started)
-        if resp.status_code >= 400:
-            try:
-                err = resp.json()
-                code, message = str(err.get("error", "http_error")), str(err.get("message", ""))
-            except ValueError:
-                code, message = "http_error", resp.text[:200]
-            raise Refused(resp.status_code, code, message)
+        if status >= 400:
+            raise refusal(status, content)
         assert self.server_pub is not None
         try:
-            self.server_pub.verify(signing.b64d(resp.headers.get(signing.HDR_SERVER_SIGNATURE, "")),
-                                   signing.response_message(nonce, resp.status_code, resp.content))
+            self.server_pub.verify(signing.b64d(answer.get(signing.HDR_SERVER_SIGNATURE.lower(), "")),
+                                   signing.response_message(nonce, status, content))
         except (InvalidSignature, ValueError):
-            raise Refused(resp.status_code, "untrusted_response",
+            raise Refused(status, "untrusted_response",
                           "answer not signed by the pinned server key") from None
-        return orjson.loads(resp.content), nonce
+        return orjson.loads(content), nonce
 
-    async def enroll(self, client: httpx.AsyncClient) -> None:
+    async def enroll(self, conn: Conn) -> None:
         pub = self.sign_key.public_key().public_bytes(serialization.Encoding.Raw,
                                                       serialization.PublicFormat.Raw)
         box = self.box_key.public_key().public_bytes(serialization.Encoding.Raw,
                                                      serialization.PublicFormat.Raw)
-        resp = await client.post("/v1/enroll", content=orjson.dumps({
-            "code": self.code, "device_name": f"fleet-{self.index:05d}",
-            "sign_public_key": signing.b64e(pub), "box_public_key": signing.b64e(box)}),
-            headers={"content-type": "application/json"})
-        if resp.status_code != 200:
-            raise Refused(resp.status_code, "enroll", resp.text[:300])
-        answer = resp.json()
+        status, _, content = await conn.request("POST", "/v1/enroll", {
+            "content-type": "application/json"}, orjson.dumps({
+                "code": self.code, "device_name": f"fleet-{self.index:05d}",
+                "sign_public_key": signing.b64e(pub), "box_public_key": signing.b64e(box)}))
+        if status != 200:
+            raise refusal(status, content)
+        answer = orjson.loads(content)
         self.device_id = answer["device_id"]
         self.server_pub_raw = signing.b64d(answer["server_sign_public_key"])
         self.server_pub = Ed25519PublicKey.from_public_bytes(self.server_pub_raw)
@@ -478,31 +544,31 @@ class Agent:
 
     # -- sync, as `fieldvault sync` does it --
 
-    async def sync(self, client: httpx.AsyncClient, stats: Stats) -> None:
+    async def sync(self, conn: Conn, stats: Stats) -> None:
         """Lease check-in, push the outbox, pull to the end of the feed."""
         started = time.perf_counter()
         try:
-            answer, _ = await self.call(client, stats, "POST", "/v1/lease",
+            answer, _ = await self.call(conn, stats, "POST", "/v1/lease",
                                         payload={"have_epoch": self.lease_epoch})
             self._install_lease(answer["sealed_lease"])
-            await self.push(client, stats)
-            await self.pull(client, stats)
+            await self.push(conn, stats)
+            await self.pull(conn, stats)
         except Refused as exc:
             if exc.code not in REVOKED_CODES:
                 raise
-            await self.hand_over(client, stats)
+            await self.hand_over(conn, stats)
             return
         except Revoked:
-            await self.hand_over(client, stats)
+            await self.hand_over(conn, stats)
             return
         stats.syncs += 1
         stats.sync_latency.append(time.perf_counter() - started)
 
-    async def push(self, client: httpx.AsyncClient, stats: Stats) -> None:
+    async def push(self, conn: Conn, stats: Stats) -> None:
         if not self.outbox:
             return
         ops = self.outbox[:1000]
-        answer, nonce = await self.call(client, stats, "POST", "/v1/push",
+        answer, nonce = await self.call(conn, stats, "POST", "/v1/push",
                                         payload={"ops": ops, "archive_epoch": self.archive_epoch})
         self._take_results(ops, answer["results"], stats)
         if "wipe_order" in answer:
@@ -524,9 +590,9 @@ class Agent:
                 self.cards[op["entity_id"]].rev = int(r["rev"])
         self.outbox = [op for op in self.outbox if op["op_id"] not in sent]
 
-    async def pull(self, client: httpx.AsyncClient, stats: Stats) -> None:
+    async def pull(self, conn: Conn, stats: Stats) -> None:
         for _ in range(MAX_PULL_PAGES):
-            answer, _ = await self.call(client, stats, "GET", "/v1/pull",
+            answer, _ = await self.call(conn, stats, "GET", "/v1/pull",
                                         params={"cursor": self.cursor, "limit": PULL_PAGE})
             for change in answer["changes"]:
                 stats.pulled[change["kind"]] += 1
@@ -545,24 +611,24 @@ class Agent:
             self.cursor = answer["cursor"]
         raise Refused(200, "endless_pull", f"more than {MAX_PULL_PAGES} pages")
 
-    async def hand_over(self, client: httpx.AsyncClient, stats: Stats) -> None:
+    async def hand_over(self, conn: Conn, stats: Stats) -> None:
         """Revoked: push what is unsynced (the final flush), obey the signed wipe order,
         send the receipt, stop."""
         from agent.wipe import make_receipt, verify_order
 
         if self.wipe_order is None and self.outbox:
             with contextlib.suppress(Revoked):
-                await self.push(client, stats)
+                await self.push(conn, stats)
         order = self.wipe_order
         if order is None:
-            answer, nonce = await self.call(client, stats, "GET", "/v1/wipe-order")
+            answer, nonce = await self.call(conn, stats, "GET", "/v1/wipe-order")
             order = (answer["wipe_order"], nonce)
         if not verify_order(order[0], order[1], self.server_pub_raw, self.device_id):
             raise Refused(200, "forged_wipe_order", "the wipe order is not signed for this request")
         self.outbox, self.cards, self.stopped = [], {}, True
         stats.revoked_agents += 1
         receipt = make_receipt(order[0], [], iso(datetime.now(UTC)), self.sign_key)
-        await self.call(client, stats, "POST", "/v1/wipe-receipt", payload=receipt)
+        await self.call(conn, stats, "POST", "/v1/wipe-receipt", payload=receipt)
         stats.wipe_receipts += 1
 
 
@@ -590,6 +656,7 @@ class Fleet:
         self.tmp: Path | None = None
         self.server: Server | None = None
         self.console: Any = None
+        self.setup_s: dict[str, float] = {}  # how long each set-up step took
 
     # -- set-up --
 
@@ -634,9 +701,18 @@ class Fleet:
 
     @contextlib.contextmanager
     def step(self, what: str, total: int) -> Iterator[Callable[[int], None]]:
-        if self.console is None:
-            yield lambda n: None
-            return
+        started = time.monotonic()
+        try:
+            if self.console is None:
+                yield lambda n: None
+                return
+            with self._bar(what, total) as advance:
+                yield advance
+        finally:
+            self.setup_s[what.split(" ")[0]] = round(time.monotonic() - started, 1)
+
+    @contextlib.contextmanager
+    def _bar(self, what: str, total: int) -> Iterator[Callable[[int], None]]:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
         with Progress(f"[bold]{what}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -644,30 +720,41 @@ class Fleet:
             task = bar.add_task(what, total=total)
             yield lambda n: bar.advance(task, n)
 
-    async def enroll_all(self, client: httpx.AsyncClient) -> None:
+    def conn(self, server: Server) -> Conn:
+        return Conn("127.0.0.1", server.port, self.config.request_timeout)
+
+    async def enroll_all(self, server: Server) -> None:
         sem = asyncio.Semaphore(self.config.enroll_concurrency)
         with self.step("enroll devices over HTTP + first pull", len(self.agents)) as advance:
             async def one(agent: Agent) -> None:
                 async with sem:
-                    await agent.enroll(client)
-                    await agent.pull(client, Stats())  # the first sync's pull: its scope
+                    conn = self.conn(server)
+                    try:
+                        await agent.enroll(conn)
+                        await agent.pull(conn, Stats())  # the first sync's pull: its scope
+                    finally:
+                        conn.close()
                     advance(1)
             await asyncio.gather(*(one(a) for a in self.agents))
 
     # -- the run --
 
-    async def agent_loop(self, agent: Agent, client: httpx.AsyncClient, deadline: float) -> None:
+    async def agent_loop(self, agent: Agent, server: Server, deadline: float) -> None:
         cfg = self.config
         # Spread the first syncs over one interval: laptops are not switched on in unison.
         await asyncio.sleep(agent.rng.uniform(0, cfg.sync_every))
         while time.monotonic() < deadline and not agent.stopped:
             agent.log_burst(*cfg.visits_per_sync, cfg.edit_chance)
+            conn = self.conn(server)  # a fresh connection per sync, as a CLI run opens one
             try:
-                await agent.sync(client, self.stats)
+                await agent.sync(conn, self.stats)
             except Refused as exc:
                 self.stats.error(f"http_{exc.status}_{exc.code}", f"{agent.rep_id}: {exc}")
-            except (httpx.HTTPError, OSError, ValueError, KeyError) as exc:
+            except (OSError, EOFError, TimeoutError, asyncio.IncompleteReadError,
+                    asyncio.LimitOverrunError, ValueError, KeyError) as exc:
                 self.stats.error(type(exc).__name__, f"{agent.rep_id}: {exc!r}")
+            finally:
+                conn.close()
             if agent.stopped:
                 return
             pause = cfg.sync_every * agent.rng.uniform(0.5, 1.5)
@@ -703,39 +790,37 @@ class Fleet:
 
     async def run_load(self, server: Server) -> dict[str, Any]:
         cfg = self.config
-        limits = httpx.Limits(max_connections=cfg.connections, max_keepalive_connections=cfg.connections)
-        async with httpx.AsyncClient(base_url=server.url, timeout=60, limits=limits) as client:
-            await self.enroll_all(client)
-            assert server.proc is not None
-            tree = ProcTree(server.proc.pid)
-            tree.sample()
-            cpu0, host0 = tree.cpu_seconds(), host_cpu()
-            size0 = archive_bytes(cfg, server.data)
-            usage0 = resource.getrusage(resource.RUSAGE_SELF)
-            duration = cfg.minutes * 60
-            t0 = time.monotonic()
-            deadline = t0 + duration
-            tasks = [asyncio.create_task(self.agent_loop(a, client, deadline)) for a in self.agents]
-            office = asyncio.create_task(self.office(server, t0, duration))
+        await self.enroll_all(server)
+        assert server.proc is not None
+        tree = ProcTree(server.proc.pid)
+        tree.sample()
+        cpu0, host0 = tree.cpu_seconds(), host_cpu()
+        size0 = archive_bytes(cfg, server.data)
+        usage0 = resource.getrusage(resource.RUSAGE_SELF)
+        duration = cfg.minutes * 60
+        t0 = time.monotonic()
+        deadline = t0 + duration
+        tasks = [asyncio.create_task(self.agent_loop(a, server, deadline)) for a in self.agents]
+        office = asyncio.create_task(self.office(server, t0, duration))
 
-            async def monitor() -> None:
-                while True:
-                    await asyncio.to_thread(tree.sample)
-                    await asyncio.sleep(1)
+        async def monitor() -> None:
+            while True:
+                await asyncio.to_thread(tree.sample)
+                await asyncio.sleep(1)
 
-            sampler = asyncio.create_task(monitor())
-            await self.watch(t0, duration)
-            _, pending = await asyncio.wait(tasks + [office], timeout=STOP_GRACE_S + 5)
-            for task in pending:
-                task.cancel()
-            if pending:
-                self.stats.error("unfinished_at_deadline", f"{len(pending)} agents still syncing")
-            wall = time.monotonic() - t0
-            sampler.cancel()
-            await asyncio.to_thread(tree.sample)
-            usage1 = resource.getrusage(resource.RUSAGE_SELF)
-            size1 = archive_bytes(cfg, server.data)
-            host1 = host_cpu()
+        sampler = asyncio.create_task(monitor())
+        await self.watch(t0, duration)
+        _, pending = await asyncio.wait(tasks + [office], timeout=STOP_GRACE_S + 5)
+        for task in pending:
+            task.cancel()
+        if pending:
+            self.stats.error("unfinished_at_deadline", f"{len(pending)} agents still syncing")
+        wall = time.monotonic() - t0
+        sampler.cancel()
+        await asyncio.to_thread(tree.sample)
+        usage1 = resource.getrusage(resource.RUSAGE_SELF)
+        size1 = archive_bytes(cfg, server.data)
+        host1 = host_cpu()
         busy = (host1[0] - host0[0]) / max(1, host1[1] - host0[1])
         return {
             "wall_s": round(wall, 1),
@@ -798,6 +883,7 @@ class Fleet:
             "reassignments": len(moves),
             "reassignments_seen_by_both": sum(m["seen_by_both"] for m in moves), "reassigned": moves,
             "events": [{"at": e.at, "kind": e.kind, "done": e.done} for e in self.events],
+            "setup_s": self.setup_s,
             **load,
         }
 
@@ -853,6 +939,7 @@ def summary(r: dict[str, Any]) -> str:
         f"{r['reassignments']} ({r['reassignments_seen_by_both']} seen by both agents)",
         f"server CPU {srv['cpu_s']} s ({srv['cpu_cores_avg']} cores avg), RSS peak "
         f"{srv['rss_peak_mb']} MiB, end {srv['rss_end_mb']} MiB, {srv['processes']} process(es)",
+        "set-up " + ", ".join(f"{k} {v}s" for k, v in r["setup_s"].items()),
         f"archive growth {growth}; client CPU {r['client_cpu_s']} s; host busy "
         f"{r['host']['busy_pct']}% of {r['host']['cpus']} CPUs (everything on it, us included)",
     ]
@@ -893,7 +980,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--replica", help="passed to `serve` as --replica (e.g. none)")
     p.add_argument("--data", type=Path, help="server data folder [a fresh temporary one]")
     p.add_argument("--seed", type=int)
-    p.add_argument("--connections", type=int, default=256, help="client connection pool [256]")
     p.add_argument("--json", action="store_true", help="print one JSON line instead of the summary")
     p.add_argument("--quiet", action="store_true", help="no progress bars on stderr")
     a = p.parse_args(argv)
@@ -904,7 +990,7 @@ def main(argv: list[str] | None = None) -> int:
         customers_per_rep=a.customers_per_rep, visits_per_sync=a.visits_per_sync,
         edit_chance=a.edit_chance, reassignments=a.reassignments, departure=not a.no_departure,
         archive=a.archive or os.environ.get("FIELDVAULT_ARCHIVE_URL"), workers=a.workers,
-        replica=a.replica, data=a.data, seed=a.seed, connections=a.connections,
+        replica=a.replica, data=a.data, seed=a.seed,
         progress=not a.quiet)
     signal.signal(signal.SIGTERM, _interrupt)  # stop like Ctrl-C: the server goes down too
     try:
