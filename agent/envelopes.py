@@ -4,7 +4,7 @@
 the vault transaction that saves it commits: `{"op_id": ..., "sealed": {...}}`.
 The op_id is in clear so the file can be compacted once the server acknowledged
 an operation; everything else (the operation and the device id) is sealed with
-X25519 + HKDF + AES-GCM (`schema.lease.seal_many`), with the device id and op_id
+X25519 + HKDF + AES-GCM (`schema.sealing`), with the device id and op_id
 as associated data. The laptop cannot read it back; only the server can.
 
 Why: a revoked laptop whose vault no longer opens (blocked, PIN not given) must
@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from schema import lease as lease_crypto
+from schema import sealing
 
 from .home import write_all, write_private
 
@@ -39,7 +39,7 @@ class Sealer:
         self.home = home
         self.device_id = device_id
         self.server_box_public_key = server_box_public_key
-        self._key: lease_crypto.SealingKey | None = None
+        self._key: sealing.SealingKey | None = None
 
     @property
     def path(self) -> Path:
@@ -50,9 +50,9 @@ class Sealer:
         out = []
         for op in ops:
             if self._key is None or self._key.uses >= self._key.MAX_USES:
-                self._key = lease_crypto.SealingKey(self.server_box_public_key)
+                self._key = sealing.SealingKey(self.server_box_public_key)
             sealed = self._key.seal({"device_id": self.device_id, "op": op},
-                                    lease_crypto.envelope_aad(self.device_id, op["op_id"]))
+                                    sealing.envelope_aad(self.device_id, op["op_id"]))
             out.append(orjson.dumps({"op_id": op["op_id"], "sealed": sealed}) + b"\n")
         return b"".join(out)
 

@@ -7,8 +7,13 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+# The files of an agent home. Named here, not in the modules that write them, so
+# that wipe.py can list them without importing the key store (which calls it).
 CONFIG_FILE = "config.json"
 VAULT_FILE = "vault.db"
+KEYRING_FILE = "keyring.json"
+SIGN_KEY_FILE = "device_sign.pem"
+BOX_KEY_FILE = "device_box.pem"
 
 
 def default_home() -> Path:

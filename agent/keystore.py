@@ -30,14 +30,13 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from schema import lease as lease_crypto
+from schema import sealing
 from schema.clock import Clock, iso, parse_iso
 from schema.signing import b64d, b64e
 
-from .home import write_private
+from .home import BOX_KEY_FILE, KEYRING_FILE, SIGN_KEY_FILE, write_private
+from .wipe import destroy_vault
 
-KEYRING_FILE = "keyring.json"
-SIGN_KEY_FILE = "device_sign.pem"
-BOX_KEY_FILE = "device_box.pem"
 CLOCK_TOLERANCE = timedelta(minutes=5)
 
 
@@ -194,12 +193,6 @@ def status(home: Path, clock: Clock) -> LeaseStatus:
     return LeaseStatus("active", lease, trusted)
 
 
-def _self_wipe(home: Path) -> None:
-    from .wipe import destroy_vault
-
-    destroy_vault(home)
-
-
 def _unwrap(keyring: dict[str, Any], secret: bytes, device_id: str, pin: str | None) -> bytes:
     wrapped = keyring["wrapped"]
     if wrapped.get("pin") and pin is None:
@@ -237,7 +230,7 @@ def unlock(home: Path, device_id: str, server_pub: bytes, clock: Clock,
                       server_pub, device_id)
     st = status(home, clock)
     if st.state == "wiped":
-        _self_wipe(home)
+        destroy_vault(home)
         raise VaultWiped("this laptop stayed offline past the wipe deadline: its copy is destroyed")
     if st.state == "blocked":
         if "secret" in keyring:
@@ -254,7 +247,7 @@ def install_lease(home: Path, device_id: str, server_pub: bytes, sealed: dict[st
     """Open a sealed lease from the server, then re-wrap the DEK under it and
     destroy the old wrapping. `new_dek` is given once, at enrollment."""
     try:
-        payload = lease_crypto.open_sealed(load_box_key(home), sealed, device_id.encode())
+        payload = sealing.open_sealed(load_box_key(home), sealed, device_id.encode())
     except (InvalidTag, ValueError, KeyError):
         raise KeyError_("the lease could not be opened with this device's key") from None
     lease = payload["lease"]

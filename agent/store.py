@@ -511,10 +511,6 @@ class Store:
         return self._stream(f"SELECT customers.* {source} ORDER BY {order} LIMIT ?",  # noqa: S608
                             [*params, -1 if limit is None else limit])
 
-    def list_customers(self, search: str | None = None,
-                       limit: int | None = None) -> list[dict[str, Any]]:
-        return list(self.iter_customers(search, limit))
-
     def count_customers(self, search: str | None = None) -> int:
         source, params, _ = self._customer_match(search)
         return int(self.conn.execute(f"SELECT count(*) {source}", params).fetchone()[0])  # noqa: S608
@@ -544,9 +540,6 @@ class Store:
     def list_visits(self, customer: str | None = None,
                     limit: int | None = None) -> list[dict[str, Any]]:
         return list(self.iter_visits(customer, None, limit))
-
-    def search_visits(self, text: str, limit: int | None = None) -> list[dict[str, Any]]:
-        return list(self.iter_visits(None, text, limit))
 
     def count_visits(self, customer: str | None = None, search: str | None = None) -> int:
         source, params, _ = self._visit_match(customer, search)

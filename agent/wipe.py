@@ -23,8 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from schema import signing
 
 from .envelopes import ENVELOPE_FILE
-from .home import CONFIG_FILE, VAULT_FILE, write_private
-from .keystore import BOX_KEY_FILE, KEYRING_FILE, SIGN_KEY_FILE
+from .home import BOX_KEY_FILE, CONFIG_FILE, KEYRING_FILE, SIGN_KEY_FILE, VAULT_FILE, write_private
 
 RECEIPT_FILE = "wipe_receipt.json"
 WIPED_MARKER = "WIPED"

@@ -1,3 +1,1 @@
 """The shared language of agent and server: enums, wire models, validation, migrations."""
-
-PROTOCOL_VERSION = 1

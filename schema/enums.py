@@ -63,10 +63,6 @@ class ChangeKind(StrEnum):
     evict = "evict"  # the customer left the rep's scope: drop it and its visits
 
 
-# Status changes a rep (author) may make from the agent; office/manager
-# transitions are done on the server.
-REP_EDITABLE_VISIT_STATUSES = frozenset({VisitStatus.draft, VisitStatus.submitted})
-
 VISIT_TRANSITIONS: dict[VisitStatus, frozenset[VisitStatus]] = {
     VisitStatus.draft: frozenset({VisitStatus.submitted, VisitStatus.void}),
     VisitStatus.submitted: frozenset({VisitStatus.approved, VisitStatus.void}),

@@ -1,31 +1,23 @@
 """Key leases: the server's time-limited permission for a device to open its vault.
 
 A lease (device, epoch, issued-at, block-at, wipe-at, secret, and the server's
-X25519 public key for outbox envelopes) is signed by the
-server key and sealed to the device's X25519 key (ephemeral X25519 + HKDF-SHA256
-+ AES-256-GCM), so only that device can read the secret and nobody can forge or
-stretch the deadlines. The agent wraps its vault key (DEK) under a key derived
-from the lease secret (and, when policy requires, the rep's PIN through scrypt).
-The same sealing, to the server's X25519 key, protects the agent's outbox envelopes
-(`agent/envelopes.py`). All primitives come from `cryptography`; nothing here is
-home-made crypto.
+X25519 public key for outbox envelopes) is signed by the server key and sealed
+to the device's X25519 key (`schema/sealing.py`), so only that device can read
+the secret and nobody can forge or stretch the deadlines. The agent wraps its
+vault key (DEK) under a key derived from the lease secret (and, when policy
+requires, the rep's PIN through scrypt). All primitives come from
+`cryptography`; nothing here is home-made crypto.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import orjson
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-from .signing import b64d, b64e
-
-SEAL_INFO = b"fieldvault-lease-seal-v1"
 WRAP_INFO = b"fieldvault-dek-wrap-v1"
 # scrypt at N=2^15, r=8 takes ~32 MiB and ~0.1 s: cheap once per unlock,
 # expensive for someone trying every PIN against a stolen disk.
@@ -34,90 +26,6 @@ PIN_SCRYPT_N = 2**15
 
 def lease_message(lease: dict[str, Any]) -> bytes:
     return b"FV1-LEASE\n" + orjson.dumps(lease, option=orjson.OPT_SORT_KEYS)
-
-
-def _raw(pub: X25519PublicKey) -> bytes:
-    return pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-
-
-def _seal_key(shared: bytes, eph_pub: bytes, device_pub: bytes) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=eph_pub + device_pub,
-                info=SEAL_INFO).derive(shared)
-
-
-def seal(device_box_pub: bytes, payload: dict[str, Any], aad: bytes) -> dict[str, str]:
-    """Encrypt `payload` so only the holder of the device's X25519 private key can read it."""
-    return seal_many(device_box_pub, [(payload, aad)])[0]
-
-
-def seal_many(box_pub: bytes, items: list[tuple[dict[str, Any], bytes]]) -> list[dict[str, str]]:
-    """Seal several payloads (each with its own associated data) to one X25519 key,
-    with one key agreement for the batch (see `SealingKey`)."""
-    key = SealingKey(box_pub)
-    return [key.seal(payload, aad) for payload, aad in items]
-
-
-class SealingKey:
-    """One ephemeral X25519 agreement with a recipient, reused for a bounded number of
-    payloads, each with its own random 96-bit nonce and associated data; every sealed
-    item still opens on its own with `open_sealed`. Sealing then costs one AES-GCM
-    (microseconds) instead of a key agreement (~0.1-0.4 ms) per payload. The
-    ephemeral private key lives only in memory."""
-
-    # Far below the 2^32 random nonces per key that AES-GCM tolerates.
-    MAX_USES = 1 << 20
-
-    def __init__(self, box_pub: bytes) -> None:
-        self.box_pub = box_pub
-        eph = X25519PrivateKey.generate()
-        eph_pub = _raw(eph.public_key())
-        shared = eph.exchange(X25519PublicKey.from_public_bytes(box_pub))
-        self._aead = AESGCM(_seal_key(shared, eph_pub, box_pub))
-        self._eph_text = b64e(eph_pub)
-        self.uses = 0
-
-    def seal(self, payload: dict[str, Any], aad: bytes) -> dict[str, str]:
-        if self.uses >= self.MAX_USES:
-            raise ValueError("this sealing key is used up: make a new one")
-        self.uses += 1
-        nonce = os.urandom(12)
-        ct = self._aead.encrypt(nonce, orjson.dumps(payload), aad)
-        return {"ephemeral_public_key": self._eph_text, "nonce": b64e(nonce),
-                "ciphertext": b64e(ct)}
-
-
-class Opener:
-    """Opens sealed payloads addressed to one X25519 private key, deriving the key of
-    each ephemeral public key once (a batch sealed by `seal_many` shares one)."""
-
-    def __init__(self, box: X25519PrivateKey) -> None:
-        self.box = box
-        self.box_pub = _raw(box.public_key())
-        self._keys: dict[str, AESGCM] = {}
-
-    def open(self, sealed: dict[str, str], aad: bytes) -> dict[str, Any]:
-        """Decrypt; raises InvalidTag if tampered with, ValueError/KeyError if malformed."""
-        eph_text = sealed["ephemeral_public_key"]
-        aead = self._keys.get(eph_text)
-        if aead is None:
-            eph_pub = b64d(eph_text)
-            shared = self.box.exchange(X25519PublicKey.from_public_bytes(eph_pub))
-            aead = AESGCM(_seal_key(shared, eph_pub, self.box_pub))
-            if len(self._keys) < 1024:  # bounded: a request may name many ephemeral keys
-                self._keys[eph_text] = aead
-        plain = aead.decrypt(b64d(sealed["nonce"]), b64d(sealed["ciphertext"]), aad)
-        return orjson.loads(plain)  # type: ignore[no-any-return]
-
-
-def open_sealed(device_box: X25519PrivateKey, sealed: dict[str, str], aad: bytes) -> dict[str, Any]:
-    """Decrypt a sealed payload; raises cryptography's InvalidTag if it was tampered with."""
-    return Opener(device_box).open(sealed, aad)
-
-
-def envelope_aad(device_id: str, op_id: str) -> bytes:
-    """Associated data of an outbox envelope: binds the device and the op_id kept in
-    clear beside it, so an envelope opens only for the device that wrote it."""
-    return f"FV1-OUTBOX\n{device_id}\n{op_id}".encode()
 
 
 def pin_material(pin: str, salt: bytes) -> bytes:

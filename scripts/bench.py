@@ -65,9 +65,9 @@ from agent.store import CUSTOMER_COLUMNS, VISIT_COLUMNS, Store, open_vault  # no
 from schema.clock import iso  # noqa: E402
 from schema.migrations.agent import migrations as agent_migrations  # noqa: E402
 from schema.models import VisitCreate  # noqa: E402
-from server.archive import SQLiteArchive  # noqa: E402
 from server.archive.sqlite import ARCHIVE_FILE  # noqa: E402
-from tests.support import ServerProcess  # noqa: E402
+from server.rules import Archive, init_archive, open_archive  # noqa: E402
+from tests.harness import ServerProcess  # noqa: E402
 
 ARCHIVE_CUSTOMER_COLUMNS = CUSTOMER_COLUMNS
 ARCHIVE_VISIT_COLUMNS = (*VISIT_COLUMNS[:4], "device_id", *VISIT_COLUMNS[4:])
@@ -188,7 +188,7 @@ class ArchiveBuilder:
     """Bulk-load an archive: the same rows the library would write, much faster."""
 
     def __init__(self, data: Path) -> None:
-        self.archive = SQLiteArchive.init(data)
+        self.archive = init_archive(data)
         self.conn = sqlite3.connect(str(data / ARCHIVE_FILE), isolation_level=None)
         self.conn.execute("PRAGMA synchronous = OFF")  # setup only; the server uses its own
         self.conn.execute("PRAGMA foreign_keys = ON")
@@ -283,7 +283,7 @@ def scope(gen: Gen, rep: str, n_customers: int, n_visits: int
 class Agent:
     """An enrolled agent home driven through the library, as `fieldvault` does."""
 
-    def __init__(self, home: Path, server: ServerProcess, archive: SQLiteArchive, rep: str):
+    def __init__(self, home: Path, server: ServerProcess, archive: Archive, rep: str):
         code, _ = archive.create_enroll_code(rep, timedelta(hours=1))
         self.config: AgentConfig = enroll(home, server.url, code, device_name="bench")
         self.store = Store.open(home, self.config.rep_id)
@@ -721,7 +721,7 @@ def noop_sync_figure(args: argparse.Namespace, work: Path, gen: Gen, prof: Profi
         try:
             for label, (data, rep) in builds.items():
                 agents[label] = Agent(work / f"agent-{label}", servers[label],
-                                      SQLiteArchive(data), rep)
+                                      open_archive(data), rep)
                 agents[label].sync()
                 if agents[label].store.counts() != {"customers": scope_c, "visits": scope_v}:
                     raise RuntimeError("noop_sync agent did not pull its scope")

@@ -225,19 +225,16 @@ def fetch(actor: Actor, *args: str) -> Any:
     return run(actor, *args, quiet=True, as_json=True)
 
 
-def archive(sql: str, *params: Any) -> list[dict[str, Any]]:
-    """Read the archive directly (read-only), for the demo's own checks and counts."""
-    conn = sqlite3.connect(f"file:{DATA / 'archive.db'}?mode=ro", uri=True)
-    conn.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in conn.execute(sql, params)]
-    finally:
-        conn.close()
+def listed(*args: str) -> list[dict[str, Any]]:
+    """Every row of an admin listing (`fieldvault-server ... --json`), for the demo's own
+    checks and counts: the demo reads the archive only through the CLI."""
+    rows = fetch(ADMIN, *args)
+    assert isinstance(rows, list)
+    return rows
 
 
 def owned_by(rep: str) -> list[dict[str, Any]]:
-    return archive("SELECT c.* FROM customers c JOIN reps r ON r.id = c.owner_rep_id "
-                   "WHERE r.name = ?", rep)
+    return listed("customer", "list", "--owner", rep)
 
 
 def pad(text: str, width: int) -> str:
@@ -423,7 +420,7 @@ def story(server: Server) -> None:
     CARDS_LOADED.append(datetime.now(CST))
     run(ADMIN, "rep", "list")
     run(ADMIN, "customer", "list", "--owner", "pool")
-    customers = by_name(archive("SELECT * FROM customers"))
+    customers = by_name(listed("customer", "list"))
     check(len(customers) == len(CUSTOMERS) + len(ADDED),
           f"{len(customers)} customer cards in the archive")
 
@@ -530,7 +527,7 @@ def story(server: Server) -> None:
     run(LAPTOP2, "sync")
     run(LAPTOP1, "sync")
     note(dim("(a second sync has nothing to send: every operation went up exactly once)"))
-    card = archive("SELECT * FROM customers WHERE id = ?", harbor["id"])[0]
+    card = fetch(ADMIN, "customer", "show", harbor["id"])
     check(card["phone"] == "+852 2528 3399" and "budget approved" in card["needs"],
           "Harbor Point card has the rep's phone and the office's needs (field-by-field merge)")
 
@@ -538,7 +535,7 @@ def story(server: Server) -> None:
          "Every record keeps its author; the archive never hard-deletes (void with a reason "
          "instead).")
     run(ADMIN, "visit", "list")
-    archived = archive("SELECT * FROM visits")
+    archived = listed("visit", "list")
     check(len(archived) == 6 and len({v["id"] for v in archived}) == 6,
           "6 visits logged offline, 6 in the archive: none lost, none duplicated")
 
@@ -548,7 +545,7 @@ def story(server: Server) -> None:
     run(ADMIN, "customer", "assign", qinghe["card_no"], REP2, "--reason",
         "轮岗: account rotation to the Hangzhou team")
     history = fetch(ADMIN, "customer", "show", qinghe["card_no"])["ownership_history"]
-    names = {r["id"]: r["name"] for r in archive("SELECT id, name FROM reps")}
+    names = {r["id"]: r["name"] for r in listed("rep", "list")}
     note("ownership history:")
     for h in history:
         note(f"  {h['at'][:19]}  {names.get(h['from_rep_id'], '—')} → "
@@ -575,9 +572,11 @@ def _vault_leaks(home: Path, needle: str) -> list[str]:
 
 def summary(server: Server) -> None:
     step("Summary")
-    n = {t: archive(f"SELECT count(*) AS n FROM {t}")[0]["n"]
-         for t in ("reps", "devices", "customers", "visits", "conflicts", "quarantine")}
-    pool = archive("SELECT count(*) AS n FROM customers WHERE owner_rep_id IS NULL")[0]["n"]
+    visits = listed("visit", "list")
+    n = {"reps": len(listed("rep", "list")), "devices": len(listed("device", "list")),
+         "customers": len(listed("customer", "list")), "visits": len(visits),
+         "conflicts": len(listed("conflicts")), "quarantine": len(listed("quarantine"))}
+    pool = len(listed("customer", "list", "--owner", "pool"))
     note(bold("Archive") + f" ({(DATA / 'archive.db').relative_to(RUN.parent)}): "
          f"{n['reps']} reps, {n['devices']} laptops, {n['customers']} customers "
          f"({pool} in the pool), {n['visits']} visits, {n['conflicts']} conflicts, "
@@ -587,7 +586,7 @@ def summary(server: Server) -> None:
     ok = True
     for rep, actor in ((REP1, LAPTOP1), (REP2, LAPTOP2)):
         owned = {c["id"] for c in owned_by(rep)}
-        scope = [v for v in archive("SELECT customer_id FROM visits") if v["customer_id"] in owned]
+        scope = [v for v in visits if v["customer_id"] in owned]
         status = fetch(actor, "status")
         unsent = status["outbox"]["pending"] + len(status["needs_attention"])
         note(pad(f"{rep}'s laptop", 18) + f"{len(owned):>15}{status['customers']:>12}"

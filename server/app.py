@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,38 +15,78 @@ from starlette.middleware.gzip import GZipMiddleware
 from schema.clock import Clock, SystemClock
 
 from . import errors, openapi
-from .archive import SQLiteArchive
 from .body_limit import SMALL_BODY_BYTES, BodyLimit
 from .hr_inbox import InboxWatcher
 from .keys import load_or_create_box_key, load_or_create_signing_key
-from .metrics import ReplicationProbe
+from .metrics import ReplicationProbe, StaticReplication
 from .routes import enroll, health, hr, lease, sync, wipe
+from .rules import Archive, open_archive
 from .settings import Settings
+
+log = logging.getLogger("fieldvault.jobs")
+
+# The name of the lock that elects the one process (of all workers, on every host)
+# running background jobs: scheduled departures and the HR inbox.
+JOBS_LOCK = "jobs"
+
+
+class Jobs:
+    """Background jobs, run by exactly one process: each worker tries the archive's job
+    lock now and then; the holder runs the jobs until it stops (a crashed holder's
+    lock is released by its database session or the kernel, and another takes over)."""
+
+    def __init__(self, archive: Archive, settings: Settings) -> None:
+        self.archive = archive
+        self.settings = settings
+        self.stack = contextlib.ExitStack()
+        self.leader = False
+        self.watcher: InboxWatcher | None = None
+
+    def try_lead(self) -> bool:
+        if not self.leader:
+            held = self.stack.enter_context(self.archive.engine.job_lock(JOBS_LOCK))
+            if not held:
+                self.stack.close()
+                self.stack = contextlib.ExitStack()
+                return False
+            self.leader = True
+            if self.settings.hr_inbox is not None:
+                self.watcher = InboxWatcher(self.archive, self.settings.hr_inbox)
+                self.watcher.start()
+        return True
+
+    def run_once(self) -> None:
+        if self.try_lead():
+            self.archive.process_due_revocations()
+
+    def stop(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+        self.stack.close()
 
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Apply scheduled departures (revoke --effective-at) when their time comes."""
+    jobs = Jobs(app.state.archive, app.state.settings)
 
     async def loop() -> None:
         while True:
             try:
-                await run_in_threadpool(app.state.archive.process_due_revocations)
+                await run_in_threadpool(jobs.run_once)
             except Exception:  # one failure must not end the loop for every later departure
-                logging.getLogger("fieldvault.revocation").exception("scheduled departures failed")
+                log.exception("background jobs failed")
             await asyncio.sleep(app.state.settings.revocation_check_s)
 
+    # The first round before serving: a lone server picks up its HR inbox at once.
+    with contextlib.suppress(Exception):
+        await run_in_threadpool(jobs.try_lead)
     task = asyncio.create_task(loop())
-    watcher = None
-    if app.state.settings.hr_inbox is not None:
-        watcher = InboxWatcher(app.state.archive, app.state.settings.hr_inbox)
-        await run_in_threadpool(watcher.start)
     try:
         yield
     finally:
         task.cancel()
-        if watcher is not None:
-            watcher.stop()
+        await run_in_threadpool(jobs.stop)
+        app.state.archive.close()
 
 
 def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
@@ -54,11 +95,15 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
                   description="Sync API between reps' agents and the master archive.")
     app.state.settings = settings
     app.state.clock = clock
-    app.state.archive = SQLiteArchive(settings.data, clock)
+    archive = open_archive(settings.data, clock, settings.archive_url)
+    app.state.archive = archive
     app.state.signing_key = load_or_create_signing_key(settings.data)
     app.state.box_key = load_or_create_box_key(settings.data)  # opens outbox envelopes
-    app.state.replication = ReplicationProbe(settings.data, settings.replica_probe_ttl_s,
-                                             settings.replica_max_lag_s)
+    if archive.engine.kind == "sqlite":
+        app.state.replication = ReplicationProbe(settings.data, settings.replica_probe_ttl_s,
+                                                 settings.replica_max_lag_s)
+    else:
+        app.state.replication = StaticReplication(archive.engine.kind)
     errors.install(app)
     openapi.install(app)
     # Level 1: most of the size win on slow mobile links for little CPU.
@@ -76,3 +121,9 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     app.include_router(hr.router)
     app.include_router(health.router)
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """uvicorn's factory for `serve --workers N`: each worker process builds its own
+    app from FIELDVAULT_* variables."""
+    return create_app(Settings())

@@ -23,8 +23,9 @@ from starlette.concurrency import run_in_threadpool
 from schema import signing
 from schema.validation import ASCII_INT
 
-from .archive import Archive, Device
+from .archive import Device
 from .errors import ApiError
+from .rules import Archive
 
 # Declares the signature to FastAPI's OpenAPI, which then lists it on exactly the routes
 # that depend on the two functions below; server/openapi.py adds its three companion

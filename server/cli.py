@@ -35,7 +35,7 @@ from schema.output import (
 )
 
 if TYPE_CHECKING:
-    from .archive import SQLiteArchive
+    from .rules import Archive
 
 
 def default_data_dir() -> Path:
@@ -58,6 +58,10 @@ DataOpt = Annotated[Path, typer.Option("--data", help="Archive directory "
                                        "[default: $FIELDVAULT_DATA or ./fieldvault-data]",
                                        default_factory=default_data_dir, show_default=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
+ArchiveOpt = Annotated[str | None, typer.Option(
+    "--archive", envvar="FIELDVAULT_ARCHIVE_URL", show_default=False,
+    help="The archive: sqlite:///PATH/archive.db or postgresql://USER@HOST:PORT/DB "
+         "[default: $FIELDVAULT_ARCHIVE_URL, else archive.db in --data]")]
 LimitOpt = Annotated[int | None, typer.Option(
     "--limit", min=0, help="Show at most N rows; 0 = all [default: all with --json, "
     f"else the first {TABLE_ROWS}, with a note when some are left out]", show_default=False)]
@@ -66,40 +70,48 @@ FIELDS_HELP = "Card fields as --field VALUE: " + ", ".join(
     "--" + f.replace("_", "-") for f in CUSTOMER_EDITABLE_FIELDS)
 
 
-def _archive(data: Path) -> SQLiteArchive:
-    from .archive import ArchiveError, SQLiteArchive
+def _archive(data: Path, url: str | None) -> Archive:
+    """The archive the command names, or one error line saying how to reach it."""
+    from .archive import ArchiveError, StorageError
+    from .rules import open_archive
 
     try:
-        return SQLiteArchive(data)
+        return open_archive(data, url=url)
     except ArchiveError as exc:
         fail(exc.message)
+    except StorageError as exc:
+        fail(str(exc))
 
 
 def _run(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
     """Call into the archive, turning its refusals into one-line CLI errors."""
     from pydantic import ValidationError
 
-    from .archive import ArchiveError
+    from .archive import ArchiveError, StorageError
 
     try:
         return fn(*args, **kwargs)
     except ArchiveError as exc:
         fail(exc.message)
+    except StorageError as exc:
+        fail(str(exc))
     except ValidationError as exc:
         fail(validation_message(exc))
 
 
 @app.command()
-def init(data: DataOpt, as_json: JsonOpt = False) -> None:
-    """Create (or migrate) the archive in --data. Safe to run again."""
-    from .archive import SQLiteArchive
+def init(data: DataOpt, as_json: JsonOpt = False, archive_url: ArchiveOpt = None) -> None:
+    """Create (or migrate) the archive (--archive, or archive.db in --data) and the
+    server's keys in --data. Safe to run again."""
     from .keys import load_or_create_box_key, load_or_create_signing_key, public_key_b64
+    from .rules import init_archive
 
     os.umask(0o077)  # every file of the archive is the server's alone
-    archive = _run(SQLiteArchive.init, data)
+    archive = _run(init_archive, data, url=archive_url)
+    data.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = load_or_create_signing_key(data)
     load_or_create_box_key(data)
-    out = {"data": str(data.resolve()), "archive": str(archive.path),
+    out = {"data": str(data.resolve()), "archive": archive.describe(),
            "archive_epoch": archive.epoch, "server_sign_public_key": public_key_b64(key)}
     show(out, as_json)
 
@@ -115,21 +127,37 @@ def serve(
              "[default: file://DATA/replica]")] = None,
     hr_inbox: Annotated[Path | None, typer.Option(
         help="Folder the HR system drops departure files (CSV/JSON) into.")] = None,
+    workers: Annotated[int, typer.Option(
+        min=1, max=64, help="API worker processes (stateless; background jobs run in one).")] = 1,
+    archive_url: ArchiveOpt = None,
 ) -> None:
-    """Run the sync API, with the archive continuously replicated by Litestream."""
+    """Run the sync API. A SQLite archive is continuously replicated by Litestream; a
+    PostgreSQL archive is backed up with the database's own tools (docs/OPERATIONS.md)."""
     from . import replication
     from .archive import ArchiveError, datadir
     from .archive.sqlite import ARCHIVE_FILE
+    from .archive.url import parse_archive_url
 
     # Files created from here on (by us, Litestream and SQLite) are the server's alone.
     os.umask(0o077)
     try:
-        datadir.check_ready(data, ARCHIVE_FILE)
+        target = parse_archive_url(archive_url, data)
+        if target.kind == "sqlite":
+            if target.path is not None and target.path.resolve() != (data / ARCHIVE_FILE).resolve():
+                fail(f"serve keeps a SQLite archive in --data (Litestream replicates "
+                     f"DATA/{ARCHIVE_FILE}): use --data {target.path.parent} instead of --archive")
+            datadir.check_ready(data, ARCHIVE_FILE)
+        elif not data.is_dir():
+            fail(f"no data folder {data} for the server's keys: run "
+                 f"`fieldvault-server init --data {data} --archive URL`")
         datadir.secure_data_dir(data)
     except ArchiveError as exc:
         fail(exc.message)
-    _archive(data)
-    if os.environ.get(_UNDER_LITESTREAM) != "1":
+    _archive(data, archive_url).close()
+    if target.kind == "postgresql":
+        typer.echo("NOTE: PostgreSQL archive: Litestream does not apply; back it up with "
+                   "base backups and WAL archiving (docs/OPERATIONS.md).", err=True)
+    elif os.environ.get(_UNDER_LITESTREAM) != "1":
         try:
             spec = replication.parse_replica(replica, data)
             if spec.enabled:
@@ -150,21 +178,41 @@ def serve(
                            "archive. Production wants another disk or S3: --replica URL.", err=True)
             typer.echo(f"replicating archive to {spec.redacted()} "
                        f"(replica at txid {position['txid']})", err=True)
-            raise typer.Exit(_serve_under_litestream(config, data, host, port, hr_inbox))
+            raise typer.Exit(_serve_under_litestream(config, data, host, port, hr_inbox, workers))
     # Imported only here: the process that execs Litestream need not pay for them.
     import uvicorn
 
     from .app import create_app
     from .settings import Settings
 
-    settings = Settings(data=data, host=host, port=port, hr_inbox=hr_inbox)
+    settings = Settings(data=data, host=host, port=port, hr_inbox=hr_inbox,
+                        archive_url=archive_url)
     if os.environ.get(_UNDER_LITESTREAM) == "1":
         _stop_without_litestream()
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info",
-                access_log=False, timeout_graceful_shutdown=5)
+    if workers == 1:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="info",
+                    access_log=False, timeout_graceful_shutdown=5)
+        return
+    # Each worker builds its own app from the environment (Settings reads FIELDVAULT_*):
+    # nothing is shared between them but the archive.
+    os.environ.update(settings.as_environment())
+    os.environ[MULTIPROC_ENV] = str(_fresh_metrics_dir(data))
+    uvicorn.run("server.app:app_from_environment", factory=True, workers=workers, host=host,
+                port=port, log_level="info", access_log=False, timeout_graceful_shutdown=5)
 
 
 _UNDER_LITESTREAM = "FIELDVAULT_UNDER_LITESTREAM"
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # server.metrics reads it (not imported here: start-up)
+
+
+def _fresh_metrics_dir(data: Path) -> Path:
+    """DATA/metrics, emptied: the workers' shared counters start from zero at each start."""
+    import shutil
+
+    folder = data / "metrics"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(mode=0o700)
+    return folder
 
 
 def _stop_without_litestream() -> None:
@@ -185,7 +233,7 @@ def _stop_without_litestream() -> None:
 
 
 def _serve_under_litestream(config: Path, data: Path, host: str, port: int,
-                            hr_inbox: Path | None) -> int:
+                            hr_inbox: Path | None, workers: int) -> int:
     """Become `litestream replicate -exec API`: Litestream runs the API as its child
     and, when it is stopped (SIGTERM/Ctrl-C), stops the API and then replicates the
     last writes before exiting. exec (not a wrapper process) so that exactly one
@@ -193,7 +241,7 @@ def _serve_under_litestream(config: Path, data: Path, host: str, port: int,
     from . import replication
 
     child = [sys.executable, "-m", "server.cli", "serve", "--data", str(data), "--host", host,
-             "--port", str(port)]
+             "--port", str(port), "--workers", str(workers)]
     if hr_inbox is not None:
         child += ["--hr-inbox", str(hr_inbox)]
     env = {**replication.litestream_env(), _UNDER_LITESTREAM: "1"}
@@ -211,11 +259,19 @@ app.add_typer(backup_app, name="backup")
 
 
 @backup_app.command("status")
-def backup_status(data: DataOpt, as_json: JsonOpt = False) -> None:
+def backup_status(data: DataOpt, as_json: JsonOpt = False, archive_url: ArchiveOpt = None) -> None:
     """Replica location, latest replicated position and time, lag and errors."""
     from . import replication
+    from .archive.url import parse_archive_url
     from .settings import Settings
 
+    if _run(parse_archive_url, archive_url, data).kind == "postgresql":
+        show({"healthy": None, "backend": "postgresql", "replica": None, "errors": [],
+              "note": "Litestream replicates SQLite archives only. Back a PostgreSQL archive "
+                      "up with the database's own tools (base backup + WAL archiving, "
+                      "point-in-time recovery), then run `fieldvault-server new-epoch` after "
+                      "any restore: see docs/OPERATIONS.md."}, as_json)
+        return
     status = replication.backup_status(data, Settings().replica_max_lag_s)
     show(status, as_json)
     if not status.get("healthy"):
@@ -230,12 +286,13 @@ def restore(
         help="Restore the state as of this ISO time (UTC), e.g. 2026-11-25T10:00:00Z.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing archive.")] = False,
     as_json: JsonOpt = False,
+    archive_url: ArchiveOpt = None,
 ) -> None:
     """Restore the archive from its replica (latest, or to a point in time)."""
     from schema.clock import iso, parse_iso
 
     from . import replication
-    from .archive import SQLiteArchive
+    from .rules import init_archive
 
     try:
         spec = replication.parse_replica(replica, data)
@@ -247,9 +304,23 @@ def restore(
         fail(f"--timestamp {timestamp!r} is not an ISO time such as 2026-11-25T10:00:00Z")
     except replication.ReplicationError as exc:
         fail(str(exc))
-    result["archive_epoch"] = SQLiteArchive.init(data).start_new_epoch(
+    result["archive_epoch"] = _run(init_archive, data).start_new_epoch(
         f"restored from {spec.redacted()}" + (f" as of {when}" if when else ""))
     show(result, as_json)
+
+
+@app.command("new-epoch")
+def new_epoch(
+    data: DataOpt,
+    note: Annotated[str, typer.Option("--note", help="Why, for the audit log (e.g. the restore).")],
+    as_json: JsonOpt = False,
+    archive_url: ArchiveOpt = None,
+) -> None:
+    """Mark the archive as restored: agents reconcile what it may have lost before
+    pulling again. Run it after restoring a PostgreSQL archive (Litestream restores
+    do it themselves)."""
+    archive = _archive(data, archive_url)
+    show({"archive_epoch": _run(archive.start_new_epoch, note)}, as_json)
 
 
 audit_app = cli_app(help="The hash-chained audit log.")
@@ -257,9 +328,9 @@ app.add_typer(audit_app, name="audit")
 
 
 @audit_app.command("verify")
-def audit_verify(data: DataOpt, as_json: JsonOpt = False) -> None:
+def audit_verify(data: DataOpt, as_json: JsonOpt = False, archive_url: ArchiveOpt = None) -> None:
     """Check the whole chain; exit 1 naming the first broken entry."""
-    verdict = _archive(data).audit_verify()
+    verdict = _archive(data, archive_url).audit_verify()
     out = {"ok": verdict.ok, "entries": verdict.entries, "first_broken": verdict.first_broken,
            "problem": verdict.problem}
     if as_json:
@@ -278,9 +349,10 @@ def audit_list(
     data: DataOpt,
     limit: LimitOpt = None,
     as_json: JsonOpt = False,
+    archive_url: ArchiveOpt = None,
 ) -> None:
     """The audit entries, oldest first; with --limit N (or in a table) the most recent N."""
-    archive = _archive(data)
+    archive = _archive(data, archive_url)
     show_rows(archive.audit_entries, archive.audit_count, as_json=as_json, limit=limit,
               columns=["seq", "at", "actor", "action", "subject", "details"],
               noun="audit entries (the most recent)")
@@ -293,16 +365,18 @@ def rep_add(
     manager: Annotated[str | None, typer.Option(help="Manager rep (id or name).")] = None,
     tier: Annotated[str, typer.Option(help="senior, mid or junior.")] = "mid",
     as_json: JsonOpt = False,
+    archive_url: ArchiveOpt = None,
 ) -> None:
     """Add a sales rep."""
-    rep = _run(_archive(data).add_rep, name, manager, tier)
+    rep = _run(_archive(data, archive_url).add_rep, name, manager, tier)
     show(rep, as_json)
 
 
 @rep_app.command("list")
-def rep_list(data: DataOpt, limit: LimitOpt = None, as_json: JsonOpt = False) -> None:
+def rep_list(data: DataOpt, limit: LimitOpt = None, as_json: JsonOpt = False,
+             archive_url: ArchiveOpt = None) -> None:
     """List reps with their customer and device counts."""
-    archive = _archive(data)
+    archive = _archive(data, archive_url)
     show_rows(archive.list_reps, lambda: archive.counts()["reps"], as_json=as_json, limit=limit,
               columns=["id", "name", "tier", "manager_id", "customers", "devices", "active"],
               noun="reps")
@@ -314,13 +388,14 @@ def enroll_code(
     data: DataOpt,
     ttl: Annotated[str, typer.Option(help="How long the code stays valid, e.g. 30m, 24h.")] = "24h",
     as_json: JsonOpt = False,
+    archive_url: ArchiveOpt = None,
 ) -> None:
     """Create a one-time enrollment code for a rep's laptop."""
     try:
         lifetime: timedelta = parse_duration(ttl)
     except ValueError as exc:
         fail(str(exc))
-    code, expires = _run(_archive(data).create_enroll_code, rep, lifetime)
+    code, expires = _run(_archive(data, archive_url).create_enroll_code, rep, lifetime)
     show({"id": code, "code": code, "rep": rep, "expires_at": expires}, as_json)
 
 
@@ -331,12 +406,13 @@ def customer_add(
     name: Annotated[str, typer.Option("--name", help="Person or company name.")],
     owner: Annotated[str | None, typer.Option(help="Owning rep; omit for the pool.")] = None,
     as_json: JsonOpt = False,
+    archive_url: ArchiveOpt = None,
 ) -> None:
     from schema.models import CustomerCreate
 
     fields = field_args(ctx.args, CUSTOMER_EDITABLE_FIELDS)
     card = _run(CustomerCreate.model_validate, {**fields, "name": name})
-    show(_run(_archive(data).add_customer, card, owner, "admin"), as_json)
+    show(_run(_archive(data, archive_url).add_customer, card, owner, "admin"), as_json)
 
 
 @customer_app.command("import")
@@ -345,9 +421,10 @@ def customer_import(
                                          "(and optionally `owner`).")],
     data: DataOpt,
     as_json: JsonOpt = False,
+    archive_url: ArchiveOpt = None,
 ) -> None:
     """Import customers from CSV; one bad row imports nothing."""
-    count = _run(_archive(data).import_csv, file)
+    count = _run(_archive(data, archive_url).import_csv, file)
     show({"imported": count}, as_json)
 
 
@@ -357,9 +434,10 @@ def customer_list(
     owner: Annotated[str | None, typer.Option(help="Rep id/name, or `pool`.")] = None,
     limit: LimitOpt = None,
     as_json: JsonOpt = False,
+    archive_url: ArchiveOpt = None,
 ) -> None:
     """List customer cards."""
-    archive = _archive(data)
+    archive = _archive(data, archive_url)
     _run(archive.count_customers, owner)  # an unknown --owner fails before anything is printed
     _export(archive, "customers", {"owner": owner}, lambda: show_rows(
         lambda n: archive.iter_customers(owner, n), lambda: archive.count_customers(owner),
@@ -372,9 +450,10 @@ def customer_show(
     customer: Annotated[str, typer.Argument(help="Customer id or card number.")],
     data: DataOpt,
     as_json: JsonOpt = False,
+    archive_url: ArchiveOpt = None,
 ) -> None:
     """Show one card with its ownership history."""
-    archive = _archive(data)
+    archive = _archive(data, archive_url)
     card = _run(archive.get_customer, customer)
     card["ownership_history"] = archive.ownership_history(card["id"])
     show(card, as_json)
@@ -387,11 +466,12 @@ def customer_edit(
     data: DataOpt,
     by: Annotated[str, typer.Option(help="Who makes the edit, for the history.")] = "office",
     as_json: JsonOpt = False,
+    archive_url: ArchiveOpt = None,
 ) -> None:
     from schema.models import CustomerPatch
 
     patch = _run(CustomerPatch.model_validate, field_args(ctx.args, CUSTOMER_EDITABLE_FIELDS))
-    show(_run(_archive(data).edit_customer, customer, patch, by), as_json)
+    show(_run(_archive(data, archive_url).edit_customer, customer, patch, by), as_json)
 
 
 @customer_app.command("assign")
@@ -401,9 +481,10 @@ def customer_assign(
     data: DataOpt,
     reason: Annotated[str, typer.Option(help="Why, for the ownership history.")] = "reassigned",
     as_json: JsonOpt = False,
+    archive_url: ArchiveOpt = None,
 ) -> None:
     """Give a customer to another rep or return it to the pool (公海)."""
-    row = _run(_archive(data).assign, customer, None if rep == "pool" else rep, reason, "admin")
+    row = _run(_archive(data, archive_url).assign, customer, None if rep == "pool" else rep, reason, "admin")
     show(row, as_json)
 
 
@@ -414,9 +495,10 @@ def visit_list(
     customer: Annotated[str | None, typer.Option(help="Customer id or card number.")] = None,
     limit: LimitOpt = None,
     as_json: JsonOpt = False,
+    archive_url: ArchiveOpt = None,
 ) -> None:
     """List visit records in the archive, oldest first."""
-    archive = _archive(data)
+    archive = _archive(data, archive_url)
     _run(archive.count_visits, rep, customer)  # unknown --rep/--customer fail up front
     _export(archive, "visits", {"rep": rep, "customer": customer}, lambda: show_rows(
         lambda n: archive.iter_visits(rep, customer, n), lambda: archive.count_visits(rep, customer),
@@ -424,7 +506,7 @@ def visit_list(
         columns=["id", "customer_id", "rep_id", "started_at", "purpose", "status", "summary"]))
 
 
-def _export(archive: SQLiteArchive, what: str, filters: dict[str, str | None],
+def _export(archive: Archive, what: str, filters: dict[str, str | None],
             print_rows: Callable[[], int]) -> None:
     """Print a listing of customer data and log in the audit chain how many rows left."""
     count = 0
@@ -440,9 +522,10 @@ def device_list(
     rep: Annotated[str | None, typer.Option(help="Only this rep's devices.")] = None,
     limit: LimitOpt = None,
     as_json: JsonOpt = False,
+    archive_url: ArchiveOpt = None,
 ) -> None:
     """List enrolled devices."""
-    archive = _archive(data)
+    archive = _archive(data, archive_url)
     _run(archive.list_devices, rep, 0)  # an unknown --rep fails before anything is printed
     show_rows(lambda n: archive.list_devices(rep, n), lambda: len(archive.list_devices(rep)),
               as_json=as_json, limit=limit, noun="devices",
@@ -462,6 +545,7 @@ def revoke(
         help="ISO time the departure takes effect; default now.")] = None,
     by: Annotated[str, typer.Option(help="Who orders it, for the audit log.")] = "hr",
     as_json: JsonOpt = False,
+    archive_url: ArchiveOpt = None,
 ) -> None:
     """HR: revoke a departing rep. Devices are refused and wiped, customers reassigned,
     visits kept."""
@@ -472,7 +556,7 @@ def revoke(
             parse_iso(effective_at)
         except ValueError:
             fail(f"--effective-at {effective_at!r} is not an ISO time like 2026-12-01T09:00:00Z")
-    out = _run(_archive(data).revoke, rep, reason, reassign_to, effective_at, by, "cli")
+    out = _run(_archive(data, archive_url).revoke, rep, reason, reassign_to, effective_at, by, "cli")
     show(out, as_json)
 
 
@@ -480,9 +564,10 @@ def revoke(
 def departure_report(
     rep: Annotated[str, typer.Argument(help="Revoked rep (id or name).")],
     data: DataOpt, as_json: JsonOpt = False,
+    archive_url: ArchiveOpt = None,
 ) -> None:
     """HR: when and by whom, wipe status of each device, customers reassigned, visits kept."""
-    report = _run(_archive(data).departure_report, rep)
+    report = _run(_archive(data, archive_url).departure_report, rep)
     if as_json:
         emit_json(report)
         return
@@ -510,16 +595,17 @@ def policy_set(
     require_pin: Annotated[bool | None, typer.Option(
         "--require-pin/--no-require-pin", help="Mix the rep's PIN into the vault key.")] = None,
     as_json: JsonOpt = False,
+    archive_url: ArchiveOpt = None,
 ) -> None:
     """Change the offline grace policy; devices get it with their next lease."""
-    show(_run(_archive(data).set_policy, offline_block_hours, offline_wipe_days, require_pin),
+    show(_run(_archive(data, archive_url).set_policy, offline_block_hours, offline_wipe_days, require_pin),
          as_json)
 
 
 @policy_app.command("show")
-def policy_show(data: DataOpt, as_json: JsonOpt = False) -> None:
+def policy_show(data: DataOpt, as_json: JsonOpt = False, archive_url: ArchiveOpt = None) -> None:
     """The offline grace policy in force."""
-    show(_archive(data).policy(), as_json)
+    show(_archive(data, archive_url).policy(), as_json)
 
 
 @app.command("hr-token")
@@ -527,25 +613,28 @@ def hr_token(
     data: DataOpt,
     name: Annotated[str, typer.Option("--name", help="Which HR system uses the token.")],
     as_json: JsonOpt = False,
+    archive_url: ArchiveOpt = None,
 ) -> None:
     """Create a bearer token for the HR API (shown once; stored hashed)."""
-    token = _run(_archive(data).create_hr_token, name)
+    token = _run(_archive(data, archive_url).create_hr_token, name)
     show({"id": name, "name": name, "token": token}, as_json)
 
 
 @app.command()
-def conflicts(data: DataOpt, limit: LimitOpt = None, as_json: JsonOpt = False) -> None:
+def conflicts(data: DataOpt, limit: LimitOpt = None, as_json: JsonOpt = False,
+              archive_url: ArchiveOpt = None) -> None:
     """Card fields where a rep's edit lost to a newer server value (the rep's value is kept here)."""
-    archive = _archive(data)
+    archive = _archive(data, archive_url)
     show_rows(archive.conflicts, lambda: archive.counts()["conflicts"], as_json=as_json,
               limit=limit, noun="conflicts", columns=["id", "card_no", "customer_name", "field",
                                                       "server_value", "rep_value", "rep_id", "at"])
 
 
 @app.command()
-def quarantine(data: DataOpt, limit: LimitOpt = None, as_json: JsonOpt = False) -> None:
+def quarantine(data: DataOpt, limit: LimitOpt = None, as_json: JsonOpt = False,
+               archive_url: ArchiveOpt = None) -> None:
     """Operations held for review instead of being merged (e.g. visits to reassigned customers)."""
-    archive = _archive(data)
+    archive = _archive(data, archive_url)
     show_rows(archive.quarantine, lambda: archive.counts()["quarantine"], as_json=as_json,
               limit=limit, noun="quarantined operations",
               columns=["id", "kind", "entity_id", "rep_id", "reason", "at"])

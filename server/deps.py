@@ -7,14 +7,19 @@ import zlib
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from fastapi import Depends, Request
 from pydantic import BaseModel, ValidationError
 
 from schema.clock import Clock
 
-from .archive import Archive, Device
+from .archive import Device
 from .auth import active_device, flushing_device
 from .errors import ApiError, located
+from .metrics import ReplicationProbe, StaticReplication
+from .rules import Archive
+from .settings import Settings
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -27,8 +32,28 @@ def get_clock(request: Request) -> Clock:
     return request.app.state.clock  # type: ignore[no-any-return]
 
 
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+def get_signing_key(request: Request) -> Ed25519PrivateKey:
+    return request.app.state.signing_key  # type: ignore[no-any-return]
+
+
+def get_box_key(request: Request) -> X25519PrivateKey:
+    return request.app.state.box_key  # type: ignore[no-any-return]
+
+
+def get_replication(request: Request) -> ReplicationProbe | StaticReplication:
+    return request.app.state.replication  # type: ignore[no-any-return]
+
+
 ArchiveDep = Annotated[Archive, Depends(get_archive)]
 ClockDep = Annotated[Clock, Depends(get_clock)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+SigningKey = Annotated[Ed25519PrivateKey, Depends(get_signing_key)]
+BoxKey = Annotated[X25519PrivateKey, Depends(get_box_key)]
+ReplicationDep = Annotated[ReplicationProbe | StaticReplication, Depends(get_replication)]
 CurrentDevice = Annotated[Device, Depends(active_device)]
 # Only for the routes a revoked device still needs to leave cleanly: push and
 # final-flush (its unsynced work, into quarantine), the wipe order and the receipt.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .archive import ArchiveError
+from .archive import ArchiveError, StorageError
 from .metrics import AUTH_FAILURES
 
 
@@ -32,21 +31,11 @@ def error_response(status: int, code: str, message: str, details: Any = None,
     return JSONResponse(status_code=status, content=body, headers=headers)
 
 
-# SQLite's words for "the storage cannot take or give data now" (full or failing disk,
-# read-only file or file system, lost file): the request was fine, retry later.
-_STORAGE_FAILURES = ("disk i/o error", "database or disk is full", "readonly database",
-                     "unable to open database", "database is locked", "disk image is malformed",
-                     "cannot rollback", "cannot commit")
 STORAGE_RETRY_AFTER_S = 60
 
-
-def is_storage_failure(exc: BaseException) -> bool:
-    if not isinstance(exc, sqlite3.DatabaseError):
-        return False
-    if isinstance(exc, sqlite3.IntegrityError | sqlite3.ProgrammingError):
-        return False
-    text = str(exc).lower()
-    return any(words in text for words in _STORAGE_FAILURES)
+# What each kind of refusal from the archive is over HTTP.
+_STATUS = {"invalid": 400, "not_found": 404, "conflict": 409, "forbidden": 403,
+           "unavailable": 503}
 
 
 def located(loc: Any, msg: Any) -> str:
@@ -73,7 +62,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ArchiveError)
     async def _archive(_: Request, exc: ArchiveError) -> JSONResponse:
-        return error_response(exc.status if exc.status >= 400 else 400, exc.code, exc.message)
+        return error_response(_STATUS.get(exc.kind, 400), exc.code, exc.message)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -92,13 +81,12 @@ def install(app: FastAPI) -> None:
         return error_response(exc.status_code, codes.get(exc.status_code, "http_error"),
                               str(exc.detail), headers=headers or None)
 
-    @app.exception_handler(sqlite3.DatabaseError)
-    async def _storage(request: Request, exc: sqlite3.DatabaseError) -> JSONResponse:
-        if not is_storage_failure(exc):
-            raise exc  # a bug, not the disk: the 500 and its traceback are the right answer
+    @app.exception_handler(StorageError)
+    async def _storage(request: Request, exc: StorageError) -> JSONResponse:
         logging.getLogger("fieldvault.storage").error(
             "storage failure on %s %s: %s", request.method, request.url.path, exc)
         return error_response(
             503, "storage_unavailable",
-            "the server cannot store data right now (storage full or not writable); "
-            "nothing was changed: retry later", headers={"Retry-After": str(STORAGE_RETRY_AFTER_S)})
+            "the server cannot store data right now (storage full, not writable or "
+            "unreachable); nothing was changed: retry later",
+            headers={"Retry-After": str(STORAGE_RETRY_AFTER_S)})

@@ -46,7 +46,8 @@ import orjson
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from .archive import Archive, ArchiveError
+from .archive import ArchiveError
+from .rules import Archive
 
 log = logging.getLogger("fieldvault.hr_inbox")
 MAX_FILE_BYTES = 1024 * 1024
@@ -336,10 +337,9 @@ def _move_out(inbox_fd: int, name: str, fd: int, judged: tuple[int, int], dest_f
 
 def filed_root(archive: Archive) -> Path:
     """DATA/hr-inbox: the server's own folder, never inside the inbox."""
-    data_dir = getattr(archive, "data_dir", None)
-    if data_dir is None:
+    if archive.data_dir is None:
         raise ValueError("this archive has no data folder: pass `filed`")
-    return Path(data_dir) / FILED_DIR
+    return archive.data_dir / FILED_DIR
 
 
 def _judge_link(inbox_fd: int, name: str) -> tuple[int, int]:

@@ -26,3 +26,11 @@ class Settings(BaseSettings):
     # normal), and how long a replication probe's answer is reused.
     replica_max_lag_s: float = 60
     replica_probe_ttl_s: float = 10
+    # sqlite:///PATH or postgresql://USER@HOST:PORT/DB; None: archive.db in `data`.
+    archive_url: str | None = None
+
+    def as_environment(self) -> dict[str, str]:
+        """These settings as FIELDVAULT_* variables, for worker processes that build
+        their own app from the environment."""
+        return {f"FIELDVAULT_{name.upper()}": str(value)
+                for name, value in self.model_dump().items() if value is not None}

@@ -5,7 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from .support import ServerProcess, init_server
+from . import pgcluster
+from .harness import ServerProcess, init_server
+from .pgcluster import PgCluster
 
 
 @pytest.fixture
@@ -20,3 +22,42 @@ def server(data_dir: Path) -> Iterator[ServerProcess]:
     proc = ServerProcess(data_dir).start()
     yield proc
     proc.stop()
+
+
+# --- PostgreSQL: one throwaway cluster per session (tests/pgcluster.py) ---------------
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    try:
+        cluster = pgcluster.start()
+    except pgcluster.PostgresMissing as exc:
+        pytest.fail(str(exc), pytrace=False)  # CI installs PostgreSQL: never skip
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_template(pg_cluster: PgCluster) -> str:
+    """A migrated database to copy: CREATE DATABASE ... TEMPLATE is faster than migrating."""
+    from server.archive.postgres import PostgresEngine
+
+    url = pg_cluster.create_db(pgcluster.TEMPLATE_DB)
+    PostgresEngine.migrate(url)
+    return pgcluster.TEMPLATE_DB
+
+
+@pytest.fixture
+def pg_url(pg_cluster: PgCluster, pg_template: str) -> Iterator[str]:
+    """A fresh database with the archive schema applied (no epoch yet), dropped afterwards."""
+    name = pg_cluster.new_name()
+    yield pg_cluster.create_db(name, template=pg_template)
+    pg_cluster.drop_db(name)
+
+
+@pytest.fixture
+def pg_empty_url(pg_cluster: PgCluster) -> Iterator[str]:
+    """A fresh empty database (for init and migration tests), dropped afterwards."""
+    name = pg_cluster.new_name()
+    yield pg_cluster.create_db(name)
+    pg_cluster.drop_db(name)

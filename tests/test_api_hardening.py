@@ -29,20 +29,22 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from schema import signing
-from server.archive import SQLiteArchive
 from server.cli import app as server_app
+from server.rules import Archive
 
-from .inproc import (
+from .harness import (
+    ServerProcess,
     SignedDevice,
     archive_of,
     assert_json_error,
     customer_create,
     enroll_device,
+    init_server,
     make_client,
     raw_public,
+    server_cli,
     visit_create,
 )
-from .support import ServerProcess, init_server, server_cli
 
 MiB = 1024 * 1024
 
@@ -50,7 +52,7 @@ MiB = 1024 * 1024
 @dataclass
 class World:
     client: Any
-    archive: SQLiteArchive
+    archive: Archive
     a: SignedDevice
     customer: dict[str, Any]
 
@@ -68,7 +70,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     client.close()
 
 
-def hr_token(archive: SQLiteArchive) -> str:
+def hr_token(archive: Archive) -> str:
     return archive.create_hr_token("conformance")  # type: ignore[no-any-return]
 
 

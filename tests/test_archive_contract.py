@@ -24,10 +24,11 @@ import pytest
 from schema.clock import ManualClock, iso
 from schema.enums import OpKind
 from schema.models import CustomerCreate, CustomerPatch, OpResult, PushRequest
-from server.archive import Archive, Device, PullPage, SQLiteArchive
+from server.archive import Device, PullPage
+from server.rules import Archive, init_archive
 
-from .inproc import customer_create, customer_update, new_id, op
-from .inproc import visit_create as _visit_create
+from .harness import customer_create, customer_update, new_id, op
+from .harness import visit_create as _visit_create
 
 # --- backends ----------------------------------------------------------------------------
 
@@ -44,7 +45,7 @@ class Backend:
 
 
 def _sqlite_raw(archive: Archive, sql: str, params: tuple[Any, ...]) -> None:
-    assert isinstance(archive, SQLiteArchive)
+    assert isinstance(archive, Archive)
     with closing(sqlite3.connect(archive.path)) as conn, conn:
         conn.execute(sql, params)
 
@@ -52,7 +53,7 @@ def _sqlite_raw(archive: Archive, sql: str, params: tuple[Any, ...]) -> None:
 @contextmanager
 def _sqlite_work(archive: Archive) -> Iterator[Callable[[], int]]:
     """SQLite virtual-machine instructions executed by this thread's archive connection."""
-    assert isinstance(archive, SQLiteArchive)
+    assert isinstance(archive, Archive)
     steps = [0]
 
     def tick() -> int:
@@ -67,7 +68,7 @@ def _sqlite_work(archive: Archive) -> Iterator[Callable[[], int]]:
 
 
 BACKENDS = [
-    Backend("sqlite", lambda path, clock: SQLiteArchive.init(path, clock), _sqlite_raw,
+    Backend("sqlite", lambda path, clock: init_archive(path, clock), _sqlite_raw,
             (sqlite3.IntegrityError,), _sqlite_work),
 ]
 

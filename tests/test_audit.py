@@ -14,7 +14,6 @@ import json
 import shutil
 import sqlite3
 from collections.abc import Callable
-from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,11 +24,11 @@ import pytest
 from agent import wipe
 from schema.clock import iso
 from schema.models import CustomerCreate, CustomerPatch
-from server.archive import SQLiteArchive
-from server.audit import entry_hash
+from server.rules import open_archive
+from server.rules.audit import entry_hash
 
-from .inproc import archive_of, enroll_device, make_client, visit_create
-from .support import SERVER, run, server_cli
+from . import harness
+from .harness import SERVER, archive_of, enroll_device, make_client, run, server_cli, visit_create
 
 EXPECTED_ACTIONS = {
     "rep.add", "enroll_code.create", "device.enroll", "customer.add", "customer.edit",
@@ -67,7 +66,7 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def entries(data: Path) -> list[dict[str, Any]]:
-    return SQLiteArchive(data).audit_entries(limit=10_000)
+    return open_archive(data).audit_entries(limit=10_000)
 
 
 def verify(data: Path) -> tuple[int, dict[str, Any]]:
@@ -109,7 +108,7 @@ def test_security_events_are_in_the_chain(chain: Path) -> None:
 def test_triggers_refuse_update_and_delete(chain: Path, tmp_path: Path) -> None:
     data = tmp_path / "copy"
     shutil.copytree(chain, data)
-    with closing(sqlite3.connect(data / "archive.db")) as conn:
+    with harness.raw_archive(data) as conn:
         for sql in ("UPDATE audit_log SET details='{}' WHERE seq=2",
                     "UPDATE audit_log SET hash=hash WHERE seq=2",
                     "DELETE FROM audit_log WHERE seq=3",
@@ -117,7 +116,7 @@ def test_triggers_refuse_update_and_delete(chain: Path, tmp_path: Path) -> None:
             with pytest.raises(sqlite3.DatabaseError, match="append-only"):
                 conn.execute(sql)
             conn.rollback()
-    assert SQLiteArchive(data).audit_verify().ok
+    assert open_archive(data).audit_verify().ok
 
 
 def _target(data: Path) -> int:
@@ -185,14 +184,14 @@ def test_tampering_is_detected(chain: Path, tmp_path: Path, case: str) -> None:
     shutil.copytree(chain, data)
     seq = _target(data)
     edit, offset, problem = TAMPERING[case]
-    with closing(sqlite3.connect(data / "archive.db")) as conn:
+    with harness.raw_archive(data) as conn:
         edit(conn, seq)
         conn.commit()
     if case in CLI_CASES:
         code, verdict = verify(data)
         assert code == 1
     else:
-        found = SQLiteArchive(data).audit_verify()
+        found = open_archive(data).audit_verify()
         verdict = {"ok": found.ok, "first_broken": found.first_broken, "problem": found.problem}
     assert verdict["ok"] is False and verdict["first_broken"] == seq + offset, verdict
     assert problem in verdict["problem"], verdict
@@ -202,7 +201,7 @@ def test_verify_without_json_names_the_broken_entry(chain: Path, tmp_path: Path)
     data = tmp_path / "copy"
     shutil.copytree(chain, data)
     seq = _target(data)
-    with closing(sqlite3.connect(data / "archive.db")) as conn:
+    with harness.raw_archive(data) as conn:
         _update_details(conn, seq)
         conn.commit()
     proc = run([SERVER, "audit", "verify", "--data", str(data)], check=False)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gzip
 import shutil
-import sqlite3
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -34,13 +33,17 @@ from schema.clock import ManualClock
 from schema.models import CustomerCreate
 from schema.signing import b64d, b64e
 from schema.validation import MAX_BODY_BYTES, MAX_OPS_PER_PUSH
-from server.archive import ArchiveError, SQLiteArchive
+from server.archive import ArchiveError
 from server.routes.sync import encode_cursor
+from server.rules import Archive, init_archive, open_archive
 
-from . import lib_support as lib
-from .inproc import (
+from . import harness
+from .harness import (
+    AGENT,
     AUTH_TABLES,
+    ServerProcess,
     SignedDevice,
+    agent_cli,
     archive_of,
     assert_json_error,
     customer_create,
@@ -50,17 +53,18 @@ from .inproc import (
     new_id,
     op,
     raw_public,
+    run,
+    server_cli,
     snapshot,
     visit_create,
 )
-from .support import AGENT, ServerProcess, agent_cli, run, server_cli
 
 
 @dataclass
 class World:
     data: Path
     client: Any
-    archive: SQLiteArchive
+    archive: Archive
     a: SignedDevice  # rep A's laptop
     b: SignedDevice  # rep B's laptop
     cust_a: dict[str, Any]
@@ -95,7 +99,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Template:
     visit_b = new_id()
     resp = b.push([visit_create(cust_b["id"], visit_b, summary="B-only visit summary")])
     assert resp.json()["results"][0]["status"] == "accepted"
-    archive.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    harness.fold_wal(data)
     client.close()
     return Template(data, a, b, cust_a, cust_b, visit_b)
 
@@ -405,7 +409,7 @@ def test_unknown_reused_and_expired_codes_are_refused(world: World) -> None:
     code, _ = world.archive.create_enroll_code(rep, timedelta(hours=1))
     assert world.client.post("/v1/enroll", json=_enroll_body(code)).status_code == 200
     # a code made by an archive whose clock says it expired a year ago
-    past = SQLiteArchive(world.data, clock=ManualClock(datetime.now(UTC) - timedelta(days=365)))
+    past = open_archive(world.data, clock=ManualClock(datetime.now(UTC) - timedelta(days=365)))
     expired, expires_at = past.create_enroll_code(rep, timedelta(hours=1))
     assert expires_at < datetime.now(UTC).isoformat()
     with unchanged(world.data):
@@ -432,8 +436,7 @@ def test_code_expires_by_the_server_clock(tmp_path: Path) -> None:
 
 def test_inactive_rep_cannot_enroll(world: World) -> None:
     code, _ = world.archive.create_enroll_code(world.a.rep_id, timedelta(hours=1))
-    with sqlite3.connect(world.data / "archive.db") as conn:
-        conn.execute("UPDATE reps SET active=0 WHERE id=?", (world.a.rep_id,))
+    world.archive.revoke(world.a.rep_id, "resigned")  # a departed rep is no longer active
     with unchanged(world.data):
         resp = world.client.post("/v1/enroll", json=_enroll_body(code))
         assert_json_error(resp, 403, "rep_inactive")
@@ -580,11 +583,11 @@ def test_good_csv_imports_every_row(world: World, tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, Path, str]]:
     data = tmp_path_factory.mktemp("live") / "srv"
-    archive = SQLiteArchive.init(data)
+    archive = init_archive(data)
     rep = archive.add_rep("Rep Live")["id"]
     server = ServerProcess(data).start()
     home = data.parent / "agent"
-    lib.lib_enroll(data, home, server.url, rep)
+    harness.lib_enroll(data, home, server.url, rep)
     try:
         yield server, home, rep
     finally:
@@ -633,7 +636,7 @@ def test_real_server_refuses_oversized_and_forged_requests(live: tuple[ServerPro
 def test_plain_http_to_a_remote_host_needs_insecure(live: tuple[ServerProcess, Path, str],
                                                     tmp_path: Path) -> None:
     server, _, rep = live
-    code, _ = SQLiteArchive(server.data).create_enroll_code(rep, timedelta(hours=1))
+    code, _ = open_archive(server.data).create_enroll_code(rep, timedelta(hours=1))
     home = tmp_path / "laptop"
     proc = run([AGENT, "enroll", "--server", "http://10.20.30.40:8700", "--code", code,
                 "--home", str(home)], check=False)
@@ -681,7 +684,7 @@ def test_server_cli_rejects_bad_input_and_changes_nothing(live: tuple[ServerProc
                         "customers.csv:3", "grade")
         # a usage mistake is reported the same way, not as a multi-line usage box
         _one_error_line(server_cli(data, "customer", "add", check=False), "--name", "--help")
-    assert SQLiteArchive(data).list_customers() == []
+    assert open_archive(data).list_customers() == []
 
 
 def test_agent_cli_rejects_bad_input(live: tuple[ServerProcess, Path, str],
@@ -691,7 +694,7 @@ def test_agent_cli_rejects_bad_input(live: tuple[ServerProcess, Path, str],
                               "order", "--summary", "x", check=False), "fieldvault sync")
     _one_error_line(agent_cli(home, "visit", "log", "--customer", "nobody", "--purpose",
                               "sightseeing", "--summary", "x", check=False), "--purpose")
-    with lib.open_store(home) as store:
+    with harness.open_store(home) as store:
         assert store.counts()["visits"] == 0 and store.pending_ops(10) == []
     # a home that was never enrolled: says how to enroll, and exits 1, not 2 ("offline")
     _one_error_line(agent_cli(tmp_path / "never-enrolled", "sync", check=False),

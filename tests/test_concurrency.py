@@ -25,10 +25,10 @@ from typing import Any
 import pytest
 
 from schema.models import CustomerCreate, CustomerPatch, VisitCreate
-from server.archive import SQLiteArchive
+from server.rules import open_archive
 
-from . import lib_support as lib
-from .support import ServerProcess, server_cli
+from . import harness
+from .harness import ServerProcess, server_cli
 
 pytestmark = pytest.mark.proof
 
@@ -54,7 +54,7 @@ class Agent:
 
 def work(agent: Agent, rng: random.Random, round_no: int) -> None:
     """What a rep does offline between syncs."""
-    with lib.open_store(agent.home) as store:
+    with harness.open_store(agent.home) as store:
         card = store.add_customer(CustomerCreate(name=f"{agent.rep_id} developed r{round_no}"))
         agent.developed.append(card["id"])
         for i in range(VISITS_PER_ROUND):
@@ -82,15 +82,15 @@ def test_twenty_agents_sync_at_once_while_the_office_edits(
     server: ServerProcess, tmp_path: Path
 ) -> None:
     data = server.data
-    arch = lib.archive(data)
+    arch = harness.archive(data)
     rng = random.Random(SEED)
     agents: list[Agent] = []
     for n in range(AGENTS):
         rep = arch.add_rep(f"Busy Rep {n:02d}")["id"]
-        cards = lib.add_customers(data, rep, [f"Busy {n:02d} Customer {i}" for i in range(3)])
+        cards = harness.add_customers(data, rep, [f"Busy {n:02d} Customer {i}" for i in range(3)])
         home = tmp_path / f"agent{n:02d}"
-        lib.lib_enroll(data, home, server.url, rep)
-        lib.lib_sync(home)
+        harness.lib_enroll(data, home, server.url, rep)
+        harness.lib_sync(home)
         agents.append(Agent(home, rep, [c["id"] for c in cards]))
     office_cards = [cid for a in agents for cid in a.customers]
     needs: dict[str, str] = {}
@@ -100,7 +100,7 @@ def test_twenty_agents_sync_at_once_while_the_office_edits(
     def sync(agent: Agent, barrier: threading.Barrier) -> None:
         try:
             barrier.wait(timeout=JOIN_TIMEOUT_S)
-            report = lib.lib_sync(agent.home)
+            report = harness.lib_sync(agent.home)
             with lock:
                 for status, count in report.results.items():
                     agent.statuses[status] = agent.statuses.get(status, 0) + count
@@ -110,7 +110,7 @@ def test_twenty_agents_sync_at_once_while_the_office_edits(
 
     def office_library(round_no: int, barrier: threading.Barrier, picks: list[str]) -> None:
         try:
-            office = SQLiteArchive(data)  # its own connection to the same file, as the CLI has
+            office = open_archive(data)  # its own connection to the same file, as the CLI has
             barrier.wait(timeout=JOIN_TIMEOUT_S)
             for i, cid in enumerate(picks):
                 value = f"office r{round_no} e{i}"
@@ -155,9 +155,9 @@ def test_twenty_agents_sync_at_once_while_the_office_edits(
     for agent in agents:
         assert set(agent.statuses) <= {"accepted", "merged"}, (agent.rep_id, agent.statuses)
         assert sum(agent.statuses.values()) == ROUNDS * ops_per_round, agent.statuses
-        assert lib.outbox_counts(agent.home) == {"pending": 0, "rejected": 0, "quarantined": 0}
+        assert harness.outbox_counts(agent.home) == {"pending": 0, "rejected": 0, "quarantined": 0}
 
-    archived_visits = lib.archive_query(data, "SELECT id, rep_id, rev, summary FROM visits")
+    archived_visits = arch.list_visits()
     ids = [v["id"] for v in archived_visits]
     assert len(ids) == len(set(ids)) == AGENTS * ROUNDS * VISITS_PER_ROUND
     summaries = [v["summary"] for v in archived_visits]
@@ -167,18 +167,18 @@ def test_twenty_agents_sync_at_once_while_the_office_edits(
         by_rep.setdefault(v["rep_id"], set()).add(v["id"])
         assert v["rev"] == 1
 
-    cards = {c["id"]: c for c in lib.archive_query(data, "SELECT * FROM customers")}
-    card_nos = [c["card_no"] for c in cards.values()]
+    archived_cards = {c["id"]: c for c in arch.iter_customers()}
+    card_nos = [c["card_no"] for c in archived_cards.values()]
     assert len(card_nos) == len(set(card_nos)) == AGENTS * (3 + ROUNDS)
     seen_visits: set[str] = set()
     for agent in agents:
-        dev_cards, dev_visits = lib.device_rows(agent.home)
+        dev_cards, dev_visits = harness.device_rows(agent.home)
         assert set(dev_visits) == agent.visits == by_rep[agent.rep_id]
         assert not seen_visits & set(dev_visits)  # no visit on two devices
         seen_visits |= set(dev_visits)
         assert set(dev_cards) == set(agent.customers) | set(agent.developed)
         for cid, mine in dev_cards.items():
-            there = cards[cid]
+            there = archived_cards[cid]
             for key in ("rev", "card_no", "name", "notes", "needs", "owner_rep_id"):
                 assert mine[key] == there[key], (cid, key, mine[key], there[key])
             assert there["notes"] == agent.notes.get(cid, "")

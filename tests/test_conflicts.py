@@ -9,7 +9,6 @@ drives the archive with arbitrary interleavings of office and rep edits.
 
 from __future__ import annotations
 
-import sqlite3
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,18 +25,17 @@ from agent.home import AgentConfig
 from agent.store import StoreError
 from agent.sync import SyncReport, open_transport, push
 from schema.models import CustomerCreate, CustomerPatch, PushRequest, VisitCreate, VisitPatch
-from server.archive import SQLiteArchive
+from server.rules import Archive, init_archive
 
-from . import lib_support as lib
-from .inproc import new_id, op
-from .support import ServerProcess, agent_cli, server_cli
+from . import harness
+from .harness import ServerProcess, agent_cli, new_id, op, server_cli
 
 
 @dataclass
 class Live:
     server: ServerProcess
     data: Path
-    archive: SQLiteArchive
+    archive: Archive
     rep_a: str
     rep_b: str
     home_a: Path
@@ -48,13 +46,13 @@ class Live:
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     root = tmp_path_factory.mktemp("conflicts")
     data = root / "srv"
-    archive = SQLiteArchive.init(data)
+    archive = init_archive(data)
     rep_a = archive.add_rep("陈静 Chen Jing")["id"]
     rep_b = archive.add_rep("Tom Baker")["id"]
     server = ServerProcess(data).start()
     try:
-        lib.lib_enroll(data, root / "agent-a", server.url, rep_a)
-        lib.lib_enroll(data, root / "agent-b", server.url, rep_b)
+        harness.lib_enroll(data, root / "agent-a", server.url, rep_a)
+        harness.lib_enroll(data, root / "agent-b", server.url, rep_b)
         yield Live(server, data, archive, rep_a, rep_b, root / "agent-a", root / "agent-b")
     finally:
         server.stop()
@@ -70,7 +68,7 @@ def card(live: Live, customer_id: str) -> dict[str, Any]:
 
 
 def device_card(home: Path, customer_id: str) -> dict[str, Any]:
-    customers, _ = lib.device_rows(home)
+    customers, _ = harness.device_rows(home)
     return customers[customer_id]
 
 
@@ -89,7 +87,7 @@ def test_same_field_changed_on_both_sides_keeps_server_value_and_records_reps(
     live: Live,
 ) -> None:
     cust = new_customer(live, live.rep_a, phone="021-6000 0001", notes="prefers mornings")
-    lib.lib_sync(live.home_a)
+    harness.lib_sync(live.home_a)
     # offline on the laptop, the rep corrects the phone ...
     agent_cli(live.home_a, "customer", "edit", cust["id"], "--phone", "021-6000 0002")
     # ... while the office corrects it differently on the server
@@ -107,17 +105,17 @@ def test_same_field_changed_on_both_sides_keeps_server_value_and_records_reps(
     assert conflict["rep_id"] == live.rep_a and conflict["card_no"] == cust["card_no"]
     # the laptop now shows what the archive holds, and nothing is left pending
     assert device_card(live.home_a, cust["id"])["phone"] == "021-6000 0003"
-    assert lib.outbox_counts(live.home_a)["pending"] == 0
+    assert harness.outbox_counts(live.home_a)["pending"] == 0
 
 
 def test_conflict_on_one_field_still_applies_the_reps_other_fields(live: Live) -> None:
     cust = new_customer(live, live.rep_a, grade="B")
-    lib.lib_sync(live.home_a)
-    with lib.open_store(live.home_a) as store:
+    harness.lib_sync(live.home_a)
+    with harness.open_store(live.home_a) as store:
         store.edit_customer(cust["id"], CustomerPatch(grade="A", decision_maker="刘总 (GM)"))
     live.archive.edit_customer(cust["id"], CustomerPatch(grade="C"), "office")
 
-    assert lib.lib_sync(live.home_a).results == {"conflict": 1}
+    assert harness.lib_sync(live.home_a).results == {"conflict": 1}
     after = card(live, cust["id"])
     assert (after["grade"], after["decision_maker"]) == ("C", "刘总 (GM)")
     assert [(c["field"], c["server_value"], c["rep_value"])
@@ -126,7 +124,7 @@ def test_conflict_on_one_field_still_applies_the_reps_other_fields(live: Live) -
 
 def test_different_fields_changed_on_both_sides_are_merged(live: Live) -> None:
     cust = new_customer(live, live.rep_a, phone="0571-8800 1000")
-    lib.lib_sync(live.home_a)
+    harness.lib_sync(live.home_a)
     agent_cli(live.home_a, "customer", "edit", cust["id"], "--notes", "wants quarterly review")
     server_cli(live.data, "customer", "edit", cust["id"], "--phone", "0571-8800 2000")
 
@@ -142,7 +140,7 @@ def test_different_fields_changed_on_both_sides_are_merged(live: Live) -> None:
 
 def test_rep_editing_a_field_twice_offline_is_not_a_conflict_with_itself(live: Live) -> None:
     cust = new_customer(live, live.rep_a, needs="")
-    lib.lib_sync(live.home_a)
+    harness.lib_sync(live.home_a)
     agent_cli(live.home_a, "customer", "edit", cust["id"], "--needs", "200 units")
     agent_cli(live.home_a, "customer", "edit", cust["id"], "--needs", "250 units, by May")
     # the office touching another field meanwhile does not change that
@@ -157,11 +155,11 @@ def test_rep_editing_a_field_twice_offline_is_not_a_conflict_with_itself(live: L
 
 def test_rep_value_equal_to_the_office_value_is_no_conflict(live: Live) -> None:
     cust = new_customer(live, live.rep_a)
-    lib.lib_sync(live.home_a)
-    with lib.open_store(live.home_a) as store:
+    harness.lib_sync(live.home_a)
+    with harness.open_store(live.home_a) as store:
         store.edit_customer(cust["id"], CustomerPatch(address="88 Nanjing Rd"))
     live.archive.edit_customer(cust["id"], CustomerPatch(address="88 Nanjing Rd"), "office")
-    report = lib.lib_sync(live.home_a)
+    report = harness.lib_sync(live.home_a)
     assert "conflict" not in report.results
     assert conflicts_of(live, cust["id"]) == []
 
@@ -174,13 +172,13 @@ def test_lost_pull_does_not_let_a_later_edit_overwrite_the_office(
     offline again, the rep changes the phone the office changed meanwhile. The laptop
     never saw the office's value, so this is a conflict, not an overwrite."""
     cust = new_customer(live, live.rep_a, phone="021-7000 0001")
-    lib.lib_sync(live.home_a)
-    with lib.open_store(live.home_a) as store:
+    harness.lib_sync(live.home_a)
+    with harness.open_store(live.home_a) as store:
         store.edit_customer(cust["id"], CustomerPatch(**rep_edit))
     live.archive.edit_customer(cust["id"], CustomerPatch(phone="021-7000 0002"), "office")
     config = AgentConfig.load(live.home_a)
     assert config is not None
-    with lib.open_store(live.home_a) as store:
+    with harness.open_store(live.home_a) as store:
         transport = open_transport(live.home_a, config)
         try:
             report = SyncReport()
@@ -190,7 +188,7 @@ def test_lost_pull_does_not_let_a_later_edit_overwrite_the_office(
         assert set(report.results) <= {"merged", "conflict"}, report.results
         store.edit_customer(cust["id"], CustomerPatch(phone="021-7000 0003"))
 
-    assert lib.lib_sync(live.home_a).results == {"conflict": 1}
+    assert harness.lib_sync(live.home_a).results == {"conflict": 1}
     assert card(live, cust["id"])["phone"] == "021-7000 0002"
     assert ("phone", "021-7000 0002", "021-7000 0003") in [
         (c["field"], c["server_value"], c["rep_value"]) for c in conflicts_of(live, cust["id"])]
@@ -200,7 +198,7 @@ def test_lost_pull_does_not_let_a_later_edit_overwrite_the_office(
 # --- visits ----------------------------------------------------------------------------
 
 def _log_visit(home: Path, customer_id: str, summary: str) -> dict[str, Any]:
-    with lib.open_store(home) as store:
+    with harness.open_store(home) as store:
         return store.log_visit(VisitCreate(
             customer_id=customer_id, purpose="service", summary=summary,
             started_at=datetime.now(UTC)))  # not before the card existed
@@ -208,20 +206,20 @@ def _log_visit(home: Path, customer_id: str, summary: str) -> dict[str, Any]:
 
 def test_only_the_author_can_edit_a_visit(live: Live) -> None:
     cust = new_customer(live, live.rep_a)
-    lib.lib_sync(live.home_a)
+    harness.lib_sync(live.home_a)
     visit = _log_visit(live.home_a, cust["id"], "Installed the new line")
-    lib.lib_sync(live.home_a)
+    harness.lib_sync(live.home_a)
     # the customer moves to B, whose laptop receives A's visit with the history
     live.archive.assign(cust["id"], live.rep_b, "rotation", "admin")
-    lib.lib_sync(live.home_b)
-    _, visits_b = lib.device_rows(live.home_b)
+    harness.lib_sync(live.home_b)
+    _, visits_b = harness.device_rows(live.home_b)
     assert visits_b[visit["id"]]["rep_id"] == live.rep_a
 
     proc = agent_cli(live.home_b, "visit", "edit", visit["id"], "--summary", "B rewrites it",
                      check=False)
     assert proc.returncode == 1
     assert proc.stderr.strip() == "error: only the author can change a visit record"
-    assert lib.outbox_counts(live.home_b)["pending"] == 0
+    assert harness.outbox_counts(live.home_b)["pending"] == 0
 
     # and a hand-made push from B's laptop is refused by the server too
     config = AgentConfig.load(live.home_b)
@@ -240,9 +238,9 @@ def test_only_the_author_can_edit_a_visit(live: Live) -> None:
 
 def test_the_laptop_refuses_to_unsubmit_a_visit(live: Live) -> None:
     cust = new_customer(live, live.rep_a)
-    lib.lib_sync(live.home_a)
+    harness.lib_sync(live.home_a)
     visit = _log_visit(live.home_a, cust["id"], "Demo of the new model")
-    with lib.open_store(live.home_a) as store:
+    with harness.open_store(live.home_a) as store:
         with pytest.raises(StoreError, match="cannot go back to draft"):
             store.edit_visit(visit["id"], VisitPatch(status="draft"))
         assert store.get_visit(visit["id"])["status"] == "submitted"
@@ -251,13 +249,11 @@ def test_the_laptop_refuses_to_unsubmit_a_visit(live: Live) -> None:
 
 def test_edit_after_approval_is_rejected_and_stays_visible(live: Live) -> None:
     cust = new_customer(live, live.rep_a)
-    lib.lib_sync(live.home_a)
+    harness.lib_sync(live.home_a)
     visit = _log_visit(live.home_a, cust["id"], "Collected the March invoice")
-    lib.lib_sync(live.home_a)
-    # the supervisor approves it (no command yet: straight in the archive)
-    with sqlite3.connect(live.data / "archive.db") as conn:
-        conn.execute("UPDATE visits SET status='approved' WHERE id=?", (visit["id"],))
-    conn.close()
+    harness.lib_sync(live.home_a)
+    # the supervisor approves it (no command yet: through the archive)
+    live.archive.review_visit(visit["id"], "approved", by="supervisor")
     # the laptop has not heard yet, so the rep's correction is taken locally ...
     agent_cli(live.home_a, "visit", "edit", visit["id"], "--summary", "Collected 80% only")
 
@@ -274,8 +270,8 @@ def test_edit_after_approval_is_rejected_and_stays_visible(live: Live) -> None:
     assert "approved" in item["reason"]
     assert item["data"] == {"summary": "Collected 80% only"}  # what the rep typed is kept
     # a later sync neither resends it nor drops it
-    assert "rejected" not in lib.lib_sync(live.home_a).results
-    with lib.open_store(live.home_a) as store:
+    assert "rejected" not in harness.lib_sync(live.home_a).results
+    with harness.open_store(live.home_a) as store:
         assert [a["op_id"] for a in store.needs_attention()
                 if a["entity_id"] == visit["id"]] == [item["op_id"]]
 
@@ -296,9 +292,9 @@ steps = st.lists(st.tuples(st.sampled_from(["office", "rep"]), edit), min_size=1
 
 
 @pytest.fixture(scope="module")
-def scratch_archive() -> Iterator[tuple[SQLiteArchive, Any]]:
+def scratch_archive() -> Iterator[tuple[Archive, Any]]:
     with tempfile.TemporaryDirectory() as tmp:
-        archive = SQLiteArchive.init(Path(tmp) / "srv")
+        archive = init_archive(Path(tmp) / "srv")
         rep = archive.add_rep("Rep P")["id"]
         code, _ = archive.create_enroll_code(rep, timedelta(hours=1))
         device = archive.enroll(code, "p", b"\1" * 32, b"\2" * 32)
@@ -307,7 +303,7 @@ def scratch_archive() -> Iterator[tuple[SQLiteArchive, Any]]:
 
 @settings(max_examples=60, deadline=None)
 @given(steps=steps)
-def test_merge_never_loses_a_reps_value(scratch_archive: tuple[SQLiteArchive, Any],
+def test_merge_never_loses_a_reps_value(scratch_archive: tuple[Archive, Any],
                                         steps: list[tuple[str, dict[str, str]]]) -> None:
     archive, device = scratch_archive
     cust = archive.add_customer(CustomerCreate(name="Prop Co"), device.rep_id)

@@ -42,7 +42,7 @@ from agent.home import AgentConfig
 from agent.sync import open_transport
 from schema import signing
 
-from .support import ServerProcess, add_rep, enroll, init_server, server_cli
+from .harness import ServerProcess, add_rep, enroll, init_server, server_cli
 
 # Examples per operation, per generation mode, per caller: 13 operations x 2 modes x
 # 3 callers x at most 20 (fewer where the input space is small, e.g. GET /metrics),

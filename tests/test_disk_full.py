@@ -18,8 +18,7 @@ import pytest
 
 from schema.models import CustomerCreate
 
-from .lib_support import archive, open_store
-from .support import AGENT, ServerProcess, add_rep, agent_cli, run, server_cli
+from .harness import AGENT, ServerProcess, add_rep, agent_cli, archive, open_store, run, server_cli
 
 CUSTOMERS = 300
 

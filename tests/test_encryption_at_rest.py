@@ -27,8 +27,8 @@ import pytest
 from agent.home import CONFIG_FILE, VAULT_FILE
 from schema.models import CustomerCreate, CustomerPatch, VisitCreate
 
-from . import lib_support as lib
-from .support import ServerProcess, agent_cli
+from . import harness
+from .harness import ServerProcess, agent_cli
 
 pytestmark = pytest.mark.slow
 
@@ -112,15 +112,15 @@ def test_agent_files_hold_no_plaintext(
     tmpdir = tmp_path / "tmpdir"
     tmpdir.mkdir()
     monkeypatch.setenv("TMPDIR", str(tmpdir))  # any temp file a CLI or SQLite makes lands here
-    rep = lib.archive(data_dir).add_rep("Ma Lin")["id"]
-    customers = lib.add_customers(data_dir, rep, SERVER_NAMES)
+    rep = harness.archive(data_dir).add_rep("Ma Lin")["id"]
+    customers = harness.add_customers(data_dir, rep, SERVER_NAMES)
     home = tmp_path / "agent"
-    lib.lib_enroll(data_dir, home, server.url, rep)
+    harness.lib_enroll(data_dir, home, server.url, rep)
 
     assert agent_cli(home, "sync")["pulled_customers"] == 2
     agent_cli(home, "visit", "log", "--customer", customers[0]["card_no"], "--purpose", "order",
               "--summary", CLI_NOTE, "--outcome", CLI_OUTCOME)
-    with lib.open_store(home) as store:
+    with harness.open_store(home) as store:
         created = store.add_customer(CustomerCreate(name=AGENT_NAME, needs="irrigation pumps"))
         store.edit_customer(customers[1]["id"], CustomerPatch(notes=CARD_NOTE))
         store.log_visit(VisitCreate.model_validate({
@@ -151,11 +151,11 @@ def test_agent_files_hold_no_plaintext(
 
     # Everything is really in the vault (the scan above was not of empty files), and
     # every write the killed process reported as committed survived the SIGKILL.
-    with lib.open_store(home) as store:
-        assert {c["name"] for c in store.list_customers()} == {*SERVER_NAMES, AGENT_NAME}
-        assert [v["summary"] for v in store.search_visits("Wolverhampton")] == [CLI_NOTE]
+    with harness.open_store(home) as store:
+        assert {c["name"] for c in store.iter_customers()} == {*SERVER_NAMES, AGENT_NAME}
+        assert [v["summary"] for v in store.iter_visits(search="Wolverhampton")] == [CLI_NOTE]
         assert store.get_customer(customers[1]["id"])["notes"] == CARD_NOTE
-        assert len(store.search_visits("Kumquat escalator")) >= committed
+        assert len(list(store.iter_visits(search="Kumquat escalator"))) >= committed
 
     # Key material, config and the vault itself are owner-only, in an owner-only home.
     assert stat.S_IMODE(home.stat().st_mode) == 0o700

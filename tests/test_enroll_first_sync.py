@@ -11,8 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .lib_support import add_customers, archive
-from .support import AGENT, ServerProcess, add_rep, agent_cli, run, server_cli
+from .harness import AGENT, ServerProcess, add_customers, add_rep, agent_cli, archive, run, server_cli
 
 
 def test_enroll_brings_the_customers_down(data_dir: Path, server: ServerProcess,

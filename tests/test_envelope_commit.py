@@ -18,8 +18,8 @@ from agent import envelopes
 from agent.enroll import enroll
 from schema.models import CustomerCreate, VisitCreate
 
-from . import lib_support as lib
-from .inproc import ThreadedServer
+from . import harness
+from .harness import ThreadedServer
 
 
 class CommitFails:
@@ -50,14 +50,14 @@ def test_a_failed_commit_cuts_its_envelope_back(served: ThreadedServer, tmp_path
     code, _ = served.archive.create_enroll_code(rep, timedelta(hours=1))
     home = tmp_path / "laptop"
     enroll(home, served.url, code)
-    lib.lib_sync(home)
+    harness.lib_sync(home)
     path = home / envelopes.ENVELOPE_FILE
 
     def visit(summary: str) -> VisitCreate:
         return VisitCreate(customer_id=customer, purpose="service", summary=summary,
                            started_at=datetime.now(UTC))
 
-    with lib.open_store(home) as store:
+    with harness.open_store(home) as store:
         store.log_visit(visit("saved before"))
         before = path.read_bytes()
         assert len(envelopes.read(home)) == 1
@@ -67,7 +67,7 @@ def test_a_failed_commit_cuts_its_envelope_back(served: ThreadedServer, tmp_path
             store.log_visit(visit("never saved: the commit failed"))
         store.conn = real
         assert not real.in_transaction
-        assert not store.search_visits("never saved")
+        assert not list(store.iter_visits(search="never saved"))
         assert path.read_bytes() == before  # no envelope of the op that was not saved
         store.log_visit(visit("saved after"))
         pending = [op["op_id"] for op in store.pending_ops(100)]

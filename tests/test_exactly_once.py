@@ -30,8 +30,8 @@ from agent.store import CUSTOMER_COLUMNS, VISIT_COLUMNS
 from schema.enums import Grade
 from schema.models import CustomerPatch, VisitPatch, VisitVoid
 
-from . import lib_support as lib
-from .support import AGENT, ServerProcess, agent_cli, free_port, init_server, run
+from . import harness
+from .harness import AGENT, ServerProcess, agent_cli, free_port, init_server, run
 
 pytestmark = pytest.mark.slow
 
@@ -128,14 +128,14 @@ class Ledger:
     seq: int = 0
 
     def log(self, count: int) -> None:
-        for row in lib.log_visits(self.home, self.customers, count, "chaos", start=self.seq):
+        for row in harness.log_visits(self.home, self.customers, count, "chaos", start=self.seq):
             self.visits[row["id"]] = {"summary": row["summary"], "status": "submitted", "rev": 1}
         self.seq += count
         self.ops += count
 
     def edit_and_void(self, rng: random.Random, edits: int, voids: int) -> None:
         live = sorted(v for v, e in self.visits.items() if e["status"] != "void")
-        with lib.open_store(self.home) as store:
+        with harness.open_store(self.home) as store:
             for vid in rng.sample(live, min(edits, len(live))):
                 expected = self.visits[vid]
                 expected["summary"] = f"{expected['summary']} / edit r{expected['rev'] + 1}"
@@ -157,16 +157,16 @@ def device_id(home: Path) -> str:
 
 
 def applied_ops(data: Path, device: str) -> int:
-    return lib.archive_count(data, "SELECT count(*) FROM applied_ops WHERE device_id=?", (device,))
+    return len(harness.archive(data).applied_ops(device))
 
 
 def assert_device_matches_archive(data: Path, ledger: Ledger, rep_id: str) -> None:
     """Compare every record on both sides after a final clean sync."""
     device = device_id(ledger.home)
-    dev_customers, dev_visits = lib.device_rows(ledger.home)
-    arch_visits = {r["id"]: r for r in lib.archive_query(
-        data, "SELECT * FROM visits WHERE rep_id=?", (rep_id,))}
-    assert lib.outbox_counts(ledger.home) == {"pending": 0, "rejected": 0, "quarantined": 0}
+    dev_customers, dev_visits = harness.device_rows(ledger.home)
+    arch = harness.archive(data)
+    arch_visits = {r["id"]: r for r in arch.iter_visits(rep=rep_id)}
+    assert harness.outbox_counts(ledger.home) == {"pending": 0, "rejected": 0, "quarantined": 0}
 
     # Same visit ids everywhere: the device's, the archive's, and the ones the test logged.
     assert set(dev_visits) == set(ledger.visits), "device lost or invented visits"
@@ -177,9 +177,7 @@ def assert_device_matches_archive(data: Path, ledger: Ledger, rep_id: str) -> No
     assert len(summaries) == len(set(summaries)), "a visit was archived twice under two ids"
 
     # Each change applied exactly once: revision numbers and revision rows match the ledger.
-    revisions = {r["visit_id"]: r["n"] for r in lib.archive_query(
-        data, "SELECT visit_id, count(*) AS n FROM visit_revisions "
-        "WHERE visit_id IN (SELECT id FROM visits WHERE rep_id=?) GROUP BY visit_id", (rep_id,))}
+    revisions = {vid: len(arch.visit_history(vid)) for vid in arch_visits}
     for vid, expected in ledger.visits.items():
         got = arch_visits[vid]
         assert (got["summary"], got["status"], got["rev"]) == (
@@ -189,11 +187,9 @@ def assert_device_matches_archive(data: Path, ledger: Ledger, rep_id: str) -> No
         diff = {k: (mine[k], got[k]) for k in VISIT_COLUMNS if mine[k] != got[k]}
         assert not diff, f"visit {vid} differs between device and archive: {diff}"
     assert applied_ops(data, device) == ledger.ops
-    assert lib.archive_count(
-        data, "SELECT count(*) FROM quarantine WHERE device_id=?", (device,)) == 0
+    assert [q for q in arch.quarantine() if q["device_id"] == device] == []
 
-    arch_customers = {r["id"]: r for r in lib.archive_query(
-        data, "SELECT * FROM customers WHERE owner_rep_id=?", (rep_id,))}
+    arch_customers = {r["id"]: r for r in arch.iter_customers(rep_id)}
     assert set(dev_customers) == set(arch_customers) == set(ledger.customers)
     for cid, got in arch_customers.items():
         mine = dev_customers[cid]
@@ -203,9 +199,9 @@ def assert_device_matches_archive(data: Path, ledger: Ledger, rep_id: str) -> No
 
 def answered_but_unheard(data: Path, home: Path) -> int:
     """Ops the archive applied that the device still holds as pending: a lost answer."""
-    with lib.open_store(home) as store:
+    with harness.open_store(home) as store:
         pending = [op["op_id"] for op in store.pending_ops(100_000)]
-    applied = {r["op_id"] for r in lib.archive_query(data, "SELECT op_id FROM applied_ops")}
+    applied = {r["op_id"] for r in harness.archive(data).applied_ops(device_id(home))}
     return len(applied.intersection(pending))
 
 
@@ -247,10 +243,10 @@ def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPr
 
 
 def enrolled_rep(data: Path, url: str, home: Path, name: str, customers: int) -> tuple[str, Ledger]:
-    rep = lib.archive(data).add_rep(name)["id"]
-    rows = lib.add_customers(data, rep, [f"{name} customer {i}" for i in range(customers)])
-    lib.lib_enroll(data, home, url, rep)
-    lib.lib_sync(home)
+    rep = harness.archive(data).add_rep(name)["id"]
+    rows = harness.add_customers(data, rep, [f"{name} customer {i}" for i in range(customers)])
+    harness.lib_enroll(data, home, url, rep)
+    harness.lib_sync(home)
     return rep, Ledger(home=home, customers=[r["id"] for r in rows])
 
 
@@ -267,7 +263,7 @@ def test_lost_push_response_is_retried_without_duplicates(
         device = device_id(ledger.home)
         card = ledger.customers[0]
         ledger.log(40)
-        with lib.open_store(ledger.home) as store:
+        with harness.open_store(ledger.home) as store:
             store.edit_customer(card, CustomerPatch(notes="prefers calls after 3 pm"))
         ledger.ops += 1
 
@@ -281,10 +277,10 @@ def test_lost_push_response_is_retried_without_duplicates(
             expected_ops = sum(expected.values())
             if round_no == 2:
                 ledger.edit_and_void(random.Random(7), edits=5, voids=2)
-                with lib.open_store(ledger.home) as store:
+                with harness.open_store(ledger.home) as store:
                     store.edit_customer(card, CustomerPatch(grade=Grade.A, phone="021-5555-0199"))
                 ledger.ops += 1
-                lib.archive(data).edit_customer(card, CustomerPatch(grade=Grade.B), "office")
+                harness.archive(data).edit_customer(card, CustomerPatch(grade=Grade.B), "office")
             before = applied_ops(data, device)
             proxy.cut_next_push = True
             cut = run([AGENT, "sync", "--home", str(ledger.home)], check=False)
@@ -294,7 +290,7 @@ def test_lost_push_response_is_retried_without_duplicates(
             assert proxy.withheld[-1].startswith(b"HTTP/1.1 200"), proxy.withheld[-1][:80]
             # The server committed the batch; the device never heard of it.
             assert applied_ops(data, device) == before + expected_ops
-            assert lib.outbox_counts(ledger.home)["pending"] == expected_ops
+            assert harness.outbox_counts(ledger.home)["pending"] == expected_ops
 
             report = sync_cli(ledger.home)  # the same proxy, now passing answers through
             assert report["pushed"] == expected_ops
@@ -302,16 +298,15 @@ def test_lost_push_response_is_retried_without_duplicates(
             assert applied_ops(data, device) == before + expected_ops
 
         assert_device_matches_archive(data, ledger, rep)
-        (customer,) = lib.archive_query(data, "SELECT * FROM customers WHERE id=?", (card,))
+        arch = harness.archive(data)
+        customer = arch.get_customer(card)
         # rev 2: the rep's notes; 3: the office's grade; 4: the rep's phone (merged once).
         assert (customer["rev"], customer["notes"], customer["grade"], customer["phone"]) == (
             4, "prefers calls after 3 pm", "B", "021-5555-0199")
-        assert lib.archive_count(
-            data, "SELECT count(*) FROM customer_revisions WHERE customer_id=?", (card,)) == 4
-        conflicts = lib.archive_query(
-            data, "SELECT field, server_value, rep_value FROM conflicts WHERE customer_id=?",
-            (card,))
-        assert conflicts == [{"field": "grade", "server_value": '"B"', "rep_value": '"A"'}]
+        assert len(arch.customer_history(card)) == 4
+        conflicts = [(k["field"], k["server_value"], k["rep_value"])
+                     for k in arch.conflicts() if k["customer_id"] == card]
+        assert conflicts == [("grade", "B", "A")]
     finally:
         proxy.close()
 
@@ -400,8 +395,7 @@ def test_server_sigkill_during_repeated_syncs(data_dir: Path, tmp_path: Path) ->
         assert final["results"].keys() <= {"accepted"}
         assert sync_cli(ledger.home)["pushed"] == 0
         assert_device_matches_archive(data_dir, ledger, rep)
-        check = lib.archive_query(data_dir, "PRAGMA integrity_check")
-        assert [next(iter(r.values())) for r in check] == ["ok"]
+        assert harness.integrity_check(data_dir) == "ok"
     finally:
         server.stop()
 

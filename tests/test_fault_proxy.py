@@ -26,9 +26,9 @@ from agent.home import AgentConfig
 from agent.transport import Offline
 from schema.models import CustomerPatch, VisitCreate, VisitPatch, VisitVoid
 
-from . import lib_support as lib
+from . import harness
 from .faultproxy import FAULTS, FaultProxy
-from .support import AGENT, ServerProcess, run
+from .harness import AGENT, ServerProcess, run
 
 pytestmark = pytest.mark.proof
 
@@ -54,7 +54,7 @@ class Ledger:
 
 def act(ledger: Ledger, rng: random.Random, round_no: int) -> None:
     """A few things a rep does between syncs: log, correct, void, edit a card."""
-    with lib.open_store(ledger.home) as store:
+    with harness.open_store(ledger.home) as store:
         for i in range(rng.randint(1, 3)):
             row = store.log_visit(VisitCreate(
                 customer_id=rng.choice(ledger.customers), purpose="service",
@@ -100,7 +100,7 @@ def sync_once(ledger: Ledger, use_cli: bool) -> str:
             assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1, proc.stderr
         return "ok" if proc.returncode == 0 else "offline"
     try:
-        lib.lib_sync(ledger.home)
+        harness.lib_sync(ledger.home)
     except Offline:
         return "offline"
     return "ok"
@@ -123,15 +123,15 @@ def test_faulty_network_loses_duplicates_and_diverges_nothing(
     server: ServerProcess, tmp_path: Path
 ) -> None:
     data = server.data
-    arch = lib.archive(data)
+    arch = harness.archive(data)
     rng = random.Random(SEED)
     ledgers: list[Ledger] = []
     for n in range(3):
         rep = arch.add_rep(f"Proxy Rep {n}")["id"]
-        cards = lib.add_customers(data, rep, [f"Proxy {n} Customer {i}" for i in range(4)])
+        cards = harness.add_customers(data, rep, [f"Proxy {n} Customer {i}" for i in range(4)])
         home = tmp_path / f"agent{n}"
-        lib.lib_enroll(data, home, server.url, rep)
-        lib.lib_sync(home)
+        harness.lib_enroll(data, home, server.url, rep)
+        harness.lib_sync(home)
         ledger = Ledger(home, rep, [c["id"] for c in cards])
         ledger.card_revs = {c["id"]: 1 for c in cards}
         ledger.notes = {c["id"]: "" for c in cards}
@@ -156,17 +156,16 @@ def test_faulty_network_loses_duplicates_and_diverges_nothing(
     # Then straight to the server: everything left goes up, everything comes down.
     for ledger in ledgers:
         point_at(ledger.home, server.url)
-        lib.lib_sync(ledger.home)
-        lib.lib_sync(ledger.home)
+        harness.lib_sync(ledger.home)
+        harness.lib_sync(ledger.home)
 
-    assert lib.archive_count(data, "SELECT count(*) FROM quarantine") == 0
-    assert lib.archive_count(data, "SELECT count(*) FROM conflicts") == 0
+    assert arch.counts()["quarantine"] == 0
+    assert arch.counts()["conflicts"] == 0
     total = 0
     for ledger in ledgers:
-        assert lib.outbox_counts(ledger.home) == {"pending": 0, "rejected": 0, "quarantined": 0}
-        archived = {r["id"]: r for r in lib.archive_query(
-            data, "SELECT * FROM visits WHERE rep_id=?", (ledger.rep_id,))}
-        dev_cards, dev_visits = lib.device_rows(ledger.home)
+        assert harness.outbox_counts(ledger.home) == {"pending": 0, "rejected": 0, "quarantined": 0}
+        archived = {r["id"]: r for r in arch.iter_visits(rep=ledger.rep_id)}
+        dev_cards, dev_visits = harness.device_rows(ledger.home)
         # 0 lost, 0 duplicated: exactly the ledger's visits, on both sides
         assert set(archived) == set(ledger.visits)
         assert set(dev_visits) == set(ledger.visits)
@@ -177,8 +176,7 @@ def test_faulty_network_loses_duplicates_and_diverges_nothing(
             for side in (archived[vid], dev_visits[vid]):
                 assert {k: side[k] for k in VISIT_FIELDS} == want, (vid, side)
                 assert side["rev"] == ledger.visit_revs[vid], (vid, side["rev"])
-        cards = {r["id"]: r for r in lib.archive_query(
-            data, "SELECT * FROM customers WHERE owner_rep_id=?", (ledger.rep_id,))}
+        cards = {r["id"]: r for r in arch.iter_customers(ledger.rep_id)}
         assert set(cards) == set(dev_cards) == set(ledger.customers)
         for cid in ledger.customers:
             assert (cards[cid]["notes"], cards[cid]["rev"]) == (
@@ -186,7 +184,7 @@ def test_faulty_network_loses_duplicates_and_diverges_nothing(
             assert (dev_cards[cid]["notes"], dev_cards[cid]["rev"]) == (
                 ledger.notes[cid], ledger.card_revs[cid]), cid
         total += len(ledger.visits)
-    assert lib.archive_count(data, "SELECT count(*) FROM visits") == total
+    assert arch.count_visits() == total
 
     # The server met every cut without failing, and a request cut mid-body is one
     # quiet log line, not an ASGI traceback (issue 8 finding 14).

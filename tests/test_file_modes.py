@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .support import SERVER, ServerProcess, add_rep, agent_cli, enroll, run, server_cli
+from .harness import SERVER, ServerProcess, add_rep, agent_cli, enroll, run, server_cli
 
 NOBODY = 65534
 

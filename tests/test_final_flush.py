@@ -31,34 +31,42 @@ import pytest
 from agent import envelopes, keystore, wipe
 from agent import sync as sync_mod
 from agent.enroll import enroll
-from agent.home import AgentConfig
-from agent.keystore import KEYRING_FILE, KeyError_, VaultBlocked
+from agent.home import KEYRING_FILE, AgentConfig
+from agent.keystore import KeyError_, VaultBlocked
 from agent.store import Store, StoreError, open_vault
 from agent.transport import GZIP_MIN_BYTES
-from schema import lease as lease_crypto
+from schema import sealing
 from schema.clock import iso, parse_iso
 from schema.enums import OpKind
 from schema.models import CustomerCreate, CustomerPatch, VisitCreate
 from schema.signing import b64e
-from server.archive import SQLiteArchive
 from server.keys import BOX_KEY_FILE
+from server.rules import init_archive, open_archive
 
-from . import lib_support as lib
-from .inproc import SignedDevice, ThreadedServer, assert_json_error, visit_create
-from .support import AGENT, ServerProcess, run, server_cli
+from . import harness
+from .harness import (
+    AGENT,
+    ServerProcess,
+    SignedDevice,
+    ThreadedServer,
+    assert_json_error,
+    run,
+    server_cli,
+    visit_create,
+)
 
 OFFLINE_NOTES = ["离职前的最后拜访 Quince tender", "Offline: Ocelot Freight wants 12% off"]
 UNAUTHENTICATED = {"/healthz", "/metrics", "/v1/enroll"}
 
 
 def log(home: Path, customer: str, notes: list[str]) -> list[str]:
-    with lib.open_store(home) as store:
+    with harness.open_store(home) as store:
         return [store.log_visit(VisitCreate(customer_id=customer, purpose="service", summary=n,
                                             started_at=datetime.now(UTC)))["id"] for n in notes]
 
 
 def pending_op_ids(home: Path) -> list[str]:
-    with lib.open_store(home) as store:
+    with harness.open_store(home) as store:
         return [op["op_id"] for op in store.pending_ops(1000)]
 
 
@@ -104,7 +112,7 @@ def candidate_bytes(bodies: list[bytes], box: Any, device_id: str) -> set[bytes]
         sealed = [d for d in _dicts(doc) if "ephemeral_public_key" in d]
         for item in sealed:
             try:
-                queue.append(lease_crypto.open_sealed(box, item, device_id.encode()))
+                queue.append(sealing.open_sealed(box, item, device_id.encode()))
             except Exception:  # noqa: BLE001 - anything that does not open is no key
                 continue
     return found
@@ -143,7 +151,7 @@ def opens_vault(home: Path, ring: dict[str, Any], device_id: str, candidate: byt
 def test_a_copy_of_a_revoked_laptop_gets_nothing_that_opens_its_vault_and_the_laptop_flushes_once(
         tmp_path: Path) -> None:
     data = tmp_path / "server"
-    arch = SQLiteArchive.init(data)
+    arch = init_archive(data)
     leaver = arch.add_rep("Ren Leaver")["id"]
     customers = [arch.add_customer(CustomerCreate(name=f"Umber Heron {i} 公司"), leaver)["id"]
                  for i in range(2)]
@@ -152,10 +160,10 @@ def test_a_copy_of_a_revoked_laptop_gets_nothing_that_opens_its_vault_and_the_la
     client = httpx.Client(base_url=server.url, timeout=30)
     try:
         home = tmp_path / "laptop"
-        config = lib.lib_enroll(data, home, server.url, leaver)
-        lib.lib_sync(home)
+        config = harness.lib_enroll(data, home, server.url, leaver)
+        harness.lib_sync(home)
         log(home, customers[0], ["a visit synced the normal way"])
-        assert lib.lib_sync(home).results == {"accepted": 1}
+        assert harness.lib_sync(home).results == {"accepted": 1}
         assert envelopes.read(home) == []  # acknowledged: compacted away
         # Enough offline work that the hand-over is a gzipped body, as a real one can be.
         offline = log(home, customers[1], OFFLINE_NOTES + [
@@ -167,7 +175,7 @@ def test_a_copy_of_a_revoked_laptop_gets_nothing_that_opens_its_vault_and_the_la
 
         # A lease that blocks 3.6 ms after issue: past its deadline when anything runs next.
         arch.set_policy(block_hours=1e-6, wipe_days=30, require_pin=None)
-        lib.check_in(home)
+        harness.check_in(home)
         copy = tmp_path / "copy"  # the rep copies the whole agent home before HR acts
         shutil.copytree(home, copy)
         server_cli(data, "revoke", "Ren Leaver", "--reason", "resigned")
@@ -234,7 +242,8 @@ def test_a_copy_of_a_revoked_laptop_gets_nothing_that_opens_its_vault_and_the_la
         with pytest.raises(VaultBlocked):
             Store.open(copy)
         assert "secret" not in keyring(copy)
-        for row in lib.archive_query(data, "SELECT lease_secret, lease_prev_secret FROM devices"):
+        # At rest: the archive file keeps no lease secret of a revoked device.
+        for row in harness.stored_rows(data, "SELECT lease_secret, lease_prev_secret FROM devices"):
             assert row == {"lease_secret": None, "lease_prev_secret": None}
 
         # The real laptop, past its block deadline: a real `fieldvault sync` hands over
@@ -245,13 +254,13 @@ def test_a_copy_of_a_revoked_laptop_gets_nothing_that_opens_its_vault_and_the_la
         assert proc.returncode == 3, (proc.stdout, proc.stderr)
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and "revoked" in lines[0] and "wiped" in lines[0], proc.stderr
-        held = Counter(q["entity_id"] for q in SQLiteArchive(data).quarantine())
+        held = Counter(q["entity_id"] for q in open_archive(data).quarantine())
         assert {v: held[v] for v in offline} == {v: 1 for v in offline}
         assert held[crafted["entity_id"]] == 1 and sum(held.values()) == 151
         for name in wipe.VAULT_FILES:
             assert not (home / name).exists(), name
         assert (home / wipe.WIPED_MARKER).exists()
-        assert SQLiteArchive(data).list_devices(leaver)[0]["state"] == "wiped"
+        assert open_archive(data).list_devices(leaver)[0]["state"] == "wiped"
         report = server_cli(data, "departure-report", "Ren Leaver")
         assert report["wipe_receipt"].startswith("attested by the device")
         assert report["quarantined"] == 151
@@ -275,7 +284,7 @@ def enrolled(server: ThreadedServer, home: Path, name: str) -> tuple[AgentConfig
     customer = server.archive.add_customer(CustomerCreate(name=f"{name}'s customer"), rep)["id"]
     code, _ = server.archive.create_enroll_code(rep, timedelta(hours=1))
     config = enroll(home, server.url, code)
-    lib.lib_sync(home)
+    harness.lib_sync(home)
     return config, customer
 
 
@@ -287,7 +296,7 @@ def test_final_flush_takes_each_op_once_and_rejects_envelopes_that_are_not_this_
     b, _ = enrolled(served, home_b, "Bo Leaver")
     synced = log(home_a, customer_a, ["pushed the normal way"])[0]
     pushed_env = envelopes.read(home_a)[0]
-    lib.lib_sync(home_a)
+    harness.lib_sync(home_a)
     offline = log(home_a, customer_a, ["only in the outbox"])[0]
     offline_env = envelopes.read(home_a)[0]
 
@@ -307,11 +316,11 @@ def test_final_flush_takes_each_op_once_and_rejects_envelopes_that_are_not_this_
         box_pub = server_box.public_key().public_bytes_raw()
 
         def sealed_for(device_id: str, op_id: str, payload: dict[str, Any]) -> dict[str, Any]:
-            aad = lease_crypto.envelope_aad(device_id, op_id)
-            return {"op_id": op_id, "sealed": lease_crypto.seal_many(box_pub, [(payload, aad)])[0]}
+            aad = sealing.envelope_aad(device_id, op_id)
+            return {"op_id": op_id, "sealed": sealing.seal_many(box_pub, [(payload, aad)])[0]}
 
-        inner = lease_crypto.open_sealed(server_box, offline_env["sealed"],
-                                         lease_crypto.envelope_aad(a.device_id, offline_env["op_id"]))
+        inner = sealing.open_sealed(server_box, offline_env["sealed"],
+                                         sealing.envelope_aad(a.device_id, offline_env["op_id"]))
         assert inner["device_id"] == a.device_id and inner["op"]["entity_id"] == offline
         other_op = {**inner["op"], "op_id": "f" * 32, "entity_id": "e" * 32}
         tampered = dict(offline_env["sealed"])
@@ -374,11 +383,11 @@ def test_every_saved_op_is_sealed_before_commit_and_compacted_after_the_server_a
     path = home / envelopes.ENVELOPE_FILE
 
     def opened() -> list[dict[str, Any]]:
-        return [lease_crypto.open_sealed(box, e["sealed"],
-                                         lease_crypto.envelope_aad(config.device_id, e["op_id"]))
+        return [sealing.open_sealed(box, e["sealed"],
+                                         sealing.envelope_aad(config.device_id, e["op_id"]))
                 for e in envelopes.read(home)]
 
-    with lib.open_store(home) as store:
+    with harness.open_store(home) as store:
         store.log_visit(VisitCreate(customer_id=customer, purpose="service", summary="one",
                                     started_at=datetime.now(UTC)))
         store.edit_customer(customer, CustomerPatch(notes="Vermilion kiln"))
@@ -388,7 +397,7 @@ def test_every_saved_op_is_sealed_before_commit_and_compacted_after_the_server_a
     assert b"Vermilion" not in path.read_bytes()  # sealed, not readable on the laptop
 
     # Several ops in one transaction: one append, one key agreement for the batch.
-    with lib.open_store(home) as store:
+    with harness.open_store(home) as store:
         with store.transaction():
             for i in range(3):
                 store._enqueue(OpKind.customer_update, customer, {"notes": f"batch {i}"}, 0)
@@ -402,7 +411,7 @@ def test_every_saved_op_is_sealed_before_commit_and_compacted_after_the_server_a
     def full(self: envelopes.Sealer, data: bytes, durable: bool = True) -> None:
         raise OSError(28, "No space left on device")
 
-    with lib.open_store(home) as store:
+    with harness.open_store(home) as store:
         n = store.outbox_counts()["pending"]
         monkeypatch.setattr(envelopes.Sealer, "append", full)
         with pytest.raises(OSError):
@@ -410,7 +419,7 @@ def test_every_saved_op_is_sealed_before_commit_and_compacted_after_the_server_a
                                         summary="never saved", started_at=datetime.now(UTC)))
         monkeypatch.undo()
         assert store.outbox_counts()["pending"] == n
-        assert not store.search_visits("never saved")
+        assert not list(store.iter_visits(search="never saved"))
     assert path.read_bytes() == before
 
     # A line torn by a crash mid-append neither hides nor glues onto the next envelope.
@@ -429,7 +438,7 @@ def test_every_saved_op_is_sealed_before_commit_and_compacted_after_the_server_a
 
     # Once the server answered, the envelopes go; new ones come with new saves.
     waiting = len(pending_op_ids(home))
-    assert lib.lib_sync(home).pushed == waiting > 0
+    assert harness.lib_sync(home).pushed == waiting > 0
     assert pending_op_ids(home) == [] and path.read_bytes() == b""
     log(home, customer, ["next"])
     assert [e["op_id"] for e in envelopes.read(home)] == pending_op_ids(home)
@@ -453,11 +462,11 @@ def test_ops_saved_before_the_agent_knew_the_server_key_are_sealed_at_the_next_o
 
     # A new server key (a restored server without its old box key): all pending ops are
     # sealed again to the new key, so the envelopes still open.
-    with lib.open_store(home) as store:
+    with harness.open_store(home) as store:
         store.set_state("sealed_to", os.urandom(32).hex())
     assert len(pending_op_ids(home)) == 1
     assert len(envelopes.read(home)) == 1
     box = served.app.state.box_key
     env = envelopes.read(home)[0]
-    lease_crypto.open_sealed(box, env["sealed"], lease_crypto.envelope_aad(config.device_id,
+    sealing.open_sealed(box, env["sealed"], sealing.envelope_aad(config.device_id,
                                                                            env["op_id"]))

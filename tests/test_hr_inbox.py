@@ -18,10 +18,9 @@ import pytest
 from schema.clock import ManualClock, iso
 from schema.models import CustomerCreate
 from server import hr_inbox
-from server.archive import SQLiteArchive
+from server.rules import Archive, init_archive
 
-from .inproc import snapshot
-from .support import ServerProcess
+from .harness import ServerProcess, snapshot
 
 
 def drop(inbox: Path, name: str, content: str | bytes) -> None:
@@ -52,7 +51,7 @@ def reason_of(filed: Path) -> str:
     return filed.with_name(filed.name + ".reason.txt").read_text()
 
 
-def setup_reps(arch: SQLiteArchive) -> dict[str, str]:
+def setup_reps(arch: Archive) -> dict[str, str]:
     ids = {"manager": arch.add_rep("Manager Ma", tier="senior")["id"]}
     ids["a"] = arch.add_rep("Rep A", manager="Manager Ma")["id"]
     ids["b"] = arch.add_rep("Rep B")["id"]
@@ -64,12 +63,12 @@ def setup_reps(arch: SQLiteArchive) -> dict[str, str]:
     return ids
 
 
-def owners_of(arch: SQLiteArchive, rep_id: str) -> list[str]:
+def owners_of(arch: Archive, rep_id: str) -> list[str]:
     return sorted(c["id"] for c in arch.list_customers(rep_id))
 
 
-def revocations(arch: SQLiteArchive) -> int:
-    return int(arch.conn.execute("SELECT count(*) FROM revocations").fetchone()[0])
+def revocations(arch: Archive) -> int:
+    return len(arch.list_revocations())
 
 
 # --- with a real server ------------------------------------------------------------
@@ -79,7 +78,7 @@ def revocations(arch: SQLiteArchive) -> int:
 def test_inbox_watched_by_a_real_server(tmp_path: Path) -> None:
     data, inbox = tmp_path / "server", tmp_path / "inbox"
     outbox = data / "hr-inbox"
-    arch = SQLiteArchive.init(data)
+    arch = init_archive(data)
     ids = setup_reps(arch)
     a_customers, c_customers = owners_of(arch, ids["a"]), owners_of(arch, ids["c"])
     inbox.mkdir()
@@ -141,8 +140,8 @@ def test_inbox_watched_by_a_real_server(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def arch(tmp_path: Path) -> SQLiteArchive:
-    return SQLiteArchive.init(tmp_path / "server", ManualClock(datetime(2026, 3, 2, 9, tzinfo=UTC)))
+def arch(tmp_path: Path) -> Archive:
+    return init_archive(tmp_path / "server", ManualClock(datetime(2026, 3, 2, 9, tzinfo=UTC)))
 
 
 @pytest.fixture
@@ -152,7 +151,7 @@ def inbox(tmp_path: Path) -> Path:
     return path
 
 
-def process(arch: SQLiteArchive, inbox: Path, name: str, content: str | bytes) -> dict[str, Any]:
+def process(arch: Archive, inbox: Path, name: str, content: str | bytes) -> dict[str, Any]:
     drop(inbox, name, content)
     return hr_inbox.process_file(arch, inbox / name)
 
@@ -168,7 +167,7 @@ VALID = {
 
 
 @pytest.mark.parametrize("kind", sorted(VALID))
-def test_valid_file_is_applied_and_filed(arch: SQLiteArchive, inbox: Path, kind: str) -> None:
+def test_valid_file_is_applied_and_filed(arch: Archive, inbox: Path, kind: str) -> None:
     ids = setup_reps(arch)
     a_customers, b_customers = owners_of(arch, ids["a"]), owners_of(arch, ids["b"])
     name, content = VALID[kind]
@@ -186,7 +185,7 @@ def test_valid_file_is_applied_and_filed(arch: SQLiteArchive, inbox: Path, kind:
     assert not arch.resolve_rep(ids["a"])["active"] and not arch.resolve_rep(ids["b"])["active"]
 
 
-def test_future_effective_date_is_scheduled(arch: SQLiteArchive, inbox: Path) -> None:
+def test_future_effective_date_is_scheduled(arch: Archive, inbox: Path) -> None:
     ids = setup_reps(arch)
     when = iso(arch.clock.now() + timedelta(days=7))
     result = process(arch, inbox, "later.csv", f"rep,effective_at\nRep A,{when}\n")
@@ -197,7 +196,7 @@ def test_future_effective_date_is_scheduled(arch: SQLiteArchive, inbox: Path) ->
     assert arch.process_due_revocations() == [ids["a"]]
 
 
-def test_duplicate_file_is_idempotent(arch: SQLiteArchive, inbox: Path) -> None:
+def test_duplicate_file_is_idempotent(arch: Archive, inbox: Path) -> None:
     ids = setup_reps(arch)
     name, content = VALID["csv"]
     first = process(arch, inbox, name, content)
@@ -232,7 +231,7 @@ BAD = {
 
 
 @pytest.mark.parametrize("kind", sorted(BAD))
-def test_bad_file_is_rejected_and_changes_nothing(arch: SQLiteArchive, inbox: Path, kind: str) -> None:
+def test_bad_file_is_rejected_and_changes_nothing(arch: Archive, inbox: Path, kind: str) -> None:
     ids = setup_reps(arch)
     name, content, why = BAD[kind]
     before = snapshot(arch.data_dir)
@@ -284,7 +283,7 @@ def regular_files(root: Path) -> list[Path]:
 
 
 def test_symlinked_filed_folders_in_the_inbox_are_ignored(
-        arch: SQLiteArchive, inbox: Path, tmp_path: Path) -> None:
+        arch: Archive, inbox: Path, tmp_path: Path) -> None:
     setup_reps(arch)
     victim, _ = victim_dir(tmp_path)
     (inbox / "rejected").symlink_to(victim)
@@ -306,7 +305,7 @@ def test_symlinked_filed_folders_in_the_inbox_are_ignored(
     assert len(notes) == 2 and all(os.stat(n).st_mode & 0o777 == 0o600 for n in notes)
 
 
-def test_symlinked_data_folder_for_filed_files_is_refused(arch: SQLiteArchive, inbox: Path,
+def test_symlinked_data_folder_for_filed_files_is_refused(arch: Archive, inbox: Path,
                                                           tmp_path: Path) -> None:
     setup_reps(arch)
     victim, before = victim_dir(tmp_path)
@@ -323,7 +322,7 @@ SECRET = "TOPSECRET-7f3a9c-root-only"
 
 @pytest.mark.parametrize("how", ["symlink", "hardlink"])
 def test_linked_file_is_rejected_without_reading_its_target(
-        arch: SQLiteArchive, inbox: Path, tmp_path: Path, how: str,
+        arch: Archive, inbox: Path, tmp_path: Path, how: str,
         caplog: pytest.LogCaptureFixture) -> None:
     setup_reps(arch)
     secret = tmp_path / "shadow"
@@ -346,7 +345,7 @@ def test_linked_file_is_rejected_without_reading_its_target(
     assert revocations(arch) == 0
 
 
-def test_oversized_file_is_rejected_without_reading(arch: SQLiteArchive, inbox: Path,
+def test_oversized_file_is_rejected_without_reading(arch: Archive, inbox: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     setup_reps(arch)
     huge = inbox / "huge.csv"
@@ -369,13 +368,13 @@ def test_oversized_file_is_rejected_without_reading(arch: SQLiteArchive, inbox: 
     assert filed.stat().st_size == 1_500_000_000 and not huge.exists()
 
 
-def test_fifo_is_rejected_without_blocking(arch: SQLiteArchive, inbox: Path) -> None:
+def test_fifo_is_rejected_without_blocking(arch: Archive, inbox: Path) -> None:
     os.mkfifo(inbox / "pipe.csv")
     result = hr_inbox.process_file(arch, inbox / "pipe.csv")
     assert result["status"] == "rejected" and "regular file" in result["reason"]
 
 
-def test_deeply_nested_json_is_rejected_once(arch: SQLiteArchive, inbox: Path) -> None:
+def test_deeply_nested_json_is_rejected_once(arch: Archive, inbox: Path) -> None:
     setup_reps(arch)
     drop(inbox, "deep.json", "[" * 200_000 + "]" * 200_000)
     watcher = hr_inbox.InboxWatcher(arch, inbox)
@@ -386,7 +385,7 @@ def test_deeply_nested_json_is_rejected_once(arch: SQLiteArchive, inbox: Path) -
         "invalid JSON")
 
 
-def test_reason_note_quotes_only_a_short_sanitized_excerpt(arch: SQLiteArchive,
+def test_reason_note_quotes_only_a_short_sanitized_excerpt(arch: Archive,
                                                           inbox: Path) -> None:
     setup_reps(arch)
     ghost = "Ghost\x1b[2J\x07Rep " + "x" * 5000
@@ -399,7 +398,7 @@ def test_reason_note_quotes_only_a_short_sanitized_excerpt(arch: SQLiteArchive,
 # --- half-written files (issue 8, finding 4) -----------------------------------------
 
 
-def test_file_changed_while_read_is_left_for_the_next_round(arch: SQLiteArchive,
+def test_file_changed_while_read_is_left_for_the_next_round(arch: Archive,
                                                             inbox: Path) -> None:
     ids = setup_reps(arch)
     path = inbox / "leavers.csv"
@@ -417,7 +416,7 @@ def test_file_changed_while_read_is_left_for_the_next_round(arch: SQLiteArchive,
     assert [d["rep_id"] for d in result["departures"]] == [ids["a"], ids["b"]]
 
 
-def test_same_size_rewrite_with_old_mtime_is_caught_by_the_hash(arch: SQLiteArchive,
+def test_same_size_rewrite_with_old_mtime_is_caught_by_the_hash(arch: Archive,
                                                                 inbox: Path) -> None:
     ids = setup_reps(arch)
     path = inbox / "leavers.csv"
@@ -445,7 +444,7 @@ def test_temporary_names_are_never_read(inbox: Path) -> None:
 def test_real_server_ignores_a_part_file_until_it_is_renamed(tmp_path: Path) -> None:
     data, inbox = tmp_path / "server", tmp_path / "inbox"
     filed = data / "hr-inbox"
-    arch = SQLiteArchive.init(data)
+    arch = init_archive(data)
     ids = setup_reps(arch)
     inbox.mkdir()
     server = ServerProcess(data, replica="none", args=("--hr-inbox", str(inbox))).start()

@@ -23,17 +23,17 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from agent import keystore
 from agent import sync as sync_mod
 from agent.enroll import enroll
-from agent.home import AgentConfig
-from agent.keystore import CLOCK_TOLERANCE, KEYRING_FILE, KeyError_, VaultBlocked, VaultWiped
+from agent.home import KEYRING_FILE, AgentConfig
+from agent.keystore import CLOCK_TOLERANCE, KeyError_, VaultBlocked, VaultWiped
 from agent.store import Store
 from schema import lease as lease_crypto
+from schema import sealing
 from schema.clock import ManualClock, parse_iso
 from schema.models import CustomerCreate, VisitCreate
 from schema.signing import b64d, b64e
-from server.archive import SQLiteArchive
+from server.rules import Archive, open_archive
 
-from .inproc import ThreadedServer
-from .support import agent_cli, server_cli
+from .harness import ThreadedServer, agent_cli, server_cli
 
 VAULT_FILES = ("vault.db", "vault.db-wal", "vault.db-shm", KEYRING_FILE)
 PIN = "2468"
@@ -47,7 +47,7 @@ class Env:
     tmp: Path
 
     @property
-    def archive(self) -> SQLiteArchive:
+    def archive(self) -> Archive:
         return self.server.archive
 
 
@@ -203,7 +203,7 @@ def test_wipe_deadline_destroys_the_vault_without_reaching_the_server(env: Env, 
     with pytest.raises(KeyError_):
         open_store(lap.home, env.clock)
     assert keystore.status(lap.home, env.clock).state == "none"
-    assert SQLiteArchive(env.data).list_devices(lap.rep_id)[0]["last_seen_at"] == seen
+    assert open_archive(env.data).list_devices(lap.rep_id)[0]["last_seen_at"] == seen
 
 
 def test_a_clock_turned_back_beyond_tolerance_blocks(env: Env) -> None:
@@ -321,7 +321,7 @@ def test_older_replayed_or_forged_leases_are_refused(env: Env) -> None:
              "block_at": "2099-01-01T00:00:00.000000Z", "wipe_at": "2099-01-01T00:00:00.000000Z"}
     box = keystore.load_box_key(lap.home).public_key().public_bytes(
         serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    forged = lease_crypto.seal(box, {"lease": lease, "unwrap": None, "signature": b64e(
+    forged = sealing.seal(box, {"lease": lease, "unwrap": None, "signature": b64e(
         forger.sign(lease_crypto.lease_message(lease)))}, config.device_id.encode())
     with pytest.raises(KeyError_, match="not signed by the server"):
         keystore.install_lease(lap.home, config.device_id, server_pub(config), forged)

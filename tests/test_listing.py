@@ -13,8 +13,18 @@ import pytest
 
 from schema.models import CustomerCreate
 
-from .lib_support import archive, lib_enroll, lib_sync, log_visits
-from .support import AGENT, SERVER, ServerProcess, add_rep, init_server, run
+from .harness import (
+    AGENT,
+    SERVER,
+    ServerProcess,
+    add_rep,
+    archive,
+    init_server,
+    lib_enroll,
+    lib_sync,
+    log_visits,
+    run,
+)
 
 CUSTOMERS = 1_234
 VISITS = 1_050

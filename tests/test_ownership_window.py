@@ -33,11 +33,11 @@ import pytest
 from schema.clock import ManualClock, iso
 from schema.models import CustomerCreate, PushRequest
 from schema.signing import MAX_CLOCK_SKEW_S
-from server.archive import Device, SQLiteArchive
+from server.archive import Device
+from server.rules import init_archive
 
-from . import lib_support as lib
-from .inproc import customer_create, new_id, op, visit_create
-from .support import ServerProcess, agent_cli, server_cli
+from . import harness
+from .harness import ServerProcess, agent_cli, customer_create, new_id, op, server_cli, visit_create
 
 
 def _parse(ts: str) -> datetime:
@@ -49,11 +49,11 @@ def test_former_owner_cannot_move_a_visit_out_of_their_window(
     server: ServerProcess, tmp_path: Path
 ) -> None:
     data = server.data
-    arch = lib.archive(data)
+    arch = harness.archive(data)
     rep_a, rep_b = arch.add_rep("Zhao Lei")["id"], arch.add_rep("Qian Yu")["id"]
-    (customer,) = lib.add_customers(data, rep_a, ["苏州工业园 Precision Ltd"])
+    (customer,) = harness.add_customers(data, rep_a, ["苏州工业园 Precision Ltd"])
     home_a = tmp_path / "a"
-    lib.lib_enroll(data, home_a, server.url, rep_a)
+    harness.lib_enroll(data, home_a, server.url, rep_a)
     agent_cli(home_a, "sync")
     old = agent_cli(home_a, "visit", "log", "--customer", customer["card_no"],
                     "--purpose", "order", "--summary", "First order, 50 units")
@@ -74,8 +74,7 @@ def test_former_owner_cannot_move_a_visit_out_of_their_window(
 
     # the offline visit inside A's window counts; the rewrite is held for review
     assert report["results"] == {"accepted": 1, "quarantined": 1}, report
-    rows = {r["id"]: r for r in lib.archive_query(
-        data, "SELECT * FROM visits WHERE customer_id=?", (customer["id"],))}
+    rows = {r["id"]: r for r in harness.archive(data).list_visits(customer=customer["id"])}
     assert set(rows) == {old["id"], offline["id"]}
     assert rows[old["id"]]["started_at"] == old["started_at"] and rows[old["id"]]["rev"] == 1
     assert rows[offline["id"]]["rep_id"] == rep_a
@@ -96,7 +95,7 @@ class World:
 
     def __init__(self, tmp_path: Path) -> None:
         self.clock = ManualClock(T0)
-        self.archive = SQLiteArchive.init(tmp_path / "srv", self.clock)
+        self.archive = init_archive(tmp_path / "srv", self.clock)
         self.a = self.device(self.archive.add_rep("Rep A")["id"])
         self.b = self.device(self.archive.add_rep("Rep B")["id"])
         self.card = self.archive.add_customer(CustomerCreate(name="Window Co"), self.a.rep_id)

@@ -20,15 +20,15 @@ import pytest
 
 from agent import keystore
 from agent.enroll import enroll
-from schema import lease as lease_crypto
+from agent.home import KEYRING_FILE
+from schema import sealing
 from schema.clock import ManualClock
 from schema.models import CustomerCreate
 from server import hr_inbox
-from server.archive import SQLiteArchive
+from server.rules import Archive, init_archive
 
-from . import lib_support as lib
-from .inproc import SignedDevice, ThreadedServer
-from .support import AGENT, run
+from . import harness
+from .harness import AGENT, SignedDevice, ThreadedServer, run
 
 
 @pytest.fixture
@@ -65,8 +65,8 @@ def test_an_envelope_with_loose_types_is_refused_like_a_push(
     }
 
     def envelope(op: dict[str, Any]) -> dict[str, Any]:
-        aad = lease_crypto.envelope_aad(config.device_id, op["op_id"])
-        sealed = lease_crypto.seal(box_pub, {"device_id": config.device_id, "op": op}, aad)
+        aad = sealing.envelope_aad(config.device_id, op["op_id"])
+        sealed = sealing.seal(box_pub, {"device_id": config.device_id, "op": op}, aad)
         return {"op_id": op["op_id"], "sealed": sealed}
 
     ops = [{**good, **change, "op_id": f"loose{n:027d}"} for n, change in enumerate(loose.values())]
@@ -85,8 +85,8 @@ def test_an_envelope_with_loose_types_is_refused_like_a_push(
 
 
 @pytest.fixture
-def arch(tmp_path: Path) -> SQLiteArchive:
-    return SQLiteArchive.init(tmp_path / "server", ManualClock(datetime(2026, 3, 2, 9, tzinfo=UTC)))
+def arch(tmp_path: Path) -> Archive:
+    return init_archive(tmp_path / "server", ManualClock(datetime(2026, 3, 2, 9, tzinfo=UTC)))
 
 
 @pytest.fixture
@@ -102,12 +102,12 @@ def _drop(inbox: Path, name: str, content: str) -> None:
     os.replace(tmp, inbox / name)
 
 
-def _reps(arch: SQLiteArchive, *names: str) -> list[str]:
+def _reps(arch: Archive, *names: str) -> list[str]:
     return [arch.add_rep(name)["id"] for name in names]
 
 
 def test_a_file_with_a_name_too_long_for_its_note_is_filed_once(
-        arch: SQLiteArchive, inbox: Path) -> None:
+        arch: Archive, inbox: Path) -> None:
     """A 250-byte name left no room for `.NAME.reason.txt.tmp` (255 bytes at most):
     filing raised ENAMETOOLONG, a traceback was logged and the file stayed in the inbox,
     applied and logged again on every later event."""
@@ -136,7 +136,7 @@ class _HrResendsDuringApply:
     """The archive, but HR drops a newer file under the same name while the first one is
     being applied (after the server's last check that the name is still its file)."""
 
-    def __init__(self, arch: SQLiteArchive, resend: Any) -> None:
+    def __init__(self, arch: Archive, resend: Any) -> None:
         self._arch = arch
         self._resend = resend
 
@@ -150,7 +150,7 @@ class _HrResendsDuringApply:
 
 
 def test_a_file_replaced_after_the_recheck_is_not_filed_in_place_of_the_one_read(
-        arch: SQLiteArchive, inbox: Path) -> None:
+        arch: Archive, inbox: Path) -> None:
     """The filed copy is the file that was read and applied; a newer file renamed over the
     same name meanwhile stays in the inbox for its own round. Before, the newer file was
     moved to processed/ under the first one's result and its departures never applied."""
@@ -168,7 +168,7 @@ def test_a_file_replaced_after_the_recheck_is_not_filed_in_place_of_the_one_read
 
 
 def test_a_symlink_replaced_by_a_real_file_after_the_check_is_not_filed_unread(
-        arch: SQLiteArchive, inbox: Path, tmp_path: Path) -> None:
+        arch: Archive, inbox: Path, tmp_path: Path) -> None:
     """A symlink is rejected unread; if HR (or anyone) puts a real file under that name
     before it is filed, the real file is not swept into rejected/ with the symlink's
     reason: it stays for its own round."""
@@ -190,7 +190,7 @@ def test_a_symlink_replaced_by_a_real_file_after_the_check_is_not_filed_unread(
     assert [d["rep_id"] for d in second["departures"]] == [rep]
 
 
-def test_a_name_that_is_not_utf8_is_applied_and_filed_once(arch: SQLiteArchive,
+def test_a_name_that_is_not_utf8_is_applied_and_filed_once(arch: Archive,
                                                            inbox: Path) -> None:
     """Its JSON note could not be written (surrogate escapes are not UTF-8): the file
     stayed in the inbox, applied and logged with a traceback on every later event."""
@@ -260,12 +260,12 @@ def test_an_edited_or_damaged_keyring_opens_nothing_and_says_so_in_one_line(
     first = run([AGENT, "sync", "--home", str(home)])
     assert first.returncode == 0, first.stderr
     assert "Ring Secret" in run([AGENT, "customer", "list", "--home", str(home), "--json"]).stdout
-    original = orjson.loads((home / keystore.KEYRING_FILE).read_bytes())
+    original = orjson.loads((home / KEYRING_FILE).read_bytes())
     for name, edit in KEYRING_EDITS.items():
         copy = tmp_path / "copies" / name.replace(" ", "_").replace(",", "")
         shutil.copytree(home, copy)
         edited = edit(orjson.loads(orjson.dumps(original)))
-        (copy / keystore.KEYRING_FILE).write_bytes(
+        (copy / KEYRING_FILE).write_bytes(
             edited if isinstance(edited, bytes) else orjson.dumps(edited))
         for command in (["customer", "list", "--json"], ["status"]):
             proc = run([AGENT, *command, "--home", str(copy)], check=False)
@@ -300,7 +300,7 @@ def test_an_effective_time_beyond_the_calendar_is_a_400_not_a_500(
 
 
 def test_an_inbox_file_with_a_time_beyond_the_calendar_is_rejected_once(
-        arch: SQLiteArchive, inbox: Path) -> None:
+        arch: Archive, inbox: Path) -> None:
     """The same OverflowError escaped the HR inbox: a traceback on every event and the
     file left in the inbox for ever."""
     _reps(arch, "Rep Edge")
@@ -322,7 +322,7 @@ def test_a_pushed_time_beyond_the_calendar_is_a_422_not_a_500(
     code, _ = arch.create_enroll_code(rep, timedelta(hours=1))
     home = tmp_path / "home"
     config = enroll(home, served.url, code)
-    lib.lib_sync(home)
+    harness.lib_sync(home)
     visit = {"op_id": "v" * 32, "seq": 1, "kind": "visit.create", "entity_id": "e" * 32,
              "at": "2026-12-01T10:00:00Z",
              "data": {"customer_id": customer, "started_at": when, "purpose": "service",
@@ -379,7 +379,7 @@ def test_an_unusable_box_key_is_refused_before_the_code_is_spent(served: Threade
     assert resp.status_code == 200, resp.text
 
 
-def test_an_inbox_replaced_by_a_symlink_is_not_read(arch: SQLiteArchive, tmp_path: Path,
+def test_an_inbox_replaced_by_a_symlink_is_not_read(arch: Archive, tmp_path: Path,
                                                     caplog: pytest.LogCaptureFixture) -> None:
     """Whoever can write in the inbox's parent folder can swap the inbox for a symlink.
     The server then listed the target folder and moved its *.csv / *.json files into its

@@ -17,12 +17,11 @@ import secrets
 import shutil
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,11 +36,12 @@ from schema.clock import SystemClock
 from schema.enums import OpKind, OpStatus
 from schema.models import CustomerCreate, CustomerPatch, OpResult, VisitCreate, VisitVoid
 from server import replication
-from server.archive import SQLiteArchive
 from server.archive.sqlite import ARCHIVE_FILE
 from server.keys import load_or_create_signing_key
+from server.rules import Archive, init_archive, open_archive
 
-from .support import SERVER, ServerProcess, agent_cli, free_port, run, server_cli
+from . import harness
+from .harness import SERVER, ServerProcess, agent_cli, free_port, run, server_cli
 
 pytestmark = pytest.mark.slow
 
@@ -55,19 +55,19 @@ CARD_FIELDS = list(CustomerCreate.model_fields)
 
 
 @contextmanager
-def archive(data: Path) -> Iterator[SQLiteArchive]:
+def archive(data: Path) -> Iterator[Archive]:
     """The archive through the library; its connection is closed on the way out, so the
     test process never holds the file open while a server is killed or a restore runs."""
-    arch = SQLiteArchive(data)
+    arch = open_archive(data)
     try:
         yield arch
     finally:
-        arch.conn.close()
+        arch.close()
 
 
-def init_archive(data: Path) -> Path:
+def make_archive(data: Path) -> Path:
     """`fieldvault-server init`, through the library (a CLI run costs a second or two)."""
-    SQLiteArchive.init(data).conn.close()
+    init_archive(data).close()
     load_or_create_signing_key(data)
     return data
 
@@ -125,17 +125,21 @@ def on_device(home: Path) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str
     return customers, visits
 
 
-def rows(data: Path, table: str) -> list[dict[str, Any]]:
-    """Every row of an archive table, read-only, in order of its first column (the id)."""
-    uri = f"file:{data / ARCHIVE_FILE}?mode=ro"
-    with closing(sqlite3.connect(uri, uri=True, timeout=10)) as conn:
-        conn.row_factory = sqlite3.Row
-        return [dict(r) for r in conn.execute(f"SELECT * FROM {table} ORDER BY 1")]
+def customers_of(data: Path) -> list[dict[str, Any]]:
+    """Every card of the archive, by id (read through the library, connection closed)."""
+    with archive(data) as arch:
+        return sorted(arch.iter_customers(), key=lambda r: r["id"])
 
 
-def integrity(data: Path) -> str:
-    with closing(sqlite3.connect(f"file:{data / ARCHIVE_FILE}?mode=ro", uri=True)) as conn:
-        return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
+def visits_of(data: Path) -> list[dict[str, Any]]:
+    """Every visit of the archive, by id."""
+    with archive(data) as arch:
+        return sorted(arch.iter_visits(), key=lambda r: r["id"])
+
+
+def devices_of(data: Path) -> list[dict[str, Any]]:
+    with archive(data) as arch:
+        return arch.list_devices()
 
 
 def wait_replicated(data: Path, timeout: float = 30) -> dict[str, Any]:
@@ -185,7 +189,7 @@ def restore(data: Path, replica: str, *extra: str) -> dict[str, Any]:
 
 
 def content(data: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    return rows(data, "customers"), rows(data, "visits")
+    return customers_of(data), visits_of(data)
 
 
 def file_url(path: Path) -> str:
@@ -239,7 +243,7 @@ def round_trip(tmp_path: Path, replica: str) -> Path:
     """Write through real syncs, stop cleanly, restore into a fresh directory: the
     restored archive passes integrity_check and holds exactly the same cards and visits.
     On the way, /healthz and /metrics show replication and the sync counters."""
-    data = init_archive(tmp_path / "server")
+    data = make_archive(tmp_path / "server")
     server = ServerProcess(data, replica=replica).start()
     try:
         home = new_agent(data, server, "Li Wei")
@@ -264,7 +268,7 @@ def round_trip(tmp_path: Path, replica: str) -> Path:
     fresh = tmp_path / "restored"
     out = restore(fresh, replica)
     assert (out["customers"], out["visits"]) == (4, 150)
-    assert integrity(fresh) == "ok"
+    assert harness.integrity_check(fresh) == "ok"
     assert content(fresh) == content(data)
     # The restored archive is a new epoch: agents that see it reconcile before trusting it.
     assert out["archive_epoch"] == epoch(fresh) != epoch(data)
@@ -272,7 +276,8 @@ def round_trip(tmp_path: Path, replica: str) -> Path:
 
 
 def epoch(data: Path) -> str:
-    return next(r["value"] for r in rows(data, "meta") if r["key"] == "archive_epoch")
+    with archive(data) as arch:
+        return arch.epoch
 
 
 def test_file_replica_round_trip(tmp_path: Path) -> None:
@@ -310,7 +315,7 @@ def crash(tmp_path_factory: pytest.TempPathFactory) -> Crash:
     """Three reps sync 3 x 1,000 visits in two batches; the server is SIGKILLed right
     after the last sync. Each test restores its own copy of this world."""
     world = Crash(root=tmp_path_factory.mktemp("disaster"), port=free_port(), at="")
-    data = init_archive(world.root / "server")
+    data = make_archive(world.root / "server")
     replica = file_url(world.root / "other-disk" / "replica")
     server = ServerProcess(data, port=world.port, replica=replica).start()
     try:
@@ -348,7 +353,7 @@ def test_disaster_agents_put_back_what_the_replica_lacks(
     before = [on_device(home) for home in homes]
 
     restored = restore(data, replica, *(["--timestamp", at] if at else []))
-    assert integrity(data) == "ok"
+    assert harness.integrity_check(data) == "ok"
     if at:  # exactly the first batch: the last one exists only on the laptops now
         assert (restored["visits"], restored["customers"]) == (reps * first, reps * 3)
     server = ServerProcess(data, port=crash.port, replica=replica).start()
@@ -368,8 +373,8 @@ def test_disaster_agents_put_back_what_the_replica_lacks(
     assert restored["visits"] + sum(r["reconciled"].get("visits", 0) for r in reports) == total
     assert again["pushed"] == 0 and again["reconciled"] == {}
 
-    customers = {r["id"]: r for r in rows(data, "customers")}
-    visits = rows(data, "visits")
+    customers = {r["id"]: r for r in customers_of(data)}
+    visits = visits_of(data)
     held_customers: dict[str, dict[str, Any]] = {}
     held_visits: dict[str, dict[str, Any]] = {}
     for home in homes:
@@ -403,7 +408,7 @@ def test_point_in_time_then_replicate_again_and_restore_again(tmp_path: Path) ->
     not leak into it). The restored archive then replicates again into the same replica,
     takes new writes, and a second restore brings back all of them, while the batch the
     first restore rolled back does not come back from the replica's older history."""
-    data = init_archive(tmp_path / "server")
+    data = make_archive(tmp_path / "server")
     replica = file_url(tmp_path / "other-disk" / "replica")
     server = ServerProcess(data, replica=replica).start()
     try:
@@ -421,9 +426,9 @@ def test_point_in_time_then_replicate_again_and_restore_again(tmp_path: Path) ->
 
     restored = data
     out = restore(restored, replica, "--timestamp", at, "--force")
-    assert out["timestamp"] == at and integrity(restored) == "ok"
-    assert [v["id"] for v in rows(restored, "visits")] == sorted(first_visits)
-    assert {c["id"]: c["rev"] for c in rows(restored, "customers")} == {
+    assert out["timestamp"] == at and harness.integrity_check(restored) == "ok"
+    assert [v["id"] for v in visits_of(restored)] == sorted(first_visits)
+    assert {c["id"]: c["rev"] for c in customers_of(restored)} == {
         cid: c["rev"] for cid, c in first_customers.items()}
 
     # The restored archive goes on, replicating into the same replica.
@@ -436,10 +441,10 @@ def test_point_in_time_then_replicate_again_and_restore_again(tmp_path: Path) ->
         server.stop()
     again = tmp_path / "restored-again"
     restore(again, replica)
-    assert integrity(again) == "ok"
+    assert harness.integrity_check(again) == "ok"
     assert content(again) == content(restored)  # nothing written after the first restore is missing
-    assert len(rows(again, "devices")) == 2
-    again_visits = {v["id"] for v in rows(again, "visits")}
+    assert len(devices_of(again)) == 2
+    again_visits = {v["id"] for v in visits_of(again)}
     assert again_visits == first_visits.keys() | on_device(other)[1].keys()
     assert not again_visits & second  # the rolled-back batch stays rolled back
 
@@ -473,7 +478,7 @@ def test_serve_refuses_a_replica_it_cannot_use(tmp_path: Path, monkeypatch: pyte
     started = time.monotonic()
     runs = []
     for i, (replica, says) in enumerate(BAD_REPLICAS):  # all at once: each run is mostly start-up
-        data = init_archive(tmp_path / f"server-{i}")
+        data = make_archive(tmp_path / f"server-{i}")
         replica = replica.format(tmp=tmp_path, closed=closed_port())
         proc = subprocess.Popen(
             [SERVER, "serve", "--data", str(data), "--port", str(free_port()), "--replica", replica],
@@ -492,7 +497,7 @@ def test_serve_refuses_a_replica_it_cannot_use(tmp_path: Path, monkeypatch: pyte
 def test_the_api_stops_when_litestream_dies(tmp_path: Path) -> None:
     """If Litestream itself is killed, the API must not go on taking writes that nobody
     replicates (while /healthz would still read the replica as healthy): it stops."""
-    server = ServerProcess(init_archive(tmp_path / "server")).start()
+    server = ServerProcess(make_archive(tmp_path / "server")).start()
     assert server.proc is not None
     try:
         os.kill(server.proc.pid, signal.SIGKILL)  # `serve` exec'd Litestream: this pid is it
@@ -517,7 +522,7 @@ def test_the_api_stops_when_litestream_dies(tmp_path: Path) -> None:
 def test_backup_status_reports_an_unreachable_replica(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    data_dir = init_archive(tmp_path / "server")
+    data_dir = make_archive(tmp_path / "server")
     for key, value in AWS_ENV.items():
         monkeypatch.setenv(key, value)
     never = server_cli(data_dir, "backup", "status", check=False)
@@ -535,7 +540,7 @@ def test_backup_status_reports_an_unreachable_replica(
 def test_restore_refuses_to_overwrite_an_archive_without_force(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    data_dir = init_archive(tmp_path / "server")
+    data_dir = make_archive(tmp_path / "server")
     before = {p.name: sha(p) for p in data_dir.iterdir() if p.is_file()}
     proc = server_cli(data_dir, "restore", "--replica", file_url(tmp_path / "replica"), check=False)
     assert proc.returncode == 1

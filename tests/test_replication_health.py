@@ -24,7 +24,7 @@ import pytest
 
 from server import replication
 
-from .support import ServerProcess, init_server, run, server_cli
+from .harness import ServerProcess, init_server, run, server_cli
 
 
 def _try(cmd: list[str]) -> bool:

@@ -4,7 +4,6 @@ refusing a revoked device, and the HR API."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -20,18 +19,21 @@ from fastapi.routing import APIRoute
 from agent import keystore, wipe
 from agent import sync as sync_mod
 from agent.enroll import enroll
-from agent.home import AgentConfig
-from agent.keystore import KEYRING_FILE
+from agent.home import KEYRING_FILE, AgentConfig
 from agent.store import Store
 from agent.transport import Transport, UntrustedResponse
 from schema import signing
 from schema.clock import ManualClock, iso
 from schema.models import CustomerCreate, VisitCreate
-from server.archive import ArchiveError, SQLiteArchive
+from server.archive import ArchiveError
 from server.keys import load_or_create_signing_key
+from server.rules import Archive, init_archive, open_archive
 
-from . import lib_support as lib
-from .inproc import (
+from . import harness
+from .harness import (
+    AGENT,
+    SERVER,
+    ServerProcess,
     SignedDevice,
     ThreadedServer,
     archive_of,
@@ -39,10 +41,11 @@ from .inproc import (
     enroll_device,
     make_client,
     raw_public,
+    run,
+    server_cli,
     snapshot,
     visit_create,
 )
-from .support import AGENT, SERVER, ServerProcess, run, server_cli
 
 CUSTOMERS = ["琉璃塔光电科技有限公司", "Obsidian Narwhal Logistics", "Periwinkle Quokka Dairy"]
 CARD_NOTE = "采购总监只收现金回扣 Tamarind ledger"
@@ -56,7 +59,7 @@ NEEDLES = [s.encode() for s in CUSTOMERS + [CARD_NOTE] + ONLINE_NOTES + OFFLINE_
 
 
 def log(home: Path, customer: str, notes: list[str]) -> list[str]:
-    with lib.open_store(home) as store:
+    with harness.open_store(home) as store:
         return [store.log_visit(VisitCreate(customer_id=customer, purpose="service", summary=note,
                                             feedback=note, started_at=datetime.now(UTC)))["id"]
                 for note in notes]
@@ -68,7 +71,7 @@ def log(home: Path, customer: str, notes: list[str]) -> list[str]:
 @pytest.mark.slow
 def test_departure_end_to_end(tmp_path: Path) -> None:
     data = tmp_path / "server"
-    arch = SQLiteArchive.init(data)
+    arch = init_archive(data)
     manager = arch.add_rep("Wang Manager", tier="senior")["id"]
     leaver = arch.add_rep("Zhao Leaver", manager=manager)["id"]
     successor = arch.add_rep("Qian Successor", manager=manager)["id"]
@@ -77,16 +80,16 @@ def test_departure_end_to_end(tmp_path: Path) -> None:
     server = ServerProcess(data, replica="none").start()
     try:
         home = tmp_path / "leaver"
-        config = lib.lib_enroll(data, home, server.url, leaver)
-        lib.lib_sync(home)
+        config = harness.lib_enroll(data, home, server.url, leaver)
+        harness.lib_sync(home)
         online = log(home, customers[0], ONLINE_NOTES)
-        assert lib.lib_sync(home).results == {"accepted": 2}
+        assert harness.lib_sync(home).results == {"accepted": 2}
     finally:
         server.stop()
 
     # Offline: the rep keeps working; meanwhile HR revokes them.
     offline = log(home, customers[1], OFFLINE_NOTES)
-    assert lib.outbox_counts(home)["pending"] == 2
+    assert harness.outbox_counts(home)["pending"] == 2
     revoked = server_cli(data, "revoke", "Zhao Leaver", "--reason", "resigned",
                          "--reassign-to", "Qian Successor")
     assert revoked["status"] == "applied" and revoked["reassigned"] == {successor: 3}
@@ -136,14 +139,14 @@ def test_departure_end_to_end(tmp_path: Path) -> None:
 
         # The successor's laptop gets the customers, with the departed rep's visits.
         succ = tmp_path / "successor"
-        lib.lib_enroll(data, succ, server.url, successor)
-        lib.lib_sync(succ)
-        cards, visits = lib.device_rows(succ)
+        harness.lib_enroll(data, succ, server.url, successor)
+        harness.lib_sync(succ)
+        cards, visits = harness.device_rows(succ)
         assert set(cards) == set(customers)
         assert all(c["owner_rep_id"] == successor for c in cards.values())
         assert {v["id"]: v["rep_id"] for v in visits.values()} == {v: leaver for v in online}
         assert {v["summary"] for v in visits.values()} == set(ONLINE_NOTES)
-        history = SQLiteArchive(data).ownership_history(customers[0])
+        history = open_archive(data).ownership_history(customers[0])
         assert (history[-1]["from_rep_id"], history[-1]["to_rep_id"]) == (leaver, successor)
 
         again = run([AGENT, "sync", "--home", str(home)], check=False)
@@ -156,11 +159,11 @@ def test_departure_end_to_end(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def archive(tmp_path: Path) -> SQLiteArchive:
-    return SQLiteArchive.init(tmp_path / "server", ManualClock(datetime(2026, 3, 2, 9, tzinfo=UTC)))
+def archive(tmp_path: Path) -> Archive:
+    return init_archive(tmp_path / "server", ManualClock(datetime(2026, 3, 2, 9, tzinfo=UTC)))
 
 
-def team(arch: SQLiteArchive, tiers: tuple[str, ...] = ("senior", "mid", "junior")) -> dict[str, str]:
+def team(arch: Archive, tiers: tuple[str, ...] = ("senior", "mid", "junior")) -> dict[str, str]:
     ids = {"manager": arch.add_rep("Manager Ma", tier="senior")["id"]}
     for i, tier in enumerate(tiers):
         if isinstance(arch.clock, ManualClock):
@@ -170,17 +173,17 @@ def team(arch: SQLiteArchive, tiers: tuple[str, ...] = ("senior", "mid", "junior
     return ids
 
 
-def customers_of(arch: SQLiteArchive, owner: str, grades: str) -> list[dict[str, Any]]:
+def customers_of(arch: Archive, owner: str, grades: str) -> list[dict[str, Any]]:
     return [arch.add_customer(CustomerCreate(name=f"Customer {i} ({g})", grade=g), owner)
             for i, g in enumerate(grades)]
 
 
-def owners(arch: SQLiteArchive, cards: list[dict[str, Any]]) -> dict[str, str | None]:
+def owners(arch: Archive, cards: list[dict[str, Any]]) -> dict[str, str | None]:
     return {c["id"]: arch.get_customer(c["id"])["owner_rep_id"] for c in cards}
 
 
 @pytest.mark.parametrize("mode", ["successor", "manager", "pool"])
-def test_reassign_to_successor_manager_or_pool(archive: SQLiteArchive, mode: str) -> None:
+def test_reassign_to_successor_manager_or_pool(archive: Archive, mode: str) -> None:
     ids = team(archive)
     cards = customers_of(archive, ids["leaver"], "ABC")
     bystander = customers_of(archive, ids["mid1"], "B")
@@ -200,7 +203,7 @@ def test_reassign_to_successor_manager_or_pool(archive: SQLiteArchive, mode: str
 
 
 @pytest.mark.parametrize("tiers", [("senior", "mid", "junior"), ("junior", "mid", "senior")])
-def test_team_deal_is_fair_and_gives_grade_a_to_seniors(archive: SQLiteArchive,
+def test_team_deal_is_fair_and_gives_grade_a_to_seniors(archive: Archive,
                                                         tiers: tuple[str, ...]) -> None:
     ids = team(archive, tiers)
     senior, junior = (ids[f"{t}{tiers.index(t)}"] for t in ("senior", "junior"))
@@ -213,7 +216,7 @@ def test_team_deal_is_fair_and_gives_grade_a_to_seniors(archive: SQLiteArchive,
     assert ids["manager"] not in got.values() and ids["leaver"] not in got.values()
 
 
-def test_team_deal_without_tiers_gives_3_2_2(archive: SQLiteArchive) -> None:
+def test_team_deal_without_tiers_gives_3_2_2(archive: Archive) -> None:
     ids = team(archive, ("mid", "mid", "mid"))
     cards = customers_of(archive, ids["leaver"], "BBBBBBB")
     archive.revoke("Leaver Lu", "left", "team")
@@ -221,7 +224,7 @@ def test_team_deal_without_tiers_gives_3_2_2(archive: SQLiteArchive) -> None:
     assert [counts[ids[k]] for k in ("mid0", "mid1", "mid2")] == [3, 2, 2]
 
 
-def test_impossible_reassignment_changes_nothing(archive: SQLiteArchive) -> None:
+def test_impossible_reassignment_changes_nothing(archive: Archive) -> None:
     loner = archive.add_rep("Loner Liu")["id"]
     cards = customers_of(archive, loner, "AB")
     before = snapshot(archive.data_dir)
@@ -237,14 +240,14 @@ def test_impossible_reassignment_changes_nothing(archive: SQLiteArchive) -> None
 # --- scheduled departures ----------------------------------------------------------
 
 
-def keyed_device(arch: SQLiteArchive, rep: str) -> str:
+def keyed_device(arch: Archive, rep: str) -> str:
     code, _ = arch.create_enroll_code(rep, timedelta(hours=1))
     raw = lambda k: signing.b64d(raw_public(k))  # noqa: E731
     return arch.enroll(code, "laptop", raw(Ed25519PrivateKey.generate()),
                        raw(X25519PrivateKey.generate())).id
 
 
-def test_scheduled_departure_waits_for_its_time(archive: SQLiteArchive) -> None:
+def test_scheduled_departure_waits_for_its_time(archive: Archive) -> None:
     ids = team(archive)
     device = keyed_device(archive, ids["leaver"])
     cards = customers_of(archive, ids["leaver"], "AB")
@@ -271,7 +274,7 @@ def test_scheduled_departure_waits_for_its_time(archive: SQLiteArchive) -> None:
 
 
 def test_scheduled_departure_still_happens_when_its_successor_left_first(
-        archive: SQLiteArchive) -> None:
+        archive: Archive) -> None:
     ids = team(archive)
     device = keyed_device(archive, ids["leaver"])
     cards = customers_of(archive, ids["leaver"], "AB")
@@ -319,7 +322,7 @@ def revoked_laptop(tmp_path: Path) -> Iterator[tuple[ThreadedServer, Path, Agent
     code, _ = arch.create_enroll_code(rep, timedelta(hours=1))
     home = tmp_path / "agent"
     config = enroll(home, server.url, code)
-    lib.lib_sync(home)
+    harness.lib_sync(home)
     visit = log(home, customer, OFFLINE_NOTES[:1])[0]
     arch.revoke(rep, "left", "pool")
     yield server, home, config, visit
@@ -376,7 +379,7 @@ def test_forged_and_replayed_wipe_orders_are_ignored(
         # The final flush reached quarantine (once); the laptop keeps the op until a
         # trustworthy answer comes.
         assert [q["entity_id"] for q in server.archive.quarantine()] == [visit]
-        assert lib.outbox_counts(home)["pending"] == 1
+        assert harness.outbox_counts(home)["pending"] == 1
         assert server.archive.list_devices()[0]["state"] == "wipe_pending"
 
         # The genuine order, verified against its own request, is obeyed.
@@ -568,8 +571,7 @@ def test_hr_api_needs_its_token_and_is_idempotent(tmp_path: Path) -> None:
     # Documented in the OpenAPI spec, with its bearer scheme; the token is stored hashed.
     spec = client.get("/openapi.json").json()
     assert spec["paths"][url]["post"]["security"]
-    with sqlite3.connect(data / "archive.db") as conn:
-        stored = [r[0] for r in conn.execute("SELECT token_hash FROM hr_tokens")]
+    stored = [r["token_hash"] for r in harness.stored_rows(data, "SELECT token_hash FROM hr_tokens")]
     assert token not in stored and all(len(h) == 64 for h in stored)
 
 
@@ -579,14 +581,14 @@ def test_a_blocked_revoked_laptop_still_hands_over_its_unsynced_visits(tmp_path:
     device nothing that would open it: the offline visits travel in the envelopes sealed
     to the server's key when they were saved, reach quarantine, and the laptop wipes."""
     data = tmp_path / "server"
-    arch = SQLiteArchive.init(data)
+    arch = init_archive(data)
     leaver = arch.add_rep("Sun Blocked")["id"]
     customer = arch.add_customer(CustomerCreate(name=CUSTOMERS[1]), leaver)["id"]
     server = ServerProcess(data, replica="none").start()
     try:
         home = tmp_path / "leaver"
-        config = lib.lib_enroll(data, home, server.url, leaver)
-        lib.lib_sync(home)
+        config = harness.lib_enroll(data, home, server.url, leaver)
+        harness.lib_sync(home)
         offline = log(home, customer, OFFLINE_NOTES)
         # A policy of 3.6 ms: the next lease is past its block deadline by the time any
         # command runs (no waiting, and no secret anyone could ask for again).

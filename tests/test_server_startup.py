@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from .support import SERVER, free_port, init_server, run
+from .harness import SERVER, free_port, init_server, run
 
 
 def _can(cmd: list[str]) -> bool:

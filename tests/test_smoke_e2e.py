@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .support import ServerProcess, add_rep, agent_cli, enroll, server_cli
+from .harness import ServerProcess, add_rep, agent_cli, enroll, server_cli
 
 
 def test_enroll_sync_and_log_a_visit(data_dir: Path, server: ServerProcess, tmp_path: Path) -> None:

@@ -14,8 +14,7 @@ from agent.enroll import enroll
 from agent.store import SCHEMA_VERSION
 from schema.migrations.agent import migrations
 
-from .lib_support import archive, open_store
-from .support import ServerProcess
+from .harness import ServerProcess, archive, open_store
 
 # What start-up must not pay for: the web stack, the HTTP client, the archive, the
 # pydantic models (typer>=0.29 would pull pydantic in for option parsing too),

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from . import lib_support as lib
-from .support import ServerProcess, agent_cli, enroll, init_server, run
+from . import harness
+from .harness import ServerProcess, agent_cli, enroll, init_server, run
 
 VISITS = 12
 
@@ -55,14 +55,14 @@ def fill(disk: Path) -> Path:
 def test_full_disk_answers_503_and_nothing_is_lost(small_disk: Path, tmp_path: Path) -> None:
     data = small_disk / "data"
     init_server(data)
-    rep = lib.archive(data).add_rep("Zhou Min")["id"]
-    customer = lib.add_customers(data, rep, ["Hangzhou Pumps"])[0]
+    rep = harness.archive(data).add_rep("Zhou Min")["id"]
+    customer = harness.add_customers(data, rep, ["Hangzhou Pumps"])[0]
     server = ServerProcess(data, replica="none").start()
     try:
         home = tmp_path / "agent"
         enroll(data, home, server.url, rep)
         agent_cli(home, "sync")
-        logged = lib.log_visits(home, [customer["id"]], VISITS, "full disk " + "x" * 3000)
+        logged = harness.log_visits(home, [customer["id"]], VISITS, "full disk " + "x" * 3000)
 
         filler = fill(small_disk)
         proc = agent_cli(home, "sync", check=False)
@@ -71,7 +71,7 @@ def test_full_disk_answers_503_and_nothing_is_lost(small_disk: Path, tmp_path: P
         assert len(lines) == 1, proc.stderr
         assert lines[0].startswith("error: the server cannot store data right now"), lines
         assert "kept on this laptop" in lines[0], lines
-        assert lib.outbox_counts(home).get("pending", 0) >= VISITS, lib.outbox_counts(home)
+        assert harness.outbox_counts(home).get("pending", 0) >= VISITS, harness.outbox_counts(home)
 
         log = server.log.read_text()
         assert "Traceback" not in log, log[-3000:]
@@ -82,18 +82,15 @@ def test_full_disk_answers_503_and_nothing_is_lost(small_disk: Path, tmp_path: P
         assert report["results"] == {"accepted": VISITS}, report
         again = agent_cli(home, "sync")
         assert not again.get("results"), again
-        ids = tuple(v["id"] for v in logged)
-        marks = ",".join("?" * len(ids))
-        assert lib.archive_count(data, f"SELECT COUNT(*) FROM visits WHERE id IN ({marks})",
-                                 ids) == VISITS
-        assert lib.archive_count(data, "SELECT COUNT(*) FROM visits") == VISITS
+        archived = {v["id"] for v in harness.archive(data).iter_visits()}
+        assert archived == {v["id"] for v in logged} and len(archived) == VISITS
     finally:
         server.stop()
 
 
 def test_storage_failure_is_a_503_json_with_retry_after(small_disk: Path, tmp_path: Path) -> None:
     """The raw answer a client gets while the disk is full."""
-    from .inproc import enroll_device, make_client
+    from .harness import enroll_device, make_client
 
     data = small_disk / "data"
     client = make_client(data)

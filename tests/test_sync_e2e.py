@@ -8,7 +8,7 @@ the rep owned the customer at the visit's start, and quarantined otherwise.
 
 The behaviour under test goes through the CLIs (`fieldvault sync`, `visit log`,
 `customer add`, `fieldvault-server customer assign`, `quarantine`); set-up and
-inspection use the libraries (tests/lib_support.py) to keep the run short.
+inspection use the libraries (tests/harness.py) to keep the run short.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ import pytest
 from agent.store import StoreError
 from schema.models import VisitPatch
 
-from . import lib_support as lib
-from .support import AGENT, ServerProcess, agent_cli, init_server, run, server_cli
+from . import harness
+from .harness import AGENT, ServerProcess, agent_cli, init_server, run, server_cli
 
 pytestmark = pytest.mark.slow
 
@@ -54,13 +54,12 @@ def log_visit(home: Path, customer: str, summary: str, *extra: str) -> dict[str,
 
 
 def on_device(home: Path) -> tuple[set[str], set[str]]:
-    customers, visits = lib.device_rows(home)
+    customers, visits = harness.device_rows(home)
     return set(customers), set(visits)
 
 
 def archived_visits(data: Path, customer_id: str) -> dict[str, dict[str, Any]]:
-    rows = lib.archive_query(data, "SELECT * FROM visits WHERE customer_id=?", (customer_id,))
-    return {r["id"]: r for r in rows}
+    return {r["id"]: r for r in harness.archive(data).list_visits(customer=customer_id)}
 
 
 def parse(ts: str) -> datetime:
@@ -71,10 +70,10 @@ def test_visits_logged_while_server_down_reach_archive(
     server: ServerProcess, tmp_path: Path
 ) -> None:
     data = server.data
-    rep = lib.archive(data).add_rep("王芳")["id"]
-    (customer,) = lib.add_customers(data, rep, ["杭州西湖茶叶有限公司"])
+    rep = harness.archive(data).add_rep("王芳")["id"]
+    (customer,) = harness.add_customers(data, rep, ["杭州西湖茶叶有限公司"])
     home = tmp_path / "agent"
-    lib.lib_enroll(data, home, server.url, rep)
+    harness.lib_enroll(data, home, server.url, rep)
     assert sync(home)["pulled_customers"] == 1
 
     server.stop()
@@ -88,7 +87,7 @@ def test_visits_logged_while_server_down_reach_archive(
         lines = offline.stderr.strip().splitlines()
         assert len(lines) == 1, offline.stderr
         assert "cannot reach" in lines[0] and "kept" in lines[0]
-        assert lib.outbox_counts(home)["pending"] == 2
+        assert harness.outbox_counts(home)["pending"] == 2
         assert on_device(home)[1] == {first["id"], second["id"]}
         assert archived_visits(data, customer["id"]) == {}
     finally:
@@ -103,35 +102,35 @@ def test_visits_logged_while_server_down_reach_archive(
     assert archived[first["id"]]["outcome"] == "quote sent"
     assert archived[second["id"]]["summary"] == "Collected the March invoice"
     assert {v["rep_id"] for v in archived.values()} == {rep}
-    assert lib.outbox_counts(home) == {"pending": 0, "rejected": 0, "quarantined": 0}
+    assert harness.outbox_counts(home) == {"pending": 0, "rejected": 0, "quarantined": 0}
     # Another sync sends nothing again and duplicates nothing.
-    assert lib.lib_sync(home).pushed == 0
+    assert harness.lib_sync(home).pushed == 0
     assert set(archived_visits(data, customer["id"])) == set(archived)
 
 
 def test_scope_reassignment_to_rep_and_pool(server: ServerProcess, tmp_path: Path) -> None:
     data = server.data
-    arch = lib.archive(data)
+    arch = harness.archive(data)
     rep_a, rep_b = arch.add_rep("Zhang Min")["id"], arch.add_rep("Olivia Brown")["id"]
-    moved, kept = lib.add_customers(data, rep_a, ["深圳前海物流", "Harbor Lights Trading"])
-    (b_own,) = lib.add_customers(data, rep_b, ["北京燕山石化"])
-    (pooled,) = lib.add_customers(data, None, ["Unclaimed Pool Ltd"])
+    moved, kept = harness.add_customers(data, rep_a, ["深圳前海物流", "Harbor Lights Trading"])
+    (b_own,) = harness.add_customers(data, rep_b, ["北京燕山石化"])
+    (pooled,) = harness.add_customers(data, None, ["Unclaimed Pool Ltd"])
     home_a, home_b = tmp_path / "a", tmp_path / "b"
-    lib.lib_enroll(data, home_a, server.url, rep_a)
-    lib.lib_enroll(data, home_b, server.url, rep_b)
-    lib.lib_sync(home_a)
-    lib.lib_sync(home_b)
-    a1, a2 = lib.log_visits(home_a, [moved["id"]], 2, "Qianhai")
-    (a3,) = lib.log_visits(home_a, [kept["id"]], 1, "Harbor")
-    (b1,) = lib.log_visits(home_b, [b_own["id"]], 1, "燕山石化")
+    harness.lib_enroll(data, home_a, server.url, rep_a)
+    harness.lib_enroll(data, home_b, server.url, rep_b)
+    harness.lib_sync(home_a)
+    harness.lib_sync(home_b)
+    a1, a2 = harness.log_visits(home_a, [moved["id"]], 2, "Qianhai")
+    (a3,) = harness.log_visits(home_a, [kept["id"]], 1, "Harbor")
+    (b1,) = harness.log_visits(home_b, [b_own["id"]], 1, "燕山石化")
 
     # Each rep pulls only their own scope.
     assert sync(home_a)["results"] == {"accepted": 3}
     assert sync(home_b)["results"] == {"accepted": 1}
     assert on_device(home_a) == ({moved["id"], kept["id"]}, {a1["id"], a2["id"], a3["id"]})
     assert on_device(home_b) == ({b_own["id"]}, {b1["id"]})
-    with lib.open_store(home_a) as store:
-        assert store.list_customers("燕山石化") == []
+    with harness.open_store(home_a) as store:
+        assert list(store.iter_customers("燕山石化")) == []
         with pytest.raises(StoreError):
             store.get_customer(b_own["card_no"])
     assert pooled["id"] not in on_device(home_a)[0] | on_device(home_b)[0]
@@ -145,14 +144,14 @@ def test_scope_reassignment_to_rep_and_pool(server: ServerProcess, tmp_path: Pat
     report_b = sync(home_b)
     assert report_b["pulled_customers"] >= 1 and report_b["pulled_visits"] >= 2
     assert on_device(home_b) == ({b_own["id"], moved["id"]}, {b1["id"], a1["id"], a2["id"]})
-    customers_b, visits_b = lib.device_rows(home_b)
+    customers_b, visits_b = harness.device_rows(home_b)
     assert customers_b[moved["id"]]["owner_rep_id"] == rep_b
     assert customers_b[moved["id"]]["name"] == "深圳前海物流"
     for visit in (a1, a2):
         got = visits_b[visit["id"]]
         assert got["rep_id"] == rep_a  # authorship intact
         assert (got["summary"], got["outcome"]) == (visit["summary"], visit["outcome"])
-    with lib.open_store(home_b) as store:
+    with harness.open_store(home_b) as store:
         with pytest.raises(StoreError, match="only the author"):
             store.edit_visit(a1["id"], VisitPatch(summary="rewritten by the successor"))
         shown = [v["id"] for v in store.list_visits(moved["card_no"])]
@@ -164,17 +163,14 @@ def test_scope_reassignment_to_rep_and_pool(server: ServerProcess, tmp_path: Pat
     server_cli(data, "customer", "assign", moved["id"], "pool", "--reason", "no follow-up")
     assert sync(home_b)["evicted"] == 1
     assert on_device(home_b) == ({b_own["id"]}, {b1["id"]})
-    lib.lib_sync(home_a)
+    harness.lib_sync(home_a)
     assert on_device(home_a) == ({kept["id"]}, {a3["id"]})
     archived = archived_visits(data, moved["id"])
     assert set(archived) == {a1["id"], a2["id"], b2["id"]}
     assert [archived[v["id"]]["rep_id"] for v in (a1, a2, b2)] == [rep_a, rep_a, rep_b]
-    owner = lib.archive_query(data, "SELECT owner_rep_id FROM customers WHERE id=?",
-                              (moved["id"],))
-    assert owner == [{"owner_rep_id": None}]
-    moves = lib.archive_query(
-        data, "SELECT from_rep_id, to_rep_id FROM ownership WHERE customer_id=? ORDER BY id",
-        (moved["id"],))
+    arch = harness.archive(data)
+    assert arch.get_customer(moved["id"])["owner_rep_id"] is None
+    moves = arch.ownership_history(moved["id"])
     assert [(m["from_rep_id"], m["to_rep_id"]) for m in moves] == [
         (None, rep_a), (rep_a, rep_b), (rep_b, None)]
 
@@ -183,25 +179,24 @@ def test_card_created_on_the_laptop_gets_a_card_number(
     server: ServerProcess, tmp_path: Path
 ) -> None:
     data = server.data
-    rep = lib.archive(data).add_rep("Sun Li")["id"]
+    rep = harness.archive(data).add_rep("Sun Li")["id"]
     home = tmp_path / "agent"
-    lib.lib_enroll(data, home, server.url, rep)
+    harness.lib_enroll(data, home, server.url, rep)
     created = agent_cli(home, "customer", "add", "--name", "Riverside Dental Clinic",
                         "--phone", "+86 21 5555 0101", "--grade", "B")
     assert created["card_no"] == ""
-    (visit,) = lib.log_visits(home, [created["id"]], 1, "Riverside")
+    (visit,) = harness.log_visits(home, [created["id"]], 1, "Riverside")
     assert sync(home)["results"] == {"accepted": 2}
-    local = lib.device_rows(home)[0][created["id"]]
+    local = harness.device_rows(home)[0][created["id"]]
     assert re.fullmatch(r"FV\d{6}", local["card_no"]), local["card_no"]
-    (remote,) = lib.archive_query(data, "SELECT * FROM customers WHERE card_no=?",
-                                  (local["card_no"],))
+    remote = harness.archive(data).get_customer(local["card_no"])
     assert remote["id"] == created["id"]
     assert (remote["name"], remote["phone"], remote["grade"]) == (
         "Riverside Dental Clinic", "+86 21 5555 0101", "B")
     assert remote["owner_rep_id"] == rep
     assert remote["ownership_source"] == "developed"
     assert set(archived_visits(data, created["id"])) == {visit["id"]}
-    cards = [r["card_no"] for r in lib.archive_query(data, "SELECT card_no FROM customers")]
+    cards = [r["card_no"] for r in harness.archive(data).list_customers()]
     assert len(cards) == len(set(cards))
 
 
@@ -209,16 +204,16 @@ def test_offline_visit_for_customer_reassigned_meanwhile(
     server: ServerProcess, tmp_path: Path
 ) -> None:
     data = server.data
-    arch = lib.archive(data)
+    arch = harness.archive(data)
     rep_a, rep_b = arch.add_rep("Chen Jie")["id"], arch.add_rep("Liu Yang")["id"]
-    (customer,) = lib.add_customers(data, rep_a, ["成都天府软件园"])
+    (customer,) = harness.add_customers(data, rep_a, ["成都天府软件园"])
     home_a, home_b = tmp_path / "a", tmp_path / "b"
-    lib.lib_enroll(data, home_a, server.url, rep_a)
-    lib.lib_enroll(data, home_b, server.url, rep_b)
-    lib.lib_sync(home_a)
+    harness.lib_enroll(data, home_a, server.url, rep_a)
+    harness.lib_enroll(data, home_b, server.url, rep_b)
+    harness.lib_sync(home_a)
 
     # A is out of reach for the day; meanwhile the office reassigns the customer.
-    (before,) = lib.log_visits(home_a, [customer["id"]], 1, "Morning demo")
+    (before,) = harness.log_visits(home_a, [customer["id"]], 1, "Morning demo")
     server_cli(data, "customer", "assign", customer["card_no"], rep_b,
                "--reason", "territory change")
     # Typed in the evening, but the visit itself happened before the reassignment.
@@ -226,9 +221,9 @@ def test_offline_visit_for_customer_reassigned_meanwhile(
     backdated = log_visit(home_a, customer["card_no"], "Lunch with the purchasing manager",
                           "--started-at", started.isoformat())
     # This one happened after the customer had left A.
-    (after,) = lib.log_visits(home_a, [customer["id"]], 1, "No longer mine")
+    (after,) = harness.log_visits(home_a, [customer["id"]], 1, "No longer mine")
     assert parse(after["started_at"]) > started
-    assert lib.outbox_counts(home_a)["pending"] == 3
+    assert harness.outbox_counts(home_a)["pending"] == 3
 
     report = sync(home_a)
     assert report["results"] == {"accepted": 2, "quarantined": 1}
@@ -246,14 +241,14 @@ def test_offline_visit_for_customer_reassigned_meanwhile(
     assert "not assigned to you" in held[0]["reason"]
 
     # The laptop keeps the held record visible; syncing again neither re-sends nor loses it.
-    with lib.open_store(home_a) as store:
+    with harness.open_store(home_a) as store:
         attention = store.needs_attention()
     assert [(a["entity_id"], a["state"]) for a in attention] == [(after["id"], "quarantined")]
     assert attention[0]["data"]["summary"] == after["summary"]
-    assert lib.lib_sync(home_a).pushed == 0
+    assert harness.lib_sync(home_a).pushed == 0
     assert [q["entity_id"] for q in server_cli(data, "quarantine")
             if q["rep_id"] == rep_a] == [after["id"]]
     assert on_device(home_a) == (set(), set())
 
-    lib.lib_sync(home_b)
+    harness.lib_sync(home_b)
     assert on_device(home_b) == ({customer["id"]}, {before["id"], backdated["id"]})

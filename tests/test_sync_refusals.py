@@ -22,10 +22,10 @@ import orjson
 from agent.home import AgentConfig
 from schema.enums import VisitPurpose
 from schema.models import CustomerCreate, VisitCreate
-from server.archive import SQLiteArchive
+from server.rules import init_archive
 
-from . import lib_support as lib
-from .support import AGENT, ServerProcess, run
+from . import harness
+from .harness import AGENT, ServerProcess, run
 
 MAX_BODY = 8 * 1024 * 1024
 
@@ -66,17 +66,17 @@ def refusing_server(answers: dict[str, tuple[int, str, str]]) -> Iterator[str]:
 
 def enrolled_with_a_visit(tmp_path: Path) -> Path:
     data = tmp_path / "server"
-    arch = SQLiteArchive.init(data)
+    arch = init_archive(data)
     rep = arch.add_rep("Ada Proxy")["id"]
     customer = arch.add_customer(CustomerCreate(name="Quartz Dock"), rep)["id"]
     home = tmp_path / "laptop"
     server = ServerProcess(data, replica="none").start()
     try:
-        lib.lib_enroll(data, home, server.url, rep)
-        lib.lib_sync(home)
+        harness.lib_enroll(data, home, server.url, rep)
+        harness.lib_sync(home)
     finally:
         server.stop()
-    with lib.open_store(home) as store:
+    with harness.open_store(home) as store:
         store.log_visit(VisitCreate(customer_id=customer, purpose=VisitPurpose.service,
                                     summary="unsynced work", started_at=datetime.now(UTC)))
     return home
@@ -102,5 +102,5 @@ def test_a_403_that_wipes_nothing_exits_1_and_keeps_the_laptop(tmp_path: Path) -
             proc = run([AGENT, "sync", "--home", str(home)], check=False)
         assert proc.returncode == 1, (proc.stdout, proc.stderr)
         assert proc.stderr.strip().splitlines() == [f"error: {line}"], proc.stderr
-        with lib.open_store(home) as store:  # nothing wiped, the work still queued
+        with harness.open_store(home) as store:  # nothing wiped, the work still queued
             assert len(store.pending_ops(10)) == 1

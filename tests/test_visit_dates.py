@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from . import lib_support as lib
-from .support import ServerProcess, add_rep, agent_cli, server_cli
+from . import harness
+from .harness import ServerProcess, add_rep, agent_cli, server_cli
 
 pytestmark = pytest.mark.slow
 
@@ -24,7 +24,7 @@ def test_a_visit_dated_ahead_is_refused_on_the_laptop(
     rep = add_rep(data_dir, "Zhou Hang")
     server_cli(data_dir, "customer", "add", "--name", "Future Proof Ltd", "--owner", rep)
     home = tmp_path / "agent"
-    lib.lib_enroll(data_dir, home, server.url, rep)
+    harness.lib_enroll(data_dir, home, server.url, rep)
     agent_cli(home, "sync")
     card = agent_cli(home, "customer", "list")[0]["id"]
     tomorrow = (datetime.now(UTC) + timedelta(days=1)).isoformat()

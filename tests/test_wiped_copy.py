@@ -20,17 +20,17 @@ from pathlib import Path
 import orjson
 
 from agent import envelopes, wipe
-from agent.keystore import KEYRING_FILE
+from agent.home import KEYRING_FILE
 from schema.enums import VisitPurpose
 from schema.models import CustomerCreate, VisitCreate
-from server.archive import SQLiteArchive
+from server.rules import init_archive, open_archive
 
-from . import lib_support as lib
-from .support import AGENT, ServerProcess, run, server_cli
+from . import harness
+from .harness import AGENT, ServerProcess, run, server_cli
 
 
 def log(home: Path, customer: str, summary: str) -> str:
-    with lib.open_store(home) as store:
+    with harness.open_store(home) as store:
         return str(store.log_visit(VisitCreate(
             customer_id=customer, purpose=VisitPurpose.service, summary=summary,
             started_at=datetime.now(UTC)))["id"])
@@ -58,14 +58,14 @@ def assert_wiped(home: Path, proc: subprocess.CompletedProcess[str]) -> None:
 
 def test_copies_that_connect_after_the_receipt_hand_over_and_wipe(tmp_path: Path) -> None:
     data = tmp_path / "server"
-    arch = SQLiteArchive.init(data)
+    arch = init_archive(data)
     leaver = arch.add_rep("Wen Leaver")["id"]
     customer = arch.add_customer(CustomerCreate(name="Cobalt Ferry 物流"), leaver)["id"]
     server = ServerProcess(data, replica="none").start()
     try:
         home, copy, backup = tmp_path / "laptop", tmp_path / "copy", tmp_path / "backup"
-        config = lib.lib_enroll(data, home, server.url, leaver)
-        lib.lib_sync(home)
+        config = harness.lib_enroll(data, home, server.url, leaver)
+        harness.lib_sync(home)
         shared = log(home, customer, "offline on the laptop, before the copy")
         cp_a(home, copy)  # the rep copies the agent home; its lease still opens the vault
         on_copy = log(copy, customer, "offline on the copy only")
@@ -73,27 +73,28 @@ def test_copies_that_connect_after_the_receipt_hand_over_and_wipe(tmp_path: Path
         # A lease that is past its block deadline at once: the laptop and its backup no
         # longer open their vaults and hand over their sealed envelopes instead.
         arch.set_policy(block_hours=1e-6, wipe_days=30, require_pin=None)
-        lib.check_in(home)
+        harness.check_in(home)
         cp_a(home, backup)
         server_cli(data, "revoke", "Wen Leaver", "--reason", "resigned")
 
         assert_wiped(home, sync(home))
-        first = lib.archive_query(data, "SELECT receipt FROM wipe_orders")[0]["receipt"]
-        assert SQLiteArchive(data).list_devices(leaver)[0]["state"] == "wiped"
+        first = arch.wipe_order(config.device_id)
+        assert first is not None and first["receipt"] is not None
+        assert open_archive(data).list_devices(leaver)[0]["state"] == "wiped"
 
         # The copy, after the receipt: it pushes (its vault opens), obeys, wipes.
         assert_wiped(copy, sync(copy))
         # The restored backup, after the receipt: its vault is blocked, so envelopes.
         assert_wiped(backup, sync(backup))
 
-        held = Counter(q["entity_id"] for q in SQLiteArchive(data).quarantine())
+        held = Counter(q["entity_id"] for q in open_archive(data).quarantine())
         assert held == {shared: 1, on_laptop: 1, on_copy: 1}
         # The original's receipt stays the one on record; the copies' are noted.
-        assert lib.archive_query(data, "SELECT receipt FROM wipe_orders")[0]["receipt"] == first
-        again = lib.archive_query(data, "SELECT subject, details FROM audit_log WHERE "
-                                        "action='device.wipe_receipt.again'")
+        assert arch.wipe_order(config.device_id) == first
+        again = [e for e in arch.audit_entries()
+                 if e["action"] == "device.wipe_receipt.again"]
         assert [a["subject"] for a in again] == [config.device_id] * 2
-        assert SQLiteArchive(data).list_devices(leaver)[0]["state"] == "wiped"
+        assert open_archive(data).list_devices(leaver)[0]["state"] == "wiped"
         assert sync(copy).returncode == 3  # nothing left to do there
     finally:
         server.stop()
@@ -102,7 +103,7 @@ def test_copies_that_connect_after_the_receipt_hand_over_and_wipe(tmp_path: Path
 def test_a_revoked_laptop_with_a_damaged_keyring_hands_over_its_envelopes(
         tmp_path: Path) -> None:
     data = tmp_path / "server"
-    arch = SQLiteArchive.init(data)
+    arch = init_archive(data)
     leaver, stayer = arch.add_rep("Kai Leaver")["id"], arch.add_rep("Ida Stayer")["id"]
     customers = {r: arch.add_customer(CustomerCreate(name=f"Amber Quay {r}"), r)["id"]
                  for r in (leaver, stayer)}
@@ -111,8 +112,8 @@ def test_a_revoked_laptop_with_a_damaged_keyring_hands_over_its_envelopes(
         homes = {r: tmp_path / r for r in (leaver, stayer)}
         visits = {}
         for rep, home in homes.items():
-            lib.lib_enroll(data, home, server.url, rep)
-            lib.lib_sync(home)
+            harness.lib_enroll(data, home, server.url, rep)
+            harness.lib_sync(home)
             visits[rep] = log(home, customers[rep], "offline, then the keyring was damaged")
             ring = orjson.loads((home / KEYRING_FILE).read_bytes())
             ring.pop("wrapped")  # damaged: the check-in fails before reaching the server
@@ -128,8 +129,8 @@ def test_a_revoked_laptop_with_a_damaged_keyring_hands_over_its_envelopes(
 
         # Revoked: the server says so, the envelopes go, the laptop wipes.
         assert_wiped(homes[leaver], sync(homes[leaver]))
-        held = Counter(q["entity_id"] for q in SQLiteArchive(data).quarantine())
+        held = Counter(q["entity_id"] for q in open_archive(data).quarantine())
         assert held == {visits[leaver]: 1}
-        assert SQLiteArchive(data).list_devices(leaver)[0]["state"] == "wiped"
+        assert open_archive(data).list_devices(leaver)[0]["state"] == "wiped"
     finally:
         server.stop()

@@ -1,6 +1,9 @@
-"""Storage for the master archive: one interface (`base.Archive`), SQLite backend today."""
+"""Storage for the master archive: the store protocols (store.py), their one SQL
+implementation (sqlstore.py) and the engines that run it (sqlite.py, postgres.py).
+The company's rules over it live in server/rules/."""
 
-from .base import Archive, ArchiveError, Device, PullPage
-from .sqlite import SQLiteArchive
+from .errors import ArchiveError, Conflict, Forbidden, NotFound, StorageError, Unavailable
+from .store import Device, PullPage
 
-__all__ = ["Archive", "ArchiveError", "Device", "PullPage", "SQLiteArchive"]
+__all__ = ["ArchiveError", "Conflict", "Device", "Forbidden", "NotFound", "PullPage",
+           "StorageError", "Unavailable"]

@@ -15,13 +15,13 @@ import sqlite3
 import stat
 from pathlib import Path
 
-from .base import ArchiveError
+from .errors import Unavailable
 
 PRIVATE_FILE = 0o600
 
 
-def _refuse(code: str, message: str) -> ArchiveError:
-    return ArchiveError(code, message, status=503)
+def _refuse(code: str, message: str) -> Unavailable:
+    return Unavailable(code, message)
 
 
 def secure_data_dir(data: Path) -> None:

@@ -22,13 +22,9 @@ from typing import Any, Protocol
 from .errors import StorageError
 
 
-class UniqueViolation(StorageError):
+class UniqueViolation(Exception):
     """An INSERT or UPDATE hit a unique key. The transaction is lost: the caller
     lets it roll back (on PostgreSQL nothing more may run in it)."""
-
-
-class SchemaMismatch(StorageError):
-    """The archive's schema is not the one this server was built for."""
 
 
 class Tx(Protocol):
@@ -96,4 +92,4 @@ class Engine(Protocol):
         ...
 
 
-__all__ = ["Engine", "SchemaMismatch", "StorageError", "Tx", "UniqueViolation"]
+__all__ = ["Engine", "StorageError", "Tx", "UniqueViolation"]

@@ -11,7 +11,7 @@ from schema.clock import iso
 from schema.models import EnrollRequest, EnrollResponse
 from schema.signing import b64d
 
-from ..deps import ArchiveDep, ClockDep, parse_json
+from ..deps import ArchiveDep, BoxKey, ClockDep, SigningKey, parse_json
 from ..errors import ApiError
 from ..keys import public_key_b64
 from ..openapi import request_body
@@ -25,7 +25,8 @@ router = APIRouter(tags=["enrollment"])
 
 @router.post("/v1/enroll", response_model=EnrollResponse,
              openapi_extra=request_body(EnrollRequest))
-async def enroll(request: Request, archive: ArchiveDep, clock: ClockDep) -> dict:
+async def enroll(request: Request, archive: ArchiveDep, clock: ClockDep, key: SigningKey,
+                 box_key: BoxKey) -> dict:
     body = parse_json(EnrollRequest, await request.body())
     try:
         sign_pub, box_pub = b64d(body.sign_public_key), b64d(body.box_public_key)
@@ -43,10 +44,11 @@ async def enroll(request: Request, archive: ArchiveDep, clock: ClockDep) -> dict
                                            "and enroll again") from None
     device = await run_in_threadpool(archive.enroll, body.code, body.device_name, sign_pub, box_pub)
     rep = await run_in_threadpool(archive.resolve_rep, device.rep_id)
-    sealed = await run_in_threadpool(sealed_lease, request, archive, device.id, box_pub, None)
+    sealed = await run_in_threadpool(sealed_lease, key, box_key, archive, device.id, box_pub, None)
+    epoch = await run_in_threadpool(archive.current_epoch)
     return {
         "device_id": device.id, "rep_id": device.rep_id, "rep_name": rep["name"],
-        "server_sign_public_key": public_key_b64(request.app.state.signing_key),
-        "server_time": iso(clock.now()), "archive_epoch": archive.epoch,
+        "server_sign_public_key": public_key_b64(key),
+        "server_time": iso(clock.now()), "archive_epoch": epoch,
         "sealed_lease": sealed,
     }

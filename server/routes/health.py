@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from ..deps import ArchiveDep
+from ..deps import ArchiveDep, ReplicationDep
+from ..metrics import exposition as metrics_text
 
 router = APIRouter(tags=["health"])
 
@@ -43,16 +44,16 @@ class Health(BaseModel):
 
 
 @router.get("/healthz", response_model=Health)
-async def healthz(request: Request, archive: ArchiveDep) -> dict:
+async def healthz(archive: ArchiveDep, replication_probe: ReplicationDep) -> dict:
     """`ok` when the archive answers and replication is healthy, else `degraded`."""
-    await run_in_threadpool(archive.ping)
-    replication = await run_in_threadpool(request.app.state.replication.status)
+    epoch = await run_in_threadpool(archive.current_epoch)  # raises when the archive is down
+    replication = await run_in_threadpool(replication_probe.status)
     healthy = bool(replication.get("healthy"))
-    return {"status": "ok" if healthy else "degraded", "archive_epoch": archive.epoch,
+    return {"status": "ok" if healthy else "degraded", "archive_epoch": epoch,
             "replication": replication}
 
 
 @router.get("/metrics")
-async def metrics(request: Request) -> Response:
-    await run_in_threadpool(request.app.state.replication.status)
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+async def metrics(replication_probe: ReplicationDep) -> Response:
+    await run_in_threadpool(replication_probe.status)
+    return Response(metrics_text(), media_type=CONTENT_TYPE_LATEST)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
@@ -26,12 +26,12 @@ _bearer = HTTPBearer(auto_error=False, scheme_name="HRToken", description=(
 
 
 async def hr_caller(
-    request: Request,
+    archive: ArchiveDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise ApiError(401, "unauthorized", "send an HR token as `Authorization: Bearer ...`")
-    name = await run_in_threadpool(request.app.state.archive.check_hr_token,
+    name = await run_in_threadpool(archive.check_hr_token,
                                    credentials.credentials)
     if name is None:
         raise ApiError(401, "unauthorized", "unknown or revoked HR token")

@@ -9,20 +9,23 @@ from __future__ import annotations
 
 from typing import Annotated
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from schema import lease as lease_crypto
+from schema import sealing
 from schema.models import LeaseResponse
 from schema.signing import b64e
 from schema.validation import MAX_WIRE_INT
 
-from ..archive import Archive
 from ..auth import active_device
-from ..deps import ArchiveDep, CurrentDevice, json_body
+from ..deps import ArchiveDep, BoxKey, CurrentDevice, SigningKey, json_body
 from ..keys import public_key_b64
 from ..openapi import request_body
+from ..rules import Archive
 from ..signed import SIGNED_RESPONSE, signed_json
 
 router = APIRouter(prefix="/v1", tags=["lease"])
@@ -36,26 +39,25 @@ class LeaseRequest(BaseModel):
         "also carries that lease's secret so a blocked device can unwrap and re-wrap."))
 
 
-def sealed_lease(request: Request, archive: Archive, device_id: str, box_public_key: bytes,
-                 have_epoch: int | None) -> dict[str, str]:
+def sealed_lease(key: Ed25519PrivateKey, box_key: X25519PrivateKey, archive: Archive,
+                 device_id: str, box_public_key: bytes, have_epoch: int | None) -> dict[str, str]:
     issued = archive.issue_lease(device_id, have_epoch)
     # The server's X25519 key for outbox envelopes rides in the signed lease, so the
     # agent trusts it exactly as far as the pinned signing key, and agents enrolled
     # before it existed pick it up at their next check-in.
-    lease = {**issued["lease"], "server_box_public_key": public_key_b64(request.app.state.box_key)}
-    key = request.app.state.signing_key
+    lease = {**issued["lease"], "server_box_public_key": public_key_b64(box_key)}
     payload = {**issued, "lease": lease,
                "signature": b64e(key.sign(lease_crypto.lease_message(lease)))}
-    return lease_crypto.seal(box_public_key, payload, device_id.encode())
+    return sealing.seal(box_public_key, payload, device_id.encode())
 
 
 @router.post("/lease", response_model=LeaseResponse, responses=SIGNED_RESPONSE,
              openapi_extra=request_body(LeaseRequest))
 async def lease(
     request: Request, body: Annotated[LeaseRequest, json_body(LeaseRequest, active_device)],
-    device: CurrentDevice, archive: ArchiveDep,
+    device: CurrentDevice, archive: ArchiveDep, key: SigningKey, box_key: BoxKey,
 ) -> Response:
     """Check in: a new lease (signed by the server, sealed to the device's X25519 key)."""
     sealed = await run_in_threadpool(
-        sealed_lease, request, archive, device.id, device.box_public_key, body.have_epoch)
+        sealed_lease, key, box_key, archive, device.id, device.box_public_key, body.have_epoch)
     return signed_json(request, {"sealed_lease": sealed})

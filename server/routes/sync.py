@@ -21,7 +21,7 @@ from schema.models import (
 from schema.validation import ASCII_INT
 
 from .. import metrics
-from ..deps import ArchiveDep, ClockDep, CurrentDevice, FlushingDevice, decode_body, parse_json
+from ..deps import ArchiveDep, ClockDep, CurrentDevice, FlushingDevice, SettingsDep, decode_body, parse_json
 from ..errors import ApiError
 from ..openapi import request_body
 from ..signed import SIGNED_RESPONSE, sign_wipe_order, signed_json
@@ -66,30 +66,31 @@ def _ascii_int(value: Any) -> Any:
 @router.post("/push", response_model=PushResponse, responses=SIGNED_RESPONSE,
              openapi_extra=request_body(PushRequest))
 async def push(
-    request: Request, device: FlushingDevice, archive: ArchiveDep, clock: ClockDep
+    request: Request, device: FlushingDevice, archive: ArchiveDep, clock: ClockDep,
+    settings: SettingsDep,
 ) -> Response:
     """Apply a batch of operations; each op_id is applied at most once.
 
     From a revoked device the batch is its final flush: every op is quarantined
     for review and the answer carries a wipe order signed by the server key."""
-    settings = request.app.state.settings
     raw = decode_body(request, await request.body(), settings.max_body_bytes)
     batch = parse_json(PushRequest, raw)
+    epoch = await run_in_threadpool(archive.current_epoch)
     if device.state != "active":
         results, order = await run_in_threadpool(archive.final_flush, device, list(batch.ops))
         return signed_json(request, {
             "results": [r.model_dump(mode="json") for r in results],
-            "server_time": iso(clock.now()), "archive_epoch": archive.epoch,
+            "server_time": iso(clock.now()), "archive_epoch": epoch,
             "wipe_order": sign_wipe_order(request, order),
         })
-    if batch.archive_epoch and batch.archive_epoch != archive.epoch:
+    if batch.archive_epoch and batch.archive_epoch != epoch:
         raise epoch_changed()
     results = await run_in_threadpool(archive.push, device, list(batch.ops))
     for r in results:
         metrics.PUSH_OPS.labels(r.status.value).inc()
     return signed_json(request, {
         "results": [r.model_dump(mode="json") for r in results],
-        "server_time": iso(clock.now()), "archive_epoch": archive.epoch,
+        "server_time": iso(clock.now()), "archive_epoch": epoch,
     })
 
 
@@ -100,7 +101,8 @@ async def pull(
     limit: Annotated[int, BeforeValidator(_ascii_int), Query(ge=1, le=5000)] = 2000,
 ) -> Response:
     """Changes in the device's scope since `cursor`, one page at a time."""
-    after = decode_cursor(cursor, archive.epoch)
+    epoch = await run_in_threadpool(archive.current_epoch)
+    after = decode_cursor(cursor, epoch)
     page = await run_in_threadpool(archive.pull, device.rep_id, after, limit)
     metrics.PULL_REQUESTS.inc()
     metrics.PULL_CHANGES.labels("customer").inc(len(page.customers))
@@ -112,33 +114,35 @@ async def pull(
         + [{"kind": "visit", "id": r["id"], "record": r} for r in page.visits]
     )
     return signed_json(request, {
-        "changes": changes, "cursor": encode_cursor(page.last_seq, archive.epoch),
-        "more": page.more, "server_time": iso(clock.now()), "archive_epoch": archive.epoch,
+        "changes": changes, "cursor": encode_cursor(page.last_seq, epoch),
+        "more": page.more, "server_time": iso(clock.now()), "archive_epoch": epoch,
     })
 
 
 @router.post("/reconcile", response_model=ReconcileResponse, responses=SIGNED_RESPONSE,
              openapi_extra=request_body(ReconcileRequest))
 async def reconcile(
-    request: Request, device: CurrentDevice, archive: ArchiveDep
+    request: Request, device: CurrentDevice, archive: ArchiveDep, settings: SettingsDep
 ) -> Response:
     """The archive's revision of each record the device names, within the device's scope;
     absent ids are ones the archive lacks (e.g. lost in a restore)."""
-    settings = request.app.state.settings
     raw = decode_body(request, await request.body(), settings.max_body_bytes)
     body = parse_json(ReconcileRequest, raw)
     metrics.RECONCILES.inc()
     customers, visits = await run_in_threadpool(
         archive.revisions, device.rep_id, [i for i, _ in body.customers], [i for i, _ in body.visits]
     )
+    epoch = await run_in_threadpool(archive.current_epoch)
     return signed_json(request, {"customers": customers, "visits": visits,
-                                 "archive_epoch": archive.epoch})
+                                 "archive_epoch": epoch})
 
 
 @router.get("/whoami", response_model=WhoamiResponse, responses=SIGNED_RESPONSE)
-async def whoami(request: Request, device: CurrentDevice, clock: ClockDep) -> Response:
+async def whoami(request: Request, device: CurrentDevice, clock: ClockDep,
+                 archive: ArchiveDep) -> Response:
     """The authenticated device and rep; a cheap signed round trip for `fieldvault status`."""
     return signed_json(request, {
         "device_id": device.id, "rep_id": device.rep_id, "state": device.state,
-        "server_time": iso(clock.now()), "archive_epoch": request.app.state.archive.epoch,
+        "server_time": iso(clock.now()),
+        "archive_epoch": await run_in_threadpool(archive.current_epoch),
     })

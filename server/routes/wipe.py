@@ -15,8 +15,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from schema import lease as lease_crypto
-from schema import signing
+from schema import sealing, signing
 from schema.clock import iso
 from schema.enums import OpStatus
 from schema.models import (
@@ -29,11 +28,21 @@ from schema.models import (
 )
 from schema.validation import ID_PATTERN, MAX_OPS_PER_PUSH
 
-from ..archive import Archive, Device
+from ..archive import Device
 from ..auth import flushing_device
-from ..deps import ArchiveDep, ClockDep, FlushingDevice, decode_body, json_body, parse_json
+from ..deps import (
+    ArchiveDep,
+    BoxKey,
+    ClockDep,
+    FlushingDevice,
+    SettingsDep,
+    decode_body,
+    json_body,
+    parse_json,
+)
 from ..errors import ApiError
 from ..openapi import request_body
+from ..rules import Archive
 from ..signed import SIGNED_RESPONSE, sign_wipe_order, signed_json
 
 router = APIRouter(prefix="/v1", tags=["wipe"])
@@ -68,12 +77,12 @@ class FinalFlushRequest(BaseModel):
 _OPERATION: TypeAdapter[Any] = TypeAdapter(Operation)
 
 
-def _open_envelope(opener: lease_crypto.Opener, device: Device, env: Envelope) -> Any | str:
+def _open_envelope(opener: sealing.Opener, device: Device, env: Envelope) -> Any | str:
     """The operation inside `env`, or why it is refused. The associated data binds the
     device and the op_id in clear: an envelope of another device, or relabelled,
     does not open."""
     try:
-        payload = opener.open(env.sealed.model_dump(), lease_crypto.envelope_aad(device.id,
+        payload = opener.open(env.sealed.model_dump(), sealing.envelope_aad(device.id,
                                                                                  env.op_id))
     except (InvalidTag, ValueError, KeyError, TypeError):
         return "the envelope does not open with the server key for this device"
@@ -90,7 +99,7 @@ def _open_envelope(opener: lease_crypto.Opener, device: Device, env: Envelope) -
     return op
 
 
-def final_flush_envelopes(archive: Archive, opener: lease_crypto.Opener, device: Device,
+def final_flush_envelopes(archive: Archive, opener: sealing.Opener, device: Device,
                           envelopes: list[Envelope]) -> tuple[list[OpResult], dict[str, Any]]:
     """Open each envelope; quarantine the operations (once per op_id, like a revoked
     device's push) and answer the ones that do not open as rejected."""
@@ -113,6 +122,7 @@ def final_flush_envelopes(archive: Archive, opener: lease_crypto.Opener, device:
              openapi_extra=request_body(FinalFlushRequest))
 async def final_flush(
     request: Request, device: FlushingDevice, archive: ArchiveDep, clock: ClockDep,
+    settings: SettingsDep, box_key: BoxKey,
 ) -> Response:
     """For a revoked device whose vault no longer opens: hand over its outbox as the
     envelopes it sealed to the server's key when each change was saved. Each opened
@@ -123,9 +133,9 @@ async def final_flush(
     if device.state == "active":
         raise ApiError(409, "not_revoked", "an active device pushes its outbox with /v1/push")
     # Parsed like a push: the agent gzips large bodies, and the decompressed size is capped.
-    raw = decode_body(request, await request.body(), request.app.state.settings.max_body_bytes)
+    raw = decode_body(request, await request.body(), settings.max_body_bytes)
     body = parse_json(FinalFlushRequest, raw)
-    opener = lease_crypto.Opener(request.app.state.box_key)
+    opener = sealing.Opener(box_key)
     results, order = await run_in_threadpool(final_flush_envelopes, archive, opener, device,
                                              body.envelopes)
     return signed_json(request, {

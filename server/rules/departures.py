@@ -6,16 +6,14 @@ at all. Visits are never touched: authorship stays with the departed rep.
 
 from __future__ import annotations
 
-import sqlite3
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
-from .base import ArchiveError
-
-if TYPE_CHECKING:
-    from .sqlite import SQLiteArchive
+from ..archive.errors import ArchiveError, NotFound
+from ..archive.store import Store
+from . import audit, cards
 
 _GRADE_TIER = {"A": "senior", "C": "junior"}
 
@@ -43,12 +41,9 @@ def deal(customers: list[dict[str, Any]], team: list[dict[str, Any]]) -> dict[st
     return out
 
 
-def plan(c: sqlite3.Connection, rep: dict[str, Any], mode: str) -> dict[str, str | None]:
+def plan(store: Store, rep: dict[str, Any], mode: str) -> dict[str, str | None]:
     """customer id -> new owner (None: the pool) for every customer the rep owns."""
-    customers = [dict(r) for r in c.execute(
-        "SELECT id, grade, card_no FROM customers WHERE owner_rep_id=? ORDER BY card_no",
-        (rep["id"],),
-    )]
+    customers = list(store.customers(rep["id"]))
     if mode == "pool":
         return {cust["id"]: None for cust in customers}
     if mode == "manager":
@@ -58,50 +53,51 @@ def plan(c: sqlite3.Connection, rep: dict[str, Any], mode: str) -> dict[str, str
     if mode == "team":
         if not rep["manager_id"]:
             raise ArchiveError("no_team", f"{rep['name']} has no manager, hence no team")
-        team = [dict(r) for r in c.execute(
-            "SELECT id, tier FROM reps WHERE manager_id=? AND id != ? AND active=1 "
-            "ORDER BY created_at, id", (rep["manager_id"], rep["id"]),
-        )]
+        team = store.team(rep["manager_id"], rep["id"])
         if not team:
             raise ArchiveError("empty_team", f"{rep['name']}'s team has no other active rep")
         return dict(deal(customers, team))
-    successor = c.execute("SELECT id, active FROM reps WHERE id=? OR name=?", (mode, mode)).fetchone()
+    successor = store.rep(mode)
     if successor is None or not successor["active"]:
-        raise ArchiveError("unknown_successor", f"no active rep {mode!r} to take over", 404)
+        raise NotFound("unknown_successor", f"no active rep {mode!r} to take over")
     if successor["id"] == rep["id"]:
         raise ArchiveError("invalid_successor", "a rep cannot succeed themselves")
     return {cust["id"]: successor["id"] for cust in customers}
 
 
-def apply(archive: SQLiteArchive, c: sqlite3.Connection, revocation: dict[str, Any]) -> dict[str, Any]:
+def apply(store: Store, now: str, revocation: dict[str, Any]) -> dict[str, Any]:
     """Make a due departure effective: rep inactive, devices refused, customers reassigned."""
-    from .. import audit
-
-    now = archive.now()
-    rep = dict(c.execute("SELECT * FROM reps WHERE id=?", (revocation["rep_id"],)).fetchone())
+    rep = store.rep(revocation["rep_id"])
+    assert rep is not None
     fallback = None
     try:
-        targets = plan(c, rep, revocation["reassign_to"])
+        targets = plan(store, rep, revocation["reassign_to"])
     except ArchiveError as exc:
         # Possible when scheduled, impossible now (e.g. the successor left first): the
         # departure must not wait on it, so the customers go to the pool to be dealt.
-        targets, fallback = plan(c, rep, "pool"), exc.message
-    c.execute("UPDATE reps SET active=0 WHERE id=?", (rep["id"],))
-    devices = [r[0] for r in c.execute(
-        "SELECT id FROM devices WHERE rep_id=? AND state='active'", (rep["id"],))]
+        targets, fallback = plan(store, rep, "pool"), exc.message
+    store.set_rep_active(rep["id"], False)
     # The lease secrets go too: nothing the archive holds can unwrap these vaults any
     # more (a revoked device's unsynced work comes home sealed, needing no key).
-    c.execute("UPDATE devices SET state='revoked', revoked_at=?, lease_secret=NULL, "
-              "lease_prev_secret=NULL WHERE rep_id=? AND state='active'", (now, rep["id"]))
+    devices = store.revoke_devices(rep["id"], now)
     reason = f"departure of {rep['name']}: {revocation['reason']}"
     for customer_id, owner in targets.items():
-        archive.assign_in(c, customer_id, owner, reason, revocation["requested_by"])
+        cards.assign(store, now, customer_id, owner, reason, revocation["requested_by"])
     counts = tally(targets)
-    c.execute("UPDATE revocations SET applied_at=?, reassigned=? WHERE id=?",
-              (now, orjson.dumps(targets).decode(), revocation["id"]))
-    audit.append(c, now, revocation["requested_by"], "rep.revoke", rep["id"], {
+    store.mark_revocation_applied(revocation["id"], now, orjson.dumps(targets).decode())
+    audit.append(store, now, revocation["requested_by"], "rep.revoke", rep["id"], {
         "reason": revocation["reason"], "source": revocation["source"], "devices": devices,
         "reassign_to": revocation["reassign_to"], "reassigned": counts,
         **({"fallback_to_pool": fallback} if fallback else {}),
     })
     return {"rep_id": rep["id"], "devices_revoked": devices, "reassigned": counts}
+
+
+def summary(record: dict[str, Any]) -> dict[str, Any]:
+    """A departure as HR sees it."""
+    return {"id": record["id"], "rep_id": record["rep_id"], "reason": record["reason"],
+            "effective_at": record["effective_at"], "applied_at": record["applied_at"],
+            "status": "applied" if record["applied_at"] else "scheduled",
+            "reassign_to": record["reassign_to"],
+            "reassigned": tally(orjson.loads(record["reassigned"])),
+            "requested_by": record["requested_by"], "source": record["source"]}

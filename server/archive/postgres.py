@@ -1,0 +1,373 @@
+"""PostgreSQL engine of the archive: psycopg 3 and a connection pool.
+
+Runs the archive's portable SQL (`?` placeholders, see `engine.Tx`) on PostgreSQL,
+with the same promises as the SQLite engine:
+
+- `write()` (serial) takes one transaction-scoped advisory lock first, so writers
+  run one at a time across every worker process and host. That is what keeps the
+  change feed safe: `feed.seq` comes from a sequence, which hands out numbers when a
+  row is inserted, not when its transaction commits. Without the lock, writer A
+  could take seq 10, writer B seq 11, B commit first, and a pull in between would
+  return 11 and move the agent's cursor past 10, which then commits and is never
+  pulled. Under the lock, every number is taken and committed before the next
+  writer takes one, so numbers become visible in order (a rolled-back writer leaves
+  a gap, which loses nothing). Writes run in READ COMMITTED: each statement sees
+  everything committed before it, including the previous lock holder's work; a
+  REPEATABLE READ snapshot would be taken at the lock statement, before the wait.
+- `read()` is one READ ONLY REPEATABLE READ transaction: one snapshot for all its
+  queries, as a SQLite read transaction gives.
+- Storage failures (unreachable server, lost connection, disk full, too many
+  connections) become `StorageError` with a message that never holds the password;
+  a unique key becomes `engine.UniqueViolation`; anything else is a bug and propagates.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import itertools
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.pq import TransactionStatus
+from psycopg.rows import dict_row
+from psycopg.types.numeric import NumericLoader
+from psycopg_pool import ConnectionPool
+
+from schema.migrations import server_pg
+
+from .engine import UniqueViolation
+from .errors import StorageError, Unavailable
+from .url import redact
+
+# Fixed advisory lock keys. The write lock is one bigint key; job locks use the
+# two-int4 key space (class, hashtext(name)), which never collides with bigint keys.
+WRITE_LOCK_KEY = 0x4656_7772_6974_6572  # "FVwriter"
+JOB_LOCK_CLASS = 0x4656_4A42  # "FVJB"
+CONNECT_TIMEOUT_S = 5  # a wrong host or port fails fast instead of hanging a CLI
+POOL_TIMEOUT_S = 15.0  # waiting for a free pooled connection before reporting a failure
+
+
+# --- SQL translation ----------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=2048)
+def translate(sql: str) -> str:
+    """`?` placeholders to psycopg's `%s`, outside quotes and comments; a literal `%`
+    becomes `%%` everywhere (psycopg reads `%` in the whole text, literals included)."""
+    out: list[str] = []
+    i, n = 0, len(sql)
+    while i < n:
+        ch = sql[i]
+        if ch in "'\"":
+            end = i + 1
+            while end < n and sql[end] != ch:
+                end += 1
+            out.append(sql[i : end + 1].replace("%", "%%"))  # '' inside a string reopens it: fine
+            i = end + 1
+            continue
+        if sql.startswith("--", i):
+            end = sql.find("\n", i)
+            end = n if end < 0 else end
+            out.append(sql[i:end].replace("%", "%%"))
+            i = end
+            continue
+        if sql.startswith("/*", i):
+            end = sql.find("*/", i + 2)
+            end = n if end < 0 else end + 2
+            out.append(sql[i:end].replace("%", "%%"))
+            i = end
+            continue
+        out.append("%s" if ch == "?" else "%%" if ch == "%" else ch)
+        i += 1
+    return "".join(out)
+
+
+def _params(params: Sequence[Any]) -> tuple[Any, ...]:
+    # SQLite stores True as 1 in an INTEGER column; PostgreSQL refuses a boolean there.
+    return tuple(int(p) if isinstance(p, bool) else p for p in params)
+
+
+class _AggregateNumericLoader(NumericLoader):
+    """There is no NUMERIC column in the schema: numerics come only from aggregates.
+    sum() of BIGINT is NUMERIC with no fraction digits (SQLite returns int), avg() has
+    fraction digits (SQLite returns float). Decimal would match neither."""
+
+    def load(self, data: Any) -> Any:
+        value = super().load(data)
+        if isinstance(value, Decimal) and value.is_finite():
+            exponent = value.as_tuple().exponent
+            return int(value) if isinstance(exponent, int) and exponent >= 0 else float(value)
+        return float(value)
+
+
+def _configure(conn: psycopg.Connection[Any]) -> None:
+    conn.adapters.register_loader("numeric", _AggregateNumericLoader)
+
+
+# --- errors -------------------------------------------------------------------
+
+_CONNECT_NOISE = re.compile(r'^(connection failed: )?(connection to server (at|on) .*? failed: )?')
+
+
+def _reason(exc: BaseException, secret: str | None) -> str:
+    """One line from a psycopg error, without the password and libpq's boilerplate."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    text = lines[0] if lines else type(exc).__name__
+    text = _CONNECT_NOISE.sub("", text)
+    text = re.sub(r"^(FATAL|ERROR):\s+", "", text)
+    if secret:
+        text = text.replace(secret, "***")
+    return text or type(exc).__name__
+
+
+class _Errors:
+    """Maps psycopg errors for one engine (knows its safe address and its password)."""
+
+    def __init__(self, where: str, secret: str | None) -> None:
+        self.where = where
+        self.secret = secret
+
+    @contextmanager
+    def mapped(self, writable: bool = True) -> Iterator[None]:
+        try:
+            yield
+        except pg_errors.UniqueViolation as exc:
+            raise UniqueViolation(_reason(exc, self.secret)) from exc
+        except psycopg.OperationalError as exc:  # connection, disk, memory, timeouts, pool
+            raise StorageError(f"the archive at {self.where} failed: {_reason(exc, self.secret)}") from exc
+        except pg_errors.ReadOnlySqlTransaction as exc:
+            if not writable:  # a write inside read(): a bug
+                raise
+            raise StorageError(f"the archive at {self.where} is read-only (a standby server?): "
+                               f"{_reason(exc, self.secret)}") from exc
+
+
+# --- transactions ---------------------------------------------------------------
+
+_stream_names = itertools.count(1)
+
+
+class PgTx:
+    """engine.Tx over one psycopg connection inside an open transaction."""
+
+    dialect = "postgresql"
+
+    def __init__(self, conn: psycopg.Connection[Any], errors: _Errors, writable: bool) -> None:
+        self._conn = conn
+        self._errors = errors
+        self._writable = writable
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        with self._errors.mapped(self._writable):
+            return self._conn.execute(translate(sql), _params(params)).rowcount
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        with self._errors.mapped(self._writable), self._conn.cursor() as cur:
+            cur.executemany(translate(sql), [_params(r) for r in rows])
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        with self._errors.mapped(self._writable):
+            return self._conn.execute(translate(sql), _params(params)).fetchall()
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
+        with self._errors.mapped(self._writable):
+            return self._conn.execute(translate(sql), _params(params)).fetchone()
+
+    def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        row = self.one(sql, params)
+        return None if row is None else next(iter(row.values()))
+
+    def stream(self, sql: str, params: Sequence[Any] = ()) -> Iterator[dict[str, Any]]:
+        """A server-side cursor: rows arrive in batches as they are consumed. The query
+        is declared (and fails) now, not at the first row."""
+        cur = self._conn.cursor(name=f"fv_stream_{next(_stream_names)}")
+        try:
+            with self._errors.mapped(self._writable):
+                cur.execute(translate(sql), _params(params))
+        except BaseException:
+            cur.close()
+            raise
+        cur.itersize = 500
+        return self._drain(cur)
+
+    def _drain(self, cur: psycopg.ServerCursor[Any]) -> Iterator[dict[str, Any]]:
+        try:
+            with self._errors.mapped(self._writable):
+                yield from cur
+        finally:
+            with contextlib.suppress(psycopg.Error):
+                cur.close()
+
+
+# --- the engine -------------------------------------------------------------------
+
+
+def _conninfo(url: str) -> str:
+    """The URL with our connection defaults; values the URL sets itself win."""
+    given = conninfo_to_dict(url)
+    extra: dict[str, Any] = {}
+    if "connect_timeout" not in given:
+        extra["connect_timeout"] = CONNECT_TIMEOUT_S
+    if "application_name" not in given:
+        extra["application_name"] = "fieldvault-server"
+    return make_conninfo(url, **extra)
+
+
+def _password(url: str) -> str | None:
+    with contextlib.suppress(psycopg.ProgrammingError):
+        pw = conninfo_to_dict(url).get("password")
+        return str(pw) if pw else None
+    return None
+
+
+class PostgresEngine:
+    """engine.Engine on PostgreSQL. Thread-safe: transactions take pooled connections."""
+
+    kind = "postgresql"
+
+    def __init__(self, url: str, min_size: int = 1, max_size: int = 10,
+                 timeout: float = POOL_TIMEOUT_S) -> None:
+        self._url = url
+        self._conninfo = _conninfo(url)
+        self._where = redact(url)
+        self._errors = _Errors(self._where, _password(url))
+        self._pool = ConnectionPool(
+            self._conninfo, min_size=min_size, max_size=max_size, timeout=timeout,
+            kwargs={"autocommit": True, "row_factory": dict_row}, configure=_configure,
+            # A connection broken while idle (server restart, failover) is replaced
+            # on checkout instead of failing the request that drew it.
+            check=ConnectionPool.check_connection,
+            name="fieldvault-archive", open=False,
+        )
+        with self._errors.mapped():
+            self._pool.open(wait=True, timeout=CONNECT_TIMEOUT_S + 1)
+
+    # --- opening ------------------------------------------------------------
+
+    @classmethod
+    def open(cls, url: str, **pool: Any) -> PostgresEngine:
+        """An engine on an existing archive whose schema is this server's. Raises
+        StorageError when the database cannot be reached, Unavailable when its schema
+        is missing, behind or ahead."""
+        where = redact(url)
+        with cls._connect(url) as conn:
+            names = server_pg.recorded(conn)
+        fix = f"run `fieldvault-server init --archive {where}`"
+        if names is None:
+            raise Unavailable("not_initialized", f"no FieldVault archive in {where}: {fix}")
+        unknown = sorted(set(names) - set(server_pg.KNOWN))
+        if unknown:
+            raise Unavailable(
+                "schema_too_new",
+                f"the archive at {where} has schema changes this server does not know "
+                f"({', '.join(unknown)}): upgrade this server",
+            )
+        missing = [n for n in server_pg.KNOWN if n not in names]
+        if missing:
+            raise Unavailable(
+                "schema_outdated",
+                f"the archive at {where} lacks schema changes ({', '.join(missing)}): {fix}",
+            )
+        return cls(url, **pool)
+
+    @classmethod
+    def init(cls, url: str, **pool: Any) -> PostgresEngine:
+        """Create or migrate the archive's schema (idempotent, safe to run concurrently);
+        returns an engine on it."""
+        cls.migrate(url)
+        return cls(url, **pool)
+
+    @classmethod
+    def migrate(cls, url: str) -> list[str]:
+        """Apply the migrations the database lacks; returns their names."""
+        where = redact(url)
+        with cls._connect(url) as conn:
+            try:
+                with _Errors(where, _password(url)).mapped():
+                    return server_pg.apply(conn)
+            except server_pg.SchemaTooNew as exc:
+                raise Unavailable(
+                    "schema_too_new",
+                    f"the archive at {where} has schema changes this server does not know "
+                    f"({', '.join(exc.unknown)}): upgrade this server",
+                ) from None
+
+    @staticmethod
+    def _connect(url: str) -> psycopg.Connection[Any]:
+        """One autocommit connection, failing with one line that says what to fix."""
+        try:
+            return psycopg.connect(_conninfo(url), autocommit=True)
+        except psycopg.Error as exc:
+            raise StorageError(
+                f"cannot reach the archive at {redact(url)}: {_reason(exc, _password(url))}; "
+                "check --archive"
+            ) from None
+
+    # --- engine.Engine ------------------------------------------------------------
+
+    @contextmanager
+    def read(self) -> Iterator[PgTx]:
+        with self._transaction("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", writable=False) as tx:
+            yield tx
+
+    @contextmanager
+    def write(self, serial: bool = True) -> Iterator[PgTx]:
+        # One round trip: BEGIN and the lock go as one simple query.
+        begin = f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})" if serial else "BEGIN"
+        with self._transaction(begin, writable=True) as tx:
+            yield tx
+
+    @contextmanager
+    def _transaction(self, begin: str, writable: bool) -> Iterator[PgTx]:
+        with self._errors.mapped(writable), self._pool.connection() as conn:
+            conn.execute(begin.encode())
+            try:
+                yield PgTx(conn, self._errors, writable)
+            except BaseException:
+                with contextlib.suppress(psycopg.Error):  # a lost connection is rolled back anyway
+                    conn.execute(b"ROLLBACK")
+                raise
+            if conn.info.transaction_status == TransactionStatus.INERROR:
+                conn.execute(b"ROLLBACK")
+                if not writable:  # a read that caught its own failed query: nothing lost
+                    return
+                # A statement failed and the caller carried on: PostgreSQL has already
+                # given the whole transaction up (SQLite would have undone only that
+                # statement). Committing would silently write nothing; say so instead.
+                raise RuntimeError("a statement failed inside this archive transaction and the "
+                                   "caller went on; PostgreSQL rolled the whole transaction back")
+            conn.execute(b"COMMIT")
+
+    @contextmanager
+    def job_lock(self, name: str) -> Iterator[bool]:
+        """A session advisory lock on a connection of its own (not pooled), held for the
+        block: if this process dies, its connection closes and the lock is free again."""
+        with self._errors.mapped():
+            conn = psycopg.connect(self._conninfo, autocommit=True)
+        try:
+            with self._errors.mapped():
+                row = conn.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))",
+                                   (JOB_LOCK_CLASS, name)).fetchone()
+            held = bool(row and row[0])
+            yield held
+            if held:  # explicit, so the next holder need not wait for the backend to exit
+                with contextlib.suppress(psycopg.Error):
+                    conn.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", (JOB_LOCK_CLASS, name))
+        finally:
+            conn.close()
+
+    def describe(self) -> str:
+        return self._where
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+__all__ = ["PostgresEngine", "PgTx", "translate"]

@@ -1,0 +1,344 @@
+"""The archive's storage, as narrow protocols the company's rules (server/rules/) use.
+
+A store is bound to one open transaction (`Engine.write()` or `read()`): every
+method runs inside it, so a caller's sequence of calls lands whole or not at
+all. No method decides anything the company cares about (who may, what wins):
+those are rules. Unless said otherwise a method is not idempotent, returns plain
+dicts with the table's columns, raises `UniqueViolation` on a duplicate key and
+`StorageError` when the storage fails; nothing here raises `ArchiveError`.
+
+History is append-only and the database enforces it (triggers): customers,
+visits and quarantined ops are never deleted; revisions, ownership history and
+the audit log are never changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class Device:
+    id: str
+    rep_id: str
+    name: str
+    sign_public_key: bytes
+    box_public_key: bytes
+    state: str
+
+
+@dataclass
+class PullPage:
+    customers: list[dict[str, Any]] = field(default_factory=list)
+    visits: list[dict[str, Any]] = field(default_factory=list)
+    evicted: list[str] = field(default_factory=list)
+    last_seq: int = 0
+    more: bool = False
+
+
+@dataclass(frozen=True)
+class FeedRow:
+    seq: int
+    kind: str  # customer | visit | grant | evict
+    entity_id: str
+    customer_id: str
+
+
+class Meta(Protocol):
+    def meta(self, key: str) -> str | None:
+        """The value stored under `key`, or None."""
+        ...
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Store `value` under `key`, replacing any; idempotent."""
+        ...
+
+    def next_card_number(self) -> int:
+        """The next card number (1, 2, ...): never handed out twice, even across
+        workers, because it is taken inside a serial write."""
+        ...
+
+
+class Directory(Protocol):
+    """Reps, enrollment codes, devices, request nonces and HR tokens."""
+
+    def insert_rep(self, rep: dict[str, Any]) -> None:
+        """A new rep row; UniqueViolation when the id or name exists."""
+        ...
+
+    def rep(self, ref: str) -> dict[str, Any] | None:
+        """The rep whose id or exact name is `ref`."""
+        ...
+
+    def reps(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """Reps by name, each with `customers` and `devices` counts."""
+        ...
+
+    def rep_names(self) -> dict[str, str]:
+        """Every rep's id -> name."""
+        ...
+
+    def set_rep_active(self, rep_id: str, active: bool) -> None: ...
+
+    def team(self, manager_id: str, without: str) -> list[dict[str, Any]]:
+        """Active reps (id, tier) under `manager_id` other than `without`, oldest first."""
+        ...
+
+    def insert_enroll_code(self, code_hash: str, rep_id: str, created_at: str,
+                           expires_at: str) -> None: ...
+
+    def enroll_code(self, code_hash: str) -> dict[str, Any] | None:
+        """The code row (rep_id, expires_at, used_at), whatever its state."""
+        ...
+
+    def use_enroll_code(self, code_hash: str, device_id: str, at: str) -> None: ...
+
+    def insert_device(self, device_id: str, rep_id: str, name: str, sign_pub: bytes,
+                      box_pub: bytes, enrolled_at: str) -> None:
+        """A new active device; UniqueViolation when either public key is another
+        device's."""
+        ...
+
+    def device(self, device_id: str) -> Device | None: ...
+
+    def device_row(self, device_id: str) -> dict[str, Any] | None:
+        """Every column of the device, lease secrets included (server use only)."""
+        ...
+
+    def devices(self, rep_id: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """Devices (all, or the rep's) by enrollment time with the rep's name and the
+        wipe order's issue and receipt times; no secrets."""
+        ...
+
+    def set_device_seen(self, device_id: str, at: str) -> None: ...
+
+    def revoke_devices(self, rep_id: str, at: str) -> list[str]:
+        """Mark the rep's active devices revoked and drop their lease secrets;
+        returns their ids."""
+        ...
+
+    def set_device_state(self, device_id: str, state: str, only_from: str | None = None) -> None:
+        """Set the device's state (only when it is `only_from`, if given)."""
+        ...
+
+    def set_lease(self, device_id: str, epoch: int, secret: bytes, prev_secret: bytes | None,
+                  issued_at: str, block_at: str, wipe_at: str) -> None: ...
+
+    def raise_last_seq(self, device_id: str, seq: int) -> None:
+        """The device's highest applied op seq becomes at least `seq`."""
+        ...
+
+    def remember_nonce(self, device_id: str, nonce: str, seen_at: float) -> bool:
+        """Record a request nonce; False when it was recorded before. Idempotent."""
+        ...
+
+    def prune_nonces(self, before: float) -> None:
+        """Forget nonces seen before `before` (they can no longer be replayed)."""
+        ...
+
+    def insert_hr_token(self, token_hash: str, name: str, at: str) -> None: ...
+
+    def hr_token(self, token_hash: str) -> dict[str, Any] | None:
+        """The unrevoked token row (token_hash, name) with this hash."""
+        ...
+
+
+class Cards(Protocol):
+    """Customer cards, their revisions and ownership history."""
+
+    def insert_customer(self, row: dict[str, Any]) -> None:
+        """A new card; UniqueViolation when the id or card number exists."""
+        ...
+
+    def customer(self, customer_id: str) -> dict[str, Any] | None: ...
+
+    def customer_by_ref(self, ref: str) -> dict[str, Any] | None:
+        """The card whose id or card number is `ref`."""
+        ...
+
+    def update_customer(self, row: dict[str, Any]) -> None:
+        """Overwrite the card `row["id"]` with `row`."""
+        ...
+
+    def set_last_served(self, customer_id: str, at: str) -> None: ...
+
+    def customers(self, owner: str | None, pool: bool = False,
+                  limit: int | None = None) -> Iterator[dict[str, Any]]:
+        """Cards by card number: all, the pool's (`pool`), or `owner`'s; streamed."""
+        ...
+
+    def count_customers(self, owner: str | None, pool: bool = False) -> int: ...
+
+    def customers_by_ids(self, ids: list[str]) -> list[dict[str, Any]]:
+        """The named cards that exist, in no particular order."""
+        ...
+
+    def customer_revs(self, rep_id: str, ids: list[str]) -> dict[str, int]:
+        """id -> rev of the named cards the rep owns or made."""
+        ...
+
+    def insert_customer_revision(self, row: dict[str, Any], seq: int, author: str,
+                                 device_id: str | None, op_id: str | None, at: str) -> None:
+        """Append the snapshot `row` as revision `row["rev"]`."""
+        ...
+
+    def customer_revisions(self, customer_id: str, from_rev: int) -> list[dict[str, Any]]:
+        """Every column of the revisions from `from_rev` on, oldest first, snapshot as a dict."""
+        ...
+
+    def card_maker(self, customer_id: str) -> dict[str, Any] | None:
+        """For a card made on a laptop: that device's enrolled_at and rep_id."""
+        ...
+
+    def insert_ownership(self, customer_id: str, from_rep: str | None, to_rep: str | None,
+                         source: str, reason: str, by: str, at: str) -> None: ...
+
+    def ownership(self, customer_id: str) -> list[dict[str, Any]]:
+        """The card's ownership changes, oldest first."""
+        ...
+
+
+class Visits(Protocol):
+    def insert_visit(self, row: dict[str, Any]) -> None:
+        """A new visit; UniqueViolation when the id exists."""
+        ...
+
+    def update_visit(self, row: dict[str, Any]) -> None: ...
+
+    def visit(self, visit_id: str) -> dict[str, Any] | None: ...
+
+    def visits_by_ids(self, ids: list[str]) -> list[dict[str, Any]]: ...
+
+    def visits_of_customers(self, customer_ids: list[str]) -> list[dict[str, Any]]:
+        """Every visit (any author) of the named customers."""
+        ...
+
+    def visits(self, rep_id: str | None, customer_id: str | None,
+               limit: int | None = None) -> Iterator[dict[str, Any]]:
+        """Visits by start time, filtered by author and customer when given; streamed."""
+        ...
+
+    def count_visits(self, rep_id: str | None, customer_id: str | None) -> int: ...
+
+    def visit_revs(self, rep_id: str, ids: list[str]) -> dict[str, int]:
+        """id -> rev of the named visits the rep wrote."""
+        ...
+
+    def insert_visit_revision(self, row: dict[str, Any], seq: int, author: str,
+                              device_id: str | None, op_id: str | None, at: str) -> None: ...
+
+    def visit_revisions(self, visit_id: str) -> list[dict[str, Any]]:
+        """Every column of the visit's revisions, oldest first, snapshot as a dict."""
+        ...
+
+
+class Feed(Protocol):
+    def append_feed(self, rep_id: str | None, kind: str, entity_id: str, customer_id: str) -> int:
+        """A change addressed to `rep_id`; returns its sequence number, higher than
+        every sequence committed before (only inside a serial write)."""
+        ...
+
+    def feed(self, rep_id: str, after_seq: int, limit: int) -> list[FeedRow]:
+        """The rep's changes after `after_seq`, in sequence order. Costs in
+        proportion to the rows returned, not to the archive."""
+        ...
+
+
+class Ops(Protocol):
+    def applied_op(self, op_id: str) -> dict[str, Any] | None:
+        """(device_id, seq, result JSON, at) of an op applied before, or None."""
+        ...
+
+    def applied_ops(self, device_id: str) -> list[dict[str, Any]]:
+        """The device's answered ops (op_id, device_id, seq, result JSON, at) by seq."""
+        ...
+
+    def record_op(self, op_id: str, device_id: str, seq: int, result: str, at: str) -> None:
+        """Remember an op's result; UniqueViolation when `op_id` is recorded."""
+        ...
+
+
+class Review(Protocol):
+    """What waits for a person: quarantined ops and merge conflicts."""
+
+    def insert_quarantine(self, row: dict[str, Any]) -> None:
+        """Hold an op; UniqueViolation when its op_id is held already."""
+        ...
+
+    def is_quarantined(self, entity_id: str) -> bool:
+        """Whether any held op is about `entity_id`."""
+        ...
+
+    def quarantined(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """Held ops, oldest first, payload as a dict."""
+        ...
+
+    def count_quarantined(self, rep_id: str | None = None) -> int: ...
+
+    def insert_conflict(self, row: dict[str, Any]) -> None: ...
+
+    def conflicts(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """Conflicts, oldest first, with the card's name and number; values decoded."""
+        ...
+
+
+class Departures(Protocol):
+    def insert_revocation(self, row: dict[str, Any]) -> int:
+        """Record a departure; returns its id. UniqueViolation when the rep has one."""
+        ...
+
+    def revocation(self, rep_id: str) -> dict[str, Any] | None: ...
+
+    def revocations(self) -> list[dict[str, Any]]:
+        """Every departure, oldest first."""
+        ...
+
+    def revocation_by_id(self, revocation_id: int) -> dict[str, Any] | None: ...
+
+    def due_revocations(self, now: str) -> list[int]:
+        """Ids of departures not applied whose effective time is at or before `now`."""
+        ...
+
+    def mark_revocation_applied(self, revocation_id: int, at: str, reassigned: str) -> None: ...
+
+    def wipe_order(self, device_id: str) -> dict[str, Any] | None: ...
+
+    def insert_wipe_order(self, order_id: str, device_id: str, at: str) -> None:
+        """UniqueViolation when the device has an order already."""
+        ...
+
+    def set_wipe_receipt(self, order_id: str, at: str, receipt: str) -> None: ...
+
+
+class AuditLog(Protocol):
+    def audit_head(self) -> tuple[int, str] | None:
+        """(seq, hash) of the newest entry, or None for an empty log."""
+        ...
+
+    def insert_audit(self, entry: dict[str, Any]) -> None:
+        """Append an entry (seq, at, actor, action, subject, details, prev_hash, hash)."""
+        ...
+
+    def audit_entries(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """The newest `limit` entries (all for None), oldest first, details as text."""
+        ...
+
+    def audit_all(self) -> Iterator[dict[str, Any]]:
+        """Every entry in sequence order, streamed (for verifying the chain)."""
+        ...
+
+    def count_audit(self) -> int: ...
+
+
+class Store(Meta, Directory, Cards, Visits, Feed, Ops, Review, Departures, AuditLog, Protocol):
+    """Everything, for one transaction."""
+
+    def counts(self) -> dict[str, int]:
+        """Rows in reps, devices, customers, visits, conflicts and quarantine."""
+        ...
+
+
+__all__ = ["AuditLog", "Cards", "Departures", "Device", "Directory", "Feed", "FeedRow", "Meta",
+           "Ops", "PullPage", "Review", "Store", "Visits"]

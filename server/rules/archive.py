@@ -1,0 +1,604 @@
+"""The archive as the API, the CLIs and the HR inbox use it: each method is one
+transaction on the engine, applying the company's rules (server/rules/*) to the
+stores (server/archive/store.py). Backend-free: the engine is SQLite or PostgreSQL.
+
+Raises ArchiveError (and its kinds) when a rule refuses, StorageError when the
+storage fails; either way nothing was written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from schema.clock import Clock, SystemClock, iso, parse_iso
+from schema.enums import OwnershipSource, RepTier, VisitStatus, can_transition
+from schema.models import CustomerCreate, CustomerPatch, OpResult
+
+from ..archive.engine import Engine, UniqueViolation
+from ..archive.errors import ArchiveError, Conflict, Forbidden, NotFound
+from ..archive.sqlstore import SqlStore
+from ..archive.store import Device, PullPage, Store
+from . import audit, cards, departures, enrollment, imports, leases, operations
+from .feed import read_page
+
+WIPE_RECEIPT_MEANING = ("attested by the device: its own signed statement that it destroyed "
+                        "its copy, not proof that no other copy exists")
+
+# Meta rows every archive has from its first day (written by `initialize`).
+_DEFAULT_META = {"card_counter": "0"}
+
+
+class Archive:
+    """The master archive over one engine. Thread-safe when the engine is."""
+
+    def __init__(self, engine: Engine, clock: Clock | None = None,
+                 data_dir: Path | None = None) -> None:
+        self.engine = engine
+        self.clock = clock or SystemClock()
+        # The server's own folder (keys, filed HR files), whatever the backend.
+        self.data_dir = data_dir
+
+    @staticmethod
+    def initialize(engine: Engine) -> None:
+        """Give a freshly migrated archive its identity; idempotent."""
+        with engine.write() as tx:
+            store = SqlStore(tx)
+            if store.meta("archive_epoch") is None:
+                store.set_meta("archive_epoch", uuid.uuid4().hex)
+            for key, value in _DEFAULT_META.items():
+                if store.meta(key) is None:
+                    store.set_meta(key, value)
+
+    # --- plumbing ----------------------------------------------------------------
+
+    def _read(self) -> _StoreContext:
+        return _StoreContext(self.engine, write=False)
+
+    def _write(self, serial: bool = True) -> _StoreContext:
+        return _StoreContext(self.engine, write=True, serial=serial)
+
+    def now(self) -> str:
+        return iso(self.clock.now())
+
+    def ping(self) -> None:
+        """Raise StorageError if the archive cannot be read."""
+        with self._read() as s:
+            s.meta("archive_epoch")
+
+    def close(self) -> None:
+        self.engine.close()
+
+    def describe(self) -> str:
+        return self.engine.describe()
+
+    def current_epoch(self) -> str:
+        """The archive's identity as stored now: read each time, never cached, because
+        another worker or `fieldvault-server new-epoch` may have changed it."""
+        with self._read() as s:
+            return s.meta("archive_epoch") or ""
+
+    @property
+    def epoch(self) -> str:
+        return self.current_epoch()
+
+    # --- epochs, audit, exports ---------------------------------------------------
+
+    def start_new_epoch(self, note: str) -> str:
+        """Give the archive a new identity, e.g. after a restore: agents that see
+        it reconcile what the archive may have lost before pulling again."""
+        epoch = uuid.uuid4().hex
+        with self._write() as s:
+            s.set_meta("archive_epoch", epoch)
+            s.set_meta("epoch_note", f"{self.now()} {note}")
+            audit.append(s, self.now(), "admin", "archive.new_epoch", epoch, {"note": note})
+        return epoch
+
+    def record_export(self, what: str, count: int, filters: dict[str, Any], by: str = "admin") -> None:
+        """Customer data leaving the archive (admin listings) is logged in the audit chain."""
+        with self._write() as s:
+            audit.append(s, self.now(), by, f"export.{what}", "", {"count": count, **filters})
+
+    def audit_verify(self) -> audit.Verdict:
+        with self._read() as s:
+            return audit.verify(s.audit_all())
+
+    def audit_entries(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """The most recent `limit` entries (all for None), oldest first."""
+        with self._read() as s:
+            rows = s.audit_entries(limit)
+        for r in rows:
+            r["details"] = orjson.loads(r["details"])
+        return rows
+
+    def audit_count(self) -> int:
+        with self._read() as s:
+            return s.count_audit()
+
+    # --- reps ----------------------------------------------------------------------
+
+    def add_rep(self, name: str, manager: str | None = None, tier: str = "mid") -> dict[str, Any]:
+        name = name.strip()
+        if not name or len(name) > 200:
+            raise ArchiveError("invalid_name", "a rep needs a name of 1-200 characters")
+        try:
+            tier = RepTier(tier).value
+        except ValueError:
+            raise ArchiveError("invalid_tier", "tier must be senior, mid or junior") from None
+        rep_id, now = "rep_" + secrets.token_hex(4), self.now()
+        with self._write() as s:
+            manager_id = _rep(s, manager)["id"] if manager else None
+            rep: dict[str, Any] = {"id": rep_id, "name": name, "manager_id": manager_id,
+                                   "tier": tier, "active": 1, "created_at": now}
+            if s.rep(name) is not None:
+                raise Conflict("duplicate_rep", f"a rep named {name!r} already exists")
+            s.insert_rep(rep)
+            audit.append(s, now, "admin", "rep.add", rep_id,
+                         {"name": name, "manager_id": manager_id, "tier": tier})
+        return rep
+
+    def list_reps(self, limit: int | None = None) -> list[dict[str, Any]]:
+        with self._read() as s:
+            return s.reps(limit)
+
+    def resolve_rep(self, ref: str | None) -> dict[str, Any]:
+        """A rep by id or exact name; NotFound `unknown_rep` otherwise."""
+        with self._read() as s:
+            return _rep(s, ref)
+
+    # --- enrollment and devices -------------------------------------------------------
+
+    def create_enroll_code(self, rep: str, ttl: timedelta) -> tuple[str, str]:
+        """A one-time code for `rep`, valid for `ttl`; only its hash is stored."""
+        if ttl <= timedelta(0) or ttl > timedelta(days=30):
+            raise ArchiveError("invalid_ttl", "the code's lifetime must be between 1s and 30 days")
+        code = enrollment.new_code()
+        now = self.now()
+        expires = iso(self.clock.now() + ttl)
+        with self._write() as s:
+            rep_id = _rep(s, rep)["id"]
+            s.insert_enroll_code(enrollment.hash_code(code), rep_id, now, expires)
+            audit.append(s, now, "admin", "enroll_code.create", rep_id, {"expires_at": expires})
+        return code, expires
+
+    def enroll(self, code: str, name: str, sign_pub: bytes, box_pub: bytes) -> Device:
+        device_id = "dev_" + secrets.token_hex(8)
+        now = self.now()
+        code_hash = enrollment.hash_code(code)
+        try:
+            with self._write() as s:
+                row = s.enroll_code(code_hash)
+                # One answer for unknown, used and expired codes: no oracle for guessing.
+                if row is None or row["used_at"] is not None or row["expires_at"] < now:
+                    raise Forbidden("invalid_code", "enrollment code is unknown, used or expired: "
+                                    "ask your admin for a new one")
+                rep = s.rep(row["rep_id"])
+                if rep is None or not rep["active"]:
+                    raise Forbidden("rep_inactive", "this rep is no longer active")
+                s.use_enroll_code(code_hash, device_id, now)
+                s.insert_device(device_id, row["rep_id"], name, sign_pub, box_pub, now)
+                audit.append(s, now, device_id, "device.enroll", row["rep_id"], {"name": name})
+                device = s.device(device_id)
+        except UniqueViolation:  # the unique key indexes; the code stays unused
+            raise Conflict("key_in_use", "these public keys belong to another device: "
+                           "generate new keys and enroll again") from None
+        assert device is not None
+        return device
+
+    def get_device(self, device_id: str) -> Device | None:
+        with self._read() as s:
+            return s.device(device_id)
+
+    def list_devices(self, rep: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        with self._read() as s:
+            rows = s.devices(_rep(s, rep)["id"] if rep else None, limit)
+        now = self.now()
+        for row in rows:
+            # Past its block deadline without checking in, an active device has
+            # locked itself: show what the laptop is doing, not just the record.
+            if row["state"] == "active" and row["block_at"] and row["block_at"] <= now:
+                row["state"] = "blocked"
+        return rows
+
+    def remember_nonce(self, device_id: str, nonce: str, now_ts: float, window_s: float) -> bool:
+        """Record a request nonce; False when it was seen before (a replay)."""
+        # Not serial: a nonce is one independent upsert per request, and every
+        # worker's requests would otherwise queue behind every push.
+        with self._write(serial=False) as s:
+            fresh = s.remember_nonce(device_id, nonce, now_ts)
+            # Nonces older than twice the accepted skew can never be replayed
+            # (their timestamps are refused), so they are pruned now and then.
+            if fresh and secrets.randbelow(64) == 0:
+                s.prune_nonces(now_ts - 2 * window_s)
+            s.set_device_seen(device_id, self.now())
+        return fresh
+
+    # --- customers ------------------------------------------------------------------------
+
+    def add_customer(self, data: CustomerCreate, owner: str | None = None,
+                     by: str = "admin") -> dict[str, Any]:
+        now = self.now()
+        with self._write() as s:
+            owner_id = _rep(s, owner)["id"] if owner else None
+            row = cards.insert_customer(s, now, data, owner_id, by, OwnershipSource.assigned)
+            audit.append(s, now, by, "customer.add", row["id"], {"owner": owner_id})
+            return row
+
+    def import_customers(self, rows: list[tuple[CustomerCreate, str | None]], by: str) -> int:
+        """All the cards or none (one transaction)."""
+        now = self.now()
+        with self._write() as s:
+            owners = {o: _rep(s, o)["id"] for _, o in rows if o}
+            for data, owner in rows:
+                cards.insert_customer(s, now, data, owners[owner] if owner else None, by,
+                                      OwnershipSource.assigned)
+            audit.append(s, now, by, "customer.import", "", {"count": len(rows)})
+        return len(rows)
+
+    def import_csv(self, path: Path, by: str = "admin") -> int:
+        """Import a CSV whose header names card fields (and optionally `owner`).
+        Every row is checked first; one bad row imports nothing."""
+        return self.import_customers(imports.read_cards_csv(path, self.resolve_rep), by)
+
+    def get_customer(self, ref: str) -> dict[str, Any]:
+        with self._read() as s:
+            return _customer(s, ref)
+
+    def edit_customer(self, ref: str, patch: CustomerPatch, by: str) -> dict[str, Any]:
+        """An office edit: applied as a new revision (reps' edits merge against it)."""
+        now = self.now()
+        with self._write() as s:
+            row = _customer(s, ref)
+            row.update(patch.changes())
+            row["rev"] += 1
+            row["updated_at"] = now
+            cards.store_customer(s, row, by, None, None)
+            audit.append(s, now, by, "customer.edit", row["id"],
+                         {"fields": sorted(patch.model_fields_set)})
+        return row
+
+    def assign(self, ref: str, rep: str | None, reason: str, by: str) -> dict[str, Any]:
+        """Give a customer to `rep` (None: the pool); the old owner's devices evict it."""
+        with self._write() as s:
+            new_owner = _rep(s, rep)["id"] if rep else None
+            return cards.assign(s, self.now(), _customer(s, ref)["id"], new_owner, reason, by)
+
+    def ownership_history(self, ref: str) -> list[dict[str, Any]]:
+        with self._read() as s:
+            return s.ownership(_customer(s, ref)["id"])
+
+    # Listings: `limit=None` means every row; `iter_*` stream, `count_*` give the total.
+
+    def iter_customers(self, owner: str | None = None,
+                       limit: int | None = None) -> Iterator[dict[str, Any]]:
+        """Streamed; an unknown owner raises now, not at the first row."""
+        owner_id = self.resolve_rep(owner)["id"] if owner and owner != "pool" else None
+        return self._stream(lambda s: s.customers(owner_id, owner == "pool", limit))
+
+    def _stream(self, query: Any) -> Iterator[dict[str, Any]]:
+        with self._read() as s:
+            yield from query(s)
+
+    def list_customers(self, owner: str | None = None,
+                       limit: int | None = None) -> list[dict[str, Any]]:
+        return list(self.iter_customers(owner, limit))
+
+    def count_customers(self, owner: str | None = None) -> int:
+        with self._read() as s:
+            owner_id = _rep(s, owner)["id"] if owner and owner != "pool" else None
+            return s.count_customers(owner_id, owner == "pool")
+
+    def iter_visits(self, rep: str | None = None, customer: str | None = None,
+                    limit: int | None = None) -> Iterator[dict[str, Any]]:
+        """Streamed; an unknown rep or customer raises now, not at the first row."""
+        with self._read() as s:
+            rep_id, customer_id = _visit_filters(s, rep, customer)
+        return self._stream(lambda s: s.visits(rep_id, customer_id, limit))
+
+    def list_visits(self, rep: str | None = None, customer: str | None = None,
+                    limit: int | None = None) -> list[dict[str, Any]]:
+        return list(self.iter_visits(rep, customer, limit))
+
+    def count_visits(self, rep: str | None = None, customer: str | None = None) -> int:
+        with self._read() as s:
+            return s.count_visits(*_visit_filters(s, rep, customer))
+
+    def get_visit(self, visit_id: str) -> dict[str, Any]:
+        with self._read() as s:
+            row = s.visit(visit_id)
+        if row is None:
+            raise NotFound("unknown_visit", f"no visit {visit_id!r}")
+        return row
+
+    def visit_history(self, visit_id: str) -> list[dict[str, Any]]:
+        """Every revision of the visit, oldest first (snapshot as a dict); [] if unknown."""
+        with self._read() as s:
+            return s.visit_revisions(visit_id)
+
+    def customer_history(self, customer_id: str) -> list[dict[str, Any]]:
+        """Every revision of the card, oldest first (snapshot as a dict); [] if unknown."""
+        with self._read() as s:
+            return s.customer_revisions(customer_id, 1)
+
+    def applied_ops(self, device_id: str) -> list[dict[str, Any]]:
+        """The device's ops the archive has answered (the idempotency record), by seq,
+        each with its stored result as a dict."""
+        with self._read() as s:
+            rows = s.applied_ops(device_id)
+        for r in rows:
+            r["result"] = orjson.loads(r["result"])
+        return rows
+
+    def wipe_order(self, device_id: str) -> dict[str, Any] | None:
+        """The device's wipe order with its receipt (a dict, or None before one came)."""
+        with self._read() as s:
+            row = s.wipe_order(device_id)
+        if row is not None:
+            row["receipt"] = orjson.loads(row["receipt"]) if row["receipt"] else None
+        return row
+
+    def list_revocations(self) -> list[dict[str, Any]]:
+        """Every recorded departure, oldest first, `reassigned` decoded."""
+        with self._read() as s:
+            rows = s.revocations()
+        for r in rows:
+            r["reassigned"] = orjson.loads(r["reassigned"])
+        return rows
+
+    def review_visit(self, visit_id: str, status: str, by: str) -> dict[str, Any]:
+        """An office or manager moves a visit along the visit's status rules (e.g.
+        submitted -> approved): a new revision the author's laptop pulls, and an audit
+        entry. Conflict `invalid_transition` when the rules refuse it."""
+        now = self.now()
+        with self._write() as s:
+            row = s.visit(visit_id)
+            if row is None:
+                raise NotFound("unknown_visit", f"no visit {visit_id!r}")
+            try:
+                allowed = can_transition(VisitStatus(row["status"]), VisitStatus(status))
+            except ValueError:
+                allowed = False
+            if not allowed:
+                raise Conflict("invalid_transition",
+                               f"a {row['status']} visit cannot become {status}")
+            customer = s.customer(row["customer_id"])
+            assert customer is not None
+            row.update(status=status, rev=row["rev"] + 1, updated_at=now)
+            operations.store_visit(s, row, customer["owner_rep_id"], by, None, None, insert=False)
+            audit.append(s, now, by, "visit.review", visit_id, {"status": status})
+        return row
+
+    def conflicts(self, limit: int | None = None) -> list[dict[str, Any]]:
+        with self._read() as s:
+            return s.conflicts(limit)
+
+    def quarantine(self, limit: int | None = None) -> list[dict[str, Any]]:
+        with self._read() as s:
+            return s.quarantined(limit)
+
+    def counts(self) -> dict[str, int]:
+        with self._read() as s:
+            return s.counts()
+
+    # --- sync ------------------------------------------------------------------------------
+
+    def push(self, device: Device, ops: list[Any]) -> list[OpResult]:
+        with self._write() as s:
+            return operations.apply_ops(s, device, ops, self.clock.now())
+
+    def pull(self, rep_id: str, after_seq: int, limit: int) -> PullPage:
+        with self._read() as s:
+            return read_page(s, rep_id, after_seq, limit)
+
+    def revisions(self, rep_id: str, customer_ids: list[str], visit_ids: list[str]
+                  ) -> tuple[dict[str, int], dict[str, int]]:
+        """Archive revs of the named records in the rep's scope (for epoch reconcile)."""
+        with self._read() as s:
+            return s.customer_revs(rep_id, customer_ids), s.visit_revs(rep_id, visit_ids)
+
+    # --- leases and policy -------------------------------------------------------------------
+
+    def policy(self) -> dict[str, Any]:
+        with self._read() as s:
+            return leases.policy(s)
+
+    def set_policy(self, block_hours: float | None, wipe_days: float | None,
+                   require_pin: bool | None, by: str = "admin") -> dict[str, Any]:
+        with self._write() as s:
+            return leases.set_policy(s, self.now(), block_hours, wipe_days, require_pin, by)
+
+    def issue_lease(self, device_id: str, have_epoch: int | None) -> dict[str, Any]:
+        with self._write() as s:
+            return leases.issue(s, self.clock.now(), device_id, have_epoch)
+
+    # --- departures --------------------------------------------------------------------------
+
+    def revoke(self, rep: str, reason: str, reassign_to: str = "pool",
+               effective_at: str | None = None, by: str = "hr",
+               source: str = "cli") -> dict[str, Any]:
+        """Record a rep's departure; applied now, or when `effective_at` comes.
+        Idempotent: revoking a rep again returns the existing departure."""
+        return self.revoke_many([(rep, reason, reassign_to, effective_at)], by, source)[0]
+
+    def revoke_many(self, entries: list[tuple[str, str, str, str | None]], by: str,
+                    source: str) -> list[dict[str, Any]]:
+        """Several departures (rep, reason, reassign_to, effective_at) in one
+        transaction: one bad entry and none is applied."""
+        with self._write() as s:
+            return [self._revoke_in(s, *entry, by, source) for entry in entries]
+
+    def _revoke_in(self, s: Store, rep: str, reason: str, reassign_to: str,
+                   effective_at: str | None, by: str, source: str) -> dict[str, Any]:
+        reason = reason.strip()
+        if not reason or len(reason) > 500:
+            raise ArchiveError("invalid_reason", "give a reason of 1-500 characters")
+        row = _rep(s, rep)
+        now = self.now()
+        try:
+            when = iso(parse_iso(effective_at)) if effective_at else now
+        except ValueError:
+            raise ArchiveError("invalid_time", f"{effective_at!r} is not an ISO time") from None
+        existing = s.revocation(row["id"])
+        if existing is not None:
+            return {**departures.summary(existing), "already": True}
+        departures.plan(s, row, reassign_to)  # refuse an impossible reassignment up front
+        rid = s.insert_revocation({
+            "rep_id": row["id"], "reason": reason, "reassign_to": reassign_to,
+            "effective_at": when, "requested_by": by, "source": source, "requested_at": now})
+        audit.append(s, now, by, "rep.revoke_requested", row["id"],
+                     {"reason": reason, "effective_at": when, "reassign_to": reassign_to,
+                      "source": source})
+        if when <= now:
+            record = s.revocation_by_id(rid)
+            assert record is not None
+            departures.apply(s, now, record)
+        record = s.revocation_by_id(rid)
+        assert record is not None
+        return {**departures.summary(record), "already": False}
+
+    def process_due_revocations(self) -> list[str]:
+        """Apply departures whose effective time has come (the server's job loop).
+        Each in its own transaction; one already applied (by another worker) is skipped."""
+        now = self.now()
+        with self._read() as s:
+            due = s.due_revocations(now)
+        done = []
+        for rid in due:
+            with self._write() as s:
+                record = s.revocation_by_id(rid)
+                if record is not None and record["applied_at"] is None:
+                    departures.apply(s, now, record)
+                    done.append(record["rep_id"])
+        return done
+
+    def create_hr_token(self, name: str) -> str:
+        """A bearer token for the HR system's API calls; only its hash is kept."""
+        token = "fvhr_" + secrets.token_urlsafe(32)
+        with self._write() as s:
+            s.insert_hr_token(hashlib.sha256(token.encode()).hexdigest(), name, self.now())
+            audit.append(s, self.now(), "admin", "hr_token.create", name)
+        return token
+
+    def check_hr_token(self, token: str) -> str | None:
+        """The token's name if it is valid. Looked up by SHA-256, then compared in
+        constant time, so response time says nothing about the secret."""
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        with self._read() as s:
+            row = s.hr_token(digest)
+        if row is None or not hmac.compare_digest(row["token_hash"], digest):
+            return None
+        return str(row["name"])
+
+    def final_flush(self, device: Device, ops: list[Any]) -> tuple[list[OpResult], dict[str, Any]]:
+        """A revoked device's last push, or the ops of its opened outbox envelopes:
+        everything goes to quarantine for review (company data, not merged blindly),
+        once per op_id, and the device gets its wipe order."""
+        with self._write() as s:
+            results = operations.quarantine_ops(
+                s, device, ops, "final flush from a revoked device; held for review",
+                self.clock.now())
+            return results, self._wipe_order_in(s, device)
+
+    def _wipe_order_in(self, s: Store, device: Device) -> dict[str, Any]:
+        row = s.wipe_order(device.id)
+        if row is None:
+            order_id, now = "wo_" + secrets.token_hex(8), self.now()
+            s.insert_wipe_order(order_id, device.id, now)
+            s.set_device_state(device.id, "wipe_pending", only_from="revoked")
+            audit.append(s, now, "server", "device.wipe_order", device.id, {"order_id": order_id})
+            row = {"order_id": order_id, "issued_at": now}
+        return {"type": "wipe_order", "order_id": row["order_id"], "device_id": device.id,
+                "rep_id": device.rep_id, "issued_at": row["issued_at"]}
+
+    def record_wipe_receipt(self, device: Device, receipt: dict[str, Any]) -> None:
+        """Conflict `unknown_order` when no wipe with that order_id was ordered."""
+        with self._write() as s:
+            order = s.wipe_order(device.id)
+            if order is None or order["order_id"] != receipt.get("order_id"):
+                raise Conflict("unknown_order", "no wipe was ordered for this device "
+                               "with that order_id")
+            if order["receipt_at"] is not None:
+                # A retried receipt, or one from a copy of the laptop (a disk image, a
+                # restored backup) wiped later: the first stays, each later one is noted.
+                if order["receipt"] != orjson.dumps(receipt).decode():
+                    audit.append(s, self.now(), device.id, "device.wipe_receipt.again",
+                                 device.id, {"order_id": order["order_id"],
+                                             "wiped_at": receipt.get("wiped_at")})
+                return
+            now = self.now()
+            s.set_wipe_receipt(order["order_id"], now, orjson.dumps(receipt).decode())
+            s.set_device_state(device.id, "wiped")
+            audit.append(s, now, device.id, "device.wipe_receipt", device.id,
+                         {"order_id": order["order_id"], "wiped_at": receipt.get("wiped_at")})
+
+    def departure_report(self, rep: str) -> dict[str, Any]:
+        """What HR needs to see: when and by whom, devices wiped, customers, visits kept."""
+        with self._read() as s:
+            row = _rep(s, rep)
+            rec = s.revocation(row["id"])
+            if rec is None:
+                raise NotFound("not_revoked", f"{row['name']} has not been revoked")
+            reassigned: dict[str, str | None] = orjson.loads(rec["reassigned"])
+            names = s.rep_names()
+            cards_now = {c["id"]: c for c in s.customers_by_ids(list(reassigned))}
+            customers = [
+                {"customer_id": cid, "name": cards_now[cid]["name"],
+                 "card_no": cards_now[cid]["card_no"], "to": to,
+                 "to_name": names.get(to or "", "pool"),
+                 "owner_now": cards_now[cid]["owner_rep_id"]}
+                for cid, to in reassigned.items()
+            ]
+            visits_kept = s.count_visits(row["id"], None)
+            quarantined = s.count_quarantined(row["id"])
+        return {
+            "rep": {"id": row["id"], "name": row["name"], "active": bool(row["active"])},
+            "revocation": departures.summary(rec), "devices": self.list_devices(row["id"]),
+            # A receipt is signed by the device key: it says the laptop's agent reports
+            # having destroyed its copy. It is not proof that no copy is left (a disk
+            # image, a backup, a modified agent): see docs/SECURITY.md.
+            "wipe_receipt": WIPE_RECEIPT_MEANING, "customers": customers,
+            "visits_preserved": visits_kept, "quarantined": quarantined,
+        }
+
+
+class _StoreContext:
+    """`with archive._write() as store:` — a SqlStore over one engine transaction."""
+
+    def __init__(self, engine: Engine, write: bool, serial: bool = True) -> None:
+        self._cm = engine.write(serial) if write else engine.read()
+
+    def __enter__(self) -> SqlStore:
+        return SqlStore(self._cm.__enter__())
+
+    def __exit__(self, *exc: Any) -> bool | None:
+        return self._cm.__exit__(*exc)
+
+
+def _rep(s: Store, ref: str | None) -> dict[str, Any]:
+    row = s.rep(ref) if ref else None
+    if row is None:
+        raise NotFound("unknown_rep", f"no rep {ref!r}: see `fieldvault-server rep list`")
+    return row
+
+
+def _customer(s: Store, ref: str) -> dict[str, Any]:
+    row = s.customer_by_ref(ref)
+    if row is None:
+        raise NotFound("unknown_customer", f"no customer {ref!r}")
+    return row
+
+
+def _visit_filters(s: Store, rep: str | None, customer: str | None) -> tuple[str | None, str | None]:
+    return (_rep(s, rep)["id"] if rep else None,
+            _customer(s, customer)["id"] if customer else None)
+
+
+__all__ = ["WIPE_RECEIPT_MEANING", "Archive"]

@@ -1,0 +1,308 @@
+"""Applying a device's operations: scope, merge and date checks, exactly once per op_id.
+
+Everything runs inside the caller's serial write, so a batch lands whole or not
+at all. `now` is the server's time for the batch, passed in (tests set it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from schema.clock import iso, parse_iso
+from schema.enums import OpKind, OpStatus, OwnershipSource, VisitStatus, can_transition
+from schema.merge import fields_changed_by_others, merge_fields
+from schema.models import (
+    CUSTOMER_EDITABLE_FIELDS,
+    CustomerCreateOp,
+    CustomerUpdateOp,
+    OpResult,
+    VisitCreate,
+    VisitCreateOp,
+    VisitUpdateOp,
+    VisitVoidOp,
+)
+from schema.records import to_record
+from schema.signing import MAX_CLOCK_SKEW_S
+
+from ..archive.store import Cards, Device, Store
+from . import cards
+
+_VISIT_FIELDS = tuple(VisitCreate.model_fields)
+
+# Why a visit's start time can be held for review: it is the time the pool clock
+# counts and the time ownership is judged at, so it must fall where the author
+# could have made the visit.
+BEFORE_CARD = "visit dated before the customer's card existed; held for review"
+NOT_OWNED = "customer was not assigned to you when the visit started"
+IN_FUTURE = "visit dated in the future; held for review"
+
+# A rep who finds a new customer visits first and makes the card right after: on
+# their own laptop's card, a visit may start this long before the card was made.
+NEW_CARD_GRACE = timedelta(hours=12)
+
+
+def card_start_for(store: Cards, customer: dict[str, Any], rep_id: str) -> str:
+    """The earliest start a visit by `rep_id` may have on this card.
+
+    The card's creation time, or, for a card `rep_id` made on their own laptop,
+    up to NEW_CARD_GRACE before it (the visit that found the customer came first).
+    A laptop-made card's time is the laptop's word, so it counts back no further
+    than that laptop's enrollment (less the clock skew allowed to a signed request).
+    """
+    made = customer["created_at"]
+    maker = store.card_maker(customer["id"])
+    if maker is None:
+        return str(made)
+    if maker["rep_id"] == rep_id:
+        made = iso(parse_iso(made) - NEW_CARD_GRACE)
+    return max(made, iso(parse_iso(maker["enrolled_at"]) - timedelta(seconds=MAX_CLOCK_SKEW_S)))
+
+
+def ownership_windows(
+    store: Cards, customer: dict[str, Any], rep_id: str, made: str | None = None
+) -> list[tuple[str, str | None]]:
+    """The [start, end) spans in which `rep_id` owned the customer (end None: still does).
+
+    The first span starts at `card_start_for` when that is earlier than the
+    server's record of the card: a card made offline was the rep's from the
+    moment they made it, and the visits logged with it count from then.
+    """
+    rows = store.ownership(customer["id"])
+    made = made or card_start_for(store, customer, rep_id)
+    spans: list[tuple[str, str | None]] = []
+    for i, row in enumerate(rows):
+        if row["to_rep_id"] != rep_id:
+            continue
+        start = min(row["at"], made) if i == 0 else row["at"]
+        spans.append((start, rows[i + 1]["at"] if i + 1 < len(rows) else None))
+    return spans
+
+
+def store_visit(store: Store, row: dict[str, Any], owner: str | None, author: str,
+                device_id: str | None, op_id: str | None, insert: bool) -> None:
+    """Write a visit's new state with its revision and the feed row for the card's owner."""
+    if insert:
+        store.insert_visit(row)
+    else:
+        store.update_visit(row)
+    seq = store.append_feed(owner, "visit", row["id"], row["customer_id"])
+    store.insert_visit_revision(row, seq, author, device_id, op_id, row["updated_at"])
+
+
+class _Apply:
+    """Applies one device's operations inside the caller's transaction."""
+
+    def __init__(self, store: Store, device: Device, now: datetime) -> None:
+        self.store = store
+        self.device = device
+        self.now_dt = now
+        self.now = iso(now)
+
+    def result(self, op: Any, status: OpStatus, **kw: Any) -> OpResult:
+        return OpResult(op_id=op.op_id, status=status, entity_id=op.entity_id, **kw)
+
+    def quarantine(self, op: Any, reason: str) -> OpResult:
+        """Keep the operation for review; it is never merged blindly nor lost."""
+        self.store.insert_quarantine({
+            "op_id": op.op_id, "device_id": self.device.id, "rep_id": self.device.rep_id,
+            "kind": op.kind.value, "entity_id": op.entity_id, "payload": op.model_dump_json(),
+            "reason": reason, "at": self.now})
+        return self.result(op, OpStatus.quarantined, reason=reason)
+
+    def misdated(self, customer: dict[str, Any], started_at: str) -> str | None:
+        """Why a visit by this device's rep may not start at `started_at`, or None.
+
+        A visit counts only inside the author's ownership of the customer (a visit
+        made offline while they owned it still counts after a reassignment: the
+        pool clock is fair to offline work), never before the card existed (but
+        for the grace of a card the author made, see `card_start_for`), and never
+        later than the server's now plus the clock skew a signed request may have:
+        a visit dated ahead would keep the customer out of the pool.
+        """
+        made = card_start_for(self.store, customer, self.device.rep_id)
+        if started_at < min(customer["created_at"], made):
+            return BEFORE_CARD
+        if started_at > iso(self.now_dt + timedelta(seconds=MAX_CLOCK_SKEW_S)):
+            return IN_FUTURE
+        spans = ownership_windows(self.store, customer, self.device.rep_id, made)
+        if not any(start <= started_at and (end is None or started_at < end) for start, end in spans):
+            return NOT_OWNED
+        return None
+
+    # --- per kind ---------------------------------------------------------------
+
+    def customer_create(self, op: CustomerCreateOp) -> OpResult:
+        if self.store.customer(op.entity_id) is not None:
+            return self.result(op, OpStatus.rejected, reason="a customer with this id exists")
+        rep = self.device.rep_id
+        row = cards.insert_customer(
+            self.store, self.now, op.data, rep, rep, OwnershipSource.developed,
+            customer_id=op.entity_id, created_at=to_record(op, {"at"})["at"],
+            device_id=self.device.id, op_id=op.op_id,
+        )
+        return self.result(op, OpStatus.accepted, rev=1, card_no=row["card_no"])
+
+    def customer_update(self, op: CustomerUpdateOp) -> OpResult:
+        row = self.store.customer(op.entity_id)
+        if row is None:
+            if self.store.is_quarantined(op.entity_id):
+                return self.quarantine(op, "the customer's creation is held for review")
+            return self.result(op, OpStatus.rejected, reason="unknown customer")
+        if row["owner_rep_id"] != self.device.rep_id:
+            return self.quarantine(op, "customer is no longer assigned to you; held for review")
+        revs = self.store.customer_revisions(row["id"], max(op.base_rev, 1))
+        snaps = [(r["snapshot"], r["device_id"] == self.device.id) for r in revs]
+        fields = CUSTOMER_EDITABLE_FIELDS
+
+        def pick(snap: dict[str, Any]) -> dict[str, Any]:
+            return {k: snap.get(k) for k in fields}
+
+        others = fields_changed_by_others(
+            (pick(a[0]), pick(b[0]), b[1]) for a, b in zip(snaps, snaps[1:], strict=False)
+        )
+        outcome = merge_fields(row, op.data.changes(), others)
+        conflicts = sorted(outcome.conflicts)
+        status = (OpStatus.conflict if conflicts
+                  else OpStatus.merged if op.base_rev and op.base_rev < row["rev"]
+                  else OpStatus.accepted)
+        if outcome.applied:
+            row.update(outcome.applied)
+            row["rev"] += 1
+            row["updated_at"] = self.now
+            cards.store_customer(self.store, row, self.device.rep_id, self.device.id, op.op_id)
+        for name in conflicts:
+            server_value, rep_value = outcome.conflicts[name]
+            self.store.insert_conflict({
+                "customer_id": row["id"], "field": name,
+                "server_value": _json(server_value), "rep_value": _json(rep_value),
+                "base_rev": op.base_rev, "rev": row["rev"], "rep_id": self.device.rep_id,
+                "device_id": self.device.id, "op_id": op.op_id, "at": self.now})
+        return self.result(op, status, rev=row["rev"], conflicts=conflicts)
+
+    def visit_create(self, op: VisitCreateOp) -> OpResult:
+        if self.store.visit(op.entity_id) is not None:
+            return self.result(op, OpStatus.rejected, reason="a visit with this id exists")
+        data = to_record(op.data)
+        customer = self.store.customer(data["customer_id"])
+        if customer is None:
+            return self.quarantine(op, "unknown customer")
+        rep = self.device.rep_id
+        misdated = self.misdated(customer, data["started_at"])
+        if misdated:
+            return self.quarantine(op, misdated)
+        row = {"id": op.entity_id, "rev": 1, **data, "rep_id": rep, "device_id": self.device.id,
+               "void_reason": "", "created_at": iso(op.at), "updated_at": self.now}
+        store_visit(self.store, row, customer["owner_rep_id"], rep, self.device.id, op.op_id, True)
+        if (customer["last_served_at"] or "") < data["started_at"]:
+            self.store.set_last_served(customer["id"], data["started_at"])
+        return self.result(op, OpStatus.accepted, rev=1)
+
+    def _editable_visit(self, op: Any) -> tuple[dict[str, Any] | None, OpResult | None]:
+        row = self.store.visit(op.entity_id)
+        if row is None:
+            if self.store.is_quarantined(op.entity_id):
+                return None, self.quarantine(op, "the visit's creation is held for review")
+            return None, self.result(op, OpStatus.rejected, reason="unknown visit")
+        if row["rep_id"] != self.device.rep_id:
+            return None, self.result(op, OpStatus.rejected, reason="only the author may edit a visit")
+        if row["status"] not in (VisitStatus.draft, VisitStatus.submitted):
+            return None, self.result(
+                op, OpStatus.rejected,
+                reason=f"visit is {row['status']}; ask your supervisor to correct it",
+            )
+        return row, None
+
+    def _save_visit(self, op: Any, row: dict[str, Any]) -> OpResult:
+        row["rev"] += 1
+        row["updated_at"] = self.now
+        customer = self.store.customer(row["customer_id"])
+        assert customer is not None  # visits reference their customer
+        store_visit(self.store, row, customer["owner_rep_id"], self.device.rep_id,
+                     self.device.id, op.op_id, False)
+        return self.result(op, OpStatus.accepted, rev=row["rev"])
+
+    def visit_update(self, op: VisitUpdateOp) -> OpResult:
+        row, refused = self._editable_visit(op)
+        if refused or row is None:
+            return refused  # type: ignore[return-value]
+        changes = op.data.changes()
+        status = changes.get("status")
+        if status and not can_transition(VisitStatus(row["status"]), VisitStatus(status)):
+            return self.result(op, OpStatus.rejected,
+                               reason=f"a {row['status']} visit cannot go back to {status}")
+        moved = changes.get("started_at")
+        row.update(changes)
+        try:
+            VisitCreate.model_validate({k: row[k] for k in _VISIT_FIELDS})
+        except ValidationError as exc:
+            return self.result(op, OpStatus.rejected, reason=exc.errors()[0]["msg"])
+        if moved is not None:
+            # Ownership is judged at the new time, as for a new visit: an edit may
+            # not carry a visit out of the author's ownership window.
+            customer = self.store.customer(row["customer_id"])
+            assert customer is not None
+            misdated = self.misdated(customer, moved)
+            if misdated:
+                return self.quarantine(op, misdated)
+        return self._save_visit(op, row)
+
+    def visit_void(self, op: VisitVoidOp) -> OpResult:
+        row, refused = self._editable_visit(op)
+        if refused or row is None:
+            return refused  # type: ignore[return-value]
+        row.update(status=VisitStatus.void.value, void_reason=op.data.reason)
+        return self._save_visit(op, row)
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+_HANDLERS: dict[OpKind, Callable[[_Apply, Any], OpResult]] = {
+    OpKind.customer_create: _Apply.customer_create,
+    OpKind.customer_update: _Apply.customer_update,
+    OpKind.visit_create: _Apply.visit_create,
+    OpKind.visit_update: _Apply.visit_update,
+    OpKind.visit_void: _Apply.visit_void,
+}
+
+
+def _each_once(applier: _Apply, ops: list[Any], handle: Callable[[Any], OpResult]) -> list[OpResult]:
+    """Run `handle` on each op not seen before and record its result; a replayed
+    op_id returns its stored result, one used by another device is rejected."""
+    store, device = applier.store, applier.device
+    results: list[OpResult] = []
+    max_seq = 0
+    for op in ops:
+        seen = store.applied_op(op.op_id)
+        if seen is not None:
+            if seen["device_id"] == device.id:
+                results.append(OpResult.model_validate_json(seen["result"]))
+            else:
+                results.append(applier.result(op, OpStatus.rejected, reason="op_id already used"))
+            continue
+        res = handle(op)
+        store.record_op(op.op_id, device.id, op.seq, res.model_dump_json(), applier.now)
+        results.append(res)
+        max_seq = max(max_seq, op.seq)
+    if max_seq:
+        store.raise_last_seq(device.id, max_seq)
+    return results
+
+
+def apply_ops(store: Store, device: Device, ops: list[Any], now: datetime) -> list[OpResult]:
+    """Apply operations in device order; a replayed op_id returns its stored result."""
+    applier = _Apply(store, device, now)
+    return _each_once(applier, ops, lambda op: _HANDLERS[op.kind](applier, op))
+
+
+def quarantine_ops(store: Store, device: Device, ops: list[Any], reason: str,
+                   now: datetime) -> list[OpResult]:
+    """Hold every op for review instead of applying it (replays answer as before)."""
+    applier = _Apply(store, device, now)
+    return _each_once(applier, ops, lambda op: applier.quarantine(op, reason))
