@@ -60,8 +60,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from schema import lease as lease_crypto  # noqa: E402
-from schema import signing  # noqa: E402
+from schema import sealing, signing  # noqa: E402
 from schema.clock import iso, parse_iso  # noqa: E402
 
 SERVER_BIN = str(Path(sys.executable).parent / "fieldvault-server")
@@ -324,14 +323,15 @@ class Server:
 
 def open_archive(config: FleetConfig, data: Path) -> Any:
     """The archive library, for the bulk set-up of reps and codes."""
-    import server.archive as archive_mod
+    try:
+        from server.rules import open_archive as opener
+    except ImportError:  # before the rules/storage split: SQLite only
+        if config.archive and not config.archive.startswith("sqlite:"):
+            raise RuntimeError("this server has no --archive support yet: only SQLite") from None
+        import server.archive as archive_mod
 
-    opener = getattr(archive_mod, "open_archive", None)
-    if opener is not None:
-        return opener(config.archive or f"sqlite:///{data / 'archive.db'}")
-    if config.archive and not config.archive.startswith("sqlite:"):
-        raise RuntimeError("this server has no --archive support yet: only SQLite")
-    return archive_mod.SQLiteArchive(data)
+        return archive_mod.SQLiteArchive(data)  # type: ignore[attr-defined,unused-ignore]
+    return opener(data, url=config.archive)
 
 
 def archive_bytes(config: FleetConfig, data: Path) -> int | None:
@@ -504,7 +504,7 @@ class Agent:
         self._install_lease(answer["sealed_lease"])
 
     def _install_lease(self, sealed: dict[str, str]) -> None:
-        payload = lease_crypto.open_sealed(self.box_key, sealed, self.device_id.encode())
+        payload = sealing.open_sealed(self.box_key, sealed, self.device_id.encode())
         self.lease_epoch = int(payload["lease"]["epoch"])
 
     # -- a rep's work, offline --
