@@ -938,7 +938,8 @@ def summary(r: dict[str, Any]) -> str:
         f"{r['final_flush_ops']} op(s), {r['wipe_receipts']} wipe receipt(s); reassignments "
         f"{r['reassignments']} ({r['reassignments_seen_by_both']} seen by both agents)",
         f"server CPU {srv['cpu_s']} s ({srv['cpu_cores_avg']} cores avg), RSS peak "
-        f"{srv['rss_peak_mb']} MiB, end {srv['rss_end_mb']} MiB, {srv['processes']} process(es)",
+        f"{srv['rss_peak_mb']} MiB, end {srv['rss_end_mb']} MiB, {srv['processes']} process(es)"
+        + (" (PostgreSQL's own processes not included)" if r["archive"] == "postgresql" else ""),
         "set-up " + ", ".join(f"{k} {v}s" for k, v in r["setup_s"].items()),
         f"archive growth {growth}; client CPU {r['client_cpu_s']} s; host busy "
         f"{r['host']['busy_pct']}% of {r['host']['cpus']} CPUs (everything on it, us included)",
