@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from . import pgcluster
-from .harness import ServerProcess, init_server
+from . import harness, pgcluster
+from .harness import Backend, ServerProcess, init_server
 from .pgcluster import PgCluster
 
 
@@ -61,3 +62,41 @@ def pg_empty_url(pg_cluster: PgCluster) -> Iterator[str]:
     name = pg_cluster.new_name()
     yield pg_cluster.create_db(name)
     pg_cluster.drop_db(name)
+
+
+# --- one test body, every backend -------------------------------------------------------
+
+
+BACKENDS = ["sqlite", "postgresql-2w"]
+
+
+@contextmanager
+def _backend(request: pytest.FixtureRequest, data: Path) -> Iterator[Backend]:
+    if request.param == "sqlite":
+        init_server(data)
+        yield Backend("sqlite", data, None, 1)
+        return
+    cluster: PgCluster = request.getfixturevalue("pg_cluster")
+    name = cluster.new_name()
+    url = cluster.create_db(name, template=request.getfixturevalue("pg_template"))
+    try:
+        init_server(data, archive_url=url)  # the real CLI: epoch, keys
+        yield Backend("postgresql-2w", data, url, 2)
+    finally:
+        harness.forget_archive(data)
+        cluster.drop_db(name)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    """An initialized archive on each backend in turn (no server running)."""
+    with _backend(request, tmp_path / "server") as found:
+        yield found
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def module_backend(request: pytest.FixtureRequest,
+                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
+    """`backend` shared by a module's tests (for a module-wide server)."""
+    with _backend(request, tmp_path_factory.mktemp("backend") / "server") as found:
+        yield found

@@ -17,6 +17,7 @@ Sections, in order:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -75,18 +76,48 @@ def free_port() -> int:
 
 
 def run(cmd: list[str], check: bool = True, timeout: float = 120,
-        env_extra: dict[str, str] | None = None, **kw: Any) -> subprocess.CompletedProcess[str]:
-    """Run a CLI command; `check` fails the test with its stderr when it exits non-zero."""
-    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", **(env_extra or {})}
+        env: dict[str, str] | None = None, **kw: Any) -> subprocess.CompletedProcess[str]:
+    """Run a CLI command; `check` fails the test with its stderr when it exits non-zero.
+    `env`: variables added to this process's environment."""
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", **(env or {})}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, **kw)
     if check and proc.returncode != 0:
         raise AssertionError(f"{cmd} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
     return proc
 
 
+# The archive of each data folder whose archive is not archive.db inside it (set by
+# `init_server(data, archive_url=URL)`): every helper here that takes a data folder
+# (the CLIs, `archive`, `ServerProcess`) reaches that archive, so one test body runs
+# on every backend.
+_ARCHIVE_URLS: dict[Path, str] = {}
+# One open Archive per PostgreSQL URL: each open is a connection pool, and tests poll.
+_PG_ARCHIVES: dict[str, Archive] = {}
+
+
+def archive_url_of(data: Path) -> str | None:
+    """The archive URL `init_server` registered for `data`; None: archive.db in it."""
+    return _ARCHIVE_URLS.get(Path(data).resolve())
+
+
+def archive_env(data: Path) -> dict[str, str]:
+    """The environment that points a server command at `data`'s archive. Through the
+    environment, not argv: a PostgreSQL URL can carry a password."""
+    url = archive_url_of(data)
+    return {"FIELDVAULT_ARCHIVE_URL": url} if url else {}
+
+
+def forget_archive(data: Path) -> None:
+    """Close and unregister `data`'s archive (before its database is dropped)."""
+    url = _ARCHIVE_URLS.pop(Path(data).resolve(), None)
+    if url is not None and url in _PG_ARCHIVES:
+        _PG_ARCHIVES.pop(url).close()
+
+
 def server_cli(data: Path, *args: str, check: bool = True) -> Any:
-    """Run `fieldvault-server ARGS --data DATA --json` and return its JSON."""
-    proc = run([SERVER, *args, "--data", str(data), "--json"], check=check)
+    """Run `fieldvault-server ARGS --data DATA --json` (on DATA's archive) and return
+    its JSON."""
+    proc = run([SERVER, *args, "--data", str(data), "--json"], check=check, env=archive_env(data))
     return json.loads(proc.stdout) if proc.returncode == 0 else proc
 
 
@@ -97,40 +128,66 @@ def agent_cli(home: Path, *args: str, check: bool = True) -> Any:
 
 
 class ServerProcess:
-    """`fieldvault-server serve` as a real process on a loopback port."""
+    """`fieldvault-server serve` as a real process on a loopback port, on the archive
+    `init_server` registered for `data` unless `archive_url` names another. With
+    `workers` > 1 it is uvicorn's supervisor and its worker processes: all of them
+    form one process group, and stop/kill reach the whole group."""
 
     def __init__(self, data: Path, port: int | None = None, replica: str | None = None,
-                 args: tuple[str, ...] = ()) -> None:
+                 args: tuple[str, ...] = (), archive_url: str | None = None, workers: int = 1,
+                 env: dict[str, str] | None = None) -> None:
         self.data = data
         self.args = args  # more `serve` options, e.g. ("--hr-inbox", DIR)
         self.replica = replica  # --replica URL for serve; None keeps the default file replica
+        self.archive_url = archive_url or archive_url_of(data)
+        self.workers = workers
+        self.env = env or {}  # more FIELDVAULT_* settings, e.g. the revocation check period
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = data / "serve.log"
 
-    def start(self, timeout: float = 20) -> ServerProcess:
+    def start(self, timeout: float = 30) -> ServerProcess:
         self.data.mkdir(parents=True, exist_ok=True)
         cmd = [SERVER, "serve", "--data", str(self.data), "--port", str(self.port)]
         if self.replica is not None:
             cmd += ["--replica", self.replica]
+        if self.workers != 1:
+            cmd += ["--workers", str(self.workers)]
         cmd += list(self.args)
+        env = {**os.environ, **self.env}
+        if self.archive_url:
+            env["FIELDVAULT_ARCHIVE_URL"] = self.archive_url  # not argv: it may hold a password
+        offset = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                cmd,
+                cmd, env=env,
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError(f"server exited early:\n{self.log.read_text()}")
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
+            if self._answers() and self._started_workers(offset) >= self.workers:
+                return self
             time.sleep(0.05)
+        self.kill()
         raise AssertionError(f"server did not come up:\n{self.log.read_text()}")
+
+    def _answers(self) -> bool:
+        try:
+            return httpx.get(self.url + "/healthz", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def _started_workers(self, offset: int) -> int:
+        """How many worker processes finished starting since `offset` of the log: one
+        answer to /healthz proves only that one of them is up."""
+        if self.workers == 1:
+            return 1
+        with self.log.open("rb") as log:
+            log.seek(offset)
+            return log.read().count(b"Application startup complete")
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -140,15 +197,78 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(timeout=5)
+        self._wait_group_gone()
 
     def kill(self) -> None:
-        """SIGKILL: no chance to clean up, like a power cut of the process."""
+        """SIGKILL to every process of the server (supervisor, workers, Litestream): no
+        chance to clean up, like a power cut of the machine."""
         if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=10)
+        self._wait_group_gone()
+
+    def _wait_group_gone(self, timeout: float = 15) -> None:
+        """Until no live process is left in the server's group: a worker orphaned by
+        its supervisor's death would keep the port (and a SQLite lock) from the next
+        start. SIGKILL any straggler (a worker outlives a SIGTERMed supervisor only
+        when something went wrong)."""
+        if self.proc is None:
+            return
+        pgid = self.proc.pid
+        deadline = time.monotonic() + timeout
+        while _live_group_members(pgid):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"server processes {_live_group_members(pgid)} outlived it")
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGKILL)
+            time.sleep(0.02)
 
 
-def init_server(data: Path) -> dict[str, Any]:
+def _live_group_members(pgid: int) -> list[int]:
+    """Processes of group `pgid` that are not zombies (from /proc: Linux)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # gone meanwhile
+            continue
+        # pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses.
+        fields = text[text.rindex(")") + 2:].split()
+        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            found.append(int(stat.parent.name))
+    return found
+
+
+@dataclass
+@dataclass
+class Backend:
+    """Where a test's server keeps its archive: SQLite in `data` with one API process, or
+    a PostgreSQL database served by `workers` processes. `data` holds the server's keys
+    either way, and the harness reaches the archive from it (harness.init_server)."""
+
+    name: str
+    data: Path
+    url: str | None
+    workers: int
+
+    @property
+    def sqlite(self) -> bool:
+        return self.url is None
+
+    def server(self, **kw: Any) -> ServerProcess:
+        """A `serve` process on this archive with this backend's number of workers."""
+        return ServerProcess(self.data, workers=self.workers, **kw)
+
+    def archive(self) -> Archive:
+        return archive(self.data)
+
+
+def init_server(data: Path, archive_url: str | None = None) -> dict[str, Any]:
+    """`fieldvault-server init`: the archive (archive.db in `data`, or `archive_url`) and
+    the server's keys in `data`. An `archive_url` is remembered for `data`."""
+    if archive_url is not None:
+        _ARCHIVE_URLS[Path(data).resolve()] = archive_url
     return server_cli(data, "init")  # type: ignore[no-any-return]
 
 
@@ -167,7 +287,13 @@ def enroll(data: Path, home: Path, url: str, rep: str) -> dict[str, Any]:
 # === 2. library shortcuts around real processes =======================================
 
 def archive(data: Path) -> Archive:
-    return open_archive(data)
+    """`data`'s archive through its public methods, on whichever backend it lives."""
+    url = archive_url_of(data)
+    if url is None:
+        return open_archive(data)
+    if url not in _PG_ARCHIVES:
+        _PG_ARCHIVES[url] = open_archive(data, url=url)
+    return _PG_ARCHIVES[url]
 
 
 def add_customers(data: Path, owner: str | None, names: list[str]) -> list[dict[str, Any]]:

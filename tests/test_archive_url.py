@@ -38,7 +38,7 @@ def test_every_admin_command_works_on_postgresql(tmp_path: Path, pg_empty_url: s
     assert not (data / ARCHIVE_FILE).exists() and (data / "server_sign.pem").exists()
     # The URL from the environment, as operators are told to pass it.
     env_run = run([SERVER, "rep", "add", "--name", "李伟", "--data", str(data), "--json"],
-                  env_extra={"FIELDVAULT_ARCHIVE_URL": pg_empty_url})
+                  env={"FIELDVAULT_ARCHIVE_URL": pg_empty_url})
     rep = json.loads(env_run.stdout)
     code, out, _ = cli(data, pg_empty_url, "rep", "list")
     assert [r["name"] for r in json.loads(out)] == ["李伟"] and rep["name"] == "李伟"

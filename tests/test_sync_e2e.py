@@ -6,6 +6,8 @@ customer moves it, with its whole visit history, from one laptop to the other;
 a visit logged offline for a customer reassigned meanwhile is accepted when
 the rep owned the customer at the visit's start, and quarantined otherwise.
 
+Every test runs on SQLite and on PostgreSQL behind two API workers.
+
 The behaviour under test goes through the CLIs (`fieldvault sync`, `visit log`,
 `customer add`, `fieldvault-server customer assign`, `quarantine`); set-up and
 inspection use the libraries (tests/harness.py) to keep the run short.
@@ -25,17 +27,16 @@ from agent.store import StoreError
 from schema.models import VisitPatch
 
 from . import harness
-from .harness import AGENT, ServerProcess, agent_cli, init_server, run, server_cli
+from .harness import AGENT, Backend, ServerProcess, agent_cli, run, server_cli
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """One server for the module; each test uses its own reps, customers and homes."""
-    data = tmp_path_factory.mktemp("e2e") / "server"
-    init_server(data)
-    proc = ServerProcess(data).start()
+def server(module_backend: Backend) -> Iterator[ServerProcess]:
+    """One server for the module, on each backend in turn (SQLite; PostgreSQL with two
+    API workers); each test uses its own reps, customers and homes."""
+    proc = module_backend.server().start()
     yield proc
     proc.stop()
 
