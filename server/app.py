@@ -15,6 +15,7 @@ from starlette.middleware.gzip import GZipMiddleware
 from schema.clock import Clock, SystemClock
 
 from . import errors, openapi
+from .archive.engine import JobLock
 from .body_limit import SMALL_BODY_BYTES, BodyLimit
 from .hr_inbox import InboxWatcher
 from .keys import load_or_create_box_key, load_or_create_signing_key
@@ -39,30 +40,38 @@ class Jobs:
         self.archive = archive
         self.settings = settings
         self.stack = contextlib.ExitStack()
-        self.leader = False
+        self.lock: JobLock | None = None
         self.watcher: InboxWatcher | None = None
 
     def try_lead(self) -> bool:
-        if not self.leader:
-            held = self.stack.enter_context(self.archive.engine.job_lock(JOBS_LOCK))
-            if not held:
-                self.stack.close()
-                self.stack = contextlib.ExitStack()
+        if self.lock is not None and not self.lock.alive():
+            log.warning("lost the background-jobs lock; another process may take over")
+            self.step_down()
+        if self.lock is None:
+            lock = self.stack.enter_context(self.archive.engine.job_lock(JOBS_LOCK))
+            if not lock:
+                self.step_down()
                 return False
-            self.leader = True
+            self.lock = lock
             if self.settings.hr_inbox is not None:
                 self.watcher = InboxWatcher(self.archive, self.settings.hr_inbox)
                 self.watcher.start()
         return True
+
+    def step_down(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+            self.watcher = None
+        self.lock = None
+        self.stack.close()
+        self.stack = contextlib.ExitStack()
 
     def run_once(self) -> None:
         if self.try_lead():
             self.archive.process_due_revocations()
 
     def stop(self) -> None:
-        if self.watcher is not None:
-            self.watcher.stop()
-        self.stack.close()
+        self.step_down()
 
 
 @asynccontextmanager
@@ -78,8 +87,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             await asyncio.sleep(app.state.settings.revocation_check_s)
 
     # The first round before serving: a lone server picks up its HR inbox at once.
-    with contextlib.suppress(Exception):
+    try:
         await run_in_threadpool(jobs.try_lead)
+    except Exception:  # the loop tries again; the API must still come up
+        log.exception("background jobs could not start")
     task = asyncio.create_task(loop())
     try:
         yield

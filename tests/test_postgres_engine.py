@@ -418,15 +418,15 @@ def test_job_lock_is_exclusive_and_released(pg_url: str, pg: PostgresEngine) -> 
     other = PostgresEngine.open(pg_url)
     try:
         with pg.job_lock("revocations") as first:
-            assert first is True
+            assert first and first.alive()
             with other.job_lock("revocations") as second:
-                assert second is False
+                assert not second and not second.alive()
             with other.job_lock("hr-inbox") as unrelated:
-                assert unrelated is True
+                assert unrelated
             with pg.write() as tx:  # the write lock is a different key
                 _feed_insert(tx, "x")
         with other.job_lock("revocations") as after:
-            assert after is True
+            assert after
     finally:
         other.close()
 
@@ -440,13 +440,13 @@ def test_job_lock_of_a_killed_process_is_free_again(pg_url: str, pg: PostgresEng
         proc.stdin.flush()
         assert proc.stdout.readline().strip() == "held"
         with pg.job_lock("revocations") as held:
-            assert held is False
+            assert not held
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(WAIT_S)
 
         def free() -> bool:
             with pg.job_lock("revocations") as got:
-                return got
+                return bool(got)
         _eventually(free, "the dead holder's lock to be released")
     finally:
         if proc.poll() is None:
@@ -528,3 +528,20 @@ def test_archive_urls(tmp_path: Path) -> None:
             parse_archive_url(bad, tmp_path)
         assert exc.value.code == "invalid_archive_url"
         assert "hunter2" not in exc.value.message
+
+
+def test_a_job_lock_lost_with_its_session_says_so(pg_url: str, pg: PostgresEngine) -> None:
+    """A database restart or a cut connection frees the lock without a word to the holder:
+    `alive()` must notice, so two processes never both believe they run the jobs."""
+    other = PostgresEngine.open(pg_url)
+    try:
+        with pg.job_lock("jobs") as lock:
+            assert lock.alive()
+            with other.write() as tx:  # what a restart does to the holder's session
+                tx.execute("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE "
+                           "locktype = 'advisory' AND granted AND pid <> pg_backend_pid()")
+            assert not lock.alive() and not lock
+            with other.job_lock("jobs") as taken_over:
+                assert taken_over.alive()
+    finally:
+        other.close()

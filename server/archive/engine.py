@@ -15,7 +15,7 @@ later with a lower number; and a failed transaction changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
@@ -25,6 +25,26 @@ from .errors import StorageError
 class UniqueViolation(Exception):
     """An INSERT or UPDATE hit a unique key. The transaction is lost: the caller
     lets it roll back (on PostgreSQL nothing more may run in it)."""
+
+
+class JobLock:
+    """What `Engine.job_lock` yields: true when this process holds the lock. `alive()`
+    asks again, because a lock can be lost without a word (a database session cut by a
+    restart or a network failure releases it)."""
+
+    def __init__(self, held: bool, check: Callable[[], bool] | None = None) -> None:
+        self.held = held
+        self._check = check
+
+    def __bool__(self) -> bool:
+        return self.held
+
+    def alive(self) -> bool:
+        if not self.held:
+            return False
+        if self._check is not None and not self._check():
+            self.held = False
+        return self.held
 
 
 class Tx(Protocol):
@@ -77,10 +97,11 @@ class Engine(Protocol):
         independent upserts (request nonces) that need no such order."""
         ...
 
-    def job_lock(self, name: str) -> AbstractContextManager[bool]:
+    def job_lock(self, name: str) -> AbstractContextManager[JobLock]:
         """Try, without waiting, to become the one runner of background job `name`
-        across every worker and host. Yields True when this process holds it
-        until the block ends, False when someone else does."""
+        across every worker and host. Yields a true JobLock when this process holds
+        it until the block ends (or `alive()` says it was lost), a false one when
+        someone else does."""
         ...
 
     def describe(self) -> str:
@@ -92,4 +113,4 @@ class Engine(Protocol):
         ...
 
 
-__all__ = ["Engine", "StorageError", "Tx", "UniqueViolation"]
+__all__ = ["Engine", "JobLock", "StorageError", "Tx", "UniqueViolation"]

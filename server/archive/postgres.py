@@ -42,7 +42,7 @@ from psycopg_pool import ConnectionPool
 
 from schema.migrations import server_pg
 
-from .engine import UniqueViolation
+from .engine import JobLock, UniqueViolation
 from .errors import StorageError, Unavailable
 from .url import redact
 
@@ -346,7 +346,7 @@ class PostgresEngine:
             conn.execute(b"COMMIT")
 
     @contextmanager
-    def job_lock(self, name: str) -> Iterator[bool]:
+    def job_lock(self, name: str) -> Iterator[JobLock]:
         """A session advisory lock on a connection of its own (not pooled), held for the
         block: if this process dies, its connection closes and the lock is free again."""
         with self._errors.mapped():
@@ -356,7 +356,17 @@ class PostgresEngine:
                 row = conn.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))",
                                    (JOB_LOCK_CLASS, name)).fetchone()
             held = bool(row and row[0])
-            yield held
+
+            def still_held() -> bool:
+                try:
+                    return bool(conn.execute(
+                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND "
+                        "pid = pg_backend_pid() AND classid = %s AND objid = hashtext(%s)::oid "
+                        "AND granted", (JOB_LOCK_CLASS, name)).fetchone()[0])  # type: ignore[index]
+                except psycopg.Error:
+                    return False  # the session is gone, and its lock with it
+
+            yield JobLock(held, still_held)
             if held:  # explicit, so the next holder need not wait for the backend to exit
                 with contextlib.suppress(psycopg.Error):
                     conn.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", (JOB_LOCK_CLASS, name))

@@ -22,7 +22,7 @@ from sqlite_utils import Database
 from schema.migrations.server import migrations
 
 from . import datadir
-from .engine import UniqueViolation
+from .engine import JobLock, UniqueViolation
 from .errors import StorageError, Unavailable
 
 ARCHIVE_FILE = "archive.db"
@@ -209,7 +209,7 @@ class SQLiteEngine:
             conn.execute("COMMIT")
 
     @contextmanager
-    def job_lock(self, name: str) -> Iterator[bool]:
+    def job_lock(self, name: str) -> Iterator[JobLock]:
         # flock: released by the kernel when the holder dies, so a crashed worker
         # never keeps the jobs from running. A SQLite archive lives on one host.
         lock = self.path.parent / f".{self.path.name}.{name}.lock"
@@ -218,9 +218,9 @@ class SQLiteEngine:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                yield False
+                yield JobLock(False)
                 return
-            yield True
+            yield JobLock(True)  # an flock is held as long as the descriptor is open
         finally:
             os.close(fd)
 

@@ -15,7 +15,7 @@ import psycopg
 from schema.clock import ManualClock, iso
 from schema.models import CustomerCreate, OpResult, PushRequest
 from server.archive import Device, PullPage
-from server.archive.engine import Engine, Tx
+from server.archive.engine import Engine, JobLock, Tx
 from server.archive.sqlstore import SqlStore
 from server.rules import Archive
 
@@ -198,7 +198,7 @@ class _RecordingEngine:
         with self._engine.write(serial) as tx:
             yield _RecordingTx(tx, self._log)
 
-    def job_lock(self, name: str) -> AbstractContextManager[bool]:
+    def job_lock(self, name: str) -> AbstractContextManager[JobLock]:
         return self._engine.job_lock(name)
 
     def describe(self) -> str:
