@@ -123,3 +123,18 @@ def test_serve_refuses_a_bad_archive_url_before_listening(tmp_path: Path) -> Non
                 f"postgresql://fv:pw@127.0.0.1:{free_port()}/fv"], check=False, timeout=60)
     assert proc.returncode != 0
     assert "cannot reach" in one_error_line(proc.stderr) and "pw@" not in proc.stderr
+
+
+def test_concurrent_inits_of_one_sqlite_archive_agree(tmp_path: Path) -> None:
+    """A deploy script and an operator running `init` at the same moment."""
+    import subprocess
+
+    data = tmp_path / "server"
+    procs = [subprocess.Popen([SERVER, "init", "--data", str(data), "--json"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(4)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, outs
+    epochs = {json.loads(out)["archive_epoch"] for out, _ in outs}
+    assert len(epochs) == 1
+    assert server_cli(data, "rep", "list") == []

@@ -320,7 +320,13 @@ class PostgresEngine:
     @contextmanager
     def write(self, serial: bool = True) -> Iterator[PgTx]:
         # One round trip: BEGIN and the lock go as one simple query.
-        begin = f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})" if serial else "BEGIN"
+        # Not serial: request nonces and last-seen times. Their commit need not wait for
+        # the WAL flush (SQLite in WAL mode with synchronous=NORMAL does not wait either):
+        # a database crash may forget the last instant's nonces, which reopens a replay
+        # window of at most the clock skew for requests captured in that instant, and a
+        # replayed request is still answered exactly as the first (op_ids are idempotent).
+        begin = (f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})" if serial
+                 else "BEGIN; SET LOCAL synchronous_commit TO OFF")
         with self._transaction(begin, writable=True) as tx:
             yield tx
 

@@ -158,12 +158,18 @@ class SQLiteEngine:
         """Create or migrate the archive file; idempotent."""
         datadir.create_private_file(path)
         conn = connect(path)
+        # sqlite-utils migrates without a cross-process lock: two `init`s at once (a
+        # deploy script and an operator) would both try the first migration.
+        lock = os.open(path.parent / f".{path.name}.init.lock",
+                       os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
             _, unknown = schema_state(conn)
             if unknown:
                 raise _mismatch(str(path), [], unknown, "")
             migrations.apply(Database(conn))
         finally:
+            os.close(lock)
             conn.close()
         return cls(path)
 
