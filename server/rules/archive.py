@@ -19,19 +19,16 @@ from typing import Any
 
 import orjson
 
-from schema.clock import Clock, SystemClock, iso, parse_iso
+from schema.clock import Clock, SystemClock, iso
 from schema.enums import OwnershipSource, RepTier, VisitStatus, can_transition
 from schema.models import CustomerCreate, CustomerPatch, OpResult
 
 from ..archive.engine import Engine, UniqueViolation
-from ..archive.errors import ArchiveError, Conflict, Forbidden, NotFound
+from ..archive.errors import ArchiveError, Conflict, NotFound
 from ..archive.sqlstore import SqlStore
 from ..archive.store import Device, PullPage, Store
-from . import audit, cards, departures, enrollment, imports, leases, operations
+from . import audit, cards, departures, enrollment, imports, leases, operations, wipes
 from .feed import read_page
-
-WIPE_RECEIPT_MEANING = ("attested by the device: its own signed statement that it destroyed "
-                        "its copy, not proof that no other copy exists")
 
 # Meta rows every archive has from its first day (written by `initialize`).
 _DEFAULT_META = {"card_counter": "0"}
@@ -170,28 +167,15 @@ class Archive:
         return code, expires
 
     def enroll(self, code: str, name: str, sign_pub: bytes, box_pub: bytes) -> Device:
-        device_id = "dev_" + secrets.token_hex(8)
-        now = self.now()
-        code_hash = enrollment.hash_code(code)
+        """A new device for the rep the one-time `code` names. Forbidden `invalid_code`
+        (unknown, used or expired: one answer) or `rep_inactive`; Conflict `key_in_use`
+        when the keys are another device's (the code stays unused)."""
         try:
             with self._write() as s:
-                row = s.enroll_code(code_hash)
-                # One answer for unknown, used and expired codes: no oracle for guessing.
-                if row is None or row["used_at"] is not None or row["expires_at"] < now:
-                    raise Forbidden("invalid_code", "enrollment code is unknown, used or expired: "
-                                    "ask your admin for a new one")
-                rep = s.rep(row["rep_id"])
-                if rep is None or not rep["active"]:
-                    raise Forbidden("rep_inactive", "this rep is no longer active")
-                s.use_enroll_code(code_hash, device_id, now)
-                s.insert_device(device_id, row["rep_id"], name, sign_pub, box_pub, now)
-                audit.append(s, now, device_id, "device.enroll", row["rep_id"], {"name": name})
-                device = s.device(device_id)
+                return enrollment.enroll(s, self.now(), code, name, sign_pub, box_pub)
         except UniqueViolation:  # the unique key indexes; the code stays unused
             raise Conflict("key_in_use", "these public keys belong to another device: "
                            "generate new keys and enroll again") from None
-        assert device is not None
-        return device
 
     def get_device(self, device_id: str) -> Device | None:
         with self._read() as s:
@@ -199,14 +183,8 @@ class Archive:
 
     def list_devices(self, rep: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         with self._read() as s:
-            rows = s.devices(_rep(s, rep)["id"] if rep else None, limit)
-        now = self.now()
-        for row in rows:
-            # Past its block deadline without checking in, an active device has
-            # locked itself: show what the laptop is doing, not just the record.
-            if row["state"] == "active" and row["block_at"] and row["block_at"] <= now:
-                row["state"] = "blocked"
-        return rows
+            return wipes.devices_as_seen(s, self.now(), _rep(s, rep)["id"] if rep else None,
+                                         limit)
 
     def remember_nonce(self, device_id: str, nonce: str, now_ts: float, window_s: float) -> bool:
         """Record a request nonce; False when it was seen before (a replay)."""
@@ -433,36 +411,9 @@ class Archive:
         """Several departures (rep, reason, reassign_to, effective_at) in one
         transaction: one bad entry and none is applied."""
         with self._write() as s:
-            return [self._revoke_in(s, *entry, by, source) for entry in entries]
-
-    def _revoke_in(self, s: Store, rep: str, reason: str, reassign_to: str,
-                   effective_at: str | None, by: str, source: str) -> dict[str, Any]:
-        reason = reason.strip()
-        if not reason or len(reason) > 500:
-            raise ArchiveError("invalid_reason", "give a reason of 1-500 characters")
-        row = _rep(s, rep)
-        now = self.now()
-        try:
-            when = iso(parse_iso(effective_at)) if effective_at else now
-        except ValueError:
-            raise ArchiveError("invalid_time", f"{effective_at!r} is not an ISO time") from None
-        existing = s.revocation(row["id"])
-        if existing is not None:
-            return {**departures.summary(existing), "already": True}
-        departures.plan(s, row, reassign_to)  # refuse an impossible reassignment up front
-        rid = s.insert_revocation({
-            "rep_id": row["id"], "reason": reason, "reassign_to": reassign_to,
-            "effective_at": when, "requested_by": by, "source": source, "requested_at": now})
-        audit.append(s, now, by, "rep.revoke_requested", row["id"],
-                     {"reason": reason, "effective_at": when, "reassign_to": reassign_to,
-                      "source": source})
-        if when <= now:
-            record = s.revocation_by_id(rid)
-            assert record is not None
-            departures.apply(s, now, record)
-        record = s.revocation_by_id(rid)
-        assert record is not None
-        return {**departures.summary(record), "already": False}
+            return [departures.request(s, self.now(), _rep(s, rep), reason, reassign_to, when,
+                                       by, source)
+                    for rep, reason, reassign_to, when in entries]
 
     def process_due_revocations(self) -> list[str]:
         """Apply departures whose effective time has come (the server's job loop).
@@ -505,68 +456,18 @@ class Archive:
             results = operations.quarantine_ops(
                 s, device, ops, "final flush from a revoked device; held for review",
                 self.clock.now())
-            return results, self._wipe_order_in(s, device)
-
-    def _wipe_order_in(self, s: Store, device: Device) -> dict[str, Any]:
-        row = s.wipe_order(device.id)
-        if row is None:
-            order_id, now = "wo_" + secrets.token_hex(8), self.now()
-            s.insert_wipe_order(order_id, device.id, now)
-            s.set_device_state(device.id, "wipe_pending", only_from="revoked")
-            audit.append(s, now, "server", "device.wipe_order", device.id, {"order_id": order_id})
-            row = {"order_id": order_id, "issued_at": now}
-        return {"type": "wipe_order", "order_id": row["order_id"], "device_id": device.id,
-                "rep_id": device.rep_id, "issued_at": row["issued_at"]}
+            return results, wipes.order_for(s, self.now(), device)
 
     def record_wipe_receipt(self, device: Device, receipt: dict[str, Any]) -> None:
         """Conflict `unknown_order` when no wipe with that order_id was ordered."""
         with self._write() as s:
-            order = s.wipe_order(device.id)
-            if order is None or order["order_id"] != receipt.get("order_id"):
-                raise Conflict("unknown_order", "no wipe was ordered for this device "
-                               "with that order_id")
-            if order["receipt_at"] is not None:
-                # A retried receipt, or one from a copy of the laptop (a disk image, a
-                # restored backup) wiped later: the first stays, each later one is noted.
-                if order["receipt"] != orjson.dumps(receipt).decode():
-                    audit.append(s, self.now(), device.id, "device.wipe_receipt.again",
-                                 device.id, {"order_id": order["order_id"],
-                                             "wiped_at": receipt.get("wiped_at")})
-                return
-            now = self.now()
-            s.set_wipe_receipt(order["order_id"], now, orjson.dumps(receipt).decode())
-            s.set_device_state(device.id, "wiped")
-            audit.append(s, now, device.id, "device.wipe_receipt", device.id,
-                         {"order_id": order["order_id"], "wiped_at": receipt.get("wiped_at")})
+            wipes.record_receipt(s, self.now(), device, receipt)
 
     def departure_report(self, rep: str) -> dict[str, Any]:
-        """What HR needs to see: when and by whom, devices wiped, customers, visits kept."""
+        """What HR needs to see: when and by whom, devices wiped, customers, visits kept.
+        NotFound `not_revoked` for a rep who has not left."""
         with self._read() as s:
-            row = _rep(s, rep)
-            rec = s.revocation(row["id"])
-            if rec is None:
-                raise NotFound("not_revoked", f"{row['name']} has not been revoked")
-            reassigned: dict[str, str | None] = orjson.loads(rec["reassigned"])
-            names = s.rep_names()
-            cards_now = {c["id"]: c for c in s.customers_by_ids(list(reassigned))}
-            customers = [
-                {"customer_id": cid, "name": cards_now[cid]["name"],
-                 "card_no": cards_now[cid]["card_no"], "to": to,
-                 "to_name": names.get(to or "", "pool"),
-                 "owner_now": cards_now[cid]["owner_rep_id"]}
-                for cid, to in reassigned.items()
-            ]
-            visits_kept = s.count_visits(row["id"], None)
-            quarantined = s.count_quarantined(row["id"])
-        return {
-            "rep": {"id": row["id"], "name": row["name"], "active": bool(row["active"])},
-            "revocation": departures.summary(rec), "devices": self.list_devices(row["id"]),
-            # A receipt is signed by the device key: it says the laptop's agent reports
-            # having destroyed its copy. It is not proof that no copy is left (a disk
-            # image, a backup, a modified agent): see docs/SECURITY.md.
-            "wipe_receipt": WIPE_RECEIPT_MEANING, "customers": customers,
-            "visits_preserved": visits_kept, "quarantined": quarantined,
-        }
+            return departures.report(s, self.now(), _rep(s, rep))
 
 
 class _StoreContext:
@@ -601,4 +502,4 @@ def _visit_filters(s: Store, rep: str | None, customer: str | None) -> tuple[str
             _customer(s, customer)["id"] if customer else None)
 
 
-__all__ = ["WIPE_RECEIPT_MEANING", "Archive"]
+__all__ = ["Archive"]

@@ -11,9 +11,11 @@ from typing import Any
 
 import orjson
 
+from schema.clock import iso, parse_iso
+
 from ..archive.errors import ArchiveError, NotFound
 from ..archive.store import Store
-from . import audit, cards
+from . import audit, cards, wipes
 
 _GRADE_TIER = {"A": "senior", "C": "junior"}
 
@@ -101,3 +103,60 @@ def summary(record: dict[str, Any]) -> dict[str, Any]:
             "reassign_to": record["reassign_to"],
             "reassigned": tally(orjson.loads(record["reassigned"])),
             "requested_by": record["requested_by"], "source": record["source"]}
+
+
+def request(store: Store, now: str, rep: dict[str, Any], reason: str, reassign_to: str,
+            effective_at: str | None, by: str, source: str) -> dict[str, Any]:
+    """Record a rep's departure, applied now or when `effective_at` comes. Idempotent:
+    a rep who has one already gets it back (`already`). An impossible reassignment
+    (no manager, unknown successor) is refused before anything is written."""
+    reason = reason.strip()
+    if not reason or len(reason) > 500:
+        raise ArchiveError("invalid_reason", "give a reason of 1-500 characters")
+    try:
+        when = iso(parse_iso(effective_at)) if effective_at else now
+    except ValueError:
+        raise ArchiveError("invalid_time", f"{effective_at!r} is not an ISO time") from None
+    existing = store.revocation(rep["id"])
+    if existing is not None:
+        return {**summary(existing), "already": True}
+    plan(store, rep, reassign_to)
+    rid = store.insert_revocation({
+        "rep_id": rep["id"], "reason": reason, "reassign_to": reassign_to,
+        "effective_at": when, "requested_by": by, "source": source, "requested_at": now})
+    audit.append(store, now, by, "rep.revoke_requested", rep["id"],
+                 {"reason": reason, "effective_at": when, "reassign_to": reassign_to,
+                  "source": source})
+    record = store.revocation_by_id(rid)
+    assert record is not None
+    if when <= now:
+        apply(store, now, record)
+        record = store.revocation_by_id(rid)
+        assert record is not None
+    return {**summary(record), "already": False}
+
+
+def report(store: Store, now: str, rep: dict[str, Any]) -> dict[str, Any]:
+    """The departure report HR reads. NotFound `not_revoked` for a rep still here."""
+    rec = store.revocation(rep["id"])
+    if rec is None:
+        raise NotFound("not_revoked", f"{rep['name']} has not been revoked")
+    reassigned: dict[str, str | None] = orjson.loads(rec["reassigned"])
+    names = store.rep_names()
+    cards_now = {c["id"]: c for c in store.customers_by_ids(list(reassigned))}
+    customers = [
+        {"customer_id": cid, "name": cards_now[cid]["name"], "card_no": cards_now[cid]["card_no"],
+         "to": to, "to_name": names.get(to or "", "pool"),
+         "owner_now": cards_now[cid]["owner_rep_id"]}
+        for cid, to in reassigned.items()
+    ]
+    return {
+        "rep": {"id": rep["id"], "name": rep["name"], "active": bool(rep["active"])},
+        "revocation": summary(rec), "devices": wipes.devices_as_seen(store, now, rep["id"], None),
+        # A receipt is signed by the device key: it says the laptop's agent reports
+        # having destroyed its copy. It is not proof that no copy is left (a disk
+        # image, a backup, a modified agent): see docs/SECURITY.md.
+        "wipe_receipt": wipes.WIPE_RECEIPT_MEANING, "customers": customers,
+        "visits_preserved": store.count_visits(rep["id"], None),
+        "quarantined": store.count_quarantined(rep["id"]),
+    }
