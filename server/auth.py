@@ -26,6 +26,8 @@ from schema.validation import ASCII_INT
 from .archive import Device
 from .errors import ApiError
 from .rules import Archive
+from .settings import Settings
+from .state import ArchiveDep, SettingsDep
 
 # Declares the signature to FastAPI's OpenAPI, which then lists it on exactly the routes
 # that depend on the two functions below; server/openapi.py adds its three companion
@@ -94,8 +96,7 @@ def require_state(device: Device, allowed: tuple[str, ...]) -> Device:
     return device
 
 
-async def authenticate(request: Request) -> Device:
-    settings, archive = request.app.state.settings, request.app.state.archive
+async def authenticate(request: Request, archive: Archive, settings: Settings) -> Device:
     path_qs = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     headers = {k.lower(): v for k, v in request.headers.items()}
     device = await run_in_threadpool(check_headers, archive, headers, settings.clock_skew_s)
@@ -110,14 +111,16 @@ async def authenticate(request: Request) -> Device:
     return device
 
 
-async def active_device(request: Request, _: SignatureHeader) -> Device:
+async def active_device(request: Request, _: SignatureHeader, archive: ArchiveDep,
+                        settings: SettingsDep) -> Device:
     """The signing device, refused unless active: the rule for every route but two."""
-    return require_state(await authenticate(request), ("active",))
+    return require_state(await authenticate(request, archive, settings), ("active",))
 
 
-async def flushing_device(request: Request, _: SignatureHeader) -> Device:
+async def flushing_device(request: Request, _: SignatureHeader, archive: ArchiveDep,
+                          settings: SettingsDep) -> Device:
     """Also lets a revoked device through, for its final flush, wipe order and receipt.
     A wiped one too: a copy or a restored backup of the laptop that connects after the
     receipt must still hand over its work and obey the (signed, nonce-bound) order."""
-    return require_state(await authenticate(request),
+    return require_state(await authenticate(request, archive, settings),
                          ("active", "revoked", "wipe_pending", "wiped"))

@@ -1,5 +1,6 @@
-"""FastAPI dependencies: the archive, the authenticated device, the clock, and
-request bodies decoded and parsed only after the caller is authenticated."""
+"""FastAPI dependencies for the routes: what the app holds (re-exported from state.py),
+the authenticated device, and request bodies decoded and parsed only after the caller
+is authenticated."""
 
 from __future__ import annotations
 
@@ -7,57 +8,32 @@ import zlib
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from fastapi import Depends, Request
 from pydantic import BaseModel, ValidationError
-
-from schema.clock import Clock
 
 from .archive import Device
 from .auth import active_device, flushing_device
 from .errors import ApiError, located
-from .metrics import ReplicationProbe, StaticReplication
-from .rules import Archive
-from .settings import Settings
+from .state import (
+    ArchiveDep,
+    BoxKey,
+    ClockDep,
+    ReplicationDep,
+    ResponseSigner,
+    SettingsDep,
+    SigningKey,
+)
 
 M = TypeVar("M", bound=BaseModel)
 
-
-def get_archive(request: Request) -> Archive:
-    return request.app.state.archive  # type: ignore[no-any-return]
-
-
-def get_clock(request: Request) -> Clock:
-    return request.app.state.clock  # type: ignore[no-any-return]
-
-
-def get_settings(request: Request) -> Settings:
-    return request.app.state.settings  # type: ignore[no-any-return]
-
-
-def get_signing_key(request: Request) -> Ed25519PrivateKey:
-    return request.app.state.signing_key  # type: ignore[no-any-return]
-
-
-def get_box_key(request: Request) -> X25519PrivateKey:
-    return request.app.state.box_key  # type: ignore[no-any-return]
-
-
-def get_replication(request: Request) -> ReplicationProbe | StaticReplication:
-    return request.app.state.replication  # type: ignore[no-any-return]
-
-
-ArchiveDep = Annotated[Archive, Depends(get_archive)]
-ClockDep = Annotated[Clock, Depends(get_clock)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
-SigningKey = Annotated[Ed25519PrivateKey, Depends(get_signing_key)]
-BoxKey = Annotated[X25519PrivateKey, Depends(get_box_key)]
-ReplicationDep = Annotated[ReplicationProbe | StaticReplication, Depends(get_replication)]
 CurrentDevice = Annotated[Device, Depends(active_device)]
 # Only for the routes a revoked device still needs to leave cleanly: push and
 # final-flush (its unsynced work, into quarantine), the wipe order and the receipt.
 FlushingDevice = Annotated[Device, Depends(flushing_device)]
+
+__all__ = ["ArchiveDep", "BoxKey", "ClockDep", "CurrentDevice", "FlushingDevice",
+           "ReplicationDep", "ResponseSigner", "SettingsDep", "SigningKey", "decode_body",
+           "json_body", "parse_json"]
 
 
 def decode_body(request: Request, raw: bytes, limit: int) -> bytes:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import Request, Response
 
 from schema import signing
@@ -22,18 +23,25 @@ SIGNED_RESPONSE: dict[int | str, dict[str, Any]] = {200: {"headers": {
     }}}}
 
 
-def signed_json(request: Request, payload: Any, status: int = 200) -> Response:
-    body = orjson.dumps(payload)
-    key = request.app.state.signing_key
-    sig = key.sign(signing.response_message(request.state.nonce, status, body))
-    return Response(
-        content=body, status_code=status, media_type="application/json",
-        headers={signing.HDR_SERVER_SIGNATURE: signing.b64e(sig)},
-    )
+class Signer:
+    """Signs for one request with the server key. The nonce is read when signing: it is
+    the authenticated request's, recorded by the signature check."""
 
+    def __init__(self, key: Ed25519PrivateKey, request: Request) -> None:
+        self._key = key
+        self._request = request
 
-def sign_wipe_order(request: Request, order: dict) -> dict:
-    """`order` with the server's signature over it and this request's nonce: the agent
-    obeys only an order signed for its own request."""
-    sig = request.app.state.signing_key.sign(signing.wipe_order_message(order, request.state.nonce))
-    return {**order, "signature": signing.b64e(sig)}
+    def json(self, payload: Any, status: int = 200) -> Response:
+        """`payload` as JSON with the signature header over status, body and nonce."""
+        body = orjson.dumps(payload)
+        sig = self._key.sign(signing.response_message(self._request.state.nonce, status, body))
+        return Response(
+            content=body, status_code=status, media_type="application/json",
+            headers={signing.HDR_SERVER_SIGNATURE: signing.b64e(sig)},
+        )
+
+    def wipe_order(self, order: dict[str, Any]) -> dict[str, Any]:
+        """`order` with the server's signature over it and this request's nonce: the
+        agent obeys only an order signed for its own request."""
+        sig = self._key.sign(signing.wipe_order_message(order, self._request.state.nonce))
+        return {**order, "signature": signing.b64e(sig)}

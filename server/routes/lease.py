@@ -11,7 +11,7 @@ from typing import Annotated
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -22,11 +22,11 @@ from schema.signing import b64e
 from schema.validation import MAX_WIRE_INT
 
 from ..auth import active_device
-from ..deps import ArchiveDep, BoxKey, CurrentDevice, SigningKey, json_body
+from ..deps import ArchiveDep, BoxKey, CurrentDevice, ResponseSigner, SigningKey, json_body
 from ..keys import public_key_b64
 from ..openapi import request_body
 from ..rules import Archive
-from ..signed import SIGNED_RESPONSE, signed_json
+from ..signed import SIGNED_RESPONSE
 
 router = APIRouter(prefix="/v1", tags=["lease"])
 
@@ -54,10 +54,10 @@ def sealed_lease(key: Ed25519PrivateKey, box_key: X25519PrivateKey, archive: Arc
 @router.post("/lease", response_model=LeaseResponse, responses=SIGNED_RESPONSE,
              openapi_extra=request_body(LeaseRequest))
 async def lease(
-    request: Request, body: Annotated[LeaseRequest, json_body(LeaseRequest, active_device)],
+    signer: ResponseSigner, body: Annotated[LeaseRequest, json_body(LeaseRequest, active_device)],
     device: CurrentDevice, archive: ArchiveDep, key: SigningKey, box_key: BoxKey,
 ) -> Response:
     """Check in: a new lease (signed by the server, sealed to the device's X25519 key)."""
     sealed = await run_in_threadpool(
         sealed_lease, key, box_key, archive, device.id, device.box_public_key, body.have_epoch)
-    return signed_json(request, {"sealed_lease": sealed})
+    return signer.json({"sealed_lease": sealed})

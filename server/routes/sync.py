@@ -21,10 +21,19 @@ from schema.models import (
 from schema.validation import ASCII_INT
 
 from .. import metrics
-from ..deps import ArchiveDep, ClockDep, CurrentDevice, FlushingDevice, SettingsDep, decode_body, parse_json
+from ..deps import (
+    ArchiveDep,
+    ClockDep,
+    CurrentDevice,
+    FlushingDevice,
+    ResponseSigner,
+    SettingsDep,
+    decode_body,
+    parse_json,
+)
 from ..errors import ApiError
 from ..openapi import request_body
-from ..signed import SIGNED_RESPONSE, sign_wipe_order, signed_json
+from ..signed import SIGNED_RESPONSE
 
 router = APIRouter(prefix="/v1", tags=["sync"])
 
@@ -66,7 +75,7 @@ def _ascii_int(value: Any) -> Any:
 @router.post("/push", response_model=PushResponse, responses=SIGNED_RESPONSE,
              openapi_extra=request_body(PushRequest))
 async def push(
-    request: Request, device: FlushingDevice, archive: ArchiveDep, clock: ClockDep,
+    request: Request, signer: ResponseSigner, device: FlushingDevice, archive: ArchiveDep, clock: ClockDep,
     settings: SettingsDep,
 ) -> Response:
     """Apply a batch of operations; each op_id is applied at most once.
@@ -78,17 +87,17 @@ async def push(
     epoch = await run_in_threadpool(archive.current_epoch)
     if device.state != "active":
         results, order = await run_in_threadpool(archive.final_flush, device, list(batch.ops))
-        return signed_json(request, {
+        return signer.json({
             "results": [r.model_dump(mode="json") for r in results],
             "server_time": iso(clock.now()), "archive_epoch": epoch,
-            "wipe_order": sign_wipe_order(request, order),
+            "wipe_order": signer.wipe_order(order),
         })
     if batch.archive_epoch and batch.archive_epoch != epoch:
         raise epoch_changed()
     results = await run_in_threadpool(archive.push, device, list(batch.ops))
     for r in results:
         metrics.PUSH_OPS.labels(r.status.value).inc()
-    return signed_json(request, {
+    return signer.json({
         "results": [r.model_dump(mode="json") for r in results],
         "server_time": iso(clock.now()), "archive_epoch": epoch,
     })
@@ -96,7 +105,7 @@ async def push(
 
 @router.get("/pull", response_model=PullResponse, responses=SIGNED_RESPONSE)
 async def pull(
-    request: Request, device: CurrentDevice, archive: ArchiveDep, clock: ClockDep,
+    signer: ResponseSigner, device: CurrentDevice, archive: ArchiveDep, clock: ClockDep,
     cursor: str = Query("", max_length=200),
     limit: Annotated[int, BeforeValidator(_ascii_int), Query(ge=1, le=5000)] = 2000,
 ) -> Response:
@@ -113,7 +122,7 @@ async def pull(
         + [{"kind": "customer", "id": r["id"], "record": r} for r in page.customers]
         + [{"kind": "visit", "id": r["id"], "record": r} for r in page.visits]
     )
-    return signed_json(request, {
+    return signer.json({
         "changes": changes, "cursor": encode_cursor(page.last_seq, epoch),
         "more": page.more, "server_time": iso(clock.now()), "archive_epoch": epoch,
     })
@@ -122,7 +131,8 @@ async def pull(
 @router.post("/reconcile", response_model=ReconcileResponse, responses=SIGNED_RESPONSE,
              openapi_extra=request_body(ReconcileRequest))
 async def reconcile(
-    request: Request, device: CurrentDevice, archive: ArchiveDep, settings: SettingsDep
+    request: Request, signer: ResponseSigner, device: CurrentDevice, archive: ArchiveDep,
+    settings: SettingsDep,
 ) -> Response:
     """The archive's revision of each record the device names, within the device's scope;
     absent ids are ones the archive lacks (e.g. lost in a restore)."""
@@ -133,15 +143,15 @@ async def reconcile(
         archive.revisions, device.rep_id, [i for i, _ in body.customers], [i for i, _ in body.visits]
     )
     epoch = await run_in_threadpool(archive.current_epoch)
-    return signed_json(request, {"customers": customers, "visits": visits,
+    return signer.json({"customers": customers, "visits": visits,
                                  "archive_epoch": epoch})
 
 
 @router.get("/whoami", response_model=WhoamiResponse, responses=SIGNED_RESPONSE)
-async def whoami(request: Request, device: CurrentDevice, clock: ClockDep,
+async def whoami(signer: ResponseSigner, device: CurrentDevice, clock: ClockDep,
                  archive: ArchiveDep) -> Response:
     """The authenticated device and rep; a cheap signed round trip for `fieldvault status`."""
-    return signed_json(request, {
+    return signer.json({
         "device_id": device.id, "rep_id": device.rep_id, "state": device.state,
         "server_time": iso(clock.now()),
         "archive_epoch": await run_in_threadpool(archive.current_epoch),

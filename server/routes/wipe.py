@@ -35,6 +35,7 @@ from ..deps import (
     BoxKey,
     ClockDep,
     FlushingDevice,
+    ResponseSigner,
     SettingsDep,
     decode_body,
     json_body,
@@ -43,7 +44,7 @@ from ..deps import (
 from ..errors import ApiError
 from ..openapi import request_body
 from ..rules import Archive
-from ..signed import SIGNED_RESPONSE, sign_wipe_order, signed_json
+from ..signed import SIGNED_RESPONSE
 
 router = APIRouter(prefix="/v1", tags=["wipe"])
 
@@ -121,7 +122,7 @@ def final_flush_envelopes(archive: Archive, opener: sealing.Opener, device: Devi
 @router.post("/final-flush", response_model=FinalFlushResponse, responses=SIGNED_RESPONSE,
              openapi_extra=request_body(FinalFlushRequest))
 async def final_flush(
-    request: Request, device: FlushingDevice, archive: ArchiveDep, clock: ClockDep,
+    request: Request, signer: ResponseSigner, device: FlushingDevice, archive: ArchiveDep, clock: ClockDep,
     settings: SettingsDep, box_key: BoxKey,
 ) -> Response:
     """For a revoked device whose vault no longer opens: hand over its outbox as the
@@ -138,25 +139,25 @@ async def final_flush(
     opener = sealing.Opener(box_key)
     results, order = await run_in_threadpool(final_flush_envelopes, archive, opener, device,
                                              body.envelopes)
-    return signed_json(request, {
+    return signer.json({
         "results": [r.model_dump(mode="json") for r in results],
-        "server_time": iso(clock.now()), "wipe_order": sign_wipe_order(request, order),
+        "server_time": iso(clock.now()), "wipe_order": signer.wipe_order(order),
     })
 
 
 @router.get("/wipe-order", response_model=WipeOrderResponse, responses=SIGNED_RESPONSE)
-async def wipe_order(request: Request, device: FlushingDevice, archive: ArchiveDep) -> Response:
+async def wipe_order(signer: ResponseSigner, device: FlushingDevice, archive: ArchiveDep) -> Response:
     """A revoked device's signed wipe order (409 for a device in good standing)."""
     if device.state == "active":
         raise ApiError(409, "not_revoked", "this device is not revoked")
     _, order = await run_in_threadpool(archive.final_flush, device, [])
-    return signed_json(request, {"wipe_order": sign_wipe_order(request, order)})
+    return signer.json({"wipe_order": signer.wipe_order(order)})
 
 
 @router.post("/wipe-receipt", response_model=WipeReceiptResponse, responses=SIGNED_RESPONSE,
              openapi_extra=request_body(WipeReceipt))
 async def wipe_receipt(
-    request: Request, body: Annotated[WipeReceipt, json_body(WipeReceipt, flushing_device)],
+    signer: ResponseSigner, body: Annotated[WipeReceipt, json_body(WipeReceipt, flushing_device)],
     device: FlushingDevice, archive: ArchiveDep,
 ) -> Response:
     """Record the device's signed receipt: its own attestation that it destroyed its
@@ -172,4 +173,4 @@ async def wipe_receipt(
         raise ApiError(401, "bad_receipt_signature", "the receipt is not signed by this device") from None
     await run_in_threadpool(archive.record_wipe_receipt, device, {**receipt,
                                                                   "signature": body.signature})
-    return signed_json(request, {"recorded": True, "order_id": body.order_id})
+    return signer.json({"recorded": True, "order_id": body.order_id})
