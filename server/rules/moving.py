@@ -152,12 +152,7 @@ def _open_target(url: ArchiveUrl) -> tuple[Engine, Callable[[], None]]:
         if exc.code != "schema_outdated":
             raise
     # A file without the archive's migrations: fine only if it holds no table at all.
-    probe = SQLiteEngine(path)
-    try:
-        with probe.read() as tx:
-            tables = copy.schema_tables(tx)
-    finally:
-        probe.close()
+    tables = _tables_of(SQLiteEngine(path))
     if tables:
         raise _not_empty(url, tables)
     return SQLiteEngine.init(path), _nothing
@@ -174,15 +169,19 @@ def _open_pg_target(url: ArchiveUrl) -> Engine:
     except Unavailable as exc:
         if exc.code != "not_initialized":
             raise
-    probe = PostgresEngine(dsn, min_size=1, max_size=1)
-    try:
-        with probe.read() as tx:
-            tables = copy.schema_tables(tx)
-    finally:
-        probe.close()
+    tables = _tables_of(PostgresEngine(dsn, min_size=1, max_size=1))
     if tables:
         raise _not_empty(url, tables)
     return PostgresEngine.init(dsn)
+
+
+def _tables_of(probe: Engine) -> list[str]:
+    """The tables in a database that holds no FieldVault schema yet (closed after)."""
+    try:
+        with probe.read() as tx:
+            return copy.schema_tables(tx)
+    finally:
+        probe.close()
 
 
 def _not_empty(url: ArchiveUrl, tables: list[str]) -> ArchiveError:
