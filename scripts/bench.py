@@ -316,26 +316,16 @@ class Agent:
 REPLICA: list[str | None] = ["none"]
 
 
-ARCHIVE_ENV = "FIELDVAULT_ARCHIVE_URL"
 PG_WORKERS = 2
 
 
 @contextmanager
 def serving(data: Path, url: str | None = None) -> Iterator[ServerProcess]:
     """`fieldvault-server serve` on the SQLite archive in `data` or, given `url`, on that
-    PostgreSQL archive with PG_WORKERS workers (the URL, password included, goes
-    through the environment rather than argv)."""
-    args = ("--workers", str(PG_WORKERS)) if url else ()
-    server = ServerProcess(data, replica=REPLICA[0], args=args)
-    saved = os.environ.pop(ARCHIVE_ENV, None)
-    try:
-        if url:
-            os.environ[ARCHIVE_ENV] = url
-        server.start(timeout=60)
-    finally:
-        os.environ.pop(ARCHIVE_ENV, None)
-        if saved is not None:
-            os.environ[ARCHIVE_ENV] = saved
+    PostgreSQL archive with PG_WORKERS workers (the harness passes the URL, password
+    included, through the environment rather than argv)."""
+    server = ServerProcess(data, replica=REPLICA[0], archive_url=url,
+                           workers=PG_WORKERS if url else 1).start(timeout=60)
     try:
         yield server
     finally:
