@@ -25,6 +25,16 @@ Archives are built with direct SQL that follows the archive schema (customer
 and visit rows, revisions with snapshots, ownership and feed rows) so that
 setup is quick; what is timed always goes through the library and HTTP. The
 server runs with `--replica none` unless `--litestream` is given.
+
+PostgreSQL (issue 9; `--backends sqlite` leaves it out): a throwaway cluster
+(tests/pgcluster.py) started with fsync ON, PostgreSQL's durability defaults,
+holding a copy of each SQLite archive made by migrate-archive's library
+(server/rules/moving.py: one transaction, counts, digests and the audit chain
+verified), then VACUUM ANALYZE. Its server is `fieldvault-server serve --archive
+URL --workers 2` (URL given through FIELDVAULT_ARCHIVE_URL, not argv); the
+SQLite server stays one worker, WAL with synchronous=NORMAL (no fsync per commit).
+initial_sync, push and noop_sync run against both, each PostgreSQL figure
+carrying `ratio_to_sqlite`; a last `postgresql_vs_sqlite` line sums them up.
 """
 
 from __future__ import annotations
@@ -46,13 +56,15 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
+import psycopg
 import sqlcipher3
+from psycopg import sql as pg_sql
 from sqlite_utils import Database
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,6 +79,8 @@ from schema.migrations.agent import migrations as agent_migrations  # noqa: E402
 from schema.models import VisitCreate  # noqa: E402
 from server.archive.sqlite import ARCHIVE_FILE  # noqa: E402
 from server.rules import Archive, init_archive, open_archive  # noqa: E402
+from server.rules.moving import migrate_archive  # noqa: E402
+from tests import pgcluster  # noqa: E402
 from tests.harness import ServerProcess  # noqa: E402
 
 ARCHIVE_CUSTOMER_COLUMNS = CUSTOMER_COLUMNS
@@ -302,13 +316,83 @@ class Agent:
 REPLICA: list[str | None] = ["none"]
 
 
+PG_WORKERS = 2
+
+
 @contextmanager
-def serving(data: Path) -> Iterator[ServerProcess]:
-    server = ServerProcess(data, replica=REPLICA[0]).start(timeout=60)
+def serving(data: Path, url: str | None = None) -> Iterator[ServerProcess]:
+    """`fieldvault-server serve` on the SQLite archive in `data` or, given `url`, on that
+    PostgreSQL archive with PG_WORKERS workers (the harness passes the URL, password
+    included, through the environment rather than argv)."""
+    server = ServerProcess(data, replica=REPLICA[0], archive_url=url,
+                           workers=PG_WORKERS if url else 1).start(timeout=60)
     try:
         yield server
     finally:
         server.stop()
+
+
+# --- PostgreSQL --------------------------------------------------------------------
+
+
+class Postgres:
+    """The run's PostgreSQL: a throwaway cluster with fsync on (tests/pgcluster.py,
+    durable=True), holding copies of the SQLite archives the bench builds."""
+
+    def __init__(self) -> None:
+        log("PostgreSQL: starting a throwaway cluster (fsync on)")
+        self.cluster = pgcluster.start(durable=True)
+        self.version = self.cluster.bin.parent.name
+
+    def copy_of(self, data: Path) -> tuple[Path, str]:
+        """A PostgreSQL archive equal to the SQLite one in `data`, made by migrate-archive's
+        library, then VACUUM ANALYZE (as ArchiveBuilder ANALYZEs the SQLite one); and an
+        empty data folder for its server's own keys."""
+        url = self.cluster.create_db(self.cluster.new_name("bench"))
+        t = time.perf_counter()
+        report = migrate_archive(data, None, url)
+        with psycopg.connect(url, autocommit=True) as conn:
+            # Statistics now, rather than whenever autovacuum comes by during a timed
+            # part; but only of tables holding rows, as autovacuum would. A table that
+            # VACUUM saw empty is planned as empty (a sequential scan), and a statement
+            # psycopg prepared while it was small keeps that plan while it grows: the
+            # applied_ops lookup of a push did 2,000 scans of 1M rows in all over 2,000 ops.
+            full = [t for t, n in report["tables"].items() if n]
+            conn.execute(f"VACUUM (ANALYZE) {', '.join(full)}".encode())
+        log(f"  copied {report['rows']} rows to PostgreSQL in {time.perf_counter() - t:.1f}s")
+        pg_data = data.with_name(f"{data.name}-pg")
+        pg_data.mkdir(mode=0o700)
+        return pg_data, url
+
+    def stop(self) -> None:
+        self.cluster.stop()
+
+
+def pg_plans(url: str, rep: str) -> dict[str, str]:
+    """EXPLAIN of the pull's feed query (custom and generic plan: psycopg prepares a
+    statement after 5 runs, and PostgreSQL may then switch to a generic plan) and of
+    the idempotency lookup `applied_ops` by op_id, as one-line summaries."""
+    feed = ("SELECT seq, kind, entity_id, customer_id FROM feed WHERE rep_id=$1 AND seq>$2 "
+            "ORDER BY seq LIMIT $3")
+    out = {}
+    with psycopg.connect(url, autocommit=True) as conn:
+        def plan(sql: str) -> str:
+            rows = conn.execute(sql.encode()).fetchall()
+            return " | ".join(str(r[0]).strip() for r in rows)
+
+        conn.execute(f"PREPARE feed_q(text, bigint, bigint) AS {feed}".encode())
+        lit = sql_literal(conn, rep)
+        out["feed_custom"] = plan(f"EXPLAIN EXECUTE feed_q({lit}, 0, 2000)")
+        conn.execute(b"SET plan_cache_mode = force_generic_plan")
+        out["feed_generic"] = plan(f"EXPLAIN EXECUTE feed_q({lit}, 0, 2000)")
+        conn.execute(b"RESET plan_cache_mode")
+        out["applied_op"] = plan(
+            "EXPLAIN SELECT device_id, seq, result, at FROM applied_ops WHERE op_id='x'")
+    return out
+
+
+def sql_literal(conn: psycopg.Connection[Any], value: str) -> str:
+    return pg_sql.Literal(value).as_string(conn)
 
 
 class Profiler:
@@ -450,12 +534,23 @@ def build_company(work: Path, gen: Gen, total_visits: int, scope_customers: int,
     return data, bench_rep
 
 
+QUICK = {"scale": 0.1, "syncs": 100, "log_calls": 500, "starts": 7}
+FULL = {"scale": 1.0, "syncs": 200, "log_calls": 2000, "starts": 21}
+BACKENDS = ("sqlite", "postgresql")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="scripts/bench", description=__doc__.split("\n")[0])
-    ap.add_argument("--scale", type=float, default=1.0,
+    ap.add_argument("--quick", action="store_true",
+                    help="a run of a few minutes: --scale 0.1 --syncs 100 --log-calls 500 "
+                         "--starts 7 (each can still be given)")
+    ap.add_argument("--scale", type=float, default=None,
                     help="multiply record counts (1.0 = the issue's figures; 0.1 = quick run)")
     ap.add_argument("--only", default="all",
                     help="comma list of figures: initial_sync,push,noop_sync,log_visit,startup")
+    ap.add_argument("--backends", default=",".join(BACKENDS),
+                    help="comma list of archives to measure initial_sync, push and noop_sync "
+                         "on: sqlite,postgresql (PostgreSQL: a throwaway cluster, fsync on)")
     ap.add_argument("--work", type=Path, default=None, help="work directory (default: a temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("--profile", type=Path, default=None,
@@ -464,11 +559,15 @@ def main(argv: list[str] | None = None) -> int:
                     help="with --profile: also record the server with this py-spy binary")
     ap.add_argument("--litestream", action="store_true",
                     help="serve with the default Litestream file replica (default: --replica none)")
-    ap.add_argument("--syncs", type=int, default=200, help="no-op syncs per archive")
-    ap.add_argument("--log-calls", type=int, default=2000, help="timed Store.log_visit calls")
-    ap.add_argument("--starts", type=int, default=21,
-                    help="timed runs of each command in the startup figures")
+    ap.add_argument("--syncs", type=int, default=None, help="no-op syncs per archive (200)")
+    ap.add_argument("--log-calls", type=int, default=None,
+                    help="timed Store.log_visit calls (2000)")
+    ap.add_argument("--starts", type=int, default=None,
+                    help="timed runs of each command in the startup figures (21)")
     args = ap.parse_args(argv)
+    for key, value in (QUICK if args.quick else FULL).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
     if not 0 < args.scale <= 10:
         ap.error("--scale must be in (0, 10]")
     if not (1 <= args.syncs <= 100_000 and 1 <= args.log_calls <= 100_000
@@ -478,8 +577,17 @@ def main(argv: list[str] | None = None) -> int:
     only = set(args.only.split(",")) if args.only != "all" else figures
     if only - figures:
         ap.error(f"unknown figures {sorted(only - figures)}; choose from {sorted(figures)}")
+    backends = set(args.backends.split(","))
+    if backends - set(BACKENDS) or "sqlite" not in backends:
+        ap.error(f"--backends: sqlite, optionally with postgresql (got {args.backends})")
     if args.work is not None and args.work.exists() and any(args.work.iterdir()):
         ap.error(f"--work {args.work} is not empty")
+    pg: Postgres | None = None
+    if "postgresql" in backends and only & {"initial_sync", "push", "noop_sync"}:
+        try:
+            pg = Postgres()
+        except pgcluster.PostgresMissing as exc:
+            ap.error(f"{exc}; or measure SQLite alone with --backends sqlite")
     work = args.work or Path(tempfile.mkdtemp(prefix="fieldvault-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     prof = Profiler(args.profile, args.py_spy)
@@ -488,11 +596,16 @@ def main(argv: list[str] | None = None) -> int:
     s = args.scale
     n_cust, n_vis, n_push = int(20_000 * s), int(80_000 * s), int(100_000 * s)
     gen = Gen(seed=20260101)
-    common = {"scale": s, "python": platform.python_version(), "cpus": os.cpu_count()}
+    common: dict[str, Any] = {"scale": s, "python": platform.python_version(),
+                              "cpus": os.cpu_count()}
+    if pg is not None:
+        common["postgresql"] = pg.version
     t_start = time.perf_counter()
     try:
-        run_figures(args, only, work, prof, gen, common, n_cust, n_vis, n_push)
+        run_figures(args, only, work, prof, gen, common, n_cust, n_vis, n_push, pg)
     finally:
+        if pg is not None:
+            pg.stop()
         if not args.keep and args.work is None:
             shutil.rmtree(work, ignore_errors=True)
     log(f"done in {time.perf_counter() - t_start:.0f}s")
@@ -513,8 +626,13 @@ def baseline_around(path: Path, customers: list[dict[str, Any]], visits: list[di
     return (before + after) / 2, [round(before), round(after)], out
 
 
+Results = dict[str, dict[str, dict[str, Any]]]  # figure -> backend -> its JSON line
+
+
 def run_figures(args: argparse.Namespace, only: set[str], work: Path, prof: Profiler,
-                gen: Gen, common: dict[str, Any], n_cust: int, n_vis: int, n_push: int) -> None:
+                gen: Gen, common: dict[str, Any], n_cust: int, n_vis: int, n_push: int,
+                pg: Postgres | None) -> None:
+    results: Results = {}
     if only & {"initial_sync", "push", "log_visit", "startup"}:
         # The scope these figures use: one rep, 20k customers + 80k visits.
         data = work / "scope"
@@ -524,48 +642,81 @@ def run_figures(args: argparse.Namespace, only: set[str], work: Path, prof: Prof
         log(f"building archive: {n_cust} customers + {n_vis} visits")
         b.load(customers, visits)
         b.close()
-        with serving(data) as server:
-            agent = Agent(work / "agent", server, b.archive, rep)
-            try:
-                initial_sync_figure(agent, server, customers, visits, work, prof, common,
-                                    emit_it="initial_sync" in only)
-                if "startup" in only:
-                    startup_figures(args, work / "agent", common)
-                if "log_visit" in only:
-                    log_visit_figure(args, agent, customers, gen, work, prof, common)
-                if "push" in only:
-                    push_figure(agent, server, customers, gen, n_push, work, prof, common)
-            finally:
-                agent.close()
+        with ExitStack() as stack:
+            servers = {"sqlite": stack.enter_context(serving(data))}
+            agents = {"sqlite": stack.enter_context(closing(
+                Agent(work / "agent", servers["sqlite"], b.archive, rep)))}
+            if pg is not None and only & {"initial_sync", "push"}:
+                log("PostgreSQL: copying the scope archive")
+                pg_data, url = pg.copy_of(data)
+                servers["postgresql"] = stack.enter_context(serving(pg_data, url))
+                archive = stack.enter_context(closing(open_archive(pg_data, url=url)))
+                agents["postgresql"] = stack.enter_context(closing(
+                    Agent(work / "agent-pg", servers["postgresql"], archive, rep)))
+            results["initial_sync"] = initial_sync_figure(
+                agents, servers, customers, visits, work, prof, common,
+                emit_it="initial_sync" in only)
+            if "startup" in only:
+                startup_figures(args, work / "agent", common)
+            if "log_visit" in only:
+                log_visit_figure(args, agents["sqlite"], customers, gen, work, prof, common)
+            if "push" in only:
+                results["push"] = push_figure(agents, servers, customers, gen, n_push, work,
+                                              prof, common)
     if "noop_sync" in only:
-        noop_sync_figure(args, work, gen, prof, common)
+        results["noop_sync"] = noop_sync_figure(args, work, gen, prof, common, pg)
+    if pg is not None:
+        compare(results, common)
 
 
-def initial_sync_figure(agent: Agent, server: ServerProcess, customers: list[dict[str, Any]],
-                        visits: list[dict[str, Any]], work: Path, prof: Profiler,
-                        common: dict[str, Any], emit_it: bool) -> None:
+def profile_name(figure: str, backend: str) -> str:
+    return figure if backend == "sqlite" else f"{figure}.{backend}"
+
+
+def pg_extra(backend: str, ratio: float) -> dict[str, Any]:
+    """What a PostgreSQL line adds: its server and the ratio to SQLite's figure."""
+    if backend == "sqlite":
+        return {"backend": "sqlite", "server_workers": 1}
+    return {"backend": backend, "server_workers": PG_WORKERS,
+            "ratio_to_sqlite": round(ratio, 3)}
+
+
+def initial_sync_figure(agents: dict[str, Agent], servers: dict[str, ServerProcess],
+                        customers: list[dict[str, Any]], visits: list[dict[str, Any]],
+                        work: Path, prof: Profiler, common: dict[str, Any],
+                        emit_it: bool) -> dict[str, dict[str, Any]]:
+    """Each backend's agent pulls the whole scope in turn, between the two baselines."""
     n_cust, n_vis = len(customers), len(visits)
 
-    def timed() -> tuple[float, sync_mod.SyncReport]:
-        log("initial sync")
-        t = time.perf_counter()
-        with prof("initial_sync", server):
-            report = agent.sync()
-        return time.perf_counter() - t, report
+    def timed() -> dict[str, tuple[float, sync_mod.SyncReport]]:
+        out = {}
+        for backend, agent in agents.items():
+            log(f"initial sync ({backend})")
+            t = time.perf_counter()
+            with prof(profile_name("initial_sync", backend), servers[backend]):
+                report = agent.sync()
+            out[backend] = (time.perf_counter() - t, report)
+        return out
 
     log("baseline: raw SQLCipher bulk insert of the same rows, before and after")
-    base, runs, (elapsed, report) = baseline_around(work / "baseline-scope", customers, visits,
-                                                    timed)
-    got = agent.store.counts()
-    if got != {"customers": n_cust, "visits": n_vis}:
-        raise RuntimeError(f"initial sync pulled {got}, expected {n_cust}/{n_vis}")
-    rate = (n_cust + n_vis) / elapsed
-    if emit_it:
-        emit({"figure": "initial_sync", "records": n_cust + n_vis, "customers": n_cust,
-              "visits": n_vis, "pages": report.pages, "seconds": round(elapsed, 3),
-              "records_per_s": round(rate), "baseline_rows_per_s": round(base),
-              "baseline_runs": runs, "ratio": round(rate / base, 3), "target_ratio": 0.5,
-              "met": rate / base >= 0.5, "baseline": BASELINE, **common})
+    base, runs, timings = baseline_around(work / "baseline-scope", customers, visits, timed)
+    figures: dict[str, dict[str, Any]] = {}
+    for backend, (elapsed, report) in timings.items():
+        got = agents[backend].store.counts()
+        if got != {"customers": n_cust, "visits": n_vis}:
+            raise RuntimeError(f"initial sync ({backend}) pulled {got}, expected "
+                               f"{n_cust}/{n_vis}")
+        rate = (n_cust + n_vis) / elapsed
+        figures[backend] = {
+            "figure": "initial_sync", "records": n_cust + n_vis, "customers": n_cust,
+            "visits": n_vis, "pages": report.pages, "seconds": round(elapsed, 3),
+            "records_per_s": round(rate), "baseline_rows_per_s": round(base),
+            "baseline_runs": runs, "ratio": round(rate / base, 3), "target_ratio": 0.5,
+            "met": rate / base >= 0.5, "baseline": BASELINE,
+            **pg_extra(backend, timings["sqlite"][0] / elapsed), **common}
+        if emit_it:
+            emit(figures[backend])
+    return figures
 
 
 # `fieldvault status` (issue 8, finding 16): 0.3 s where a bare `python -c pass` takes
@@ -666,92 +817,161 @@ def log_visit_figure(args: argparse.Namespace, agent: Agent, customers: list[dic
     agent.sync()
 
 
-def push_figure(agent: Agent, server: ServerProcess, customers: list[dict[str, Any]], gen: Gen,
-                n_push: int, work: Path, prof: Profiler, common: dict[str, Any]) -> None:
-    store = agent.store
-    log(f"push: logging {n_push} visits offline with Store.log_visit")
-    # Setup only: the offline logging is not what this figure times, so its
-    # per-visit fsync is skipped; the timed push below runs with FULL again.
-    store.conn.execute("PRAGMA synchronous = OFF")
-    t = time.perf_counter()
-    for i in range(n_push):
-        store.log_visit(visit_model(gen, customers[i % len(customers)]["id"]))
-    log(f"  logged in {time.perf_counter() - t:.1f}s")
-    store.conn.execute("PRAGMA synchronous = FULL")
-    if store.outbox_counts()["pending"] != n_push:
-        raise RuntimeError("outbox does not hold the logged visits")
-    rows = list(store.db.query("SELECT * FROM visits WHERE rev = 0"))  # the same rows
-
-    def timed() -> float:
-        report = sync_mod.SyncReport()
-        log("push: timing")
+def push_figure(agents: dict[str, Agent], servers: dict[str, ServerProcess],
+                customers: list[dict[str, Any]], gen: Gen, n_push: int, work: Path,
+                prof: Profiler, common: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The same visits logged offline on each backend's agent, then pushed in turn,
+    between the two baselines."""
+    models = [visit_model(gen, customers[i % len(customers)]["id"]) for i in range(n_push)]
+    for backend, agent in agents.items():
+        store = agent.store
+        log(f"push: logging {n_push} visits offline with Store.log_visit ({backend})")
+        # Setup only: the offline logging is not what this figure times, so its
+        # per-visit fsync is skipped; the timed push below runs with FULL again.
+        store.conn.execute("PRAGMA synchronous = OFF")
         t = time.perf_counter()
-        with prof("push", server):
-            sync_mod.push(store, agent.transport, report)
-        elapsed = time.perf_counter() - t
-        if report.results.get("accepted") != n_push or store.outbox_counts()["pending"]:
-            raise RuntimeError(f"push did not accept everything: {report.results}")
-        return elapsed
+        for m in models:
+            store.log_visit(m)
+        log(f"  logged in {time.perf_counter() - t:.1f}s")
+        store.conn.execute("PRAGMA synchronous = FULL")
+        if store.outbox_counts()["pending"] != n_push:
+            raise RuntimeError("outbox does not hold the logged visits")
+    rows = list(agents["sqlite"].store.db.query("SELECT * FROM visits WHERE rev = 0"))
+
+    def timed() -> dict[str, float]:
+        out = {}
+        for backend, agent in agents.items():
+            report = sync_mod.SyncReport()
+            log(f"push: timing ({backend})")
+            t = time.perf_counter()
+            with prof(profile_name("push", backend), servers[backend]):
+                sync_mod.push(agent.store, agent.transport, report)
+            out[backend] = time.perf_counter() - t
+            if (report.results.get("accepted") != n_push
+                    or agent.store.outbox_counts()["pending"]):
+                raise RuntimeError(f"push ({backend}) did not accept everything: "
+                                   f"{report.results}")
+        return out
 
     log("baseline: raw SQLCipher bulk insert of the same visits, before and after")
-    base, runs, elapsed = baseline_around(work / "baseline-push", [], rows, timed)
-    rate = n_push / elapsed
-    emit({"figure": "push", "ops": n_push, "seconds": round(elapsed, 3),
-          "ops_per_s": round(rate), "baseline_rows_per_s": round(base), "baseline_runs": runs,
-          "ratio": round(rate / base, 3), "target_ratio": 0.3, "met": rate / base >= 0.3,
-          "baseline": BASELINE, **common})
+    base, runs, timings = baseline_around(work / "baseline-push", [], rows, timed)
+    figures: dict[str, dict[str, Any]] = {}
+    for backend, elapsed in timings.items():
+        rate = n_push / elapsed
+        figures[backend] = {
+            "figure": "push", "ops": n_push, "seconds": round(elapsed, 3),
+            "ops_per_s": round(rate), "baseline_rows_per_s": round(base),
+            "baseline_runs": runs, "ratio": round(rate / base, 3), "target_ratio": 0.3,
+            "met": rate / base >= 0.3, "baseline": BASELINE,
+            **pg_extra(backend, timings["sqlite"] / elapsed), **common}
+        emit(figures[backend])
+    return figures
 
 
 def noop_sync_figure(args: argparse.Namespace, work: Path, gen: Gen, prof: Profiler,
-                     common: dict[str, Any]) -> None:
-    """Both archives served at once and synced alternately, so that whatever else the
-    machine does at the time weighs on both series alike."""
+                     common: dict[str, Any], pg: Postgres | None) -> dict[str, dict[str, Any]]:
+    """Every archive (small and large, on each backend) served at once and synced in
+    rotating order, so that whatever else the machine does at the time weighs on every
+    series alike."""
     s = args.scale
     sizes = {"small": max(1_000, int(10_000 * s)), "large": int(1_000_000 * s)}
     scope_c, scope_v = max(20, int(200 * min(s, 1))), max(100, int(1000 * min(s, 1)))
-    builds = {}
+    builds: dict[tuple[str, str], tuple[Path, str | None, str]] = {}
     for label, total in sizes.items():
         log(f"noop_sync: building an archive of {total} visits")
         t = time.perf_counter()
-        builds[label] = build_company(work, gen, total, scope_c, scope_v)
+        data, rep = build_company(work, gen, total, scope_c, scope_v)
+        builds[("sqlite", label)] = (data, None, rep)
         log(f"  built in {time.perf_counter() - t:.1f}s")
-    with serving(builds["small"][0]) as small_srv, serving(builds["large"][0]) as large_srv:
-        servers = {"small": small_srv, "large": large_srv}
-        agents = {}
-        try:
-            for label, (data, rep) in builds.items():
-                agents[label] = Agent(work / f"agent-{label}", servers[label],
-                                      open_archive(data), rep)
-                agents[label].sync()
-                if agents[label].store.counts() != {"customers": scope_c, "visits": scope_v}:
-                    raise RuntimeError("noop_sync agent did not pull its scope")
-            times: dict[str, list[float]] = {"small": [], "large": []}
-            log(f"noop_sync: {args.syncs} syncs against each, alternating")
-            with prof("noop_sync", large_srv):
-                for i in range(args.syncs + 20):
-                    order = ("small", "large") if i % 2 else ("large", "small")
-                    for label in order:
-                        t = time.perf_counter()
-                        report = agents[label].sync()
-                        if i >= 20:  # the first 20 rounds warm up
-                            times[label].append(time.perf_counter() - t)
-                        if report.pushed or report.pulled_visits or report.pulled_customers:
-                            raise RuntimeError(f"no-op sync moved data: {report}")
-        finally:
-            for agent in agents.values():
-                agent.close()
-    med = {k: statistics.median(v) for k, v in times.items()}
-    ratio = med["large"] / med["small"]
-    result: dict[str, Any] = {"figure": "noop_sync"}
+        if pg is not None:
+            log("  copying it to PostgreSQL")
+            pg_data, pg_url = pg.copy_of(data)
+            builds[("postgresql", label)] = (pg_data, pg_url, rep)
+    times: dict[tuple[str, str], list[float]] = {key: [] for key in builds}
+    with ExitStack() as stack:
+        servers, agents = {}, {}
+        for key, (data, url, rep) in builds.items():
+            servers[key] = stack.enter_context(serving(data, url))
+            archive = stack.enter_context(closing(open_archive(data, url=url)))
+            home = work / ("agent-" + "-".join(key))
+            agent = stack.enter_context(closing(Agent(home, servers[key], archive, rep)))
+            agent.sync()
+            if agent.store.counts() != {"customers": scope_c, "visits": scope_v}:
+                raise RuntimeError(f"noop_sync agent ({key}) did not pull its scope")
+            agents[key] = agent
+        keys = list(agents)
+        log(f"noop_sync: {args.syncs} syncs against each of {len(keys)} archives, rotating")
+        with prof("noop_sync", servers[("sqlite", "large")]):
+            for i in range(args.syncs + 20):
+                k = i % len(keys)
+                for key in keys[k:] + keys[:k]:
+                    t = time.perf_counter()
+                    report = agents[key].sync()
+                    if i >= 20:  # the first 20 rounds warm up
+                        times[key].append(time.perf_counter() - t)
+                    if report.pushed or report.pulled_visits or report.pulled_customers:
+                        raise RuntimeError(f"no-op sync ({key}) moved data: {report}")
+    med = {key: statistics.median(v) for key, v in times.items()}
+    figures: dict[str, dict[str, Any]] = {}
+    for backend in dict.fromkeys(b for b, _ in builds):
+        ratio = med[(backend, "large")] / med[(backend, "small")]
+        result: dict[str, Any] = {"figure": "noop_sync"}
+        for label in ("large", "small"):
+            result.update({f"archive_visits_{label}": sizes[label],
+                           f"median_ms_{label}": ms(med[(backend, label)]),
+                           f"p95_ms_{label}": ms(pct(times[(backend, label)], 95))})
+        result.update({
+            "syncs": args.syncs, "scope_records": scope_c + scope_v, "ratio": round(ratio, 3),
+            "ratio_note": "median large / median small", "target_median_ms": 8.0,
+            "target_ratio": 1.5, "met": med[(backend, "large")] * 1000 <= 8.0 and ratio <= 1.5,
+            **pg_extra(backend, med[(backend, "large")] / med[("sqlite", "large")])})
+        if backend != "sqlite":
+            result["ratio_to_sqlite_small"] = round(
+                med[(backend, "small")] / med[("sqlite", "small")], 3)
+            _, large_url, large_rep = builds[(backend, "large")]
+            assert large_url is not None
+            result["plans_large"] = pg_plans(large_url, large_rep)
+        figures[backend] = {**result, **common}
+        emit(figures[backend])
+    return figures
+
+
+def compare(results: Results, common: dict[str, Any]) -> None:
+    """PostgreSQL next to SQLite, from this run: one JSON line, and a table on stderr."""
+    rows: list[tuple[str, str, Any, Any, Any]] = []
+
+    def row(name: str, unit: str, figure: str, key: str) -> None:
+        got = results.get(figure, {})
+        if "sqlite" in got and "postgresql" in got:
+            a, b = got["sqlite"][key], got["postgresql"][key]
+            rows.append((name, unit, a, b, round(b / a, 2) if a else None))
+
+    row("initial sync (pull)", "records/s", "initial_sync", "records_per_s")
+    row("initial sync (pull)", "s", "initial_sync", "seconds")
+    row("push", "ops/s", "push", "ops_per_s")
+    row("push", "s", "push", "seconds")
+    noop = results.get("noop_sync", {}).get("sqlite", {})
     for label in ("large", "small"):
-        result.update({f"archive_visits_{label}": sizes[label],
-                       f"median_ms_{label}": ms(med[label]),
-                       f"p95_ms_{label}": ms(pct(times[label], 95))})
-    result.update({"syncs": args.syncs, "scope_records": scope_c + scope_v,
-                   "ratio": round(ratio, 3), "ratio_note": "median large / median small",
-                   "target_median_ms": 8.0, "target_ratio": 1.5,
-                   "met": med["large"] * 1000 <= 8.0 and ratio <= 1.5, **common})
-    emit(result)
+        visits = noop.get(f"archive_visits_{label}", label)
+        row(f"no-op sync, {visits}-visit archive", "median ms", "noop_sync",
+            f"median_ms_{label}")
+        row(f"no-op sync, {visits}-visit archive", "p95 ms", "noop_sync",
+            f"p95_ms_{label}")
+    row("no-op sync", "ratio large/small", "noop_sync", "ratio")
+    emit({"figure": "postgresql_vs_sqlite",
+          "rows": [{"figure": n, "unit": u, "sqlite": a, "postgresql": b,
+                    "postgresql_over_sqlite": r} for n, u, a, b, r in rows],
+          "note": "ratio = PostgreSQL / SQLite: above 1 is PostgreSQL higher (for a rate, "
+                  "faster; for seconds or ms, slower)",
+          "sqlite_server": "1 worker, WAL, synchronous=NORMAL",
+          "postgresql_server": f"{PG_WORKERS} workers, fsync on, synchronous_commit on "
+                               "(the server turns it off for nonce writes only)",
+          **common})
+    lines = ["| figure | unit | SQLite | PostgreSQL | PostgreSQL / SQLite |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {n} | {u} | {a:,} | {b:,} | {r} |" for n, u, a, b, r in rows]
+    log("PostgreSQL next to SQLite (same run):\n" + "\n".join(lines))
+
 
 
 if __name__ == "__main__":

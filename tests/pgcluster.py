@@ -58,11 +58,26 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+# fsync off: FOR TESTS ONLY. A crash of this throwaway cluster loses nothing we keep;
+# never do this on a real archive (a power cut corrupts it).
+_FAST = ("fsync = off", "synchronous_commit = off", "full_page_writes = off",
+         "shared_buffers = 32MB")
+# What a real archive runs with (PostgreSQL's defaults, written out): every commit
+# flushed to disk before it is acknowledged. Figures are only honest with these.
+_DURABLE = ("fsync = on", "synchronous_commit = on", "full_page_writes = on",
+            "shared_buffers = 128MB")
+
+
 class PgCluster:
     """One running cluster. `url(db)` is a libpq URL for the app role (password included:
-    test-only); `create_db` makes a database owned by that role."""
+    test-only); `create_db` makes a database owned by that role.
 
-    def __init__(self) -> None:
+    `durable=False` (the tests) turns fsync off; `durable=True` (scripts/bench) keeps
+    PostgreSQL's own defaults for durability and memory (fsync, synchronous_commit,
+    full_page_writes on; shared_buffers 128MB), as a real archive would run."""
+
+    def __init__(self, durable: bool = False) -> None:
+        self.durable = durable
         self.bin = find_bin_dir()
         self.root = Path(tempfile.mkdtemp(prefix="fv-pg-"))
         self.data = self.root / "data"
@@ -119,12 +134,7 @@ class PgCluster:
             "listen_addresses = '127.0.0.1'",
             f"port = {self.port}",
             f"unix_socket_directories = '{self.sock}'",
-            # fsync off: FOR TESTS ONLY. A crash of this throwaway cluster loses nothing
-            # we keep; never do this on a real archive (a power cut corrupts it).
-            "fsync = off",
-            "synchronous_commit = off",
-            "full_page_writes = off",
-            "shared_buffers = 32MB",
+            *(_DURABLE if self.durable else _FAST),
             "max_connections = 200",
             "log_destination = 'stderr'",
             "logging_collector = off",
@@ -198,6 +208,7 @@ class PgCluster:
         self._admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
-def start() -> PgCluster:
-    return PgCluster().start()
+def start(durable: bool = False) -> PgCluster:
+    """A running cluster; `durable=True` for measurements (fsync on), see PgCluster."""
+    return PgCluster(durable=durable).start()
 
