@@ -89,12 +89,14 @@ class Engine(Protocol):
         """A read-only view; every query in it sees one consistent snapshot."""
         ...
 
-    def write(self, serial: bool = True) -> AbstractContextManager[Tx]:
+    def write(self, serial: bool = True, durable: bool = True) -> AbstractContextManager[Tx]:
         """One transaction: committed when the block ends, rolled back (nothing
         written) when it raises. With `serial` (the default) writers run one at
         a time across every process using this archive, so the change feed's
-        sequence is allocated in commit order; `serial=False` is for small
-        independent upserts (request nonces) that need no such order."""
+        sequence and the audit chain are appended in commit order; `serial=False`
+        is for writes that append to neither (nonces, leases: they lock the rows
+        they change). `durable=False` lets the commit return before it is on disk
+        (request nonces only: see server/archive/postgres.py)."""
         ...
 
     def job_lock(self, name: str) -> AbstractContextManager[JobLock]:

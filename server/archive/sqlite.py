@@ -198,8 +198,9 @@ class SQLiteEngine:
                 conn.execute("ROLLBACK")
 
     @contextmanager
-    def write(self, serial: bool = True) -> Iterator[SQLiteTx]:
-        # SQLite has one writer at a time anyway: `serial` changes nothing here.
+    def write(self, serial: bool = True, durable: bool = True) -> Iterator[SQLiteTx]:
+        # SQLite has one writer at a time anyway: `serial` changes nothing here, and
+        # every commit is as durable as synchronous=NORMAL makes it.
         # IMMEDIATE takes the write lock up front, avoiding deadlock-style
         # SQLITE_BUSY when two readers both try to upgrade.
         conn = self._conn()

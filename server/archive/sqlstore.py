@@ -118,8 +118,10 @@ class SqlStore:
         return Device(**{**row, "sign_public_key": bytes(row["sign_public_key"]),
                          "box_public_key": bytes(row["box_public_key"])})
 
-    def device_row(self, device_id: str) -> dict[str, Any] | None:
-        return self.tx.one("SELECT * FROM devices WHERE id=?", (device_id,))
+    def device_row(self, device_id: str, lock: bool = False) -> dict[str, Any] | None:
+        # SQLite has one writer at a time: the row is as good as locked already.
+        suffix = " FOR UPDATE" if lock and self.tx.dialect == "postgresql" else ""
+        return self.tx.one("SELECT * FROM devices WHERE id=?" + suffix, (device_id,))
 
     def devices(self, rep_id: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         sql = ("SELECT d.id, d.rep_id, r.name AS rep_name, d.name, d.state, d.enrolled_at, "

@@ -103,8 +103,10 @@ class Directory(Protocol):
 
     def device(self, device_id: str) -> Device | None: ...
 
-    def device_row(self, device_id: str) -> dict[str, Any] | None:
-        """Every column of the device, lease secrets included (server use only)."""
+    def device_row(self, device_id: str, lock: bool = False) -> dict[str, Any] | None:
+        """Every column of the device, lease secrets included (server use only). With
+        `lock`, no other transaction changes the row until this one ends (for a
+        read-then-write outside a serial write)."""
         ...
 
     def devices(self, rep_id: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:

@@ -60,8 +60,8 @@ class Archive:
     def _read(self) -> _StoreContext:
         return _StoreContext(self.engine, write=False)
 
-    def _write(self, serial: bool = True) -> _StoreContext:
-        return _StoreContext(self.engine, write=True, serial=serial)
+    def _write(self, serial: bool = True, durable: bool = True) -> _StoreContext:
+        return _StoreContext(self.engine, write=True, serial=serial, durable=durable)
 
     def now(self) -> str:
         return iso(self.clock.now())
@@ -190,7 +190,7 @@ class Archive:
         """Record a request nonce; False when it was seen before (a replay)."""
         # Not serial: a nonce is one independent upsert per request, and every
         # worker's requests would otherwise queue behind every push.
-        with self._write(serial=False) as s:
+        with self._write(serial=False, durable=False) as s:
             fresh = s.remember_nonce(device_id, nonce, now_ts)
             # Nonces older than twice the accepted skew can never be replayed
             # (their timestamps are refused), so they are pruned now and then.
@@ -394,7 +394,10 @@ class Archive:
             return leases.set_policy(s, self.now(), block_hours, wipe_days, require_pin, by)
 
     def issue_lease(self, device_id: str, have_epoch: int | None) -> dict[str, Any]:
-        with self._write() as s:
+        # Not serial: a lease appends to neither the feed nor the audit chain, and the
+        # device's row is locked while it is read and rewritten. Every sync checks in,
+        # so this keeps half of a sync's writes out of the serial queue.
+        with self._write(serial=False) as s:
             return leases.issue(s, self.clock.now(), device_id, have_epoch)
 
     # --- departures --------------------------------------------------------------------------
@@ -473,8 +476,9 @@ class Archive:
 class _StoreContext:
     """`with archive._write() as store:` — a SqlStore over one engine transaction."""
 
-    def __init__(self, engine: Engine, write: bool, serial: bool = True) -> None:
-        self._cm = engine.write(serial) if write else engine.read()
+    def __init__(self, engine: Engine, write: bool, serial: bool = True,
+                 durable: bool = True) -> None:
+        self._cm = engine.write(serial, durable) if write else engine.read()
 
     def __enter__(self) -> SqlStore:
         return SqlStore(self._cm.__enter__())

@@ -50,7 +50,7 @@ def issue(store: Store, now_dt: datetime, device_id: str, have_epoch: int | None
     recoverable. Raises Forbidden `device_revoked` for any device not active."""
     rules = policy(store)
     now = iso(now_dt)
-    dev = store.device_row(device_id)
+    dev = store.device_row(device_id, lock=True)
     if dev is None or dev["state"] != "active":
         raise Forbidden("device_revoked", "this device is no longer allowed")
     epoch = dev["lease_epoch"]

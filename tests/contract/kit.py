@@ -194,8 +194,8 @@ class _RecordingEngine:
             yield _RecordingTx(tx, self._log)
 
     @contextmanager
-    def write(self, serial: bool = True) -> Iterator[Tx]:
-        with self._engine.write(serial) as tx:
+    def write(self, serial: bool = True, durable: bool = True) -> Iterator[Tx]:
+        with self._engine.write(serial, durable) as tx:
             yield _RecordingTx(tx, self._log)
 
     def job_lock(self, name: str) -> AbstractContextManager[JobLock]:

@@ -69,3 +69,33 @@ def test_store_meta_is_an_idempotent_upsert(stores: Stores) -> None:
     with stores.read() as s:
         assert s.meta("k") == "2"
     assert stores.rows("SELECT count(*) AS n FROM meta WHERE key='k'") == [{"n": 1}]
+
+
+def test_concurrent_check_ins_of_one_device_never_lose_a_lease(ctx: Ctx, stores: Stores) -> None:
+    """Leases are written outside the serial queue (every sync checks in), with the
+    device's row locked while it is read and rewritten: two check-ins at once take
+    distinct epochs, and the secret kept is the one of the lease with the highest."""
+    import threading
+
+    n = 6
+    for _round in range(3):
+        barrier = threading.Barrier(n)
+        got: list[dict[str, object]] = []
+
+        def check_in() -> None:
+            barrier.wait(timeout=10)
+            got.append(ctx.archive.issue_lease(ctx.a.id, None)["lease"])
+
+        threads = [threading.Thread(target=check_in) for _ in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        epochs = sorted(int(str(lease["epoch"])) for lease in got)
+        assert len(got) == n and epochs == list(range(epochs[0], epochs[0] + n)), got
+        newest = max(got, key=lambda lease: int(str(lease["epoch"])))
+        with stores.read() as s:
+            row = s.device_row(ctx.a.id)
+        assert row is not None and row["lease_epoch"] == epochs[-1]
+        assert base64.b64encode(bytes(row["lease_secret"])).decode().rstrip("=") == \
+            str(newest["secret"]).rstrip("=")
