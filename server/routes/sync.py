@@ -143,8 +143,7 @@ async def reconcile(
         archive.revisions, device.rep_id, [i for i, _ in body.customers], [i for i, _ in body.visits]
     )
     epoch = await run_in_threadpool(archive.current_epoch)
-    return signer.json({"customers": customers, "visits": visits,
-                                 "archive_epoch": epoch})
+    return signer.json({"customers": customers, "visits": visits, "archive_epoch": epoch})
 
 
 @router.get("/whoami", response_model=WhoamiResponse, responses=SIGNED_RESPONSE)
