@@ -45,12 +45,13 @@ if TYPE_CHECKING:  # pydantic models and sqlite-utils cost start-up time `status
 
 CUSTOMER_COLUMNS = (
     "id", "rev", "card_no", *CUSTOMER_EDITABLE_FIELDS, "created_by", "created_at",
-    "owner_rep_id", "owned_since", "ownership_source", "last_served_at", "updated_at",
+    "owner_rep_id", "owned_since", "ownership_source", "last_served_at", "updated_at", "locked",
 )
 VISIT_COLUMNS = (
     "id", "rev", "customer_id", "rep_id", "planned", "started_at", "ended_at", "location",
     "purpose", "summary", "outcome", "feedback", "competitors", "next_at", "next_place",
-    "next_content", "status", "void_reason", "created_at", "updated_at",
+    "next_content", "status", "void_reason", "created_at", "updated_at", "review_comment",
+    "reviewed_by", "reviewed_at", "callback", "callback_note",
 )
 
 
@@ -82,6 +83,14 @@ def _upsert_sql(table: str, columns: tuple[str, ...]) -> str:
     marks = ", ".join("?" for _ in columns)
     updates = ", ".join(f"{c}=excluded.{c}" for c in columns if c != "id")
     return f"INSERT INTO {table} ({cols}) VALUES ({marks}) ON CONFLICT(id) DO UPDATE SET {updates}"
+
+
+# NOT NULL columns a locally made row may not carry yet (the archive's rows always do).
+_DEFAULTS: dict[str, Any] = {"locked": 0, "area": "", "review_comment": "", "callback_note": ""}
+
+
+def _values(row: dict[str, Any], columns: tuple[str, ...]) -> tuple[Any, ...]:
+    return tuple(row.get(k, _DEFAULTS.get(k)) for k in columns)
 
 
 _UPSERT_CUSTOMER = _upsert_sql("customers", CUSTOMER_COLUMNS)
@@ -121,7 +130,7 @@ def open_vault(path: Path, dek: bytes) -> sqlcipher3.Connection:
 # How many migrations schema/migrations/agent.py holds (tests/test_startup.py checks it).
 # A vault already at this version opens without importing sqlite-utils, which was a
 # good part of every command's start-up time.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # How far ahead of the laptop's clock a visit may start (the server allows the 300 s
 # skew of a signed request; the laptop a little less).
 VISIT_AHEAD_TOLERANCE = timedelta(minutes=4)
@@ -380,11 +389,11 @@ class Store:
                 c.execute("DELETE FROM customers WHERE id=?", (cid,))
             if customers:
                 c.executemany(
-                    _UPSERT_CUSTOMER, [tuple(r.get(k) for k in CUSTOMER_COLUMNS) for r in customers]
+                    _UPSERT_CUSTOMER, [_values(r, CUSTOMER_COLUMNS) for r in customers]
                 )
             if visits:
                 c.executemany(
-                    _UPSERT_VISIT, [tuple(r.get(k) for k in VISIT_COLUMNS) for r in visits]
+                    _UPSERT_VISIT, [_values(r, VISIT_COLUMNS) for r in visits]
                 )
                 # The archive moves a card's last_served_at with each accepted visit
                 # without a new card revision; derive it from the visits that arrive.
@@ -440,7 +449,7 @@ class Store:
             "last_served_at": None, "updated_at": now,
         }
         with self.transaction() as c:
-            c.execute(_UPSERT_CUSTOMER, tuple(row.get(k) for k in CUSTOMER_COLUMNS))
+            c.execute(_UPSERT_CUSTOMER, _values(row, CUSTOMER_COLUMNS))
             self._enqueue(OpKind.customer_create, row["id"], to_record(data), 0)
         return row
 
@@ -559,7 +568,7 @@ class Store:
             "void_reason": "", "created_at": now, "updated_at": now,
         }
         with self.transaction() as c:
-            c.execute(_UPSERT_VISIT, tuple(row.get(k) for k in VISIT_COLUMNS))
+            c.execute(_UPSERT_VISIT, _values(row, VISIT_COLUMNS))
             c.execute(
                 "UPDATE customers SET last_served_at=? WHERE id=? "
                 "AND (last_served_at IS NULL OR last_served_at < ?)",

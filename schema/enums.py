@@ -26,12 +26,39 @@ class RepTier(StrEnum):
 
 
 class VisitStatus(StrEnum):
+    """Review (拜访记录审核): submitted -> approved, or returned with the manager's
+    comment -> the author edits -> submitted again. Call-back verification is a
+    separate dimension (CallbackStatus), not a status."""
+
     draft = "draft"
     submitted = "submitted"
     approved = "approved"
+    returned = "returned"
+    void = "void"
+
+
+class CallbackStatus(StrEnum):
+    """Call-back verification (电话回访) of a visit picked by the policy."""
+
+    pending = "pending"
     verified = "verified"
     disputed = "disputed"
-    void = "void"
+
+
+class StaffRole(StrEnum):
+    admin = "admin"
+    manager = "manager"  # 销售经理: acts on the reps under them, transitively
+    verifier = "verifier"  # 电话回访: the office call-back team
+    hr = "hr"  # 人力资源
+
+
+class PlanStatus(StrEnum):
+    """A daily visit plan (每日拜访计划): the rep submits, the manager approves or
+    returns it with a comment; a returned plan may be submitted again."""
+
+    submitted = "submitted"
+    approved = "approved"
+    returned = "returned"
 
 
 class OwnershipSource(StrEnum):
@@ -47,6 +74,7 @@ class OpKind(StrEnum):
     visit_create = "visit.create"
     visit_update = "visit.update"
     visit_void = "visit.void"
+    plan_submit = "plan.submit"
 
 
 class OpStatus(StrEnum):
@@ -61,14 +89,15 @@ class ChangeKind(StrEnum):
     customer = "customer"
     visit = "visit"
     evict = "evict"  # the customer left the rep's scope: drop it and its visits
+    plan = "plan"  # one of the rep's daily plans (its review state changed)
 
 
 VISIT_TRANSITIONS: dict[VisitStatus, frozenset[VisitStatus]] = {
     VisitStatus.draft: frozenset({VisitStatus.submitted, VisitStatus.void}),
-    VisitStatus.submitted: frozenset({VisitStatus.approved, VisitStatus.void}),
-    VisitStatus.approved: frozenset({VisitStatus.verified, VisitStatus.disputed, VisitStatus.void}),
-    VisitStatus.verified: frozenset({VisitStatus.void}),
-    VisitStatus.disputed: frozenset({VisitStatus.verified, VisitStatus.void}),
+    VisitStatus.submitted: frozenset({VisitStatus.approved, VisitStatus.returned, VisitStatus.void}),
+    VisitStatus.returned: frozenset({VisitStatus.submitted, VisitStatus.void}),
+    # Read-only for the rep; only the office may still void an approved visit.
+    VisitStatus.approved: frozenset({VisitStatus.void}),
     VisitStatus.void: frozenset(),
 }
 

@@ -9,6 +9,7 @@ CUSTOMER_EDITABLE_FIELDS: tuple[str, ...] = (
     "decision_maker",
     "grade",
     "address",
+    "area",  # 区域: district or territory, what plans and the pool are browsed by
     "phone",
     "industry",
     "size",

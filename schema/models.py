@@ -7,7 +7,17 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .enums import ChangeKind, Grade, OpKind, OpStatus, OwnershipSource, VisitPurpose, VisitStatus
+from .enums import (
+    CallbackStatus,
+    ChangeKind,
+    Grade,
+    OpKind,
+    OpStatus,
+    OwnershipSource,
+    PlanStatus,
+    VisitPurpose,
+    VisitStatus,
+)
 from .fields import CUSTOMER_EDITABLE_FIELDS as CUSTOMER_EDITABLE_FIELDS
 from .fields import VISIT_EDITABLE_FIELDS as VISIT_EDITABLE_FIELDS
 from .records import to_record
@@ -43,6 +53,7 @@ class CustomerPatch(Strict):
     decision_maker: ShortText | None = None
     grade: Grade | None = None
     address: ShortText | None = None
+    area: ShortText | None = None
     phone: Phone | None = None
     industry: ShortText | None = None
     size: ShortText | None = None
@@ -72,6 +83,7 @@ class CustomerCreate(Strict):
     decision_maker: ShortText = ""
     grade: Grade = Grade.C
     address: ShortText = ""
+    area: ShortText = ""
     phone: Phone = ""
     industry: ShortText = ""
     size: ShortText = ""
@@ -100,6 +112,8 @@ class Customer(CustomerCreate):
     ownership_source: OwnershipSource
     last_served_at: datetime | None = None
     updated_at: datetime
+    # A key account a manager locked: exempt from the pool's return rules.
+    locked: bool = False
 
 
 # --- visit record (拜访记录) -------------------------------------------------
@@ -173,6 +187,13 @@ class Visit(VisitCreate):
     quarantined: bool = False
     created_at: datetime
     updated_at: datetime
+    # Review (拜访记录审核): the manager's comment on approval or return.
+    review_comment: str = ""
+    reviewed_by: str | None = None
+    reviewed_at: datetime | None = None
+    # Call-back verification (电话回访); None: not picked by the policy.
+    callback: CallbackStatus | None = None
+    callback_note: str = ""
 
 
 # --- sync operations ---------------------------------------------------------
@@ -211,8 +232,53 @@ class VisitVoidOp(OpBase):
     data: VisitVoid
 
 
+# --- daily visit plan (每日拜访计划) ---------------------------------------------
+
+PLAN_MAX_ITEMS = 50
+Day = Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}$", description="YYYY-MM-DD")]
+ClockTime = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="HH:MM")]
+
+
+class PlanItem(Strict):
+    customer_id: EntityId
+    purpose: VisitPurpose
+    time: ClockTime | None = None
+
+
+class PlanSubmit(Strict):
+    """The whole plan for one day, as the rep submits it (again, after a return)."""
+
+    day: Day
+    items: list[PlanItem] = Field(min_length=1, max_length=PLAN_MAX_ITEMS)
+
+
+class Plan(BaseModel):
+    """A plan as the archive holds it; its id is `<rep_id>:<day>`."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str
+    rep_id: str
+    day: str
+    rev: int
+    status: PlanStatus
+    items: list[PlanItem]
+    comment: str = ""
+    submitted_at: datetime
+    reviewed_by: str | None = None
+    reviewed_at: datetime | None = None
+
+
+class PlanSubmitOp(OpBase):
+    """entity_id is the plan's day (YYYY-MM-DD): one plan per rep and day."""
+
+    kind: Literal[OpKind.plan_submit]
+    data: PlanSubmit
+
+
 Operation = Annotated[
-    CustomerCreateOp | CustomerUpdateOp | VisitCreateOp | VisitUpdateOp | VisitVoidOp,
+    CustomerCreateOp | CustomerUpdateOp | VisitCreateOp | VisitUpdateOp | VisitVoidOp
+    | PlanSubmitOp,
     Field(discriminator="kind"),
 ]
 
@@ -292,7 +358,22 @@ class EvictChange(BaseModel):
     id: str
 
 
-Change = Annotated[CustomerChange | VisitChange | EvictChange, Field(discriminator="kind")]
+class PlanChange(BaseModel):
+    kind: Literal[ChangeKind.plan]
+    id: str
+    record: Plan
+
+
+Change = Annotated[CustomerChange | VisitChange | EvictChange | PlanChange,
+                   Field(discriminator="kind")]
+
+
+class PoolRules(BaseModel):
+    """What the laptop needs to warn its rep before a customer returns to the pool (公海)."""
+
+    return_days: dict[Grade, int]  # no visit for this many days: back to the pool
+    warn_days: int  # the owner is warned this many days before
+    grace_days: int  # returns wait this long for visits not yet synced
 
 
 class PullResponse(BaseModel):
@@ -301,6 +382,41 @@ class PullResponse(BaseModel):
     more: bool
     server_time: datetime
     archive_epoch: str
+    pool_rules: PoolRules | None = None
+
+
+# --- the pool (公海), as a rep browses it online -------------------------------------
+
+
+class PoolEntry(BaseModel):
+    """Only what a rep needs to choose: no phone, notes or history until claimed."""
+
+    id: str
+    card_no: str
+    name: str
+    industry: str
+    area: str
+    grade: Grade
+    in_pool_since: datetime | None = None
+
+
+class PoolPage(BaseModel):
+    customers: list[PoolEntry]
+    total: int
+    claims_left_today: int
+    owned: int
+    owned_cap: int
+
+
+class ClaimRequest(Strict):
+    customer_id: EntityId
+
+
+class ClaimResponse(BaseModel):
+    customer_id: str
+    card_no: str
+    name: str
+    claims_left_today: int
 
 
 Rev = Annotated[int, Field(ge=0, le=MAX_WIRE_INT)]

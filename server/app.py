@@ -20,7 +20,23 @@ from .body_limit import SMALL_BODY_BYTES, BodyLimit
 from .hr_inbox import InboxWatcher
 from .keys import load_or_create_box_key, load_or_create_signing_key
 from .metrics import ReplicationProbe, StaticReplication
-from .routes import enroll, health, hr, lease, sync, wipe
+from .routes import (
+    enroll,
+    health,
+    hr,
+    lease,
+    pool,
+    staff_callbacks,
+    staff_customers,
+    staff_jobs,
+    staff_plans,
+    staff_reports,
+    staff_review,
+    staff_users,
+    staff_visits,
+    sync,
+    wipe,
+)
 from .rules import Archive, open_archive
 from .settings import Settings
 
@@ -131,6 +147,10 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     app.include_router(lease.router)
     app.include_router(hr.router)
     app.include_router(health.router)
+    app.include_router(pool.router)
+    for staff in (staff_users, staff_visits, staff_callbacks, staff_review, staff_customers,
+                  staff_plans, staff_reports, staff_jobs):
+        app.include_router(staff.router)
     return app
 
 

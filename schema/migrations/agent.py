@@ -104,3 +104,21 @@ def m002_fts_update_only_on_text_change(db: Database) -> None:
                                        "next_content"])
     # get_customer looks a card up by number as well as by id.
     db.execute("CREATE INDEX IF NOT EXISTS customers_card_no ON customers(card_no)")
+
+
+@migrations()
+def m003_company_rules(db: Database) -> None:
+    # What the archive now says about a card and a visit: the card's area and lock,
+    # the visit's review and call-back state (shown to the rep, never edited here).
+    db.executescript(
+        """
+ALTER TABLE customers ADD COLUMN area TEXT NOT NULL DEFAULT '';
+ALTER TABLE customers ADD COLUMN locked INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE visits ADD COLUMN review_comment TEXT NOT NULL DEFAULT '';
+ALTER TABLE visits ADD COLUMN reviewed_by TEXT;
+ALTER TABLE visits ADD COLUMN reviewed_at TEXT;
+ALTER TABLE visits ADD COLUMN callback TEXT;
+ALTER TABLE visits ADD COLUMN callback_note TEXT NOT NULL DEFAULT '';
+UPDATE visits SET callback = status, status = 'approved' WHERE status IN ('verified','disputed');
+"""
+    )

@@ -306,3 +306,115 @@ CREATE UNIQUE INDEX devices_sign_public_key ON devices(sign_public_key);
 CREATE UNIQUE INDEX devices_box_public_key ON devices(box_public_key);
 """
     )
+
+
+# The company's rules (staff, review, call-back, the pool, plans), in one schema step.
+M006_SHARED = """
+CREATE TABLE staff (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    role TEXT NOT NULL CHECK (role IN ('admin','manager','verifier','hr')),
+    rep_id TEXT REFERENCES reps(id),
+    password_hash TEXT,
+    failed_logins INTEGER NOT NULL DEFAULT 0,
+    locked_until TEXT,
+    disabled_at TEXT,
+    created_at TEXT NOT NULL
+);
+CREATE UNIQUE INDEX staff_name ON staff(name);
+CREATE TABLE staff_tokens (
+    token_hash TEXT PRIMARY KEY,
+    staff_id TEXT NOT NULL REFERENCES staff(id),
+    name TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    last_used_at TEXT,
+    revoked_at TEXT
+);
+CREATE INDEX staff_tokens_staff ON staff_tokens(staff_id);
+
+ALTER TABLE customers ADD COLUMN area TEXT NOT NULL DEFAULT '';
+ALTER TABLE customers ADD COLUMN locked INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE customers ADD COLUMN name_key TEXT NOT NULL DEFAULT '';
+ALTER TABLE customers ADD COLUMN phone_key TEXT NOT NULL DEFAULT '';
+CREATE INDEX customers_name_key ON customers(name_key);
+CREATE INDEX customers_phone_key ON customers(phone_key);
+
+ALTER TABLE visits ADD COLUMN review_comment TEXT NOT NULL DEFAULT '';
+ALTER TABLE visits ADD COLUMN reviewed_by TEXT;
+ALTER TABLE visits ADD COLUMN reviewed_at TEXT;
+ALTER TABLE visits ADD COLUMN callback TEXT CHECK (callback IN ('pending','verified','disputed'));
+ALTER TABLE visits ADD COLUMN callback_reason TEXT NOT NULL DEFAULT '';
+ALTER TABLE visits ADD COLUMN callback_note TEXT NOT NULL DEFAULT '';
+ALTER TABLE visits ADD COLUMN callback_by TEXT;
+ALTER TABLE visits ADD COLUMN callback_at TEXT;
+UPDATE visits SET callback = status, status = 'approved' WHERE status IN ('verified','disputed');
+CREATE INDEX visits_status_rep ON visits(status, rep_id);
+CREATE INDEX visits_callback ON visits(callback, started_at);
+CREATE INDEX visits_rep_started ON visits(rep_id, started_at);
+
+ALTER TABLE quarantine ADD COLUMN decision TEXT CHECK (decision IN ('accepted','rejected'));
+ALTER TABLE quarantine ADD COLUMN decided_by TEXT;
+ALTER TABLE quarantine ADD COLUMN decision_reason TEXT NOT NULL DEFAULT '';
+ALTER TABLE conflicts ADD COLUMN resolved_by TEXT;
+ALTER TABLE conflicts ADD COLUMN resolution TEXT CHECK (resolution IN ('server','rep'));
+
+CREATE TABLE pool_warnings (
+    customer_id TEXT NOT NULL REFERENCES customers(id),
+    rep_id TEXT NOT NULL,
+    due_at TEXT NOT NULL,
+    warned_at TEXT NOT NULL,
+    PRIMARY KEY (customer_id, rep_id, due_at)
+);
+
+CREATE TABLE plans (
+    id TEXT PRIMARY KEY,
+    rep_id TEXT NOT NULL REFERENCES reps(id),
+    day TEXT NOT NULL,
+    rev INTEGER NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('submitted','approved','returned')),
+    items TEXT NOT NULL,
+    comment TEXT NOT NULL DEFAULT '',
+    submitted_at TEXT NOT NULL,
+    reviewed_by TEXT,
+    reviewed_at TEXT
+);
+CREATE UNIQUE INDEX plans_rep_day ON plans(rep_id, day);
+CREATE INDEX plans_status_day ON plans(status, day);
+CREATE TABLE plan_revisions (
+    plan_id TEXT NOT NULL REFERENCES plans(id),
+    rev INTEGER NOT NULL,
+    snapshot TEXT NOT NULL,
+    author TEXT NOT NULL,
+    at TEXT NOT NULL,
+    PRIMARY KEY (plan_id, rev)
+);
+"""
+
+
+@migrations()
+def m006_company_rules(db: Database) -> None:
+    db.executescript(
+        M006_SHARED
+        + """
+CREATE TRIGGER plan_revisions_append_only_u BEFORE UPDATE ON plan_revisions
+BEGIN SELECT RAISE(ABORT, 'revisions are append-only'); END;
+CREATE TRIGGER plan_revisions_append_only_d BEFORE DELETE ON plan_revisions
+BEGIN SELECT RAISE(ABORT, 'revisions are append-only'); END;
+CREATE TRIGGER plans_no_delete BEFORE DELETE ON plans
+BEGIN SELECT RAISE(ABORT, 'plans are never deleted'); END;
+
+-- The feed learns a fifth kind ('plan'): SQLite cannot change a CHECK in place.
+CREATE TABLE feed_m006 (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    rep_id TEXT,
+    kind TEXT NOT NULL CHECK (kind IN ('customer','visit','grant','evict','plan')),
+    entity_id TEXT NOT NULL,
+    customer_id TEXT NOT NULL
+);
+INSERT INTO feed_m006 (seq, rep_id, kind, entity_id, customer_id)
+    SELECT seq, rep_id, kind, entity_id, customer_id FROM feed;
+DROP TABLE feed;
+ALTER TABLE feed_m006 RENAME TO feed;
+CREATE INDEX feed_rep_seq ON feed(rep_id, seq);
+"""
+    )

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 
 import psycopg
 
-from .server import CARD_COLUMNS, VISIT_COLUMNS
+from .server import CARD_COLUMNS, M006_SHARED, VISIT_COLUMNS
 
 # One fixed key for pg_advisory_xact_lock: two `init`s racing on one database
 # (two hosts starting at once) apply each migration exactly once, one after the other.
@@ -302,12 +302,24 @@ CREATE UNIQUE INDEX devices_sign_public_key ON devices(sign_public_key);
 CREATE UNIQUE INDEX devices_box_public_key ON devices(box_public_key);
 """
 
+M006_COMPANY_RULES = (
+    _pg(M006_SHARED)
+    + _refuse("plan_revisions", "UPDATE OR DELETE", "revisions are append-only")
+    + _refuse("plans", "DELETE", "plans are never deleted")
+    + """
+ALTER TABLE feed DROP CONSTRAINT feed_kind_check;
+ALTER TABLE feed ADD CONSTRAINT feed_kind_check
+    CHECK (kind IN ('customer','visit','grant','evict','plan'));
+"""
+)
+
 MIGRATIONS: tuple[tuple[str, str], ...] = (
     ("m001_initial", M001_INITIAL),
     ("m002_audit_log", M002_AUDIT_LOG),
     ("m003_revocation", M003_REVOCATION),
     ("m004_key_leases", M004_KEY_LEASES),
     ("m005_unique_device_keys", M005_UNIQUE_DEVICE_KEYS),
+    ("m006_company_rules", M006_COMPANY_RULES),
 )
 KNOWN: tuple[str, ...] = tuple(name for name, _ in MIGRATIONS)
 

@@ -8,51 +8,21 @@ LIMIT -1. Column names come from our own code, never from a request.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
 
-from .engine import Tx
+from .sql_plans import PlanSql
+from .sql_pool import PoolSql
+from .sql_reports import ReportSql
+from .sql_staff import StaffSql
+from .sqlbase import DEVICE_COLUMNS, SqlBase, insert_row, update_row, with_limit
 from .store import Device, FeedRow
 
-# Keeps an IN (...) list far below SQLite's and PostgreSQL's parameter limits.
-_CHUNK = 900
 
-_DEVICE_COLUMNS = "id, rep_id, name, sign_public_key, box_public_key, state"
-
-
-def _limit(sql: str, params: Sequence[Any], limit: int | None) -> tuple[str, tuple[Any, ...]]:
-    if limit is None:
-        return sql, tuple(params)
-    return sql + " LIMIT ?", (*params, limit)
-
-
-def _insert(tx: Tx, table: str, row: dict[str, Any]) -> None:
-    cols = ", ".join(row)
-    tx.execute(f"INSERT INTO {table} ({cols}) VALUES ({', '.join('?' for _ in row)})",
-               tuple(row.values()))
-
-
-def _update(tx: Tx, table: str, row: dict[str, Any]) -> None:
-    cols = [k for k in row if k != "id"]
-    tx.execute(f"UPDATE {table} SET {', '.join(f'{k}=?' for k in cols)} WHERE id=?",
-               (*(row[k] for k in cols), row["id"]))
-
-
-class SqlStore:
+class SqlStore(StaffSql, PoolSql, PlanSql, ReportSql, SqlBase):
     """Every store protocol over one transaction."""
-
-    def __init__(self, tx: Tx) -> None:
-        self.tx = tx
-
-    def _in(self, sql: str, ids: list[str], extra: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
-        """`sql` has one `{}` for the IN list, then `extra` params; run in bounded chunks."""
-        out: list[dict[str, Any]] = []
-        for i in range(0, len(ids), _CHUNK):
-            chunk = ids[i : i + _CHUNK]
-            out.extend(self.tx.rows(sql.format(",".join("?" for _ in chunk)), (*chunk, *extra)))
-        return out
 
     # --- meta -------------------------------------------------------------------
 
@@ -72,13 +42,13 @@ class SqlStore:
     # --- directory --------------------------------------------------------------
 
     def insert_rep(self, rep: dict[str, Any]) -> None:
-        _insert(self.tx, "reps", rep)
+        insert_row(self.tx, "reps", rep)
 
     def rep(self, ref: str) -> dict[str, Any] | None:
         return self.tx.one("SELECT * FROM reps WHERE id=? OR name=?", (ref, ref))
 
     def reps(self, limit: int | None = None) -> list[dict[str, Any]]:
-        return self.tx.rows(*_limit(
+        return self.tx.rows(*with_limit(
             "SELECT r.*, (SELECT count(*) FROM customers c WHERE c.owner_rep_id = r.id) AS customers,"
             " (SELECT count(*) FROM devices d WHERE d.rep_id = r.id) AS devices"
             " FROM reps r ORDER BY r.name", (), limit))
@@ -112,7 +82,7 @@ class SqlStore:
             " VALUES (?,?,?,?,?,?)", (device_id, rep_id, name, sign_pub, box_pub, enrolled_at))
 
     def device(self, device_id: str) -> Device | None:
-        row = self.tx.one(f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE id=?", (device_id,))
+        row = self.tx.one(f"SELECT {DEVICE_COLUMNS} FROM devices WHERE id=?", (device_id,))
         if row is None:
             return None
         return Device(**{**row, "sign_public_key": bytes(row["sign_public_key"]),
@@ -130,9 +100,9 @@ class SqlStore:
                "w.receipt_at AS wipe_receipt_at FROM devices d JOIN reps r ON r.id = d.rep_id "
                "LEFT JOIN wipe_orders w ON w.device_id = d.id")
         if rep_id:
-            return self.tx.rows(*_limit(sql + " WHERE d.rep_id=? ORDER BY d.enrolled_at, d.id",
+            return self.tx.rows(*with_limit(sql + " WHERE d.rep_id=? ORDER BY d.enrolled_at, d.id",
                                         (rep_id,), limit))
-        return self.tx.rows(*_limit(sql + " ORDER BY d.enrolled_at, d.id", (), limit))
+        return self.tx.rows(*with_limit(sql + " ORDER BY d.enrolled_at, d.id", (), limit))
 
     def set_device_seen(self, device_id: str, at: str) -> None:
         self.tx.execute("UPDATE devices SET last_seen_at=? WHERE id=?", (at, device_id))
@@ -181,7 +151,7 @@ class SqlStore:
     # --- cards ------------------------------------------------------------------
 
     def insert_customer(self, row: dict[str, Any]) -> None:
-        _insert(self.tx, "customers", row)
+        insert_row(self.tx, "customers", row)
 
     def customer(self, customer_id: str) -> dict[str, Any] | None:
         return self.tx.one("SELECT * FROM customers WHERE id=?", (customer_id,))
@@ -190,7 +160,7 @@ class SqlStore:
         return self.tx.one("SELECT * FROM customers WHERE id=? OR card_no=?", (ref, ref))
 
     def update_customer(self, row: dict[str, Any]) -> None:
-        _update(self.tx, "customers", row)
+        update_row(self.tx, "customers", row)
 
     def set_last_served(self, customer_id: str, at: str) -> None:
         self.tx.execute("UPDATE customers SET last_served_at=? WHERE id=?", (at, customer_id))
@@ -206,7 +176,7 @@ class SqlStore:
     def customers(self, owner: str | None, pool: bool = False,
                   limit: int | None = None) -> Iterator[dict[str, Any]]:
         sql, params = self._customers_of(owner, pool)
-        return self.tx.stream(*_limit(sql + " ORDER BY card_no", params, limit))
+        return self.tx.stream(*with_limit(sql + " ORDER BY card_no", params, limit))
 
     def count_customers(self, owner: str | None, pool: bool = False) -> int:
         sql, params = self._customers_of(owner, pool)
@@ -252,10 +222,10 @@ class SqlStore:
     # --- visits -----------------------------------------------------------------
 
     def insert_visit(self, row: dict[str, Any]) -> None:
-        _insert(self.tx, "visits", row)
+        insert_row(self.tx, "visits", row)
 
     def update_visit(self, row: dict[str, Any]) -> None:
-        _update(self.tx, "visits", row)
+        update_row(self.tx, "visits", row)
 
     def visit(self, visit_id: str) -> dict[str, Any] | None:
         return self.tx.one("SELECT * FROM visits WHERE id=?", (visit_id,))
@@ -280,7 +250,7 @@ class SqlStore:
     def visits(self, rep_id: str | None, customer_id: str | None,
                limit: int | None = None) -> Iterator[dict[str, Any]]:
         where, params = self._visits_of(rep_id, customer_id)
-        return self.tx.stream(*_limit(f"SELECT * FROM visits{where} ORDER BY started_at, id",
+        return self.tx.stream(*with_limit(f"SELECT * FROM visits{where} ORDER BY started_at, id",
                                       params, limit))
 
     def count_visits(self, rep_id: str | None, customer_id: str | None) -> int:
@@ -332,14 +302,14 @@ class SqlStore:
     # --- review -----------------------------------------------------------------
 
     def insert_quarantine(self, row: dict[str, Any]) -> None:
-        _insert(self.tx, "quarantine", row)
+        insert_row(self.tx, "quarantine", row)
 
     def is_quarantined(self, entity_id: str) -> bool:
         return self.tx.one("SELECT 1 AS one FROM quarantine WHERE entity_id=? LIMIT 1",
                            (entity_id,)) is not None
 
     def quarantined(self, limit: int | None = None) -> list[dict[str, Any]]:
-        rows = self.tx.rows(*_limit("SELECT * FROM quarantine ORDER BY id", (), limit))
+        rows = self.tx.rows(*with_limit("SELECT * FROM quarantine ORDER BY id", (), limit))
         for r in rows:
             r["payload"] = orjson.loads(r["payload"])
         return rows
@@ -350,10 +320,10 @@ class SqlStore:
         return int(self.tx.scalar("SELECT count(*) FROM quarantine WHERE rep_id=?", (rep_id,)))
 
     def insert_conflict(self, row: dict[str, Any]) -> None:
-        _insert(self.tx, "conflicts", row)
+        insert_row(self.tx, "conflicts", row)
 
     def conflicts(self, limit: int | None = None) -> list[dict[str, Any]]:
-        rows = self.tx.rows(*_limit(
+        rows = self.tx.rows(*with_limit(
             "SELECT k.*, c.name AS customer_name, c.card_no FROM conflicts k "
             "JOIN customers c ON c.id = k.customer_id ORDER BY k.id", (), limit))
         for r in rows:
@@ -405,10 +375,10 @@ class SqlStore:
         return (int(row["seq"]), str(row["hash"])) if row else None
 
     def insert_audit(self, entry: dict[str, Any]) -> None:
-        _insert(self.tx, "audit_log", entry)
+        insert_row(self.tx, "audit_log", entry)
 
     def audit_entries(self, limit: int | None = None) -> list[dict[str, Any]]:
-        rows = self.tx.rows(*_limit("SELECT * FROM audit_log ORDER BY seq DESC", (), limit))
+        rows = self.tx.rows(*with_limit("SELECT * FROM audit_log ORDER BY seq DESC", (), limit))
         return rows[::-1]
 
     def audit_all(self) -> Iterator[dict[str, Any]]:

@@ -334,7 +334,46 @@ class AuditLog(Protocol):
     def count_audit(self) -> int: ...
 
 
-class Store(Meta, Directory, Cards, Visits, Feed, Ops, Review, Departures, AuditLog, Protocol):
+class Staff(Protocol):
+    """Staff accounts (admin, manager, verifier, hr) and their API tokens."""
+
+    def insert_staff(self, row: dict[str, Any]) -> None:
+        """A new account; UniqueViolation when the id or name exists."""
+        ...
+
+    def staff(self, ref: str) -> dict[str, Any] | None:
+        """Every column of the account whose id or exact name is `ref` (disabled too)."""
+        ...
+
+    def insert_staff_token(self, token_hash: str, staff_id: str, name: str, at: str) -> None:
+        """UniqueViolation when the hash exists."""
+        ...
+
+    def staff_token(self, token_hash: str) -> dict[str, Any] | None:
+        """The unrevoked token row with this hash joined with its account's columns
+        (staff_id, name, role, rep_id, disabled_at; the token's name as token_name)."""
+        ...
+
+    def reps_under(self, rep_id: str) -> list[str]:
+        """Ids of every rep below `rep_id` in the manager tree, transitively (not
+        `rep_id` itself); a cycle in the tree does not loop."""
+        ...
+
+
+class Pool(Protocol):
+    """The pool (公海): return warnings, claims, locks, duplicate keys."""
+
+
+class Plans(Protocol):
+    """Daily visit plans (每日拜访计划) and their revisions."""
+
+
+class Reports(Protocol):
+    """Read-only queries behind the daily and weekly reports."""
+
+
+class Store(Meta, Directory, Cards, Visits, Feed, Ops, Review, Departures, AuditLog, Staff, Pool,
+            Plans, Reports, Protocol):
     """Everything, for one transaction."""
 
     def counts(self) -> dict[str, int]:
@@ -343,4 +382,4 @@ class Store(Meta, Directory, Cards, Visits, Feed, Ops, Review, Departures, Audit
 
 
 __all__ = ["AuditLog", "Cards", "Departures", "Device", "Directory", "Feed", "FeedRow", "Meta",
-           "Ops", "PullPage", "Review", "Store", "Visits"]
+           "Ops", "Plans", "Pool", "PullPage", "Reports", "Review", "Staff", "Store", "Visits"]

@@ -19,30 +19,29 @@ from typing import Any
 
 import orjson
 
-from schema.clock import Clock, SystemClock, iso
+from schema.clock import iso
 from schema.enums import OwnershipSource, RepTier, VisitStatus, can_transition
 from schema.models import CustomerCreate, CustomerPatch, OpResult
 
 from ..archive.engine import Engine, UniqueViolation
 from ..archive.errors import ArchiveError, Conflict, NotFound
 from ..archive.sqlstore import SqlStore
-from ..archive.store import Device, PullPage, Store
+from ..archive.store import Device, PullPage
 from . import audit, cards, departures, enrollment, imports, leases, operations, wipes
+from .archive_plans import PlanMethods
+from .archive_pool import PoolMethods
+from .archive_review import ReviewMethods
+from .archive_staff import StaffMethods
+from .facade import ArchiveBase, customer_of, rep_of, visit_filters
 from .feed import read_page
 
 # Meta rows every archive has from its first day (written by `initialize`).
 _DEFAULT_META = {"card_counter": "0"}
 
 
-class Archive:
-    """The master archive over one engine. Thread-safe when the engine is."""
-
-    def __init__(self, engine: Engine, clock: Clock | None = None,
-                 data_dir: Path | None = None) -> None:
-        self.engine = engine
-        self.clock = clock or SystemClock()
-        # The server's own folder (keys, filed HR files), whatever the backend.
-        self.data_dir = data_dir
+class Archive(StaffMethods, ReviewMethods, PoolMethods, PlanMethods, ArchiveBase):
+    """The master archive over one engine. Thread-safe when the engine is. The
+    company's newer rules live in the mixins, one file per concept."""
 
     @staticmethod
     def initialize(engine: Engine) -> None:
@@ -54,17 +53,6 @@ class Archive:
             for key, value in _DEFAULT_META.items():
                 if store.meta(key) is None:
                     store.set_meta(key, value)
-
-    # --- plumbing ----------------------------------------------------------------
-
-    def _read(self) -> _StoreContext:
-        return _StoreContext(self.engine, write=False)
-
-    def _write(self, serial: bool = True, durable: bool = True) -> _StoreContext:
-        return _StoreContext(self.engine, write=True, serial=serial, durable=durable)
-
-    def now(self) -> str:
-        return iso(self.clock.now())
 
     def ping(self) -> None:
         """Raise StorageError if the archive cannot be read."""
@@ -132,7 +120,7 @@ class Archive:
             raise ArchiveError("invalid_tier", "tier must be senior, mid or junior") from None
         rep_id, now = "rep_" + secrets.token_hex(4), self.now()
         with self._write() as s:
-            manager_id = _rep(s, manager)["id"] if manager else None
+            manager_id = rep_of(s, manager)["id"] if manager else None
             rep: dict[str, Any] = {"id": rep_id, "name": name, "manager_id": manager_id,
                                    "tier": tier, "active": 1, "created_at": now}
             if s.rep(name) is not None:
@@ -149,7 +137,7 @@ class Archive:
     def resolve_rep(self, ref: str | None) -> dict[str, Any]:
         """A rep by id or exact name; NotFound `unknown_rep` otherwise."""
         with self._read() as s:
-            return _rep(s, ref)
+            return rep_of(s, ref)
 
     # --- enrollment and devices -------------------------------------------------------
 
@@ -161,7 +149,7 @@ class Archive:
         now = self.now()
         expires = iso(self.clock.now() + ttl)
         with self._write() as s:
-            rep_id = _rep(s, rep)["id"]
+            rep_id = rep_of(s, rep)["id"]
             s.insert_enroll_code(enrollment.hash_code(code), rep_id, now, expires)
             audit.append(s, now, "admin", "enroll_code.create", rep_id, {"expires_at": expires})
         return code, expires
@@ -183,7 +171,7 @@ class Archive:
 
     def list_devices(self, rep: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         with self._read() as s:
-            return wipes.devices_as_seen(s, self.now(), _rep(s, rep)["id"] if rep else None,
+            return wipes.devices_as_seen(s, self.now(), rep_of(s, rep)["id"] if rep else None,
                                          limit)
 
     def remember_nonce(self, device_id: str, nonce: str, now_ts: float, window_s: float) -> bool:
@@ -205,7 +193,7 @@ class Archive:
                      by: str = "admin") -> dict[str, Any]:
         now = self.now()
         with self._write() as s:
-            owner_id = _rep(s, owner)["id"] if owner else None
+            owner_id = rep_of(s, owner)["id"] if owner else None
             row = cards.insert_customer(s, now, data, owner_id, by, OwnershipSource.assigned)
             audit.append(s, now, by, "customer.add", row["id"], {"owner": owner_id})
             return row
@@ -214,7 +202,7 @@ class Archive:
         """All the cards or none (one transaction)."""
         now = self.now()
         with self._write() as s:
-            owners = {o: _rep(s, o)["id"] for _, o in rows if o}
+            owners = {o: rep_of(s, o)["id"] for _, o in rows if o}
             for data, owner in rows:
                 cards.insert_customer(s, now, data, owners[owner] if owner else None, by,
                                       OwnershipSource.assigned)
@@ -228,13 +216,13 @@ class Archive:
 
     def get_customer(self, ref: str) -> dict[str, Any]:
         with self._read() as s:
-            return _customer(s, ref)
+            return customer_of(s, ref)
 
     def edit_customer(self, ref: str, patch: CustomerPatch, by: str) -> dict[str, Any]:
         """An office edit: applied as a new revision (reps' edits merge against it)."""
         now = self.now()
         with self._write() as s:
-            row = _customer(s, ref)
+            row = customer_of(s, ref)
             row.update(patch.changes())
             row["rev"] += 1
             row["updated_at"] = now
@@ -246,12 +234,12 @@ class Archive:
     def assign(self, ref: str, rep: str | None, reason: str, by: str) -> dict[str, Any]:
         """Give a customer to `rep` (None: the pool); the old owner's devices evict it."""
         with self._write() as s:
-            new_owner = _rep(s, rep)["id"] if rep else None
-            return cards.assign(s, self.now(), _customer(s, ref)["id"], new_owner, reason, by)
+            new_owner = rep_of(s, rep)["id"] if rep else None
+            return cards.assign(s, self.now(), customer_of(s, ref)["id"], new_owner, reason, by)
 
     def ownership_history(self, ref: str) -> list[dict[str, Any]]:
         with self._read() as s:
-            return s.ownership(_customer(s, ref)["id"])
+            return s.ownership(customer_of(s, ref)["id"])
 
     # Listings: `limit=None` means every row; `iter_*` stream, `count_*` give the total.
 
@@ -271,14 +259,14 @@ class Archive:
 
     def count_customers(self, owner: str | None = None) -> int:
         with self._read() as s:
-            owner_id = _rep(s, owner)["id"] if owner and owner != "pool" else None
+            owner_id = rep_of(s, owner)["id"] if owner and owner != "pool" else None
             return s.count_customers(owner_id, owner == "pool")
 
     def iter_visits(self, rep: str | None = None, customer: str | None = None,
                     limit: int | None = None) -> Iterator[dict[str, Any]]:
         """Streamed; an unknown rep or customer raises now, not at the first row."""
         with self._read() as s:
-            rep_id, customer_id = _visit_filters(s, rep, customer)
+            rep_id, customer_id = visit_filters(s, rep, customer)
         return self._stream(lambda s: s.visits(rep_id, customer_id, limit))
 
     def list_visits(self, rep: str | None = None, customer: str | None = None,
@@ -287,7 +275,7 @@ class Archive:
 
     def count_visits(self, rep: str | None = None, customer: str | None = None) -> int:
         with self._read() as s:
-            return s.count_visits(*_visit_filters(s, rep, customer))
+            return s.count_visits(*visit_filters(s, rep, customer))
 
     def get_visit(self, visit_id: str) -> dict[str, Any]:
         with self._read() as s:
@@ -414,7 +402,7 @@ class Archive:
         """Several departures (rep, reason, reassign_to, effective_at) in one
         transaction: one bad entry and none is applied."""
         with self._write() as s:
-            return [departures.request(s, self.now(), _rep(s, rep), reason, reassign_to, when,
+            return [departures.request(s, self.now(), rep_of(s, rep), reason, reassign_to, when,
                                        by, source)
                     for rep, reason, reassign_to, when in entries]
 
@@ -470,40 +458,7 @@ class Archive:
         """What HR needs to see: when and by whom, devices wiped, customers, visits kept.
         NotFound `not_revoked` for a rep who has not left."""
         with self._read() as s:
-            return departures.report(s, self.now(), _rep(s, rep))
-
-
-class _StoreContext:
-    """`with archive._write() as store:` — a SqlStore over one engine transaction."""
-
-    def __init__(self, engine: Engine, write: bool, serial: bool = True,
-                 durable: bool = True) -> None:
-        self._cm = engine.write(serial, durable) if write else engine.read()
-
-    def __enter__(self) -> SqlStore:
-        return SqlStore(self._cm.__enter__())
-
-    def __exit__(self, *exc: Any) -> bool | None:
-        return self._cm.__exit__(*exc)
-
-
-def _rep(s: Store, ref: str | None) -> dict[str, Any]:
-    row = s.rep(ref) if ref else None
-    if row is None:
-        raise NotFound("unknown_rep", f"no rep {ref!r}: see `fieldvault-server rep list`")
-    return row
-
-
-def _customer(s: Store, ref: str) -> dict[str, Any]:
-    row = s.customer_by_ref(ref)
-    if row is None:
-        raise NotFound("unknown_customer", f"no customer {ref!r}")
-    return row
-
-
-def _visit_filters(s: Store, rep: str | None, customer: str | None) -> tuple[str | None, str | None]:
-    return (_rep(s, rep)["id"] if rep else None,
-            _customer(s, customer)["id"] if customer else None)
+            return departures.report(s, self.now(), rep_of(s, rep))
 
 
 __all__ = ["Archive"]

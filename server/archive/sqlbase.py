@@ -1,0 +1,50 @@
+"""What every part of the SQL store shares: the transaction and a few statement builders.
+
+The store is one class (`sqlstore.SqlStore`) assembled from parts, one per concept
+(`sql_staff.py`, `sql_pool.py`, ...), so that each part can be read alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .engine import Tx
+
+# Keeps an IN (...) list far below SQLite's and PostgreSQL's parameter limits.
+_CHUNK = 900
+
+DEVICE_COLUMNS = "id, rep_id, name, sign_public_key, box_public_key, state"
+
+
+def with_limit(sql: str, params: Sequence[Any], limit: int | None) -> tuple[str, tuple[Any, ...]]:
+    if limit is None:
+        return sql, tuple(params)
+    return sql + " LIMIT ?", (*params, limit)
+
+
+def insert_row(tx: Tx, table: str, row: dict[str, Any]) -> None:
+    cols = ", ".join(row)
+    tx.execute(f"INSERT INTO {table} ({cols}) VALUES ({', '.join('?' for _ in row)})",
+               tuple(row.values()))
+
+
+def update_row(tx: Tx, table: str, row: dict[str, Any]) -> None:
+    cols = [k for k in row if k != "id"]
+    tx.execute(f"UPDATE {table} SET {', '.join(f'{k}=?' for k in cols)} WHERE id=?",
+               (*(row[k] for k in cols), row["id"]))
+
+
+class SqlBase:
+    """The transaction every part of the store runs in."""
+
+    def __init__(self, tx: Tx) -> None:
+        self.tx = tx
+
+    def _in(self, sql: str, ids: list[str], extra: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        """`sql` has one `{}` for the IN list, then `extra` params; run in bounded chunks."""
+        out: list[dict[str, Any]] = []
+        for i in range(0, len(ids), _CHUNK):
+            chunk = ids[i : i + _CHUNK]
+            out.extend(self.tx.rows(sql.format(",".join("?" for _ in chunk)), (*chunk, *extra)))
+        return out

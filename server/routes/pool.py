@@ -1,0 +1,7 @@
+"""TODO(issue 11): routes."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,73 @@
+"""What every part of the Archive facade shares: the engine, the clock, and the
+one-transaction-per-method plumbing. The facade is one class (`archive.Archive`)
+assembled from parts, one per concept (`archive_staff.py`, `archive_pool.py`, ...).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from schema.clock import Clock, SystemClock, iso
+
+from ..archive.engine import Engine
+from ..archive.errors import NotFound
+from ..archive.sqlstore import SqlStore
+from ..archive.store import Store
+
+
+class ArchiveBase:
+    """The archive's engine and clock; `_read()`/`_write()` give a store over one
+    transaction."""
+
+    def __init__(self, engine: Engine, clock: Clock | None = None,
+                 data_dir: Path | None = None) -> None:
+        self.engine = engine
+        self.clock = clock or SystemClock()
+        # The server's own folder (keys, filed HR files), whatever the backend.
+        self.data_dir = data_dir
+
+    # --- plumbing ----------------------------------------------------------------
+
+    def _read(self) -> StoreContext:
+        return StoreContext(self.engine, write=False)
+
+    def _write(self, serial: bool = True, durable: bool = True) -> StoreContext:
+        return StoreContext(self.engine, write=True, serial=serial, durable=durable)
+
+    def now(self) -> str:
+        return iso(self.clock.now())
+
+
+
+class StoreContext:
+    """`with archive._write() as store:` — a SqlStore over one engine transaction."""
+
+    def __init__(self, engine: Engine, write: bool, serial: bool = True,
+                 durable: bool = True) -> None:
+        self._cm = engine.write(serial, durable) if write else engine.read()
+
+    def __enter__(self) -> SqlStore:
+        return SqlStore(self._cm.__enter__())
+
+    def __exit__(self, *exc: Any) -> bool | None:
+        return self._cm.__exit__(*exc)
+
+
+def rep_of(s: Store, ref: str | None) -> dict[str, Any]:
+    row = s.rep(ref) if ref else None
+    if row is None:
+        raise NotFound("unknown_rep", f"no rep {ref!r}: see `fieldvault-server rep list`")
+    return row
+
+
+def customer_of(s: Store, ref: str) -> dict[str, Any]:
+    row = s.customer_by_ref(ref)
+    if row is None:
+        raise NotFound("unknown_customer", f"no customer {ref!r}")
+    return row
+
+
+def visit_filters(s: Store, rep: str | None, customer: str | None) -> tuple[str | None, str | None]:
+    return (rep_of(s, rep)["id"] if rep else None,
+            customer_of(s, customer)["id"] if customer else None)
