@@ -8,7 +8,7 @@ same check the CLI's `--by USER` goes through.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -36,3 +36,29 @@ async def current_staff(
 
 
 CurrentStaff = Annotated[StaffMember, Depends(current_staff)]
+
+
+class RoleCheck:
+    """A route's dependency: the caller, refused with 403 `forbidden` unless their role
+    may do `action` at all (rules/access.MATRIX). Runs before the body is parsed, so a
+    forbidden caller learns nothing about the body's rules. Whether a manager may act
+    on this rep is checked again, with the record in hand, by the archive call."""
+
+    def __init__(self, action: str) -> None:
+        from .rules.access import MATRIX
+
+        if action not in MATRIX:
+            raise ValueError(f"unknown action {action!r}")  # a typo fails at import time
+        self.action = action
+
+    async def __call__(self, who: CurrentStaff) -> StaffMember:
+        from .rules.access import MATRIX
+
+        if who.role not in MATRIX[self.action]:
+            raise ApiError(403, "forbidden", f"a {who.role.value} may not do {self.action}")
+        return who
+
+
+def require(action: str) -> Any:
+    """`who: Annotated[StaffMember, require("visit.review")]` in a staff route."""
+    return Depends(RoleCheck(action))
