@@ -11,12 +11,26 @@ from __future__ import annotations
 
 from schema.output import run_app
 
-from . import audit, customers, departures, devices, policy, reps, review, serve, users, visits
+from . import (
+    allocation,
+    audit,
+    customers,
+    departures,
+    devices,
+    jobs,
+    policy,
+    pool,
+    reps,
+    review,
+    serve,
+    users,
+    visits,
+)
 from .common import app
 
 # Imported for their commands, which register themselves on `app` and its groups.
 COMMAND_MODULES = (serve, audit, reps, customers, visits, devices, departures, policy, review,
-                   users)
+                   users, pool, jobs, allocation)
 
 
 def main() -> None:
