@@ -14,7 +14,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from schema.enums import Grade
-from schema.models import CustomerCreate
 
 from ..deps import ArchiveDep, json_body
 from ..openapi import request_body
@@ -86,16 +85,19 @@ class AssignRequest(_Body):
 
 
 class DistributeRequest(_Body):
+    """Deal the pool's customers. (New leads come in through `customer distribute
+    FILE.csv`; a body of cards would outgrow the staff API's small body cap.)"""
+
     to_team: str | None = Field(None, max_length=200, description=(
         "A manager (staff account or rep): their active reps, transitively"))
-    to_reps: list[str] | None = Field(None, max_length=1000)
-    leads: list[CustomerCreate] | None = Field(None, max_length=1000, description=(
-        "New cards to deal; absent: the pool's customers"))
+    to_reps: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
+        None, min_length=1, max_length=20, description="Reps by id or name (a bigger group: "
+        "to_team)")
     dry_run: bool = False
 
 
 class PlanRow(_Answer):
-    customer: str = Field(description="Card number (a lead's label before it is created)")
+    customer: str = Field(description="Card number")
     name: str
     grade: Grade
     to: str | None
@@ -151,6 +153,10 @@ class PoolWarning(_Answer):
     due_at: str
     returns_at: str
     warned_at: str
+
+
+class PoolWarnings(_Answer):
+    warnings: list[PoolWarning]
 
 
 @router.get("/customers", response_model=CustomerList)
@@ -214,13 +220,11 @@ async def distribute(
     who: Annotated[StaffMember, require("customer.distribute")], archive: ArchiveDep,
     body: Annotated[DistributeRequest, json_body(DistributeRequest, current_staff)],
 ) -> dict[str, Any]:
-    """Deal new leads (or the pool) round-robin over a team or named reps, balancing
-    load, grade A to seniors and C to juniors, skipping reps at their cap; the plan
-    with a reason for each customer. `dry_run`: nothing written."""
-    leads = ([(f"lead {i + 1}", lead) for i, lead in enumerate(body.leads)]
-             if body.leads is not None else None)
+    """Deal the pool's customers round-robin over a team or named reps, balancing load,
+    grade A to seniors and C to juniors, skipping reps at their cap; the plan with a
+    reason for each customer. `dry_run`: nothing written."""
     return await run_in_threadpool(lambda: archive.distribute(
-        who.name, leads, body.to_team, body.to_reps, body.dry_run))
+        who.name, None, body.to_team, body.to_reps, body.dry_run))
 
 
 @router.get("/pool/policy", response_model=PoolPolicyModel)
@@ -241,10 +245,10 @@ async def set_pool_policy(
     return await run_in_threadpool(archive.set_pool_policy, changes, who.name)
 
 
-@router.get("/pool/warnings", response_model=list[PoolWarning])
+@router.get("/pool/warnings", response_model=PoolWarnings)
 async def pool_warnings(
     who: Annotated[StaffMember, require("customer.read")], archive: ArchiveDep,
     rep: Annotated[str | None, Query(max_length=200)] = None,
-) -> list[dict[str, Any]]:
+) -> dict[str, Any]:
     """Customers due back in the pool soon, soonest first (a manager: their team's)."""
-    return await run_in_threadpool(archive.pool_warnings, rep, who.name)
+    return {"warnings": await run_in_threadpool(archive.pool_warnings, rep, who.name)}
