@@ -345,13 +345,48 @@ class Staff(Protocol):
         """Every column of the account whose id or exact name is `ref` (disabled too)."""
         ...
 
+    def staff_list(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """Every account by name, without its password hash: id, name, role, rep_id,
+        created_at, disabled_at, locked_until, failed_logins, has_password (0/1) and
+        tokens (how many unrevoked tokens it has)."""
+        ...
+
+    def count_active_staff(self, role: str) -> int:
+        """How many accounts of `role` are not disabled."""
+        ...
+
+    def update_staff(self, row: dict[str, Any]) -> None:
+        """Set the given columns of the account `row["id"]` (nothing when it is unknown)."""
+        ...
+
+    def add_failed_login(self, staff_id: str) -> int:
+        """Count one more failed login of the account; returns the new count (an
+        atomic increment: two workers failing at once count two)."""
+        ...
+
     def insert_staff_token(self, token_hash: str, staff_id: str, name: str, at: str) -> None:
         """UniqueViolation when the hash exists."""
         ...
 
     def staff_token(self, token_hash: str) -> dict[str, Any] | None:
         """The unrevoked token row with this hash joined with its account's columns
-        (staff_id, name, role, rep_id, disabled_at; the token's name as token_name)."""
+        (token_hash, staff_id, last_used_at, name, role, rep_id, disabled_at; the
+        token's own name as token_name)."""
+        ...
+
+    def staff_tokens_of(self, staff_id: str) -> list[dict[str, Any]]:
+        """The account's tokens, revoked ones too, oldest first: name, created_at,
+        last_used_at, revoked_at (never the hash)."""
+        ...
+
+    def revoke_staff_tokens(self, staff_id: str, name: str | None, at: str) -> int:
+        """Revoke the account's unrevoked tokens called `name` (every one for None);
+        returns how many."""
+        ...
+
+    def touch_staff_token(self, token_hash: str, at: str, unless_after: str) -> None:
+        """Record `at` as the token's last use, unless its last use is already at or
+        after `unless_after` (so a busy token is written at most once a period)."""
         ...
 
     def reps_under(self, rep_id: str) -> list[str]:
