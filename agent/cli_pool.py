@@ -39,7 +39,7 @@ def _online(what: str) -> Iterator[None]:
 def pool_list(
     home: HomeOpt,
     search: Annotated[str | None, typer.Option(help="Names, industries, areas.")] = None,
-    limit: Annotated[int, typer.Option(min=1, max=500, help="Show at most N.")] = 50,
+    limit: Annotated[int, typer.Option(min=1, max=200, help="Show at most N.")] = 50,
     offset: Annotated[int, typer.Option(min=0, help="Skip the first N.")] = 0,
     as_json: JsonOpt = False,
 ) -> None:
@@ -64,7 +64,8 @@ def pool_list(
 
 @pool_app.command("claim")
 def pool_claim(
-    customer: Annotated[str, typer.Argument(help="Customer id, from `fieldvault pool list`.")],
+    customer: Annotated[str, typer.Argument(help="Customer id or card number, from "
+                                            "`fieldvault pool list`.")],
     home: HomeOpt, as_json: JsonOpt = False,
 ) -> None:
     """Claim a customer from the pool; its full card and history then come down."""

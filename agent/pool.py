@@ -37,8 +37,8 @@ def claim(transport: Transport, customer_id: str) -> dict[str, Any]:
     server's ServerRefused, whose message names the cap and when it frees up."""
     customer_id = customer_id.strip()
     if not _ID.match(customer_id):
-        raise StoreError(f"{customer_id!r} is not a customer id: take the id from "
-                         "`fieldvault pool list`")
+        raise StoreError(f"{customer_id!r} is not a customer id or card number: take one "
+                         "from `fieldvault pool list`")
     answer = transport.request("POST", "/v1/pool/claim",
                                payload=orjson.dumps({"customer_id": customer_id}))
     return ClaimResponse.model_validate(answer).model_dump(mode="json")
