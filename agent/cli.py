@@ -169,18 +169,16 @@ def status(home: HomeOpt, as_json: JsonOpt = False) -> None:
         "server": config.server_url, "state": lease["state"], "lease": lease,
     }
     attention: list[dict[str, Any]] = []
-    groups: dict[str, list[dict[str, Any]]] = {}
+    groups: dict[str, Any] = {}
     if lease["state"] == "active":
         with vault(home) as store:
             attention = store.needs_attention()
-            groups = store.attention()
+            groups = store.attention(ATTENTION_TOP)
             out.update(**store.counts(), outbox=store.outbox_counts(),
                        last_sync_at=store.get_state("last_sync_at"),
                        last_server_time=store.get_state("last_server_time"))
     if as_json:
-        emit_json({**out, "needs_attention": attention, "attention": {
-            "counts": {k: len(v) for k, v in groups.items()},
-            **{k: v[:ATTENTION_TOP] for k, v in groups.items()}}})
+        emit_json({**out, "needs_attention": attention, "attention": groups})
         return
     show({k: v for k, v in out.items() if k != "lease"}, False)
     typer.echo(f"lease: blocks at {lease['block_at']}, wipes at {lease['wipe_at']}"
@@ -194,31 +192,29 @@ _ATTENTION_NOUNS = {"returned_visits": "returned visit", "refused": "refused cha
                     "returned_plans": "returned plan", "pool_warnings": "pool warning"}
 
 
-def _attention_lines(groups: dict[str, list[dict[str, Any]]]) -> list[str]:
+def _attention_lines(groups: dict[str, Any]) -> list[str]:
     """What waits for the rep, for `status`: the counts, then the first items of each."""
-    counts = [f"{len(v)} {_ATTENTION_NOUNS[k]}{'s' if len(v) != 1 else ''}"
-              for k, v in groups.items() if v]
-    if not counts:
+    counts = groups.get("counts", {})
+    summary = [f"{n} {_ATTENTION_NOUNS[k]}{'s' if n != 1 else ''}" for k, n in counts.items() if n]
+    if not summary:
         return []
-    lines = ["needs attention: " + ", ".join(counts)]
-    for key, items in groups.items():
-        for item in items[:ATTENTION_TOP]:
+    lines = ["needs attention: " + ", ".join(summary)]
+    for key, noun in _ATTENTION_NOUNS.items():
+        for item in groups[key]:
+            by = f" ({item['by']})" if item.get("by") else ""
             if key == "pool_warnings":
                 lines.append(f"  pool: {item['message']}")
             elif key == "refused":
                 lines.append(f"  {item['state']}: {item['kind']} {item['id'][:12]} "
                              f"{item['customer']}: {item['reason']}")
             elif key == "returned_plans":
-                by = f" ({item['by']})" if item.get("by") else ""
                 lines.append(f"  returned: plan for {item['id']}: {item['reason']}{by}")
             else:
-                by = f" ({item['by']})" if item.get("by") else ""
                 lines.append(f"  returned: {item['kind']} {item['id'][:12]} "
                              f"{item['customer']}: {item['reason']}{by}")
-        if len(items) > ATTENTION_TOP:
-            lines.append(f"  ... and {len(items) - ATTENTION_TOP} more "
-                         f"{_ATTENTION_NOUNS[key]}s")
-    if groups.get("returned_visits") or groups.get("refused"):
+        if counts[key] > len(groups[key]):
+            lines.append(f"  ... and {counts[key] - len(groups[key])} more {noun}s")
+    if counts["returned_visits"] or counts["refused"]:
         lines.append("  see `fieldvault visit list --attention`; a returned visit is "
                      "corrected with `fieldvault visit edit ID`")
     return lines
@@ -284,7 +280,7 @@ def sync(home: HomeOpt, as_json: JsonOpt = False) -> None:
             finally:
                 attention = len(store.needs_attention())
                 returned = len(store.returned_visits()) + len(store.returned_plans())
-                warnings = len(store.pool_deadlines())
+                warnings = store.pool_warning_count()
                 store.close()
         if order is not None:
             _revoked(home, transport, order=order)

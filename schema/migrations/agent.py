@@ -152,7 +152,12 @@ CREATE TABLE plans (
     reviewed_at TEXT
 );
 
--- "Needs attention" lists the visits the manager returned at every `status`.
+-- `status` lists what needs attention every time it runs: the visits the manager
+-- returned, and the cards near their pool deadline, found by when they were last
+-- served and (only for those) their latest visit, read off the index in one step.
 CREATE INDEX visits_returned ON visits(rep_id) WHERE status = 'returned';
+CREATE INDEX customers_served ON customers(last_served_at);
+DROP INDEX visits_customer;
+CREATE INDEX visits_customer_started ON visits(customer_id, started_at);
 """
     )
