@@ -13,7 +13,7 @@ from ..deps import ArchiveDep, json_body
 from ..openapi import request_body
 from ..rules.access import StaffMember
 from ..staff_auth import current_staff, require
-from .staff_visits import Answer, Limit, VisitRecord, WaitingVisit
+from .staff_visits import Answer, Limit, VisitRecord, WaitingVisits
 
 router = APIRouter(prefix="/v1/staff", tags=["staff"])
 
@@ -63,11 +63,11 @@ class CallbackPolicyChange(BaseModel):
     dispute_min_calls: int | None = Field(default=None, ge=1, le=100000)
 
 
-@router.get("/callbacks", response_model=list[WaitingVisit])
+@router.get("/callbacks", response_model=WaitingVisits)
 async def queue(who: Annotated[StaffMember, require("callback.work")], archive: ArchiveDep,
-                limit: Limit = 500) -> list[dict[str, Any]]:
+                limit: Limit = 500) -> dict[str, Any]:
     """Visits to call back, oldest first, with the customer's phone and decision maker."""
-    return await run_in_threadpool(archive.callback_queue, who.name, limit)
+    return {"visits": await run_in_threadpool(archive.callback_queue, who.name, limit)}
 
 
 @router.post("/callbacks/{visit_id}", response_model=VisitRecord,

@@ -50,6 +50,14 @@ class ConflictRow(Answer):
     resolution: Literal["server", "rep"] | None
 
 
+class HeldOps(BaseModel):
+    held: list[HeldOp]
+
+
+class Conflicts(BaseModel):
+    conflicts: list[ConflictRow]
+
+
 class Reject(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -62,12 +70,12 @@ class Resolve(BaseModel):
     keep: Literal["server", "rep"]
 
 
-@router.get("/quarantine", response_model=list[HeldOp])
+@router.get("/quarantine", response_model=HeldOps)
 async def quarantine(who: Annotated[StaffMember, require("quarantine.review")],
                      archive: ArchiveDep, open_only: OpenOnly = False,
-                     limit: Limit = 500) -> list[dict[str, Any]]:
+                     limit: Limit = 500) -> dict[str, Any]:
     """Operations held for review, oldest first."""
-    return await run_in_threadpool(archive.held_ops, who.name, open_only, limit)
+    return {"held": await run_in_threadpool(archive.held_ops, who.name, open_only, limit)}
 
 
 @router.post("/quarantine/{held_id}/accept", response_model=HeldOp)
@@ -87,12 +95,13 @@ async def reject(held_id: int, who: Annotated[StaffMember, require("quarantine.r
     return await run_in_threadpool(archive.reject_quarantined, held_id, who.name, body.reason)
 
 
-@router.get("/conflicts", response_model=list[ConflictRow])
+@router.get("/conflicts", response_model=Conflicts)
 async def conflicts(who: Annotated[StaffMember, require("conflict.resolve")],
                     archive: ArchiveDep, open_only: OpenOnly = True,
-                    limit: Limit = 500) -> list[dict[str, Any]]:
+                    limit: Limit = 500) -> dict[str, Any]:
     """Conflicts, oldest first (a manager: their team's); by default the open ones."""
-    return await run_in_threadpool(archive.open_conflicts, who.name, open_only, limit)
+    return {"conflicts": await run_in_threadpool(archive.open_conflicts, who.name, open_only,
+                                                 limit)}
 
 
 @router.post("/conflicts/{conflict_id}/resolve", response_model=ConflictRow,

@@ -64,6 +64,10 @@ class WaitingVisit(Answer):
     callback_reason: str
 
 
+class WaitingVisits(BaseModel):
+    visits: list[WaitingVisit]
+
+
 class Revision(BaseModel):
     rev: int
     author: str = Field(description="rep id, or staff:<name> for a staff change")
@@ -91,11 +95,11 @@ class Return(BaseModel):
     comment: str = Field(min_length=1, max_length=1000, description="What the rep must fix.")
 
 
-@router.get("/approvals", response_model=list[WaitingVisit])
+@router.get("/approvals", response_model=WaitingVisits)
 async def approvals(who: Annotated[StaffMember, require("visit.review")], archive: ArchiveDep,
-                    manager: Manager = None, limit: Limit = 500) -> list[dict[str, Any]]:
+                    manager: Manager = None, limit: Limit = 500) -> dict[str, Any]:
     """Submitted visits waiting for review, oldest first (a manager: their team)."""
-    return await run_in_threadpool(archive.approvals, who.name, manager, limit)
+    return {"visits": await run_in_threadpool(archive.approvals, who.name, manager, limit)}
 
 
 @router.get("/visits/{visit_id}", response_model=VisitWithHistory)
@@ -124,8 +128,8 @@ async def return_visit(visit_id: str, who: Annotated[StaffMember, require("visit
     return await run_in_threadpool(archive.return_visit, visit_id, who.name, body.comment)
 
 
-@router.get("/disputes", response_model=list[WaitingVisit])
+@router.get("/disputes", response_model=WaitingVisits)
 async def disputes(who: Annotated[StaffMember, require("disputes.read")], archive: ArchiveDep,
-                   manager: Manager = None, limit: Limit = 500) -> list[dict[str, Any]]:
+                   manager: Manager = None, limit: Limit = 500) -> dict[str, Any]:
     """Visits whose call-back was disputed (a manager: their team)."""
-    return await run_in_threadpool(archive.disputes, who.name, manager, limit)
+    return {"visits": await run_in_threadpool(archive.disputes, who.name, manager, limit)}

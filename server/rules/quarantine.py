@@ -24,7 +24,8 @@ from ..archive.store import Store
 from . import access, audit, cards, operations, review
 
 MAX_REASON = 500
-_PATCHES = {OpKind.customer_update.value: CustomerPatch, OpKind.visit_update.value: VisitPatch}
+_PATCHES: dict[str, type[CustomerPatch] | type[VisitPatch]] = {
+    OpKind.customer_update.value: CustomerPatch, OpKind.visit_update.value: VisitPatch}
 
 
 def _held(store: Store, by: str, held_id: int) -> tuple[dict[str, Any], access.StaffMember]:

@@ -92,10 +92,13 @@ def test_a_revoked_reps_final_flush_becomes_archive_history_under_their_name(ctx
 def test_held_edits_wait_for_their_creation_and_only_an_admin_decides(ctx: Ctx) -> None:
     team(ctx)
     other = ctx.customer(ctx.b)
-    visit = visit_create(other["id"])  # Rep A may not visit Rep B's customer: held
-    edit = op("visit.update", visit["entity_id"], {"outcome": "签约"}, base_rev=1)
+    # Rep A may not visit Rep B's customer: held, and so is the edit of the held visit
+    visit = visit_create(other["id"], ended_at=at(timedelta(minutes=1)))
+    edit = op("visit.update", visit["entity_id"], {"outcome": "签约", "ended_at": None},
+              base_rev=1)
     ctx.push(ctx.a, visit, edit)
     held = held_ids(ctx)
+    assert ctx.archive.quarantine()[1]["payload"]["data"] == {"outcome": "签约", "ended_at": None}
     for by, code in (("boss", "forbidden"), ("vera", "forbidden")):
         with pytest.raises(ArchiveError) as refused:
             ctx.archive.accept_quarantined(held[visit["op_id"]], by)
@@ -111,7 +114,26 @@ def test_held_edits_wait_for_their_creation_and_only_an_admin_decides(ctx: Ctx) 
     ctx.archive.accept_quarantined(held[visit["op_id"]], "root")
     ctx.archive.accept_quarantined(held[edit["op_id"]], "root")
     row = ctx.archive.get_visit(visit["entity_id"])
-    assert (row["rep_id"], row["outcome"], row["rev"]) == (ctx.a.rep_id, "签约", 2)
+    assert (row["rep_id"], row["outcome"], row["ended_at"], row["rev"]) == (
+        ctx.a.rep_id, "签约", None, 2)  # the null the rep sent clears, nothing else does
+
+
+def test_an_edit_held_before_only_set_fields_were_kept_changes_only_what_it_names(
+        ctx: Ctx, stores: Stores) -> None:
+    ctx.archive.add_staff("root", "admin")
+    visit = visit_create(ctx.customer(ctx.a)["id"], ended_at=at(timedelta(minutes=1)))
+    ctx.push(ctx.a, visit)
+    (edit,) = ops(op("visit.update", visit["entity_id"], {"outcome": "签约"}, base_rev=1))
+    with stores.write() as s:  # as held before: every field of the edit, unset ones null
+        s.insert_quarantine({"op_id": edit.op_id, "device_id": ctx.a.id, "rep_id": ctx.a.rep_id,
+                             "kind": "visit.update", "entity_id": edit.entity_id,
+                             "payload": edit.model_dump_json(), "reason": "old", "at": at()})
+    (held,) = ctx.archive.quarantine()
+    assert held["payload"]["data"]["ended_at"] is None
+    ctx.archive.accept_quarantined(held["id"], "root")
+    row = ctx.archive.get_visit(visit["entity_id"])
+    assert (row["outcome"], row["ended_at"], row["summary"]) == (
+        "签约", at(timedelta(minutes=1)), visit["data"]["summary"])
 
 
 def test_resolving_a_conflict_writes_the_kept_value_as_a_new_revision(ctx: Ctx) -> None:
