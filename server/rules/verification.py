@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from schema.enums import CallbackStatus, StaffRole
+from schema.enums import CallbackStatus, StaffRole, VisitStatus
 
 from ..archive.errors import ArchiveError, Conflict
 from ..archive.store import Store
@@ -41,6 +41,8 @@ def record(store: Store, now: str, by: str, visit_id: str, result: str,
     if result == CallbackStatus.disputed and not text:
         raise ArchiveError("note_required", "a disputed call-back needs a note: what the "
                            "customer said that does not match the visit record")
+    if row["status"] == VisitStatus.void:
+        raise Conflict("visit_void", f"visit {visit_id} is void: there is nothing to verify")
     if row["callback"] is None:
         raise Conflict("not_picked", f"visit {visit_id} was not picked for call-back")
     if row["callback"] != CallbackStatus.pending:

@@ -83,6 +83,8 @@ def test_a_dispute_reaches_the_reps_manager(ctx: Ctx) -> None:
     visit_id = logged(ctx, t.c, cust["id"], purpose="collection", summary="收回三月货款")
     quiet_id = next(f"quiet-{i:04d}" for i in range(100) if not in_sample(f"quiet-{i:04d}", 20))
     quiet = logged(ctx, t.c, cust["id"], visit_id=quiet_id, purpose="service")
+    voided = logged(ctx, t.c, cust["id"], purpose="order")
+    ctx.push(t.c, op("visit.void", voided, {"reason": "wrong customer"}, base_rev=1))
     ctx.archive.set_callback_policy({"sample_pct": 0}, "root")
     (call,) = [q for q in ctx.archive.callback_queue("vera") if q["id"] == visit_id]
     assert (call["customer_name"], call["phone"], call["decision_maker"], call["started_at"],
@@ -95,6 +97,7 @@ def test_a_dispute_reaches_the_reps_manager(ctx: Ctx) -> None:
         (lambda: ctx.archive.record_callback(visit_id, "verified", "", "boss"), "forbidden"),
         (lambda: ctx.archive.callback_queue("boss"), "forbidden"),
         (lambda: ctx.archive.record_callback(quiet, "verified", "", "vera"), "not_picked"),
+        (lambda: ctx.archive.record_callback(voided, "verified", "", "vera"), "visit_void"),
     ]
     for attempt, code in refusals:
         with pytest.raises(ArchiveError) as refused:
