@@ -263,7 +263,10 @@ class Ops(Protocol):
 
 
 class Review(Protocol):
-    """What waits for a person: quarantined ops and merge conflicts."""
+    """What waits for a person: visits to review (拜访记录审核) and to call back (电话回访),
+    disputes, quarantined ops and merge conflicts. `under` (a rep id) limits a listing
+    to the reps below that rep in the manager tree, transitively (a manager's team);
+    None: everyone."""
 
     def insert_quarantine(self, row: dict[str, Any]) -> None:
         """Hold an op; UniqueViolation when its op_id is held already."""
@@ -273,16 +276,67 @@ class Review(Protocol):
         """Whether any held op is about `entity_id`."""
         ...
 
-    def quarantined(self, limit: int | None = None) -> list[dict[str, Any]]:
-        """Held ops, oldest first, payload as a dict."""
+    def quarantined(self, limit: int | None = None,
+                    open_only: bool = False) -> list[dict[str, Any]]:
+        """Held ops, oldest first, payload as a dict; `open_only`: not decided yet."""
         ...
 
     def count_quarantined(self, rep_id: str | None = None) -> int: ...
 
+    def held_op(self, held_id: int) -> dict[str, Any] | None:
+        """One held op by its id (every column, payload as a dict), or None."""
+        ...
+
+    def decide_held_op(self, held_id: int, decision: str, by: str, reason: str, at: str) -> bool:
+        """Record the decision (accepted|rejected) on a held op not decided yet; False
+        when it was decided already (nothing changed). The op itself is never deleted."""
+        ...
+
     def insert_conflict(self, row: dict[str, Any]) -> None: ...
 
-    def conflicts(self, limit: int | None = None) -> list[dict[str, Any]]:
-        """Conflicts, oldest first, with the card's name and number; values decoded."""
+    def conflicts(self, limit: int | None = None, under: str | None = None,
+                  open_only: bool = False) -> list[dict[str, Any]]:
+        """Conflicts, oldest first, with the card's name and number; values decoded;
+        `open_only`: not resolved yet."""
+        ...
+
+    def conflict(self, conflict_id: int) -> dict[str, Any] | None:
+        """One conflict by its id (every column, values decoded), or None."""
+        ...
+
+    def resolve_conflict(self, conflict_id: int, resolution: str, by: str, at: str) -> bool:
+        """Mark an unresolved conflict resolved (resolution server|rep); False when it
+        was resolved already (nothing changed)."""
+        ...
+
+    def visits_to_review(self, under: str | None = None,
+                         limit: int | None = None) -> list[dict[str, Any]]:
+        """Submitted visits, by start time (the oldest waits longest), each with
+        rep_name, customer_name, card_no, phone, decision_maker and its review and
+        call-back columns."""
+        ...
+
+    def callback_queue(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """Visits picked for call-back and not called yet (callback pending, not void),
+        by start time, with the same columns as `visits_to_review`."""
+        ...
+
+    def disputed_visits(self, under: str | None = None,
+                        limit: int | None = None) -> list[dict[str, Any]]:
+        """Visits whose call-back was disputed, by the time of the call, with the same
+        columns as `visits_to_review`."""
+        ...
+
+    def callback_counts(self, under: str | None = None,
+                        rep_id: str | None = None) -> list[dict[str, Any]]:
+        """Per author of visits picked for call-back (only `rep_id`'s, if given): rep_id,
+        rep_name, pending, verified, disputed (ints), by rep name. Reps with none
+        picked have no row."""
+        ...
+
+    def callback_throughput(self, by: str | None = None) -> list[dict[str, Any]]:
+        """Calls recorded per caller and UTC day (by, day YYYY-MM-DD, calls), by day;
+        only `by`'s when given."""
         ...
 
 
