@@ -11,12 +11,25 @@ from __future__ import annotations
 
 from schema.output import run_app
 
-from . import audit, customers, departures, devices, policy, reps, review, serve, users, visits
+from . import (
+    audit,
+    customers,
+    departures,
+    devices,
+    plans,
+    policy,
+    reports,
+    reps,
+    review,
+    serve,
+    users,
+    visits,
+)
 from .common import app
 
 # Imported for their commands, which register themselves on `app` and its groups.
 COMMAND_MODULES = (serve, audit, reps, customers, visits, devices, departures, policy, review,
-                   users)
+                   users, plans, reports)
 
 
 def main() -> None:
