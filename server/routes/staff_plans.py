@@ -4,13 +4,14 @@ team's plans only (checked by the archive call, with the plan in hand)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from schema.enums import PlanStatus, VisitPurpose
+from schema.validation import ASCII_INT
 
 from ..deps import ArchiveDep, json_body
 from ..openapi import request_body
@@ -19,6 +20,13 @@ from ..staff_auth import current_staff, require
 
 router = APIRouter(prefix="/v1/staff", tags=["staff"])
 PlanId = Annotated[str, Path(max_length=300, description="REP_ID:YYYY-MM-DD")]
+
+
+def _digits(value: Any) -> Any:
+    """A query integer as ASCII digits only (pydantic's lax parsing takes `+5`, `1_0`)."""
+    if isinstance(value, str) and not ASCII_INT.fullmatch(value):
+        raise ValueError("must be a whole number written in the digits 0-9")
+    return value
 
 
 class _Answer(BaseModel):
@@ -107,7 +115,7 @@ async def list_plans(
     status: PlanStatus | None = None,
     date: Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}-\d{2}$")] = None,
     rep: Annotated[str | None, Query(max_length=200)] = None,
-    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+    limit: Annotated[int, BeforeValidator(_digits), Query(ge=1, le=5000)] = 500,
 ) -> list[dict]:
     """Daily plans newest day first (a manager: their team's only)."""
     return await run_in_threadpool(archive.list_plans, who.name, manager,
