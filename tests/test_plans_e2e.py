@@ -22,7 +22,7 @@ import pytest
 from schema.models import PullResponse, PushResponse
 
 from . import harness
-from .harness import ServerProcess, add_rep, enroll_device, init_server, op, server_cli
+from .harness import ServerProcess, enroll_device, init_server, op, server_cli
 
 pytestmark = pytest.mark.slow
 
@@ -41,17 +41,17 @@ def test_plan_submitted_approved_and_pulled_with_the_pool_rules(served: ServerPr
     data = served.data
     assert server_cli(data, "policy", "set", "--timezone", "Asia/Shanghai")["timezone"] == (
         "Asia/Shanghai")
-    assert server_cli(data, "policy", "show")["timezone"] == "Asia/Shanghai"
-    add_rep(data, "王经理")
-    rep_id = add_rep(data, "李伟", manager="王经理")
-    server_cli(data, "user", "add", "--name", "wang", "--role", "manager", "--rep", "王经理")
-    token = server_cli(data, "user", "token", "wang", "--name", "erp")["token"]
+    arch = harness.archive(data)  # set-up through the library: CLI runs cost seconds
+    arch.add_rep("王经理")
+    rep_id = arch.add_rep("李伟", "王经理")["id"]
+    arch.add_staff("wang", "manager", "王经理")
+    token = arch.create_staff_token("wang", "erp")
     (one, two) = harness.add_customers(data, rep_id, ["杭州西湖茶叶有限公司", "宁波港务"])
     day = (datetime.now(ZoneInfo("Asia/Shanghai")) + timedelta(days=1)).date().isoformat()
     plan_id = f"{rep_id}:{day}"
 
     with httpx.Client(base_url=served.url, timeout=30) as client:
-        laptop = enroll_device(client, harness.archive(data), rep_id)
+        laptop = enroll_device(client, arch, rep_id)
         staff = {"Authorization": f"Bearer {token}"}
         pushed = laptop.push([op("plan.submit", day, {"day": day, "items": [
             {"customer_id": one["id"], "purpose": "order", "time": "09:30"},
@@ -91,6 +91,13 @@ def test_plan_submitted_approved_and_pulled_with_the_pool_rules(served: ServerPr
         harness.assert_json_error(refused, 403, "forbidden")
         unsigned = client.get("/v1/staff/plans")
         harness.assert_json_error(unsigned, 401)
+        no_comment = client.post(f"/v1/staff/plans/{plan_id}/return", json={}, headers=staff)
+        harness.assert_json_error(no_comment, 422)
+        week = datetime.fromisoformat(day).strftime("%G-W%V")
+        weekly = client.get("/v1/staff/reports/weekly", params={"team": "wang", "week": week},
+                            headers=staff)
+        assert weekly.status_code == 200, weekly.text
+        assert [r["rep_name"] for r in weekly.json()["reps"]] == ["李伟"]
 
     listing: list[dict[str, Any]] = server_cli(data, "plan", "list", "--rep", "李伟")
     assert [(p["id"], p["status"], p["planned"]) for p in listing] == [(plan_id, "approved", 2)]
@@ -100,6 +107,6 @@ def test_plan_submitted_approved_and_pulled_with_the_pool_rules(served: ServerPr
     raw = out.read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf") and "杭州西湖茶叶有限公司".encode() in raw
     assert out.stat().st_mode & 0o777 == 0o600
-    (entry,) = [e for e in harness.archive(data).audit_entries()
+    (entry,) = [e for e in arch.audit_entries()
                 if e["action"] == "export.report"]
     assert (entry["actor"], entry["details"]["count"]) == ("admin", 2)
