@@ -270,6 +270,8 @@ def test_published_security_and_response_models(live: Live) -> None:
             security = operation.get("security")
             if path.startswith("/v1/hr/"):
                 assert security == [{"HRToken": []}], (method, path)
+            elif path.startswith("/v1/staff/"):
+                assert security == [{"StaffToken": []}], (method, path)
             elif path.startswith("/v1/") and path != "/v1/enroll":
                 assert security == [dict.fromkeys(device, [])], (method, path)
             else:
@@ -280,7 +282,8 @@ def test_published_security_and_response_models(live: Live) -> None:
                 content = answer["content"]
                 schema = (content.get("application/json") or content["text/plain"])["schema"]
                 assert schema.get("$ref") or schema.get("type") == "string", (method, path)
-                if security and path.startswith("/v1/") and not path.startswith("/v1/hr/"):
+                if security and path.startswith("/v1/") and not path.startswith(("/v1/hr/",
+                                                                                 "/v1/staff/")):
                     header = answer["headers"][signing.HDR_SERVER_SIGNATURE]
                     assert header["required"] is True, (method, path)
 

@@ -68,7 +68,7 @@ def test_plan_submitted_approved_and_pulled_with_the_pool_rules(served: ServerPr
             "return_days": {"A": 90, "B": 90, "C": 90}, "warn_days": 7, "grace_days": 3}
 
         listed = client.get("/v1/staff/plans", params={"status": "submitted"}, headers=staff)
-        assert [p["id"] for p in listed.json()] == [plan_id]
+        assert [p["id"] for p in listed.json()["plans"]] == [plan_id]
         approved = client.post(f"/v1/staff/plans/{plan_id}/approve", json={"comment": "好"},
                                headers=staff)
         assert approved.status_code == 200, approved.text

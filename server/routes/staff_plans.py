@@ -88,6 +88,10 @@ class PlanActual(_Answer):
     unplanned_visits: list[UnplannedVisit]
 
 
+class PlanList(_Answer):
+    plans: list[PlanRow] = Field(description="Newest day first")
+
+
 class PlanDetail(PlanOut):
     rep_name: str
     timezone: str
@@ -107,7 +111,7 @@ class ReturnRequest(BaseModel):
     comment: str = Field(min_length=1, max_length=2000, description="What the rep should change")
 
 
-@router.get("/plans", response_model=list[PlanRow])
+@router.get("/plans", response_model=PlanList)
 async def list_plans(
     who: Annotated[StaffMember, require("plan.review")], archive: ArchiveDep,
     manager: Annotated[str | None, Query(max_length=200,
@@ -116,10 +120,10 @@ async def list_plans(
     date: Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}-\d{2}$")] = None,
     rep: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, BeforeValidator(_digits), Query(ge=1, le=5000)] = 500,
-) -> list[dict]:
+) -> dict:
     """Daily plans newest day first (a manager: their team's only)."""
-    return await run_in_threadpool(archive.list_plans, who.name, manager,
-                                   status.value if status else None, date, rep, limit)
+    return {"plans": await run_in_threadpool(archive.list_plans, who.name, manager,
+                                             status.value if status else None, date, rep, limit)}
 
 
 @router.get("/plans/{plan_id}", response_model=PlanDetail)

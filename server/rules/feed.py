@@ -52,6 +52,8 @@ def read_page(store: Store, rep_id: str, after_seq: int, limit: int) -> PullPage
                 granted[r.customer_id] = None
     page.evicted = list(evicted)
     page.customers = store.customers_by_ids(list(send_customers))
+    for c in page.customers:  # stored as 0/1; the wire model says true/false
+        c["locked"] = bool(c["locked"])
     visits = store.visits_of_customers(list(granted))
     have = {v["id"] for v in visits}
     visits += store.visits_by_ids([v for v in visit_ids if v not in have])
