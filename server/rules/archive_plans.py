@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from schema.enums import StaffRole
+
 from ..archive.errors import ArchiveError, Forbidden, NotFound
 from ..archive.store import Store
 from . import access, audit, days, plans, reports
@@ -35,7 +37,7 @@ def _team_of(s: Store, manager: str) -> tuple[str, list[str]]:
         raise NotFound("unknown_manager", f"no staff user {manager!r}: see "
                        "`fieldvault-server user list`")
     who = access.StaffMember.from_row(row)
-    if who.role != "manager":
+    if who.role != StaffRole.manager:
         raise ArchiveError("not_a_manager", f"{who.name} is a {who.role.value}, not a manager "
                            "with a team")
     return who.name, sorted(access.team(s, who))
