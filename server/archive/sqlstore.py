@@ -31,6 +31,10 @@ class SqlStore(StaffSql, ReviewSql, PoolSql, PlanSql, ReportSql, SqlBase):
         value = self.tx.scalar("SELECT value FROM meta WHERE key=?", (key,))
         return None if value is None else str(value)
 
+    def metas(self, keys: list[str]) -> dict[str, str]:
+        return {r["key"]: str(r["value"])
+                for r in self._in("SELECT key, value FROM meta WHERE key IN ({})", keys)}
+
     def set_meta(self, key: str, value: str) -> None:
         self.tx.execute("INSERT INTO meta(key, value) VALUES (?, ?) "
                         "ON CONFLICT(key) DO UPDATE SET value=excluded.value", (key, value))

@@ -34,14 +34,17 @@ class PullPage:
     customers: list[dict[str, Any]] = field(default_factory=list)
     visits: list[dict[str, Any]] = field(default_factory=list)
     evicted: list[str] = field(default_factory=list)
+    plans: list[dict[str, Any]] = field(default_factory=list)
     last_seq: int = 0
     more: bool = False
+    # The pool's rules as of this page's snapshot (feed.pool_rules): every pull has them.
+    pool_rules: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
 class FeedRow:
     seq: int
-    kind: str  # customer | visit | grant | evict
+    kind: str  # customer | visit | grant | evict | plan
     entity_id: str
     customer_id: str
 
@@ -49,6 +52,11 @@ class FeedRow:
 class Meta(Protocol):
     def meta(self, key: str) -> str | None:
         """The value stored under `key`, or None."""
+        ...
+
+    def metas(self, keys: list[str]) -> dict[str, str]:
+        """key -> value of the named keys that are stored, in one read (a policy
+        read on every pull)."""
         ...
 
     def set_meta(self, key: str, value: str) -> None:
@@ -454,11 +462,61 @@ class Pool(Protocol):
 
 
 class Plans(Protocol):
-    """Daily visit plans (每日拜访计划) and their revisions."""
+    """Daily visit plans (每日拜访计划) and their revisions. A plan's `items` is a list
+    of dicts (customer_id, purpose, time) in and out; the store keeps it as JSON."""
+
+    def insert_plan(self, row: dict[str, Any]) -> None:
+        """A new plan; UniqueViolation when its id, or its rep and day, exist."""
+        ...
+
+    def update_plan(self, row: dict[str, Any]) -> None:
+        """Overwrite the plan `row["id"]` with `row`."""
+        ...
+
+    def plan(self, plan_id: str) -> dict[str, Any] | None: ...
+
+    def plans_by_ids(self, ids: list[str]) -> list[dict[str, Any]]:
+        """The named plans that exist, in no particular order."""
+        ...
+
+    def plans(self, rep_ids: list[str] | None, status: str | None = None, day: str | None = None,
+              limit: int | None = None) -> list[dict[str, Any]]:
+        """Plans newest day first (then by id), of the named reps (None: every rep's),
+        filtered by status and day when given; at most `limit`."""
+        ...
+
+    def insert_plan_revision(self, row: dict[str, Any], author: str, at: str) -> None:
+        """Append the snapshot `row` as revision `row["rev"]` of plan `row["id"]`;
+        UniqueViolation when that revision exists."""
+        ...
+
+    def plan_revisions(self, plan_id: str) -> list[dict[str, Any]]:
+        """The plan's revisions (plan_id, rev, snapshot as a dict, author, at), oldest first."""
+        ...
 
 
 class Reports(Protocol):
-    """Read-only queries behind the daily and weekly reports."""
+    """Read-only queries behind the daily and weekly reports. Times are the archive's
+    UTC text; spans are [start, end)."""
+
+    def visits_between(self, rep_ids: list[str], start: str, end: str) -> list[dict[str, Any]]:
+        """The reps' visits that started in the span, void ones left out, each with its
+        customer's `customer_name` and `card_no`; by start time, then id. Costs in
+        proportion to those reps' visits in the span (index visits(rep_id, started_at))."""
+        ...
+
+    def visits_to_customers(self, customer_ids: list[str], start: str,
+                            end: str) -> list[dict[str, Any]]:
+        """Visits by anyone to the named customers that started in the span, void ones
+        left out; by start time, then id."""
+        ...
+
+    def ownership_gains(self, rep_ids: list[str], sources: list[str], start: str,
+                        end: str) -> list[dict[str, Any]]:
+        """Ownership changes in the span that gave a customer to one of the reps with one
+        of the `sources` (e.g. developed, claimed), each with the card's `card_no` and
+        `name`; oldest first."""
+        ...
 
 
 class Store(Meta, Directory, Cards, Visits, Feed, Ops, Review, Departures, AuditLog, Staff, Pool,

@@ -17,7 +17,9 @@ from . import (
     customers,
     departures,
     devices,
+    plans,
     policy,
+    reports,
     reps,
     review,
     serve,
@@ -29,7 +31,7 @@ from .common import app
 
 # Imported for their commands, which register themselves on `app` and its groups.
 COMMAND_MODULES = (serve, audit, reps, customers, visits, devices, departures, policy, review,
-                   users, approvals, verify)
+                   users, approvals, verify, plans, reports)
 
 
 def main() -> None:

@@ -354,9 +354,11 @@ class Archive(StaffMethods, ReviewMethods, PoolMethods, PlanMethods, ArchiveBase
             return leases.policy(s)
 
     def set_policy(self, block_hours: float | None, wipe_days: float | None,
-                   require_pin: bool | None, by: str = "admin") -> dict[str, Any]:
+                   require_pin: bool | None, by: str = "admin",
+                   timezone: str | None = None) -> dict[str, Any]:
         with self._write() as s:
-            return leases.set_policy(s, self.now(), block_hours, wipe_days, require_pin, by)
+            return leases.set_policy(s, self.now(), block_hours, wipe_days, require_pin, by,
+                                     timezone)
 
     def issue_lease(self, device_id: str, have_epoch: int | None) -> dict[str, Any]:
         # Not serial: a lease appends to neither the feed nor the audit chain, and the

@@ -21,6 +21,7 @@ from schema.models import (
     CustomerCreateOp,
     CustomerUpdateOp,
     OpResult,
+    PlanSubmitOp,
     VisitCreate,
     VisitCreateOp,
     VisitUpdateOp,
@@ -30,7 +31,7 @@ from schema.records import to_record
 from schema.signing import MAX_CLOCK_SKEW_S
 
 from ..archive.store import Cards, Device, Store
-from . import callback, cards
+from . import callback, cards, plans
 
 _VISIT_FIELDS = tuple(VisitCreate.model_fields)
 
@@ -283,6 +284,15 @@ class _Apply:
         row.update(status=VisitStatus.void.value, void_reason=op.data.reason)
         return self._save_visit(op, row)
 
+    def plan_submit(self, op: PlanSubmitOp) -> OpResult:
+        """The rep's daily visit plan (rules/plans.py); refused with the reason when a
+        customer is not theirs, the day is out of range or the plan is approved."""
+        try:
+            rev = plans.submit(self.store, self.now_dt, self.device.rep_id, op.entity_id, op.data)
+        except plans.Refused as exc:
+            return self.result(op, OpStatus.rejected, reason=str(exc))
+        return self.result(op, OpStatus.accepted, rev=rev)
+
 
 def _json(value: Any) -> str:
     return orjson.dumps(value).decode()
@@ -294,6 +304,7 @@ _HANDLERS: dict[OpKind, Callable[[_Apply, Any], OpResult]] = {
     OpKind.visit_create: _Apply.visit_create,
     OpKind.visit_update: _Apply.visit_update,
     OpKind.visit_void: _Apply.visit_void,
+    OpKind.plan_submit: _Apply.plan_submit,
 }
 
 
