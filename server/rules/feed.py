@@ -51,13 +51,35 @@ def read_page(store: Store, rep_id: str, after_seq: int, limit: int) -> PullPage
             if r.kind == "grant":
                 granted[r.customer_id] = None
     page.evicted = list(evicted)
-    page.customers = store.customers_by_ids(list(send_customers))
-    for c in page.customers:  # stored as 0/1; the wire model says true/false
-        c["locked"] = bool(c["locked"])
+    page.customers = [_card_for_rep(c) for c in store.customers_by_ids(list(send_customers))]
     visits = store.visits_of_customers(list(granted))
     have = {v["id"] for v in visits}
     visits += store.visits_by_ids([v for v in visit_ids if v not in have])
-    for v in visits:
-        v.pop("device_id", None)
-    page.visits = visits
+    page.visits = [_visit_for_rep(v) for v in visits]
     return page
+
+
+# What the archive keeps about a record but the rep's laptop is not told: duplicate
+# keys (server bookkeeping), the device a visit came from, and why and by whom a visit
+# was picked for call-back.
+_CARD_ONLY_HERE = ("name_key", "phone_key")
+_VISIT_ONLY_HERE = ("device_id", "callback_reason", "callback_by", "callback_at")
+
+
+def _card_for_rep(card: dict[str, Any]) -> dict[str, Any]:
+    for key in _CARD_ONLY_HERE:
+        card.pop(key, None)
+    card["locked"] = bool(card["locked"])  # stored as 0/1; the wire model says true/false
+    return card
+
+
+def _visit_for_rep(visit: dict[str, Any]) -> dict[str, Any]:
+    for key in _VISIT_ONLY_HERE:
+        visit.pop(key, None)
+    visit["planned"] = bool(visit["planned"])
+    # A call-back is unannounced: the rep learns a visit was called once the call is
+    # made (verified or disputed), never that it is about to be, which would let them
+    # prepare the customer.
+    if visit.get("callback") == "pending":
+        visit["callback"] = None
+    return visit
