@@ -7,10 +7,6 @@ the commands that use them, never here. tests/test_startup.py keeps it so.
 
 from __future__ import annotations
 
-import os
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -19,21 +15,25 @@ import typer
 from schema.clock import SystemClock
 from schema.enums import VisitPurpose
 from schema.fields import CUSTOMER_EDITABLE_FIELDS, VISIT_EDITABLE_FIELDS
-from schema.output import (
-    TABLE_ROWS,
-    cli_app,
-    disk_full,
-    emit_json,
-    fail,
-    field_args,
-    run_app,
-    show,
-    show_rows,
-    validation_message,
-)
+from schema.output import cli_app, disk_full, emit_json, fail, field_args, run_app, show, show_rows
 
 from . import keystore, wipe
-from .home import AgentConfig, ConfigDamaged, default_home
+from .cli_base import (
+    EXIT_OFFLINE,
+    EXIT_REVOKED,
+    EXTRA,
+    HomeOpt,
+    JsonOpt,
+    LimitOpt,
+    config_of,
+    pin_of,
+    server_errors,
+    validate,
+    vault,
+)
+from .cli_plan import plan_app
+from .cli_pool import pool_app
+from .home import AgentConfig
 from .keystore import KeyError_, VaultWiped
 
 if TYPE_CHECKING:
@@ -46,22 +46,12 @@ customer_app = cli_app(help="Your customers.")
 visit_app = cli_app(help="Your visit records.")
 app.add_typer(customer_app, name="customer")
 app.add_typer(visit_app, name="visit")
-
-HomeOpt = Annotated[Path, typer.Option("--home", help="Agent home "
-                                       "[default: $FIELDVAULT_HOME or ~/.fieldvault]",
-                                       default_factory=default_home, show_default=False)]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
-LimitOpt = Annotated[int | None, typer.Option(
-    "--limit", min=0, help="Show at most N rows; 0 = all [default: all with --json, "
-    f"else the first {TABLE_ROWS}, with a note when some are left out]", show_default=False)]
-EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
-EXIT_OFFLINE = 2
+app.add_typer(plan_app, name="plan")
+app.add_typer(pool_app, name="pool")
 
 CUSTOMER_COLUMNS = ["card_no", "id", "name", "grade", "phone", "last_served_at"]
 VISIT_COLUMNS = ["id", "customer_id", "started_at", "purpose", "status", "rev", "summary"]
-
-
-EXIT_REVOKED = 3
+ATTENTION_COLUMNS = ["state", "kind", "id", "customer", "at", "reason", "by"]
 
 
 def _revoked(home: Path, transport: sync_mod.Transport, order: dict[str, Any] | None = None,
@@ -90,67 +80,6 @@ def _vault_if_it_opens(home: Path, config: AgentConfig, pin: str | None) -> Stor
         return None
 
 
-def _config(home: Path) -> AgentConfig:
-    if (home / wipe.WIPED_MARKER).exists():
-        fail(f"{home} was revoked and wiped; nothing is left here. Ask your admin "
-             "for a new enrollment if you still work for the company", EXIT_REVOKED)
-    try:
-        config = AgentConfig.load(home)
-    except ConfigDamaged as exc:
-        fail(str(exc))
-    if config is None:
-        fail(f"{home} is not enrolled: run `fieldvault enroll --server URL --code CODE`")
-    return config
-
-
-@contextmanager
-def _store(home: Path) -> Iterator[Store]:
-    from .store import Store, StoreError
-
-    config = _config(home)
-    try:
-        store = Store.open(home, config.rep_id, pin=_pin(home))
-    except VaultWiped as exc:
-        fail(str(exc), EXIT_REVOKED)
-    except (StoreError, KeyError_) as exc:
-        fail(str(exc))
-    try:
-        yield store
-    except StoreError as exc:
-        fail(str(exc))
-    except _validation_error() as exc:  # evaluated only when something was raised
-        fail(validation_message(exc))
-    finally:
-        store.close()
-
-
-def _validation_error() -> type[Exception]:
-    from pydantic import ValidationError
-
-    return ValidationError
-
-
-def _pin(home: Path) -> str | None:
-    """The rep's PIN when the vault needs one: $FIELDVAULT_PIN, else asked on a terminal."""
-    pin = os.environ.get("FIELDVAULT_PIN")
-    if pin:
-        return pin
-    try:
-        needed = keystore.needs_pin(home)
-    except KeyError_:
-        return None  # a damaged keyring: opening the vault says so
-    if needed and sys.stdin.isatty():
-        return str(typer.prompt("FieldVault PIN", hide_input=True))
-    return None
-
-
-def _validate(model: Any, data: dict[str, Any]) -> Any:
-    try:
-        return model.model_validate(data)
-    except _validation_error() as exc:
-        fail(validation_message(exc))
-
-
 @app.command()
 def enroll(
     home: HomeOpt,
@@ -177,7 +106,7 @@ def enroll(
         fail(f"{exc}; check the address and your network", EXIT_OFFLINE)
     except ServerRefused as exc:
         fail(exc.message)
-    with _store(home) as store:
+    with vault(home) as store:
         store.set_state("archive_epoch", config.archive_epoch)
     out: dict[str, Any] = {
         "id": config.device_id, "device_id": config.device_id, "rep_id": config.rep_id,
@@ -208,7 +137,7 @@ def _first_sync(home: Path, config: AgentConfig) -> tuple[dict[str, Any] | None,
 
     transport = sync_mod.open_transport(home, config)
     try:
-        store = Store.open(home, config.rep_id, pin=_pin(home))
+        store = Store.open(home, config.rep_id, pin=pin_of(home))
         try:
             return sync_mod.sync(store, transport).as_dict(), None
         finally:
@@ -230,7 +159,7 @@ def _first_sync(home: Path, config: AgentConfig) -> tuple[dict[str, Any] | None,
 @app.command()
 def status(home: HomeOpt, as_json: JsonOpt = False) -> None:
     """What this device holds, its lease deadlines, and what is waiting to sync."""
-    config = _config(home)
+    config = config_of(home)
     try:
         lease = keystore.status(home, SystemClock()).as_dict()
     except KeyError_ as exc:  # a damaged keyring.json
@@ -240,38 +169,55 @@ def status(home: HomeOpt, as_json: JsonOpt = False) -> None:
         "server": config.server_url, "state": lease["state"], "lease": lease,
     }
     attention: list[dict[str, Any]] = []
+    groups: dict[str, Any] = {}
     if lease["state"] == "active":
-        with _store(home) as store:
+        with vault(home) as store:
             attention = store.needs_attention()
+            groups = store.attention(ATTENTION_TOP)
             out.update(**store.counts(), outbox=store.outbox_counts(),
                        last_sync_at=store.get_state("last_sync_at"),
                        last_server_time=store.get_state("last_server_time"))
     if as_json:
-        emit_json({**out, "needs_attention": attention})
+        emit_json({**out, "needs_attention": attention, "attention": groups})
         return
     show({k: v for k, v in out.items() if k != "lease"}, False)
     typer.echo(f"lease: blocks at {lease['block_at']}, wipes at {lease['wipe_at']}"
                + (f" ({lease['reason']})" if lease["reason"] else ""))
-    for item in attention:
-        typer.echo(f"needs attention: {item['kind']} {item['entity_id'][:12]} "
-                   f"[{item['state']}] {item['reason']}")
+    for line in _attention_lines(groups):
+        typer.echo(line)
 
 
-@contextmanager
-def _server_errors(what: str) -> Iterator[None]:
-    """One line and the documented exit code for each way a talk with the server fails."""
-    from .transport import Offline, ServerRefused, UntrustedResponse
+ATTENTION_TOP = 5  # items of each kind `status` lists; `visit list --attention` has all
+_ATTENTION_NOUNS = {"returned_visits": "returned visit", "refused": "refused change",
+                    "returned_plans": "returned plan", "pool_warnings": "pool warning"}
 
-    try:
-        yield
-    except Offline as exc:  # ServerUnavailable too: the server cannot store data now
-        fail(f"{exc}; your data is kept on this laptop, sync again later", EXIT_OFFLINE)
-    except ServerRefused as exc:
-        # Never exit 3 here, even for a 403: 3 means the local copy was wiped, and
-        # nothing was (a revocation that leads to a wipe is handled by the caller).
-        fail(f"server refused the {what}: {exc.message}")
-    except UntrustedResponse as exc:
-        fail(str(exc))
+
+def _attention_lines(groups: dict[str, Any]) -> list[str]:
+    """What waits for the rep, for `status`: the counts, then the first items of each."""
+    counts = groups.get("counts", {})
+    summary = [f"{n} {_ATTENTION_NOUNS[k]}{'s' if n != 1 else ''}" for k, n in counts.items() if n]
+    if not summary:
+        return []
+    lines = ["needs attention: " + ", ".join(summary)]
+    for key, noun in _ATTENTION_NOUNS.items():
+        for item in groups[key]:
+            by = f" ({item['by']})" if item.get("by") else ""
+            if key == "pool_warnings":
+                lines.append(f"  pool: {item['message']}")
+            elif key == "refused":
+                lines.append(f"  {item['state']}: {item['kind']} {item['id'][:12]} "
+                             f"{item['customer']}: {item['reason']}")
+            elif key == "returned_plans":
+                lines.append(f"  returned: plan for {item['id']}: {item['reason']}{by}")
+            else:
+                lines.append(f"  returned: {item['kind']} {item['id'][:12]} "
+                             f"{item['customer']}: {item['reason']}{by}")
+        if counts[key] > len(groups[key]):
+            lines.append(f"  ... and {counts[key] - len(groups[key])} more {noun}s")
+    if counts["returned_visits"] or counts["refused"]:
+        lines.append("  see `fieldvault visit list --attention`; a returned visit is "
+                     "corrected with `fieldvault visit edit ID`")
+    return lines
 
 
 def _check_in_says_revoked(home: Path, config: AgentConfig, transport: sync_mod.Transport,
@@ -282,7 +228,7 @@ def _check_in_says_revoked(home: Path, config: AgentConfig, transport: sync_mod.
     from . import sync as sync_mod
     from .transport import ServerRefused
 
-    with _server_errors("check-in"):
+    with server_errors("check-in"):
         try:
             sync_mod.check_in(home, config, transport, pin)
         except ServerRefused as exc:
@@ -305,13 +251,13 @@ def sync(home: HomeOpt, as_json: JsonOpt = False) -> None:
     from . import sync as sync_mod
     from .store import Store, StoreError
 
-    config = _config(home)
+    config = config_of(home)
     transport = sync_mod.open_transport(home, config)
     try:
         receipt = wipe.pending_receipt(home)
         if receipt is not None:
             _revoked(home, transport, receipt=receipt)
-        pin = _pin(home)
+        pin = pin_of(home)
         revoked = _check_in_says_revoked(home, config, transport, pin)
         order = None
         store: Store | None = None
@@ -323,22 +269,25 @@ def sync(home: HomeOpt, as_json: JsonOpt = False) -> None:
             except (StoreError, KeyError_) as exc:
                 fail(str(exc), EXIT_REVOKED if isinstance(exc, VaultWiped) else 1)
         if store is None:
-            with _server_errors("final sync"):
+            with server_errors("final sync"):
                 order = sync_mod.hand_over_envelopes(home, transport).order
         else:
             try:
-                with _server_errors("sync"):
+                with server_errors("sync"):
                     report = sync_mod.sync(store, transport)
             except wipe.DeviceRevoked as exc:
                 order = exc.order
             finally:
                 attention = len(store.needs_attention())
+                returned = len(store.returned_visits()) + len(store.returned_plans())
+                warnings = store.pool_warning_count()
                 store.close()
         if order is not None:
             _revoked(home, transport, order=order)
     finally:
         transport.close()
-    out = {**report.as_dict(), "needs_attention": attention}
+    out = {**report.as_dict(), "needs_attention": attention, "returned": returned,
+           "pool_warnings": warnings}
     if as_json:
         emit_json(out)
         return
@@ -347,6 +296,9 @@ def sync(home: HomeOpt, as_json: JsonOpt = False) -> None:
                f"{report.pulled_visits} visits; evicted {report.evicted}")
     if attention:
         typer.echo(f"{attention} change(s) need attention: see `fieldvault status`")
+    if returned or warnings:
+        typer.echo(f"{returned} returned by your manager, {warnings} pool warning(s): "
+                   "see `fieldvault status`")
 
 
 # --- customers ------------------------------------------------------------------
@@ -363,7 +315,7 @@ def customer_list(
     as_json: JsonOpt = False,
 ) -> None:
     """Your customers, optionally searched."""
-    with _store(home) as store:
+    with vault(home) as store:
         show_rows(lambda n: store.iter_customers(search, n), lambda: store.count_customers(search),
                   as_json=as_json, limit=limit, columns=CUSTOMER_COLUMNS, noun="customers")
 
@@ -373,9 +325,11 @@ def customer_show(
     customer: Annotated[str, typer.Argument(help="Id, id prefix or card number.")],
     home: HomeOpt, as_json: JsonOpt = False,
 ) -> None:
-    """One customer card with its visits."""
-    with _store(home) as store:
+    """One customer card with its visits, and when it returns to the pool (公海)
+    unless visited."""
+    with vault(home) as store:
         card = store.get_customer(customer)
+        card.update(store.pool_status(card))
         card["visits"] = store.list_visits(card["id"])
     show(card, as_json)
 
@@ -389,9 +343,9 @@ def customer_add(
 ) -> None:
     from schema.models import CustomerCreate
 
-    card = _validate(CustomerCreate, {**field_args(ctx.args, CUSTOMER_EDITABLE_FIELDS),
+    card = validate(CustomerCreate, {**field_args(ctx.args, CUSTOMER_EDITABLE_FIELDS),
                                       "name": name})
-    with _store(home) as store:
+    with vault(home) as store:
         show(store.add_customer(card), as_json)
 
 
@@ -403,8 +357,8 @@ def customer_edit(
 ) -> None:
     from schema.models import CustomerPatch
 
-    patch = _validate(CustomerPatch, field_args(ctx.args, CUSTOMER_EDITABLE_FIELDS))
-    with _store(home) as store:
+    patch = validate(CustomerPatch, field_args(ctx.args, CUSTOMER_EDITABLE_FIELDS))
+    with vault(home) as store:
         show(store.edit_customer(customer, patch), as_json)
 
 
@@ -435,8 +389,8 @@ def visit_log(
     """Log a visit right after it happened. Works offline."""
     from schema.models import VisitCreate
 
-    with _store(home) as store:
-        data = _validate(VisitCreate, {
+    with vault(home) as store:
+        data = validate(VisitCreate, {
             "customer_id": store.get_customer(customer)["id"], "purpose": purpose,
             "summary": summary, "outcome": outcome, "feedback": feedback,
             "competitors": competitors, "location": location,
@@ -452,11 +406,20 @@ def visit_list(
     home: HomeOpt,
     customer: Annotated[str | None, Opt(help="Only this customer's visits.")] = None,
     search: Annotated[str | None, Opt(help="Full-text search in visit notes.")] = None,
+    attention: Annotated[bool, Opt("--attention", help="Only what needs you: visits your "
+                                   "manager returned, changes the server refused or holds, "
+                                   "with the reasons.")] = False,
     limit: LimitOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Visits on this device (yours and, for your customers, your predecessors')."""
-    with _store(home) as store:
+    with vault(home) as store:
+        if attention:
+            rows = store.returned_visits() + store.refused_ops()
+            show_rows(lambda n: rows[:n] if n is not None else rows, lambda: len(rows),
+                      as_json=as_json, limit=limit, columns=ATTENTION_COLUMNS,
+                      noun="items needing attention")
+            return
         show_rows(lambda n: store.iter_visits(customer, search, n),
                   lambda: store.count_visits(customer, search),
                   as_json=as_json, limit=limit, columns=VISIT_COLUMNS, noun="visits")
@@ -467,12 +430,14 @@ def visit_show(
     visit: Annotated[str, typer.Argument(help="Visit id or id prefix.")],
     home: HomeOpt, as_json: JsonOpt = False,
 ) -> None:
-    """One visit record."""
-    with _store(home) as store:
+    """One visit record: its review status and the manager's comment, and the result
+    of the office's call-back (电话回访) when it was picked for one."""
+    with vault(home) as store:
         show(store.get_visit(visit), as_json)
 
 
-@visit_app.command("edit", context_settings=EXTRA, help="Correct your visit before approval: "
+@visit_app.command("edit", context_settings=EXTRA, help="Correct your visit before approval "
+                   "(a returned one is then submitted again): "
                    + ", ".join("--" + f.replace("_", "-") for f in VISIT_EDITABLE_FIELDS))
 def visit_edit(
     ctx: typer.Context,
@@ -481,8 +446,8 @@ def visit_edit(
 ) -> None:
     from schema.models import VisitPatch
 
-    patch = _validate(VisitPatch, field_args(ctx.args, VISIT_EDITABLE_FIELDS))
-    with _store(home) as store:
+    patch = validate(VisitPatch, field_args(ctx.args, VISIT_EDITABLE_FIELDS))
+    with vault(home) as store:
         show(store.edit_visit(visit, patch), as_json)
 
 
@@ -496,8 +461,8 @@ def visit_void(
     """Void a mistaken visit record (it is kept, marked void)."""
     from schema.models import VisitVoid
 
-    with _store(home) as store:
-        show(store.void_visit(visit, _validate(VisitVoid, {"reason": reason})), as_json)
+    with vault(home) as store:
+        show(store.void_visit(visit, validate(VisitVoid, {"reason": reason})), as_json)
 
 
 def main() -> None:

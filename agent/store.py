@@ -29,7 +29,10 @@ from schema.fields import CUSTOMER_EDITABLE_FIELDS
 from schema.records import to_record
 
 from . import envelopes, keystore
+from .attention import POOL_RULES_STATE, Attention
+from .errors import StoreError as StoreError
 from .home import VAULT_FILE
+from .plans import Plans
 
 if TYPE_CHECKING:  # pydantic models and sqlite-utils cost start-up time `status` need not pay
     from sqlite_utils import Database
@@ -60,10 +63,6 @@ def _non_empty(path: Path) -> bool:
         return path.stat().st_size > 0
     except FileNotFoundError:
         return False
-
-
-class StoreError(Exception):
-    """A local operation was refused; the message says what to do."""
 
 
 def new_id() -> str:
@@ -130,13 +129,13 @@ def open_vault(path: Path, dek: bytes) -> sqlcipher3.Connection:
 # How many migrations schema/migrations/agent.py holds (tests/test_startup.py checks it).
 # A vault already at this version opens without importing sqlite-utils, which was a
 # good part of every command's start-up time.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # How far ahead of the laptop's clock a visit may start (the server allows the 300 s
 # skew of a signed request; the laptop a little less).
 VISIT_AHEAD_TOLERANCE = timedelta(minutes=4)
 
 
-class Store:
+class Store(Plans, Attention):
     """The rep's local copy. Construct with `Store.open(home)`."""
 
     def __init__(self, conn: sqlcipher3.Connection, rep_id: str, clock: Clock,
@@ -355,6 +354,11 @@ class Store:
                     )
                     continue
                 c.execute("DELETE FROM outbox WHERE op_id=?", (res.op_id,))
+                if row[0] == OpKind.plan_submit:  # a plan's entity id is its day
+                    if res.rev is not None:
+                        c.execute("UPDATE plans SET rev=max(rev, ?) WHERE day=?",
+                                  (res.rev, res.entity_id))
+                    continue
                 table = "customers" if row[0].startswith("customer") else "visits"
                 # A card's rev is the base of the rep's next edit, so it must name a
                 # revision whose content the laptop holds. After `merged` or `conflict`
@@ -376,14 +380,23 @@ class Store:
 
     def apply_changes(
         self, customers: list[dict[str, Any]], visits: list[dict[str, Any]],
-        evicted: list[str], cursor: str, epoch: str,
+        evicted: list[str], cursor: str, epoch: str, plans: list[dict[str, Any]] | None = None,
+        pool_rules: dict[str, Any] | None = None,
     ) -> None:
-        """Apply one pulled page and its cursor atomically."""
-        if not (customers or visits or evicted) and (
+        """Apply one pulled page and its cursor atomically; with it the rep's plans and
+        the pool rules it carried (None: the server sent none, the last ones stand)."""
+        rules = orjson.dumps(pool_rules, option=orjson.OPT_SORT_KEYS).decode() if pool_rules else None
+        if rules == self.get_state(POOL_RULES_STATE):
+            rules = None
+        if not (customers or visits or evicted or plans or rules) and (
             self.get_state("cursor") == cursor and self.get_state("archive_epoch") == epoch
         ):
             return  # an empty page at the same position: nothing to write, no fsync
         with self.transaction() as c:
+            if plans:
+                self._apply_plans(plans)
+            if rules:
+                self._set_state(POOL_RULES_STATE, rules)
             for cid in evicted:
                 c.execute("DELETE FROM visits WHERE customer_id=?", (cid,))
                 c.execute("DELETE FROM customers WHERE id=?", (cid,))
@@ -589,18 +602,27 @@ class Store:
         return self._get("visits", ref)
 
     def _own_editable_visit(self, ref: str) -> dict[str, Any]:
+        """The rep's own visit, if they may still change it: a draft, one submitted and
+        not yet reviewed, or one the manager returned. Approved is read-only."""
         visit = self.get_visit(ref)
         if visit["rep_id"] != self.rep_id:
             raise StoreError("only the author can change a visit record")
-        if visit["status"] not in (VisitStatus.draft, VisitStatus.submitted):
+        if visit["status"] == VisitStatus.approved:
+            raise StoreError(f"visit {visit['id']} is approved: read-only. "
+                             "Ask your manager to correct it.")
+        if visit["status"] not in (VisitStatus.draft, VisitStatus.submitted, VisitStatus.returned):
             raise StoreError(
                 f"visit is {visit['status']}: ask your supervisor to correct or void it"
             )
         return visit
 
     def edit_visit(self, ref: str, patch: VisitPatch) -> dict[str, Any]:
+        """Correct a visit. A returned one is submitted again with the correction (the
+        archive does the same when the operation arrives)."""
         visit = self._own_editable_visit(ref)
         changes = patch.changes()
+        if visit["status"] == VisitStatus.returned:
+            changes.setdefault("status", VisitStatus.submitted.value)
         status = changes.get("status")
         if status and not can_transition(VisitStatus(visit["status"]), VisitStatus(status)):
             raise StoreError(f"a {visit['status']} visit cannot go back to {status}: "

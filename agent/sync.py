@@ -51,6 +51,7 @@ class SyncReport:
     results: dict[str, int] = field(default_factory=dict)
     pulled_customers: int = 0
     pulled_visits: int = 0
+    pulled_plans: int = 0
     evicted: int = 0
     pages: int = 0
     reconciled: dict[str, int] = field(default_factory=dict)
@@ -167,6 +168,7 @@ def _pull_pages(store: Store, transport: Transport, report: SyncReport, cursor: 
         customers: list[dict[str, Any]] = []
         visits: list[dict[str, Any]] = []
         evicted: list[str] = []
+        plans: list[dict[str, Any]] = []
         for change in answer["changes"]:
             kind = change["kind"]
             if kind == ChangeKind.customer:
@@ -175,13 +177,17 @@ def _pull_pages(store: Store, transport: Transport, report: SyncReport, cursor: 
                 visits.append(change["record"])
             elif kind == ChangeKind.evict:
                 evicted.append(change["id"])
-        store.apply_changes(customers, visits, evicted, answer["cursor"], answer["archive_epoch"])
+            elif kind == ChangeKind.plan:
+                plans.append(change["record"])
+        store.apply_changes(customers, visits, evicted, answer["cursor"], answer["archive_epoch"],
+                            plans, answer.get("pool_rules"))
         report.pulled_customers += len(customers)
         report.pulled_visits += len(visits)
+        report.pulled_plans += len(plans)
         report.evicted += len(evicted)
         report.pages += 1
         if progress:
-            progress("pull", len(customers) + len(visits) + len(evicted))
+            progress("pull", len(customers) + len(visits) + len(evicted) + len(plans))
         if not answer["more"]:
             if record_time:
                 store.set_state("last_server_time", answer["server_time"])

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from .archive import Device
 from .auth import active_device, flushing_device
-from .errors import ApiError, located
+from .errors import ApiError, problem
 from .state import (
     ArchiveDep,
     BoxKey,
@@ -62,8 +62,7 @@ def parse_json(model: type[M], raw: bytes) -> M:
     try:
         return model.model_validate_json(raw, strict=True)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        raise ApiError(422, "invalid_request", located(first["loc"], first["msg"])) from None
+        raise ApiError(422, "invalid_request", problem(exc.errors()[0])) from None
 
 
 def json_body(model: type[M], auth: Callable[..., Any]) -> Any:

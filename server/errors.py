@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -44,10 +45,24 @@ def located(loc: Any, msg: Any) -> str:
     return f"{where}: {msg}" if where else str(msg)
 
 
+def problem(error: Any) -> str:
+    """One pydantic error as `where: what`. An unknown tag of a tagged union (an op's
+    `kind`) is said briefly: pydantic's own text lists every tag as an enum repr."""
+    if error.get("type") == "union_tag_invalid":
+        ctx = error.get("ctx") or {}
+        expected = re.findall(r"'([^']+)'>", str(ctx.get("expected_tags", "")))
+        tag = str(ctx.get("tag", ""))[:40]
+        msg = (f"unknown {ctx.get('discriminator', 'kind')} {tag!r}: expected one of "
+               + ", ".join(expected))
+        return located(error.get("loc", ()), msg)
+    return located(error.get("loc", ()), error.get("msg", ""))
+
+
 def _clean(errors: list[Any]) -> list[dict[str, Any]]:
     # Echoing the input back would put request data (maybe customer data) in
     # error logs; location and message are enough to fix the request.
-    return [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in errors[:20]]
+    return [{"loc": list(e.get("loc", ())), "msg": problem(e).split(": ", 1)[-1]}
+            for e in errors[:20]]
 
 
 def install(app: FastAPI) -> None:

@@ -89,7 +89,8 @@ def test_security_events_are_in_the_chain(chain: Path) -> None:
     assert by_action["device.wipe_receipt"]["details"]["order_id"] == (
         by_action["device.wipe_order"]["details"]["order_id"])
     assert by_action["policy.set"]["details"] == {
-        "offline_block_hours": 48, "offline_wipe_days": 14, "require_pin": True}
+        "offline_block_hours": 48, "offline_wipe_days": 14, "require_pin": True,
+        "timezone": "UTC"}
     departures = [e for e in log if e["action"] == "customer.assign"
                   and e["details"]["reason"].startswith("departure of Leaver Lu")]
     assert len(departures) == 1

@@ -375,7 +375,8 @@ def test_policy_change_reaches_the_next_lease(env: Env) -> None:
     lap = laptop(env)
     issued, block_at, wipe_at = deadlines(lap.home)
     shown = env.archive.set_policy(1, 2, None)
-    assert shown == {"offline_block_hours": 1, "offline_wipe_days": 2, "require_pin": False}
+    assert shown == {"offline_block_hours": 1, "offline_wipe_days": 2, "require_pin": False,
+                     "timezone": "UTC"}
     assert deadlines(lap.home) == (issued, block_at, wipe_at)  # the lease held is unchanged
 
     lease = check_in(lap.home)  # the clock is left at real time for the CLI's sake

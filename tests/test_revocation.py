@@ -417,7 +417,9 @@ def device_routes(app: Any) -> list[tuple[str, str]]:
     out = []
     for method, path in sorted(found):
         if path in UNAUTHENTICATED or path.startswith(("/v1/hr/", "/v1/staff/")):
-            continue  # enrollment, the HR and staff APIs (bearer tokens) take no signature
+            # enrollment, the HR API (tested below) and the staff API (staff tokens:
+            # tests/test_authorization.py) take no device signature
+            continue
         assert "{" not in path, f"classify the parametrised route {path}"
         out.append((method, path))
     return out

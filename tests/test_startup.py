@@ -67,6 +67,8 @@ def test_status_on_an_enrolled_device_loads_no_heavy_module(data_dir: Path,
     assert heavy(modules) == []
     modules, out = imported_by("agent.cli", "customer", "list", "--home", str(home), "--json")
     assert json.loads(out) == [] and heavy(modules) == []
+    modules, out = imported_by("agent.cli", "plan", "show", "--home", str(home), "--json")
+    assert json.loads(out)["status"] == "draft" and heavy(modules) == []
     # A vault written before SCHEMA_VERSION existed (user_version 0) is checked by the
     # migrations once, then opens light again.
     with open_store(home) as store:

@@ -122,3 +122,42 @@ ALTER TABLE visits ADD COLUMN callback_note TEXT NOT NULL DEFAULT '';
 UPDATE visits SET callback = status, status = 'approved' WHERE status IN ('verified','disputed');
 """
     )
+
+
+@migrations()
+def m004_daily_plans(db: Database) -> None:
+    # Daily visit plans (每日拜访计划), made offline: the rep's working copy of each
+    # day, and the plan as submitted (the archive's copy from the last pull, or the
+    # rep's submission still on its way up, rev 0 until the archive has it).
+    db.executescript(
+        """
+CREATE TABLE plan_items (
+    day TEXT NOT NULL,            -- YYYY-MM-DD
+    customer_id TEXT NOT NULL,
+    purpose TEXT NOT NULL,
+    time TEXT,                    -- HH:MM, or NULL: any time of the day
+    added_at TEXT NOT NULL,
+    PRIMARY KEY (day, customer_id)
+);
+
+CREATE TABLE plans (
+    day TEXT PRIMARY KEY,
+    id TEXT NOT NULL,
+    rev INTEGER NOT NULL DEFAULT 0,
+    status TEXT NOT NULL,
+    items TEXT NOT NULL,          -- JSON: the PlanItem list as submitted
+    comment TEXT NOT NULL DEFAULT '',
+    submitted_at TEXT NOT NULL,
+    reviewed_by TEXT,
+    reviewed_at TEXT
+);
+
+-- `status` lists what needs attention every time it runs: the visits the manager
+-- returned, and the cards near their pool deadline, found by when they were last
+-- served and (only for those) their latest visit, read off the index in one step.
+CREATE INDEX visits_returned ON visits(rep_id) WHERE status = 'returned';
+CREATE INDEX customers_served ON customers(last_served_at);
+DROP INDEX visits_customer;
+CREATE INDEX visits_customer_started ON visits(customer_id, started_at);
+"""
+    )

@@ -16,12 +16,13 @@ import orjson
 from .sql_plans import PlanSql
 from .sql_pool import PoolSql
 from .sql_reports import ReportSql
+from .sql_review import ReviewSql
 from .sql_staff import StaffSql
 from .sqlbase import DEVICE_COLUMNS, SqlBase, insert_row, update_row, with_limit
 from .store import Device, FeedRow
 
 
-class SqlStore(StaffSql, PoolSql, PlanSql, ReportSql, SqlBase):
+class SqlStore(StaffSql, ReviewSql, PoolSql, PlanSql, ReportSql, SqlBase):
     """Every store protocol over one transaction."""
 
     # --- meta -------------------------------------------------------------------
@@ -29,6 +30,10 @@ class SqlStore(StaffSql, PoolSql, PlanSql, ReportSql, SqlBase):
     def meta(self, key: str) -> str | None:
         value = self.tx.scalar("SELECT value FROM meta WHERE key=?", (key,))
         return None if value is None else str(value)
+
+    def metas(self, keys: list[str]) -> dict[str, str]:
+        return {r["key"]: str(r["value"])
+                for r in self._in("SELECT key, value FROM meta WHERE key IN ({})", keys)}
 
     def set_meta(self, key: str, value: str) -> None:
         self.tx.execute("INSERT INTO meta(key, value) VALUES (?, ?) "
@@ -298,38 +303,6 @@ class SqlStore(StaffSql, PoolSql, PlanSql, ReportSql, SqlBase):
     def record_op(self, op_id: str, device_id: str, seq: int, result: str, at: str) -> None:
         self.tx.execute("INSERT INTO applied_ops (op_id, device_id, seq, result, at) "
                         "VALUES (?,?,?,?,?)", (op_id, device_id, seq, result, at))
-
-    # --- review -----------------------------------------------------------------
-
-    def insert_quarantine(self, row: dict[str, Any]) -> None:
-        insert_row(self.tx, "quarantine", row)
-
-    def is_quarantined(self, entity_id: str) -> bool:
-        return self.tx.one("SELECT 1 AS one FROM quarantine WHERE entity_id=? LIMIT 1",
-                           (entity_id,)) is not None
-
-    def quarantined(self, limit: int | None = None) -> list[dict[str, Any]]:
-        rows = self.tx.rows(*with_limit("SELECT * FROM quarantine ORDER BY id", (), limit))
-        for r in rows:
-            r["payload"] = orjson.loads(r["payload"])
-        return rows
-
-    def count_quarantined(self, rep_id: str | None = None) -> int:
-        if rep_id is None:
-            return int(self.tx.scalar("SELECT count(*) FROM quarantine"))
-        return int(self.tx.scalar("SELECT count(*) FROM quarantine WHERE rep_id=?", (rep_id,)))
-
-    def insert_conflict(self, row: dict[str, Any]) -> None:
-        insert_row(self.tx, "conflicts", row)
-
-    def conflicts(self, limit: int | None = None) -> list[dict[str, Any]]:
-        rows = self.tx.rows(*with_limit(
-            "SELECT k.*, c.name AS customer_name, c.card_no FROM conflicts k "
-            "JOIN customers c ON c.id = k.customer_id ORDER BY k.id", (), limit))
-        for r in rows:
-            r["server_value"] = orjson.loads(r["server_value"])
-            r["rep_value"] = orjson.loads(r["rep_value"])
-        return rows
 
     # --- departures -------------------------------------------------------------
 

@@ -34,14 +34,17 @@ class PullPage:
     customers: list[dict[str, Any]] = field(default_factory=list)
     visits: list[dict[str, Any]] = field(default_factory=list)
     evicted: list[str] = field(default_factory=list)
+    plans: list[dict[str, Any]] = field(default_factory=list)
     last_seq: int = 0
     more: bool = False
+    # The pool's rules as of this page's snapshot (feed.pool_rules): every pull has them.
+    pool_rules: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
 class FeedRow:
     seq: int
-    kind: str  # customer | visit | grant | evict
+    kind: str  # customer | visit | grant | evict | plan
     entity_id: str
     customer_id: str
 
@@ -49,6 +52,11 @@ class FeedRow:
 class Meta(Protocol):
     def meta(self, key: str) -> str | None:
         """The value stored under `key`, or None."""
+        ...
+
+    def metas(self, keys: list[str]) -> dict[str, str]:
+        """key -> value of the named keys that are stored, in one read (a policy
+        read on every pull)."""
         ...
 
     def set_meta(self, key: str, value: str) -> None:
@@ -263,7 +271,10 @@ class Ops(Protocol):
 
 
 class Review(Protocol):
-    """What waits for a person: quarantined ops and merge conflicts."""
+    """What waits for a person: visits to review (拜访记录审核) and to call back (电话回访),
+    disputes, quarantined ops and merge conflicts. `under` (a rep id) limits a listing
+    to the reps below that rep in the manager tree, transitively (a manager's team);
+    None: everyone."""
 
     def insert_quarantine(self, row: dict[str, Any]) -> None:
         """Hold an op; UniqueViolation when its op_id is held already."""
@@ -273,16 +284,67 @@ class Review(Protocol):
         """Whether any held op is about `entity_id`."""
         ...
 
-    def quarantined(self, limit: int | None = None) -> list[dict[str, Any]]:
-        """Held ops, oldest first, payload as a dict."""
+    def quarantined(self, limit: int | None = None,
+                    open_only: bool = False) -> list[dict[str, Any]]:
+        """Held ops, oldest first, payload as a dict; `open_only`: not decided yet."""
         ...
 
     def count_quarantined(self, rep_id: str | None = None) -> int: ...
 
+    def held_op(self, held_id: int) -> dict[str, Any] | None:
+        """One held op by its id (every column, payload as a dict), or None."""
+        ...
+
+    def decide_held_op(self, held_id: int, decision: str, by: str, reason: str, at: str) -> bool:
+        """Record the decision (accepted|rejected) on a held op not decided yet; False
+        when it was decided already (nothing changed). The op itself is never deleted."""
+        ...
+
     def insert_conflict(self, row: dict[str, Any]) -> None: ...
 
-    def conflicts(self, limit: int | None = None) -> list[dict[str, Any]]:
-        """Conflicts, oldest first, with the card's name and number; values decoded."""
+    def conflicts(self, limit: int | None = None, under: str | None = None,
+                  open_only: bool = False) -> list[dict[str, Any]]:
+        """Conflicts, oldest first, with the card's name and number; values decoded;
+        `open_only`: not resolved yet."""
+        ...
+
+    def conflict(self, conflict_id: int) -> dict[str, Any] | None:
+        """One conflict by its id (every column, values decoded), or None."""
+        ...
+
+    def resolve_conflict(self, conflict_id: int, resolution: str, by: str, at: str) -> bool:
+        """Mark an unresolved conflict resolved (resolution server|rep); False when it
+        was resolved already (nothing changed)."""
+        ...
+
+    def visits_to_review(self, under: str | None = None,
+                         limit: int | None = None) -> list[dict[str, Any]]:
+        """Submitted visits, by start time (the oldest waits longest), each with
+        rep_name, customer_name, card_no, phone, decision_maker and its review and
+        call-back columns."""
+        ...
+
+    def callback_queue(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """Visits picked for call-back and not called yet (callback pending, not void),
+        by start time, with the same columns as `visits_to_review`."""
+        ...
+
+    def disputed_visits(self, under: str | None = None,
+                        limit: int | None = None) -> list[dict[str, Any]]:
+        """Visits whose call-back was disputed, by the time of the call, with the same
+        columns as `visits_to_review`."""
+        ...
+
+    def callback_counts(self, under: str | None = None,
+                        rep_id: str | None = None) -> list[dict[str, Any]]:
+        """Per author of visits picked for call-back (only `rep_id`'s, if given): rep_id,
+        rep_name, pending, verified, disputed (ints), by rep name. Reps with none
+        picked have no row."""
+        ...
+
+    def callback_throughput(self, by: str | None = None) -> list[dict[str, Any]]:
+        """Calls recorded per caller and UTC day (by, day YYYY-MM-DD, calls), by day;
+        only `by`'s when given."""
         ...
 
 
@@ -345,13 +407,48 @@ class Staff(Protocol):
         """Every column of the account whose id or exact name is `ref` (disabled too)."""
         ...
 
+    def staff_list(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """Every account by name, without its password hash: id, name, role, rep_id,
+        created_at, disabled_at, locked_until, failed_logins, has_password (0/1) and
+        tokens (how many unrevoked tokens it has)."""
+        ...
+
+    def count_active_staff(self, role: str) -> int:
+        """How many accounts of `role` are not disabled."""
+        ...
+
+    def update_staff(self, row: dict[str, Any]) -> None:
+        """Set the given columns of the account `row["id"]` (nothing when it is unknown)."""
+        ...
+
+    def add_failed_login(self, staff_id: str) -> int:
+        """Count one more failed login of the account; returns the new count (an
+        atomic increment: two workers failing at once count two)."""
+        ...
+
     def insert_staff_token(self, token_hash: str, staff_id: str, name: str, at: str) -> None:
         """UniqueViolation when the hash exists."""
         ...
 
     def staff_token(self, token_hash: str) -> dict[str, Any] | None:
         """The unrevoked token row with this hash joined with its account's columns
-        (staff_id, name, role, rep_id, disabled_at; the token's name as token_name)."""
+        (token_hash, staff_id, last_used_at, name, role, rep_id, disabled_at; the
+        token's own name as token_name)."""
+        ...
+
+    def staff_tokens_of(self, staff_id: str) -> list[dict[str, Any]]:
+        """The account's tokens, revoked ones too, oldest first: name, created_at,
+        last_used_at, revoked_at (never the hash)."""
+        ...
+
+    def revoke_staff_tokens(self, staff_id: str, name: str | None, at: str) -> int:
+        """Revoke the account's unrevoked tokens called `name` (every one for None);
+        returns how many."""
+        ...
+
+    def touch_staff_token(self, token_hash: str, at: str, unless_after: str) -> None:
+        """Record `at` as the token's last use, unless its last use is already at or
+        after `unless_after` (so a busy token is written at most once a period)."""
         ...
 
     def reps_under(self, rep_id: str) -> list[str]:
@@ -433,11 +530,61 @@ class Pool(Protocol):
 
 
 class Plans(Protocol):
-    """Daily visit plans (每日拜访计划) and their revisions."""
+    """Daily visit plans (每日拜访计划) and their revisions. A plan's `items` is a list
+    of dicts (customer_id, purpose, time) in and out; the store keeps it as JSON."""
+
+    def insert_plan(self, row: dict[str, Any]) -> None:
+        """A new plan; UniqueViolation when its id, or its rep and day, exist."""
+        ...
+
+    def update_plan(self, row: dict[str, Any]) -> None:
+        """Overwrite the plan `row["id"]` with `row`."""
+        ...
+
+    def plan(self, plan_id: str) -> dict[str, Any] | None: ...
+
+    def plans_by_ids(self, ids: list[str]) -> list[dict[str, Any]]:
+        """The named plans that exist, in no particular order."""
+        ...
+
+    def plans(self, rep_ids: list[str] | None, status: str | None = None, day: str | None = None,
+              limit: int | None = None) -> list[dict[str, Any]]:
+        """Plans newest day first (then by id), of the named reps (None: every rep's),
+        filtered by status and day when given; at most `limit`."""
+        ...
+
+    def insert_plan_revision(self, row: dict[str, Any], author: str, at: str) -> None:
+        """Append the snapshot `row` as revision `row["rev"]` of plan `row["id"]`;
+        UniqueViolation when that revision exists."""
+        ...
+
+    def plan_revisions(self, plan_id: str) -> list[dict[str, Any]]:
+        """The plan's revisions (plan_id, rev, snapshot as a dict, author, at), oldest first."""
+        ...
 
 
 class Reports(Protocol):
-    """Read-only queries behind the daily and weekly reports."""
+    """Read-only queries behind the daily and weekly reports. Times are the archive's
+    UTC text; spans are [start, end)."""
+
+    def visits_between(self, rep_ids: list[str], start: str, end: str) -> list[dict[str, Any]]:
+        """The reps' visits that started in the span, void ones left out, each with its
+        customer's `customer_name` and `card_no`; by start time, then id. Costs in
+        proportion to those reps' visits in the span (index visits(rep_id, started_at))."""
+        ...
+
+    def visits_to_customers(self, customer_ids: list[str], start: str,
+                            end: str) -> list[dict[str, Any]]:
+        """Visits by anyone to the named customers that started in the span, void ones
+        left out; by start time, then id."""
+        ...
+
+    def ownership_gains(self, rep_ids: list[str], sources: list[str], start: str,
+                        end: str) -> list[dict[str, Any]]:
+        """Ownership changes in the span that gave a customer to one of the reps with one
+        of the `sources` (e.g. developed, claimed), each with the card's `card_no` and
+        `name`; oldest first."""
+        ...
 
 
 class Store(Meta, Directory, Cards, Visits, Feed, Ops, Review, Departures, AuditLog, Staff, Pool,

@@ -13,24 +13,28 @@ from schema.output import run_app
 
 from . import (
     allocation,
+    approvals,
     audit,
     customers,
     departures,
     devices,
     jobs,
+    plans,
     policy,
     pool,
+    reports,
     reps,
     review,
     serve,
     users,
+    verify,
     visits,
 )
 from .common import app
 
 # Imported for their commands, which register themselves on `app` and its groups.
 COMMAND_MODULES = (serve, audit, reps, customers, visits, devices, departures, policy, review,
-                   users, pool, jobs, allocation)
+                   users, approvals, verify, plans, reports, pool, jobs, allocation)
 
 
 def main() -> None:

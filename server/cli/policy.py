@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     pass
 
 
-policy_app = cli_app(help="Offline grace policy, delivered in leases.")
+policy_app = cli_app(help="Offline grace policy, delivered in leases; the company's time zone.")
 app.add_typer(policy_app, name="policy")
 
 
@@ -37,17 +37,21 @@ def policy_set(
         help="Days offline before a laptop wipes its vault (default 30).")] = None,
     require_pin: Annotated[bool | None, typer.Option(
         "--require-pin/--no-require-pin", help="Mix the rep's PIN into the vault key.")] = None,
+    timezone: Annotated[str | None, typer.Option(
+        help="The company's time zone, an IANA name such as Asia/Shanghai (default UTC): "
+             "the calendar days of plans and reports.")] = None,
     as_json: JsonOpt = False,
     archive_url: ArchiveOpt = None,
 ) -> None:
-    """Change the offline grace policy; devices get it with their next lease."""
-    show(call(archive_at(data, archive_url).set_policy, offline_block_hours, offline_wipe_days, require_pin),
-         as_json)
+    """Change the offline grace policy (devices get it with their next lease) or the
+    company's time zone."""
+    show(call(archive_at(data, archive_url).set_policy, offline_block_hours, offline_wipe_days,
+              require_pin, timezone=timezone), as_json)
 
 
 @policy_app.command("show")
 def policy_show(data: DataOpt, as_json: JsonOpt = False, archive_url: ArchiveOpt = None) -> None:
-    """The offline grace policy in force."""
+    """The offline grace policy and the company's time zone in force."""
     show(archive_at(data, archive_url).policy(), as_json)
 
 

@@ -1,8 +1,8 @@
-"""The HR system's API: departures, authenticated by an HR-role bearer token.
-
-Create a token with `fieldvault-server hr-token --name SYSTEM`; send it as
-`Authorization: Bearer <token>`. Tokens are stored hashed and compared in
-constant time.
+"""The HR system's API: departures, authenticated by a bearer token: an HR token
+(`fieldvault-server hr-token --name SYSTEM`) or the token of a staff account whose
+role may manage departures (hr or admin: `fieldvault-server user token USER`).
+Send it as `Authorization: Bearer <token>`. Tokens are stored hashed and compared
+in constant time.
 """
 
 from __future__ import annotations
@@ -19,10 +19,12 @@ from schema.models import DeviceState
 from ..deps import ArchiveDep, json_body
 from ..errors import ApiError
 from ..openapi import request_body
+from ..rules.access import MATRIX
 
 router = APIRouter(prefix="/v1/hr", tags=["hr"])
 _bearer = HTTPBearer(auto_error=False, scheme_name="HRToken", description=(
-    "HR-role token from `fieldvault-server hr-token --name SYSTEM`, as `Authorization: Bearer ...`"))
+    "An HR token from `fieldvault-server hr-token --name SYSTEM`, or a staff token of an hr or "
+    "admin account (`fieldvault-server user token USER`), as `Authorization: Bearer ...`"))
 
 
 async def hr_caller(
@@ -33,9 +35,14 @@ async def hr_caller(
         raise ApiError(401, "unauthorized", "send an HR token as `Authorization: Bearer ...`")
     name = await run_in_threadpool(archive.check_hr_token,
                                    credentials.credentials)
-    if name is None:
-        raise ApiError(401, "unauthorized", "unknown or revoked HR token")
-    return f"hr-api:{name}"
+    if name is not None:
+        return f"hr-api:{name}"
+    who = await run_in_threadpool(archive.staff_by_token, credentials.credentials)
+    if who is None:
+        raise ApiError(401, "unauthorized", "unknown or revoked token, or a disabled account")
+    if who.role not in MATRIX["departure.manage"]:
+        raise ApiError(403, "forbidden", f"a {who.role.value} may not do departure.manage")
+    return who.actor
 
 
 HrCaller = Annotated[str, Depends(hr_caller)]

@@ -1,7 +1,135 @@
-"""TODO(issue 11): routes."""
+"""Visit review for staff (拜访记录审核): the approvals queue, one visit with its history,
+approve, return with a comment, and the disputes call-backs found.
+
+Every route names its action once (`require`); whether a manager may act on this
+visit's rep is checked again by the archive, with the record in hand.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated, Any
 
-router = APIRouter()
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from ..deps import ArchiveDep, json_body
+from ..openapi import request_body
+from ..rules.access import StaffMember
+from ..staff_auth import current_staff, require
+
+router = APIRouter(prefix="/v1/staff", tags=["staff"])
+
+Limit = Annotated[int, Query(ge=1, le=5000, description="At most this many rows.")]
+Manager = Annotated[str | None, Query(max_length=200, description=(
+    "Only this manager's team (a manager's staff account; a manager may name one under them)."))]
+
+
+class Answer(BaseModel):
+    """Built by the archive: a key added there is passed on, not filtered out."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class VisitRecord(Answer):
+    """A visit as the archive holds it after the change."""
+
+    id: str
+    rev: int
+    rep_id: str
+    customer_id: str
+    status: str
+    review_comment: str
+    reviewed_by: str | None
+    reviewed_at: str | None
+    callback: str | None
+
+
+class WaitingVisit(Answer):
+    """A visit in a review or call-back listing, with the names a person needs."""
+
+    id: str
+    rep_id: str
+    rep_name: str
+    customer_id: str
+    customer_name: str
+    card_no: str
+    phone: str
+    decision_maker: str
+    started_at: str
+    purpose: str
+    summary: str
+    status: str
+    callback: str | None
+    callback_reason: str
+
+
+class WaitingVisits(BaseModel):
+    visits: list[WaitingVisit]
+
+
+class Revision(BaseModel):
+    rev: int
+    author: str = Field(description="rep id, or staff:<name> for a staff change")
+    at: str
+    status: str | None
+    snapshot: dict[str, Any]
+
+
+class VisitWithHistory(VisitRecord):
+    rep_name: str | None
+    customer_name: str | None
+    card_no: str | None
+    history: list[Revision]
+
+
+class Approve(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    comment: str = Field(default="", max_length=1000, description="Optional note to the rep.")
+
+
+class Return(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    comment: str = Field(min_length=1, max_length=1000, description="What the rep must fix.")
+
+
+@router.get("/approvals", response_model=WaitingVisits)
+async def approvals(who: Annotated[StaffMember, require("visit.review")], archive: ArchiveDep,
+                    manager: Manager = None, limit: Limit = 500) -> dict[str, Any]:
+    """Submitted visits waiting for review, oldest first (a manager: their team)."""
+    return {"visits": await run_in_threadpool(archive.approvals, who.name, manager, limit)}
+
+
+@router.get("/visits/{visit_id}", response_model=VisitWithHistory)
+async def visit(visit_id: str, who: Annotated[StaffMember, require("visit.read")],
+                archive: ArchiveDep) -> dict[str, Any]:
+    """One visit with every revision: who changed what, when (review and call-back too)."""
+    return await run_in_threadpool(archive.staff_visit, visit_id, who.name)
+
+
+@router.post("/visits/{visit_id}/approve", response_model=VisitRecord,
+             openapi_extra=request_body(Approve))
+async def approve(visit_id: str, who: Annotated[StaffMember, require("visit.review")],
+                  body: Annotated[Approve, json_body(Approve, current_staff)],
+                  archive: ArchiveDep) -> dict[str, Any]:
+    """Approve a submitted visit (409 `not_submitted` otherwise): read-only for the rep."""
+    return await run_in_threadpool(archive.approve_visit, visit_id, who.name, body.comment)
+
+
+@router.post("/visits/{visit_id}/return", response_model=VisitRecord,
+             openapi_extra=request_body(Return))
+async def return_visit(visit_id: str, who: Annotated[StaffMember, require("visit.review")],
+                       body: Annotated[Return, json_body(Return, current_staff)],
+                       archive: ArchiveDep) -> dict[str, Any]:
+    """Return a submitted visit to its author with a comment; their laptop pulls it, and
+    their correction submits it again."""
+    return await run_in_threadpool(archive.return_visit, visit_id, who.name, body.comment)
+
+
+@router.get("/disputes", response_model=WaitingVisits)
+async def disputes(who: Annotated[StaffMember, require("disputes.read")], archive: ArchiveDep,
+                   manager: Manager = None, limit: Limit = 500) -> dict[str, Any]:
+    """Visits whose call-back was disputed (a manager: their team)."""
+    return {"visits": await run_in_threadpool(archive.disputes, who.name, manager, limit)}

@@ -109,7 +109,8 @@ async def pull(
     cursor: str = Query("", max_length=200),
     limit: Annotated[int, BeforeValidator(_ascii_int), Query(ge=1, le=5000)] = 2000,
 ) -> Response:
-    """Changes in the device's scope since `cursor`, one page at a time."""
+    """Changes in the device's scope since `cursor`, one page at a time, and the pool's
+    rules (公海) the laptop warns its rep by."""
     epoch = await run_in_threadpool(archive.current_epoch)
     after = decode_cursor(cursor, epoch)
     page = await run_in_threadpool(archive.pull, device.rep_id, after, limit)
@@ -117,14 +118,17 @@ async def pull(
     metrics.PULL_CHANGES.labels("customer").inc(len(page.customers))
     metrics.PULL_CHANGES.labels("visit").inc(len(page.visits))
     metrics.PULL_CHANGES.labels("evict").inc(len(page.evicted))
+    metrics.PULL_CHANGES.labels("plan").inc(len(page.plans))
     changes = (
         [{"kind": "evict", "id": cid} for cid in page.evicted]
         + [{"kind": "customer", "id": r["id"], "record": r} for r in page.customers]
         + [{"kind": "visit", "id": r["id"], "record": r} for r in page.visits]
+        + [{"kind": "plan", "id": r["id"], "record": r} for r in page.plans]
     )
     return signer.json({
         "changes": changes, "cursor": encode_cursor(page.last_seq, epoch),
         "more": page.more, "server_time": iso(clock.now()), "archive_epoch": epoch,
+        "pool_rules": page.pool_rules,
     })
 
 

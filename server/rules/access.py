@@ -43,6 +43,7 @@ MATRIX: dict[str, frozenset[StaffRole]] = {
     "device.read": frozenset({A, H, M}),
     "audit.read": frozenset({A}),
     "policy.read": frozenset({A, M, V, H}),
+    "self.read": frozenset({A, M, V, H}),  # who am I, what may I do (GET /v1/staff/me)
 }
 ACTIONS: tuple[str, ...] = tuple(MATRIX)
 

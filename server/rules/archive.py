@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from schema.clock import iso
-from schema.enums import OwnershipSource, RepTier, VisitStatus, can_transition
+from schema.enums import OwnershipSource, RepTier
 from schema.models import CustomerCreate, CustomerPatch, OpResult
 
 from ..archive.engine import Engine, UniqueViolation
@@ -328,29 +328,6 @@ class Archive(StaffMethods, ReviewMethods, PoolMethods, PlanMethods, ArchiveBase
             r["reassigned"] = orjson.loads(r["reassigned"])
         return rows
 
-    def review_visit(self, visit_id: str, status: str, by: str) -> dict[str, Any]:
-        """An office or manager moves a visit along the visit's status rules (e.g.
-        submitted -> approved): a new revision the author's laptop pulls, and an audit
-        entry. Conflict `invalid_transition` when the rules refuse it."""
-        now = self.now()
-        with self._write() as s:
-            row = s.visit(visit_id)
-            if row is None:
-                raise NotFound("unknown_visit", f"no visit {visit_id!r}")
-            try:
-                allowed = can_transition(VisitStatus(row["status"]), VisitStatus(status))
-            except ValueError:
-                allowed = False
-            if not allowed:
-                raise Conflict("invalid_transition",
-                               f"a {row['status']} visit cannot become {status}")
-            customer = s.customer(row["customer_id"])
-            assert customer is not None
-            row.update(status=status, rev=row["rev"] + 1, updated_at=now)
-            operations.store_visit(s, row, customer["owner_rep_id"], by, None, None, insert=False)
-            audit.append(s, now, by, "visit.review", visit_id, {"status": status})
-        return row
-
     def conflicts(self, limit: int | None = None) -> list[dict[str, Any]]:
         with self._read() as s:
             return s.conflicts(limit)
@@ -386,9 +363,11 @@ class Archive(StaffMethods, ReviewMethods, PoolMethods, PlanMethods, ArchiveBase
             return leases.policy(s)
 
     def set_policy(self, block_hours: float | None, wipe_days: float | None,
-                   require_pin: bool | None, by: str = "admin") -> dict[str, Any]:
+                   require_pin: bool | None, by: str = "admin",
+                   timezone: str | None = None) -> dict[str, Any]:
         with self._write() as s:
-            return leases.set_policy(s, self.now(), block_hours, wipe_days, require_pin, by)
+            return leases.set_policy(s, self.now(), block_hours, wipe_days, require_pin, by,
+                                     timezone)
 
     def issue_lease(self, device_id: str, have_epoch: int | None) -> dict[str, Any]:
         # Not serial: a lease appends to neither the feed nor the audit chain, and the

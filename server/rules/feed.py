@@ -2,20 +2,36 @@
 
 from __future__ import annotations
 
-from ..archive.store import PullPage, Store
+from typing import Any
+
+from ..archive.store import Meta, PullPage, Store
+from . import policies
+
+
+def pool_rules(store: Meta) -> dict[str, Any]:
+    """What the laptop needs to warn its rep before a customer returns to the pool
+    (schema.models.PoolRules), as the policy stands in this snapshot."""
+    rules = policies.read(store, policies.PoolPolicy)
+    return {"return_days": {g: rules.return_days(g) for g in ("A", "B", "C")},
+            "warn_days": rules.warn_days, "grace_days": rules.grace_days}
 
 
 def read_page(store: Store, rep_id: str, after_seq: int, limit: int) -> PullPage:
-    """The rep's changes since `after_seq`.
+    """The rep's changes since `after_seq`, with the pool's rules.
 
     The feed may name an entity several times and may name customers that have
     since left the rep; only what is in scope now is sent, and an evict is sent
-    only when the customer is out of scope now (a later grant wins).
+    only when the customer is out of scope now (a later grant wins). A plan is
+    the rep's own whoever owns its customers now: it is always sent, as it is now.
     """
     rows = store.feed(rep_id, after_seq, limit)
-    page = PullPage(last_seq=rows[-1].seq if rows else after_seq, more=len(rows) == limit)
+    page = PullPage(last_seq=rows[-1].seq if rows else after_seq, more=len(rows) == limit,
+                    pool_rules=pool_rules(store))
     if not rows:
         return page
+    plan_ids = list(dict.fromkeys(r.entity_id for r in rows if r.kind == "plan"))
+    page.plans = [p for p in store.plans_by_ids(plan_ids) if p["rep_id"] == rep_id]
+    rows = [r for r in rows if r.kind != "plan"]
     owners = {c["id"]: c["owner_rep_id"]
               for c in store.customers_by_ids(list({r.customer_id for r in rows}))}
     owned = {cid for cid, owner in owners.items() if owner == rep_id}
@@ -35,11 +51,35 @@ def read_page(store: Store, rep_id: str, after_seq: int, limit: int) -> PullPage
             if r.kind == "grant":
                 granted[r.customer_id] = None
     page.evicted = list(evicted)
-    page.customers = store.customers_by_ids(list(send_customers))
+    page.customers = [_card_for_rep(c) for c in store.customers_by_ids(list(send_customers))]
     visits = store.visits_of_customers(list(granted))
     have = {v["id"] for v in visits}
     visits += store.visits_by_ids([v for v in visit_ids if v not in have])
-    for v in visits:
-        v.pop("device_id", None)
-    page.visits = visits
+    page.visits = [_visit_for_rep(v) for v in visits]
     return page
+
+
+# What the archive keeps about a record but the rep's laptop is not told: duplicate
+# keys (server bookkeeping), the device a visit came from, and why and by whom a visit
+# was picked for call-back.
+_CARD_ONLY_HERE = ("name_key", "phone_key")
+_VISIT_ONLY_HERE = ("device_id", "callback_reason", "callback_by", "callback_at")
+
+
+def _card_for_rep(card: dict[str, Any]) -> dict[str, Any]:
+    for key in _CARD_ONLY_HERE:
+        card.pop(key, None)
+    card["locked"] = bool(card["locked"])  # stored as 0/1; the wire model says true/false
+    return card
+
+
+def _visit_for_rep(visit: dict[str, Any]) -> dict[str, Any]:
+    for key in _VISIT_ONLY_HERE:
+        visit.pop(key, None)
+    visit["planned"] = bool(visit["planned"])
+    # A call-back is unannounced: the rep learns a visit was called once the call is
+    # made (verified or disputed), never that it is about to be, which would let them
+    # prepare the customer.
+    if visit.get("callback") == "pending":
+        visit["callback"] = None
+    return visit

@@ -11,19 +11,24 @@ from schema.signing import b64e
 
 from ..archive.errors import ArchiveError, Forbidden
 from ..archive.store import Store
-from . import audit
+from . import audit, days
 
 
 def policy(store: Store) -> dict[str, Any]:
     return {"offline_block_hours": float(store.meta("offline_block_hours") or 72),
             "offline_wipe_days": float(store.meta("offline_wipe_days") or 30),
-            "require_pin": store.meta("require_pin") == "1"}
+            "require_pin": store.meta("require_pin") == "1",
+            # The company's zone: the calendar days plans and reports count in.
+            "timezone": days.zone_name(store)}
 
 
 def set_policy(store: Store, now: str, block_hours: float | None, wipe_days: float | None,
-               require_pin: bool | None, by: str) -> dict[str, Any]:
-    """Change the policy; raises ArchiveError `invalid_policy` for impossible values."""
+               require_pin: bool | None, by: str, timezone: str | None = None) -> dict[str, Any]:
+    """Change the policy; raises ArchiveError `invalid_policy` for impossible values
+    (a time zone the tz database does not know, too)."""
     new = policy(store)
+    if timezone is not None:
+        new["timezone"] = days.check_zone(timezone)
     if block_hours is not None:
         new["offline_block_hours"] = block_hours
     if wipe_days is not None:
@@ -39,6 +44,7 @@ def set_policy(store: Store, now: str, block_hours: float | None, wipe_days: flo
     for key in ("offline_block_hours", "offline_wipe_days"):
         store.set_meta(key, repr(new[key]))
     store.set_meta("require_pin", "1" if new["require_pin"] else "0")
+    store.set_meta(days.META_KEY, new["timezone"])
     audit.append(store, now, by, "policy.set", "", new)
     return new
 

@@ -21,6 +21,7 @@ from schema.models import (
     CustomerCreateOp,
     CustomerUpdateOp,
     OpResult,
+    PlanSubmitOp,
     VisitCreate,
     VisitCreateOp,
     VisitUpdateOp,
@@ -30,7 +31,7 @@ from schema.records import to_record
 from schema.signing import MAX_CLOCK_SKEW_S
 
 from ..archive.store import Cards, Device, Store
-from . import cards, duplicates, pool
+from . import callback, cards, duplicates, plans, pool
 
 _VISIT_FIELDS = tuple(VisitCreate.model_fields)
 
@@ -40,6 +41,9 @@ _VISIT_FIELDS = tuple(VisitCreate.model_fields)
 BEFORE_CARD = "visit dated before the customer's card existed; held for review"
 NOT_OWNED = "customer was not assigned to you when the visit started"
 IN_FUTURE = "visit dated in the future; held for review"
+
+APPROVED_READ_ONLY = ("visit is approved: read-only; ask your manager to return it "
+                      "(with a comment) if it needs a correction")
 
 # A rep who finds a new customer visits first and makes the card right after: on
 # their own laptop's card, a visit may start this long before the card was made.
@@ -86,7 +90,11 @@ def ownership_windows(
 
 def store_visit(store: Store, row: dict[str, Any], owner: str | None, author: str,
                 device_id: str | None, op_id: str | None, insert: bool) -> None:
-    """Write a visit's new state with its revision and the feed row for the card's owner."""
+    """Write a visit's new state with its revision and the feed row for the card's owner.
+
+    Every path that saves a visit comes here, so a visit saved as submitted is picked
+    for call-back by the policy whichever way it came (rules/callback.py)."""
+    callback.select(store, row)
     if insert:
         store.insert_visit(row)
     else:
@@ -96,22 +104,34 @@ def store_visit(store: Store, row: dict[str, Any], owner: str | None, author: st
 
 
 class _Apply:
-    """Applies one device's operations inside the caller's transaction."""
+    """Applies one device's operations inside the caller's transaction.
 
-    def __init__(self, store: Store, device: Device, now: datetime) -> None:
+    `accepting`: a reviewer accepts an op that was held (quarantine accept): it is
+    applied as if it had arrived in time, so the checks that hold an op for review
+    (ownership window, dates) are skipped, and nothing is held again: an op that
+    would be comes back as `quarantined` without a row, for the caller to refuse.
+    """
+
+    def __init__(self, store: Store, device: Device, now: datetime,
+                 accepting: bool = False) -> None:
         self.store = store
         self.device = device
         self.now_dt = now
         self.now = iso(now)
+        self.accepting = accepting
 
     def result(self, op: Any, status: OpStatus, **kw: Any) -> OpResult:
         return OpResult(op_id=op.op_id, status=status, entity_id=op.entity_id, **kw)
 
     def quarantine(self, op: Any, reason: str) -> OpResult:
         """Keep the operation for review; it is never merged blindly nor lost."""
+        if self.accepting:
+            return self.result(op, OpStatus.quarantined, reason=reason)
         self.store.insert_quarantine({
             "op_id": op.op_id, "device_id": self.device.id, "rep_id": self.device.rep_id,
-            "kind": op.kind.value, "entity_id": op.entity_id, "payload": op.model_dump_json(),
+            "kind": op.kind.value, "entity_id": op.entity_id,
+            # Only what the rep set: in an edit, null clears a field and absent leaves it.
+            "payload": op.model_dump_json(exclude_unset=True),
             "reason": reason, "at": self.now})
         return self.result(op, OpStatus.quarantined, reason=reason)
 
@@ -125,6 +145,8 @@ class _Apply:
         later than the server's now plus the clock skew a signed request may have:
         a visit dated ahead would keep the customer out of the pool.
         """
+        if self.accepting:
+            return None
         made = card_start_for(self.store, customer, self.device.rep_id)
         if started_at < min(customer["created_at"], made):
             return BEFORE_CARD
@@ -156,10 +178,10 @@ class _Apply:
     def customer_update(self, op: CustomerUpdateOp) -> OpResult:
         row = self.store.customer(op.entity_id)
         if row is None:
-            if self.store.is_quarantined(op.entity_id):
+            if self.store.is_quarantined(op.entity_id) and not self.accepting:
                 return self.quarantine(op, "the customer's creation is held for review")
             return self.result(op, OpStatus.rejected, reason="unknown customer")
-        if row["owner_rep_id"] != self.device.rep_id:
+        if row["owner_rep_id"] != self.device.rep_id and not self.accepting:
             return self.quarantine(op, "customer is no longer assigned to you; held for review")
         revs = self.store.customer_revisions(row["id"], max(op.base_rev, 1))
         snaps = [(r["snapshot"], r["device_id"] == self.device.id) for r in revs]
@@ -212,16 +234,16 @@ class _Apply:
     def _editable_visit(self, op: Any) -> tuple[dict[str, Any] | None, OpResult | None]:
         row = self.store.visit(op.entity_id)
         if row is None:
-            if self.store.is_quarantined(op.entity_id):
+            if self.store.is_quarantined(op.entity_id) and not self.accepting:
                 return None, self.quarantine(op, "the visit's creation is held for review")
             return None, self.result(op, OpStatus.rejected, reason="unknown visit")
         if row["rep_id"] != self.device.rep_id:
             return None, self.result(op, OpStatus.rejected, reason="only the author may edit a visit")
-        if row["status"] not in (VisitStatus.draft, VisitStatus.submitted):
-            return None, self.result(
-                op, OpStatus.rejected,
-                reason=f"visit is {row['status']}; ask your supervisor to correct it",
-            )
+        if row["status"] == VisitStatus.approved:
+            return None, self.result(op, OpStatus.rejected, reason=APPROVED_READ_ONLY)
+        if row["status"] == VisitStatus.void:
+            return None, self.result(op, OpStatus.rejected, reason="visit is void: it stays in "
+                                     "the archive as it is; log a new visit instead")
         return row, None
 
     def _save_visit(self, op: Any, row: dict[str, Any]) -> OpResult:
@@ -242,6 +264,10 @@ class _Apply:
         if status and not can_transition(VisitStatus(row["status"]), VisitStatus(status)):
             return self.result(op, OpStatus.rejected,
                                reason=f"a {row['status']} visit cannot go back to {status}")
+        if row["status"] == VisitStatus.returned:
+            # The author's correction resubmits it; the manager's comment stays on the
+            # record (and in its history) until the next review.
+            changes["status"] = VisitStatus.submitted.value
         moved = changes.get("started_at")
         row.update(changes)
         try:
@@ -265,6 +291,15 @@ class _Apply:
         row.update(status=VisitStatus.void.value, void_reason=op.data.reason)
         return self._save_visit(op, row)
 
+    def plan_submit(self, op: PlanSubmitOp) -> OpResult:
+        """The rep's daily visit plan (rules/plans.py); refused with the reason when a
+        customer is not theirs, the day is out of range or the plan is approved."""
+        try:
+            rev = plans.submit(self.store, self.now_dt, self.device.rep_id, op.entity_id, op.data)
+        except plans.Refused as exc:
+            return self.result(op, OpStatus.rejected, reason=str(exc))
+        return self.result(op, OpStatus.accepted, rev=rev)
+
 
 def _json(value: Any) -> str:
     return orjson.dumps(value).decode()
@@ -276,6 +311,7 @@ _HANDLERS: dict[OpKind, Callable[[_Apply, Any], OpResult]] = {
     OpKind.visit_create: _Apply.visit_create,
     OpKind.visit_update: _Apply.visit_update,
     OpKind.visit_void: _Apply.visit_void,
+    OpKind.plan_submit: _Apply.plan_submit,
 }
 
 
@@ -306,6 +342,16 @@ def apply_ops(store: Store, device: Device, ops: list[Any], now: datetime) -> li
     """Apply operations in device order; a replayed op_id returns its stored result."""
     applier = _Apply(store, device, now)
     return _each_once(applier, ops, lambda op: _HANDLERS[op.kind](applier, op))
+
+
+def apply_held(store: Store, device: Device, op: Any, now: datetime) -> OpResult:
+    """Apply an op a reviewer accepts from quarantine, as if it had arrived in time (see
+    `_Apply`). Its result is not recorded: the op_id keeps its answer `quarantined`."""
+    handler = _HANDLERS.get(op.kind)
+    if handler is None or op.kind == OpKind.plan_submit:  # a plan is submitted again, not held
+        return OpResult(op_id=op.op_id, status=OpStatus.rejected, entity_id=op.entity_id,
+                        reason=f"a held {op.kind} cannot be applied from review")
+    return handler(_Apply(store, device, now, accepting=True), op)
 
 
 def quarantine_ops(store: Store, device: Device, ops: list[Any], reason: str,

@@ -8,7 +8,7 @@ applies come from the same snapshot.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from ..archive.errors import ArchiveError
 from ..archive.store import Meta
@@ -62,13 +62,11 @@ def _prefix(cls: type) -> str:
 
 
 def read(store: Meta, cls: type[P]) -> P:
-    """The policy in force: stored values over the defaults."""
-    values: dict[str, Any] = {}
-    for f in fields(cls):
-        stored = store.meta(_prefix(cls) + f.name)
-        if stored is not None:
-            values[f.name] = int(stored)
-    return cls(**values)
+    """The policy in force: stored values over the defaults, in one read (every pull
+    carries the pool's rules)."""
+    prefix = _prefix(cls)
+    stored = store.metas([prefix + f.name for f in fields(cls)])
+    return cls(**{name[len(prefix):]: int(value) for name, value in stored.items()})
 
 
 def write(store: Meta, cls: type[P],

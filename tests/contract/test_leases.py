@@ -14,9 +14,10 @@ from .kit import Ctx, Stores, at
 
 def test_default_policy_and_its_changes(ctx: Ctx) -> None:
     assert ctx.archive.policy() == {"offline_block_hours": 72.0, "offline_wipe_days": 30.0,
-                                    "require_pin": False}
+                                    "require_pin": False, "timezone": "UTC"}
     new = ctx.archive.set_policy(24, None, True, by="security")
-    assert new == {"offline_block_hours": 24.0, "offline_wipe_days": 30.0, "require_pin": True}
+    assert new == {"offline_block_hours": 24.0, "offline_wipe_days": 30.0, "require_pin": True,
+                   "timezone": "UTC"}
     assert ctx.archive.policy() == new
     assert ctx.archive.audit_entries()[-1]["action"] == "policy.set"
     for block, wipe in ((0, None), (24 * 366, None), (None, 0), (None, 3651), (48, 1)):

@@ -138,12 +138,13 @@ def test_visit_rules_on_edits(ctx: Ctx) -> None:
     assert by_b.status == "rejected"  # only the author
     (by_a,) = ctx.push(ctx.a, {**edit, "op_id": new_id()})
     assert by_a.status == "accepted" and by_a.rev == 2
-    reviewed = ctx.archive.review_visit(visit["entity_id"], "approved", "manager")
+    ctx.archive.add_staff("manager", "admin")
+    reviewed = ctx.archive.approve_visit(visit["entity_id"], "manager")
     assert reviewed["rev"] == 3
     (late,) = ctx.push(ctx.a, op("visit.update", visit["entity_id"], {"outcome": "x"}, base_rev=3))
-    assert late.status == "rejected"  # approved: the supervisor corrects it
-    with pytest.raises(Exception, match="cannot become"):
-        ctx.archive.review_visit(visit["entity_id"], "draft", "manager")
+    assert late.status == "rejected" and "read-only" in (late.reason or "")
+    with pytest.raises(Exception, match="only a submitted visit"):
+        ctx.archive.return_visit(visit["entity_id"], "manager", "too late")
     assert ctx.archive.get_customer(cust["id"])["last_served_at"] == at()
     assert ctx.archive.count_visits("Rep A") == 1 and ctx.archive.count_visits(customer=cust["id"]) == 1
 
