@@ -1,7 +1,7 @@
 """A customer drifts to the pool (公海) and another rep claims it, end to end: a real
-`fieldvault-server serve`, real enrolled agents (`fieldvault` CLI for their work and
-syncs; the pool calls through the agent's own signed transport), `jobs run` from the
-server CLI. The claimer's next sync brings the full card and the history the previous
+`fieldvault-server serve`, real enrolled agents (`fieldvault` CLI for their work,
+syncs, `pool list` and `pool claim`; one raw call through the agent's own signed
+transport for the device API's refusal code), `jobs run` from the server CLI. The claimer's next sync brings the full card and the history the previous
 owner wrote; browsing the pool showed none of it.
 
 The card is made on an archive whose clock is set 100 days back, so the return is
@@ -68,20 +68,17 @@ def test_a_returned_customer_is_claimed_with_its_whole_history(server: ServerPro
     agent_cli(home_z, "sync")
     assert card["id"] not in device_rows(home_z)[0]  # evicted from Zhang's laptop
 
-    page = pool_call(home_l, "GET", "/v1/pool", {"search": "青禾"})
+    page = agent_cli(home_l, "pool", "list", "--search", "青禾")
     (entry,) = page["customers"]
     assert set(entry) == {"id", "card_no", "name", "industry", "area", "grade", "in_pool_since"}
     assert (entry["area"], page["claims_left_today"], page["owned"], page["owned_cap"]) \
         == ("西湖区", 5, 0, 100)
-    with pytest.raises(ServerRefused) as err:  # the previous owner waits
-        pool_call(home_z, "POST", "/v1/pool/claim", body=b'{"customer_id": "%s"}'
-                  % card["card_no"].encode())
-    assert (err.value.status, err.value.code) == (403, "reclaim_cooldown")
-    assert "claim it again 30 days later" in err.value.message
-    claimed = pool_call(home_l, "POST", "/v1/pool/claim",
-                        body=b'{"customer_id": "%s"}' % card["id"].encode())
+    refused = agent_cli(home_z, "pool", "claim", card["card_no"], check=False)  # Zhang waits
+    assert refused.returncode == 1 and refused.stderr.startswith("error: reclaim cooldown:")
+    assert "claim it again 30 days later" in refused.stderr
+    claimed = agent_cli(home_l, "pool", "claim", card["card_no"])
     assert (claimed["card_no"], claimed["claims_left_today"]) == (card["card_no"], 4)
-    with pytest.raises(ServerRefused) as err:
+    with pytest.raises(ServerRefused) as err:  # the device API's own answer
         pool_call(home_l, "POST", "/v1/pool/claim", body=b'{"customer_id": "%s"}'
                   % card["id"].encode())
     assert (err.value.status, err.value.code) == (409, "not_in_pool")
