@@ -1,8 +1,9 @@
 """A customer drifts to the pool (公海) and another rep claims it, end to end: a real
 `fieldvault-server serve`, real enrolled agents (`fieldvault` CLI for their work,
 syncs, `pool list` and `pool claim`; one raw call through the agent's own signed
-transport for the device API's refusal code), `jobs run` from the server CLI. The claimer's next sync brings the full card and the history the previous
-owner wrote; browsing the pool showed none of it.
+transport for the device API's refusal code), `jobs run` from the server CLI. The
+claim brings down the full card and the history the previous owner wrote; browsing
+the pool showed none of it.
 
 The card is made on an archive whose clock is set 100 days back, so the return is
 due by the real clock and nothing waits: every step after it runs at the real time.
