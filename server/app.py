@@ -83,7 +83,19 @@ class Jobs:
         self.stack = contextlib.ExitStack()
 
     def run_once(self) -> None:
-        if self.try_lead():
+        import time
+
+        from .rules.pool import JOBS_EVERY_S
+
+        if not self.try_lead():
+            return
+        # Departures come due to the minute and cost nothing when none is due; the
+        # pool's rules count in days and scan the cards, so every job runs only every
+        # JOBS_EVERY_S (the first round at once).
+        if time.monotonic() >= getattr(self, "all_jobs_due", 0.0):
+            self.archive.run_jobs()
+            self.all_jobs_due = time.monotonic() + JOBS_EVERY_S
+        else:
             self.archive.process_due_revocations()
 
     def stop(self) -> None:

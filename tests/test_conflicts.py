@@ -307,7 +307,7 @@ def scratch_archive() -> Iterator[tuple[Archive, Any]]:
 def test_merge_never_loses_a_reps_value(scratch_archive: tuple[Archive, Any],
                                         steps: list[tuple[str, dict[str, str]]]) -> None:
     archive, device = scratch_archive
-    cust = archive.add_customer(CustomerCreate(name="Prop Co"), device.rep_id)
+    cust = archive.add_customer(CustomerCreate(name=f"Prop Co {new_id()[:8]}"), device.rep_id)
     card = {f: cust[f] for f in FIELDS}
     office_changed: set[str] = set()
     ops = []

@@ -426,7 +426,8 @@ def device_routes(app: Any) -> list[tuple[str, str]]:
 
 
 BODIES = {"/v1/reconcile": {"customers": [], "visits": []}, "/v1/lease": {"have_epoch": 1},
-          "/v1/final-flush": {"envelopes": []}}
+          "/v1/final-flush": {"envelopes": []},
+          "/v1/pool/claim": {"customer_id": "FV000002"}}  # the pool card made below
 REVOKED_ONLY = ("/v1/wipe-order", "/v1/wipe-receipt", "/v1/push", "/v1/final-flush")
 
 
@@ -436,6 +437,7 @@ def test_every_route_refuses_a_revoked_then_wiped_device_but_the_departure_route
     arch = archive_of(client)
     rep = arch.add_rep("Zhou Leaver")["id"]
     customer = arch.add_customer(CustomerCreate(name=CUSTOMERS[0]), rep)["id"]
+    arch.add_customer(CustomerCreate(name=CUSTOMERS[1]))  # in the pool: FV000002
     device = enroll_device(client, arch, rep)
     good = enroll_device(client, arch, arch.add_rep("Wu Stays")["id"])
     routes = device_routes(client.app)

@@ -457,8 +457,76 @@ class Staff(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class CardFilter:
+    """Which cards a staff listing shows. `owners`: only cards of these reps (None: any
+    rep's); `pool`: also the pool's cards (with `owners=[]`: only the pool's)."""
+
+    owners: tuple[str, ...] | None = None
+    pool: bool = True
+    grade: str | None = None
+    locked: bool | None = None
+    served_before: str | None = None  # no visit at or after this time (never: matches)
+
+
 class Pool(Protocol):
     """The pool (公海): return warnings, claims, locks, duplicate keys."""
+
+    def pool_candidates(self, grade: str, cutoff: str, after: str = "",
+                        limit: int = 500) -> list[dict[str, Any]]:
+        """Owned, unlocked cards of `grade` owned since and last served (if ever) at or
+        before `cutoff`, with card number above `after`, by card number, at most `limit`."""
+        ...
+
+    def insert_pool_warning(self, customer_id: str, rep_id: str, due_at: str,
+                            warned_at: str) -> bool:
+        """Record that `rep_id` was warned `customer_id` returns at `due_at`; False (and
+        nothing written) when that warning exists. Idempotent."""
+        ...
+
+    def pool_warnings(self, rep_ids: list[str] | None = None) -> list[dict[str, Any]]:
+        """Warnings (customer_id, rep_id, due_at, warned_at) whose customer that rep still
+        owns unlocked, with the card's card_no, name, grade, owned_since, last_served_at
+        and the rep's name as rep_name; of `rep_ids` only when given; by due_at."""
+        ...
+
+    def pool_entries(self, search: str, limit: int, offset: int) -> list[dict[str, Any]]:
+        """Pool cards (id, card_no, name, industry, area, grade, in_pool_since: when the
+        card last went to the pool) whose name, name key, industry or area contains
+        `search` (any case; '' matches all) or whose card number is `search`, by card
+        number. Nothing else of the card."""
+        ...
+
+    def count_pool(self, search: str) -> int:
+        """How many cards `pool_entries` finds for `search`, unpaged."""
+        ...
+
+    def claims_since(self, rep_id: str, since: str) -> list[str]:
+        """Times of the rep's claims from the pool (ownership rows with source
+        'claimed') at or after `since`, oldest first."""
+        ...
+
+    def customers_by_keys(self, phone_key: str, name_key: str) -> list[dict[str, Any]]:
+        """Cards whose phone_key is `phone_key` or whose name_key is `name_key`, by card
+        number; an empty key matches nothing."""
+        ...
+
+    def customers_missing_keys(self, after: str, limit: int) -> list[dict[str, Any]]:
+        """Cards (id, name, phone) with no name key yet and an id above `after`, by id."""
+        ...
+
+    def set_customer_keys(self, customer_id: str, name_key: str, phone_key: str) -> None:
+        """Store the card's duplicate keys (no new revision: derived data)."""
+        ...
+
+    def find_customers(self, where: CardFilter, limit: int | None = None,
+                       offset: int = 0) -> list[dict[str, Any]]:
+        """Cards matching `where`, by card number, with the owner's name as owner_name."""
+        ...
+
+    def count_found_customers(self, where: CardFilter) -> int:
+        """How many cards match `where`."""
+        ...
 
 
 class Plans(Protocol):
@@ -528,5 +596,5 @@ class Store(Meta, Directory, Cards, Visits, Feed, Ops, Review, Departures, Audit
         ...
 
 
-__all__ = ["AuditLog", "Cards", "Departures", "Device", "Directory", "Feed", "FeedRow", "Meta",
+__all__ = ["AuditLog", "CardFilter", "Cards", "Departures", "Device", "Directory", "Feed", "FeedRow", "Meta",
            "Ops", "Plans", "Pool", "PullPage", "Reports", "Review", "Staff", "Store", "Visits"]

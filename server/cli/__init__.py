@@ -12,13 +12,16 @@ from __future__ import annotations
 from schema.output import run_app
 
 from . import (
+    allocation,
     approvals,
     audit,
     customers,
     departures,
     devices,
+    jobs,
     plans,
     policy,
+    pool,
     reports,
     reps,
     review,
@@ -31,7 +34,7 @@ from .common import app
 
 # Imported for their commands, which register themselves on `app` and its groups.
 COMMAND_MODULES = (serve, audit, reps, customers, visits, devices, departures, policy, review,
-                   users, approvals, verify, plans, reports)
+                   users, approvals, verify, plans, reports, pool, jobs, allocation)
 
 
 def main() -> None:

@@ -27,7 +27,7 @@ from ..archive.engine import Engine, UniqueViolation
 from ..archive.errors import ArchiveError, Conflict, NotFound
 from ..archive.sqlstore import SqlStore
 from ..archive.store import Device, PullPage
-from . import audit, cards, departures, enrollment, imports, leases, operations, wipes
+from . import audit, cards, departures, duplicates, enrollment, imports, leases, operations, wipes
 from .archive_plans import PlanMethods
 from .archive_pool import PoolMethods
 from .archive_review import ReviewMethods
@@ -53,6 +53,7 @@ class Archive(StaffMethods, ReviewMethods, PoolMethods, PlanMethods, ArchiveBase
             for key, value in _DEFAULT_META.items():
                 if store.meta(key) is None:
                     store.set_meta(key, value)
+            duplicates.backfill(store)  # cards from before the keys existed; once
 
     def ping(self) -> None:
         """Raise StorageError if the archive cannot be read."""
@@ -194,15 +195,21 @@ class Archive(StaffMethods, ReviewMethods, PoolMethods, PlanMethods, ArchiveBase
         now = self.now()
         with self._write() as s:
             owner_id = rep_of(s, owner)["id"] if owner else None
+            duplicates.refuse(s, data.model_dump())
             row = cards.insert_customer(s, now, data, owner_id, by, OwnershipSource.assigned)
             audit.append(s, now, by, "customer.add", row["id"], {"owner": owner_id})
             return row
 
-    def import_customers(self, rows: list[tuple[CustomerCreate, str | None]], by: str) -> int:
-        """All the cards or none (one transaction)."""
+    def import_customers(self, rows: list[tuple[CustomerCreate, str | None]], by: str,
+                         labels: list[str] | None = None) -> int:
+        """All the cards or none (one transaction). A card that duplicates a stored one
+        or an earlier row is refused (Conflict `duplicate_customer`) naming its label
+        (`labels[i]`, default "row i+1")."""
         now = self.now()
         with self._write() as s:
             owners = {o: rep_of(s, o)["id"] for _, o in rows if o}
+            duplicates.refuse_batch(s, ((labels[i] if labels else f"row {i + 1}", data.model_dump())
+                                        for i, (data, _) in enumerate(rows)))
             for data, owner in rows:
                 cards.insert_customer(s, now, data, owners[owner] if owner else None, by,
                                       OwnershipSource.assigned)
@@ -212,7 +219,9 @@ class Archive(StaffMethods, ReviewMethods, PoolMethods, PlanMethods, ArchiveBase
     def import_csv(self, path: Path, by: str = "admin") -> int:
         """Import a CSV whose header names card fields (and optionally `owner`).
         Every row is checked first; one bad row imports nothing."""
-        return self.import_customers(imports.read_cards_csv(path, self.resolve_rep), by)
+        numbered = imports.read_numbered_cards_csv(path, self.resolve_rep)
+        return self.import_customers([(data, owner) for _, data, owner in numbered], by,
+                                     [f"{path.name} line {line}" for line, _, _ in numbered])
 
     def get_customer(self, ref: str) -> dict[str, Any]:
         with self._read() as s:
@@ -385,10 +394,11 @@ class Archive(StaffMethods, ReviewMethods, PoolMethods, PlanMethods, ArchiveBase
                                        by, source)
                     for rep, reason, reassign_to, when in entries]
 
-    def process_due_revocations(self) -> list[str]:
-        """Apply departures whose effective time has come (the server's job loop).
-        Each in its own transaction; one already applied (by another worker) is skipped."""
-        now = self.now()
+    def process_due_revocations(self, at: str | None = None) -> list[str]:
+        """Apply departures whose effective time has come by `at` (default now; the
+        server's job loop). Each in its own transaction; one already applied (by
+        another worker) is skipped."""
+        now = at or self.now()
         with self._read() as s:
             due = s.due_revocations(now)
         done = []

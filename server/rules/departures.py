@@ -15,32 +15,12 @@ from schema.clock import iso, parse_iso
 
 from ..archive.errors import ArchiveError, NotFound
 from ..archive.store import Store
-from . import audit, cards, wipes
-
-_GRADE_TIER = {"A": "senior", "C": "junior"}
+from . import audit, cards, distribution, wipes
 
 
 def tally(targets: dict[str, str | None]) -> dict[str, int]:
     """How many customers went to each new owner ("pool" for none)."""
     return dict(Counter(owner or "pool" for owner in targets.values()))
-
-
-def deal(customers: list[dict[str, Any]], team: list[dict[str, Any]]) -> dict[str, str]:
-    """Fair distribution: each customer goes to the eligible rep holding the fewest
-    so far (ties in team order), so 7 customers over 3 reps give 3/2/2. When tiers
-    are set, grade A goes to senior reps and grade C to junior reps first."""
-    load = {rep["id"]: 0 for rep in team}
-    out: dict[str, str] = {}
-    # Customers bound to a tier (A, C) are dealt before the free ones (B), so the free
-    # ones even out the load: 2 A + 3 B + 2 C over senior/mid/junior give 3/2/2.
-    grade_order = {"A": 0, "C": 1, "B": 2}
-    for customer in sorted(customers, key=lambda c: (grade_order.get(c["grade"], 1), c["card_no"])):
-        tier = _GRADE_TIER.get(customer["grade"])
-        eligible = [r for r in team if tier and r["tier"] == tier] or team
-        chosen = min(eligible, key=lambda r: load[r["id"]])
-        load[chosen["id"]] += 1
-        out[customer["id"]] = chosen["id"]
-    return out
 
 
 def plan(store: Store, rep: dict[str, Any], mode: str) -> dict[str, str | None]:
@@ -58,7 +38,7 @@ def plan(store: Store, rep: dict[str, Any], mode: str) -> dict[str, str | None]:
         team = store.team(rep["manager_id"], rep["id"])
         if not team:
             raise ArchiveError("empty_team", f"{rep['name']}'s team has no other active rep")
-        return dict(deal(customers, team))
+        return dict(distribution.deal(customers, team))
     successor = store.rep(mode)
     if successor is None or not successor["active"]:
         raise NotFound("unknown_successor", f"no active rep {mode!r} to take over")

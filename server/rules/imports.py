@@ -18,7 +18,13 @@ def read_cards_csv(path: Path, rep_exists: Callable[[str], object]
     """The cards of a CSV whose header names card fields (and optionally `owner`).
     `rep_exists` raises ArchiveError for an unknown owner. Raises ArchiveError
     `invalid_csv` naming the file, line and field of the first problem."""
-    parsed: list[tuple[CustomerCreate, str | None]] = []
+    return [(data, owner) for _, data, owner in read_numbered_cards_csv(path, rep_exists)]
+
+
+def read_numbered_cards_csv(path: Path, rep_exists: Callable[[str], object]
+                            ) -> list[tuple[int, CustomerCreate, str | None]]:
+    """`read_cards_csv` with each card's line number, for refusals that name the line."""
+    parsed: list[tuple[int, CustomerCreate, str | None]] = []
     try:
         with path.open(newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh, strict=True)  # strict: a stray quote is an error
@@ -48,7 +54,7 @@ def read_cards_csv(path: Path, rep_exists: Callable[[str], object]
                     except ArchiveError as exc:
                         raise ArchiveError("invalid_csv", f"{path}:{line}: owner: {exc.message}"
                                            ) from None
-                parsed.append((data, owner))
+                parsed.append((line, data, owner))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise ArchiveError("invalid_csv", f"cannot read {path}: {exc}") from None
     return parsed

@@ -31,7 +31,7 @@ from schema.records import to_record
 from schema.signing import MAX_CLOCK_SKEW_S
 
 from ..archive.store import Cards, Device, Store
-from . import callback, cards, plans
+from . import callback, cards, duplicates, plans, pool
 
 _VISIT_FIELDS = tuple(VisitCreate.model_fields)
 
@@ -74,9 +74,10 @@ def ownership_windows(
 
     The first span starts at `card_start_for` when that is earlier than the
     server's record of the card: a card made offline was the rep's from the
-    moment they made it, and the visits logged with it count from then.
+    moment they made it, and the visits logged with it count from then. A lock mark
+    (from = to = the owner) moves no one and splits no window.
     """
-    rows = store.ownership(customer["id"])
+    rows = [r for r in store.ownership(customer["id"]) if r["source"] not in pool.MARKS]
     made = made or card_start_for(store, customer, rep_id)
     spans: list[tuple[str, str | None]] = []
     for i, row in enumerate(rows):
@@ -162,6 +163,11 @@ class _Apply:
         if self.store.customer(op.entity_id) is not None:
             return self.result(op, OpStatus.rejected, reason="a customer with this id exists")
         rep = self.device.rep_id
+        # Who develops, serves: a second card for a customer the archive knows is held,
+        # with the first card and its owner named, never merged nor lost.
+        found = duplicates.find(self.store, op.data.model_dump())
+        if found is not None:
+            return self.quarantine(op, duplicates.quarantine_reason(self.store, *found))
         row = cards.insert_customer(
             self.store, self.now, op.data, rep, rep, OwnershipSource.developed,
             customer_id=op.entity_id, created_at=to_record(op, {"at"})["at"],
@@ -222,6 +228,7 @@ class _Apply:
         store_visit(self.store, row, customer["owner_rep_id"], rep, self.device.id, op.op_id, True)
         if (customer["last_served_at"] or "") < data["started_at"]:
             self.store.set_last_served(customer["id"], data["started_at"])
+        pool.after_visit_accepted(self.store, self.now, customer, row)
         return self.result(op, OpStatus.accepted, rev=1)
 
     def _editable_visit(self, op: Any) -> tuple[dict[str, Any] | None, OpResult | None]:

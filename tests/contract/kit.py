@@ -136,8 +136,9 @@ class Ctx:
                 return total
         raise AssertionError("pull did not finish")
 
-    def customer(self, owner: Device | None, name: str = "Customer") -> dict[str, Any]:
-        return self.archive.add_customer(CustomerCreate(name=name),
+    def customer(self, owner: Device | None, name: str | None = None) -> dict[str, Any]:
+        # A unique name by default: a second card of the same name is a duplicate.
+        return self.archive.add_customer(CustomerCreate(name=name or f"Customer {new_id()[:8]}"),
                                          owner.rep_id if owner else None, "admin")
 
 

@@ -59,8 +59,8 @@ def test_departures_to_a_team_deal_fairly_and_bad_ones_write_nothing(archive: Ar
     for name, tier in (("Senior", "senior"), ("Junior", "junior")):
         clock.advance(timedelta(seconds=1))  # team order: oldest first
         archive.add_rep(name, "Boss", tier)
-    for grade in "AABBBCC":
-        archive.add_customer(CustomerCreate(name=f"G{grade}", grade=grade), leaver)
+    for i, grade in enumerate("AABBBCC"):
+        archive.add_customer(CustomerCreate(name=f"G{grade}{i}", grade=grade), leaver)
     with pytest.raises(ArchiveError):
         archive.revoke_many([("Leaver", "ok", "team", None), ("Boss", "", "pool", None)], "hr", "api")
     with pytest.raises(ArchiveError):
