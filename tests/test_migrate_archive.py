@@ -17,6 +17,7 @@ import sqlite3
 import subprocess
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -104,8 +105,12 @@ def test_a_sqlite_archive_moves_to_postgresql_and_its_agents_sync_on(
         harness.lib_enroll(data, home_l, server.url, leo)
         harness.lib_sync(home_a)
         harness.lib_sync(home_l)
+        today = datetime.now(UTC).date().isoformat()
+        agent_cli(home_a, "plan", "add", "--date", today, "--customer", ana_cards[0]["id"],
+                  "--purpose", "service")
+        agent_cli(home_a, "plan", "submit", "--date", today)
         online = harness.log_visits(home_a, [c["id"] for c in ana_cards], 3, "online")
-        assert harness.lib_sync(home_a).results == {"accepted": 3}
+        assert harness.lib_sync(home_a).results == {"accepted": 4}
         harness.log_visits(home_l, leo_cards, 1, "leo online")
         assert harness.lib_sync(home_l).results == {"accepted": 1}
 
@@ -134,6 +139,10 @@ def test_a_sqlite_archive_moves_to_postgresql_and_its_agents_sync_on(
                                  start=3)
     assert harness.outbox_counts(home_a)["pending"] == 4
     source = open_archive(data)
+    # The company's rules' own tables travel too: staff, tokens, plans, pool warnings.
+    source.add_staff("Mia", "manager", "Mia Manager", "a long enough password")
+    source.create_staff_token("Mia", "erp")
+    source.run_jobs(at=(datetime.now(UTC) + timedelta(days=85)).isoformat())
     epoch, audit_entries = source.epoch, source.audit_count()
     assert len(source.conflicts()) == 1 and len(source.quarantine()) == 2
     order = source.wipe_order(source.list_devices(rep=leo)[0]["id"])
@@ -148,7 +157,9 @@ def test_a_sqlite_archive_moves_to_postgresql_and_its_agents_sync_on(
     assert out["tables"] == {t: rows for t, (rows, _) in before.items()}
     assert out["rows"] == sum(out["tables"].values())
     assert all(before[t][0] > 0 for t in ("conflicts", "quarantine", "revocations",
-                                          "wipe_orders", "ownership", "audit_log", "nonces"))
+                                          "wipe_orders", "ownership", "audit_log", "nonces",
+                                          "staff", "staff_tokens", "plans", "plan_revisions",
+                                          "pool_warnings"))
     # The copy equals the source, table by table, and the source is untouched.
     assert digests(pg_empty_url, data) == before == digests(None, data)
 

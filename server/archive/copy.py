@@ -39,6 +39,8 @@ TABLES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("meta", ("key",)),
     ("reps", ("id",)),  # reps.manager_id -> reps: managers first (see _reps_in_order)
     ("hr_tokens", ("token_hash",)),
+    ("staff", ("id",)),  # staff.rep_id -> reps
+    ("staff_tokens", ("token_hash",)),
     ("devices", ("id",)),
     ("enroll_codes", ("code_hash",)),
     ("nonces", ("device_id", "nonce")),
@@ -47,6 +49,9 @@ TABLES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("visits", ("id",)),
     ("visit_revisions", ("visit_id", "rev")),
     ("ownership", ("id",)),
+    ("pool_warnings", ("customer_id", "rep_id", "due_at")),
+    ("plans", ("id",)),
+    ("plan_revisions", ("plan_id", "rev")),
     ("feed", ("seq",)),
     ("applied_ops", ("op_id",)),
     ("conflicts", ("id",)),
