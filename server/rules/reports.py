@@ -19,7 +19,7 @@ from schema.clock import iso, parse_iso
 from schema.enums import CallbackStatus, OwnershipSource, PlanStatus, VisitPurpose, VisitStatus
 
 from ..archive.store import Store
-from . import days, plans, policies
+from . import days, plans, policies, pool
 
 PURPOSES = tuple(p.value for p in VisitPurpose)
 # A complaint (客诉) is followed up when the customer is visited again within this.
@@ -162,10 +162,10 @@ def _nearing_pool(store: Store, rep_ids: list[str], as_of: str,
         for c in store.customers(rep_id):
             if c["locked"]:
                 continue
-            since = max(c["last_served_at"] or "", c["owned_since"] or "")
+            since = pool.anchor(c)
             if not since:
                 continue
-            due = parse_iso(since) + timedelta(days=rules.return_days(c["grade"]))
+            due = pool.due_at(rules, c)
             if iso(due - timedelta(days=rules.warn_days)) <= as_of:
                 out.append({"customer_id": c["id"], "card_no": c["card_no"], "customer": c["name"],
                             "rep_id": rep_id, "reason": "nearing_pool_return",
