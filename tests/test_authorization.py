@@ -88,6 +88,7 @@ class World:
     mine: dict[str, str]  # a rep in the manager's team and their records
     theirs: dict[str, str]  # the same for a rep of another manager's team
     data: Path
+    lonely: str  # the token of a manager whose rep row heads nobody
 
 
 def _records(data: Path, rep_name: str, manager: str, staff_manager: str) -> dict[str, str]:
@@ -133,10 +134,13 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         arch.add_staff(f"the-{role.value}", role.value, "Boss" if role == StaffRole.manager else None)
         tokens[role] = arch.create_staff_token(f"the-{role.value}", "matrix")
     arch.add_staff("the-other-manager", "manager", "Other Boss")
+    arch.add_rep("Lonely Boss", None, "senior")
+    arch.add_staff("the-lonely-manager", "manager", "Lonely Boss")
+    lonely = arch.create_staff_token("the-lonely-manager", "matrix")
     mine = _records(data, "Team Rep", "Boss", "the-manager")
     theirs = _records(data, "Other Rep", "Other Boss", "the-other-manager")
     server = ServerProcess(data).start()
-    yield World(server.url, tokens, mine, theirs, data)
+    yield World(server.url, tokens, mine, theirs, data, lonely)
     server.stop()
 
 
@@ -313,8 +317,8 @@ LISTINGS = [
 def test_a_managers_listings_hold_their_team_only(world: World, path: str, key: str,
                                                   id_field: str, rep_field: str,
                                                   record: str) -> None:
-    def rows(role: StaffRole) -> list[dict[str, Any]]:
-        answer = call(world, "GET", path, world.tokens[role])
+    def rows(role: StaffRole | None) -> list[dict[str, Any]]:
+        answer = call(world, "GET", path, world.tokens[role] if role else world.lonely)
         assert answer.status_code == 200, answer.text
         return answer.json()[key]  # type: ignore[no-any-return]
 
@@ -324,6 +328,8 @@ def test_a_managers_listings_hold_their_team_only(world: World, path: str, key: 
     assert world.mine[record] in {str(r[id_field]) for r in team}
     # A pool card (no owner) is the manager's to see too; another team's rows never.
     assert {r[rep_field] for r in team} <= {world.mine["rep"], None}, team
+    # An empty team is nobody's records, not everybody's.
+    assert {r[rep_field] for r in rows(None)} <= {None}
 
 
 def fill(body: Any, values: dict[str, str]) -> Any:
