@@ -56,7 +56,12 @@ class PlanMethods(ArchiveBase):
             _, seen = _caller(s, by, "plan.review", rep_id)
             reps: set[str] | None = {rep_id} if rep_id else None
             if manager is not None:
-                team = set(_team_of(s, manager)[1])
+                name, members = _team_of(s, manager)
+                team = set(members)
+                # As the approvals and disputes listings: naming another team is refused,
+                # not answered with an empty list that reads as "nothing to review".
+                if seen is not None and not team <= seen:
+                    raise Forbidden("outside_team", f"{name}'s team is not within yours")
                 reps = team if reps is None else reps & team
             if seen is not None:
                 reps = seen if reps is None else reps & seen

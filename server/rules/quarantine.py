@@ -134,7 +134,9 @@ def resolve_conflict(store: Store, now: str, by: str, conflict_id: int,
     audit.append(store, now, who.actor, "conflict.resolve", str(conflict_id),
                  {"customer_id": card["id"], "field": conflict["field"], "keep": keep,
                   "rev": card["rev"]})
-    return {**conflict, "resolution": keep, "resolved_by": who.actor, "resolved_at": now,
+    # The card's names as the listing shows them (the conflict row alone lacks them).
+    return {**conflict, "customer_name": card["name"], "card_no": card["card_no"],
+            "resolution": keep, "resolved_by": who.actor, "resolved_at": now,
             "value": value, "rev": card["rev"]}
 
 

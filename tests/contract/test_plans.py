@@ -165,6 +165,12 @@ def test_who_may_review_and_what_a_review_needs(world: World) -> None:
     with pytest.raises(Forbidden):
         world.archive.list_plans(by="mgr", rep="Rep B")
     assert [p["id"] for p in world.archive.list_plans(manager="mgr", status="returned")] == [mine]
+    world.archive.add_rep("Boss B", None, "senior")
+    world.archive.add_rep("Rep C", "Boss B", "mid")
+    world.archive.add_staff("mgr-b", "manager", "Boss B")
+    with pytest.raises(Forbidden) as err:  # naming another manager's team: refused, as for
+        world.archive.list_plans(by="mgr", manager="mgr-b")  # approvals and disputes
+    assert err.value.code == "outside_team"
     assert world.archive.list_plans(status="approved") == []
     assert world.archive.list_plans(day="2026-03-04") == []
     with pytest.raises(ArchiveError):

@@ -156,6 +156,7 @@ def test_resolving_a_conflict_writes_the_kept_value_as_a_new_revision(ctx: Ctx) 
     kept = ctx.archive.resolve_conflict(phone["id"], "server", "root")  # equal to the current value
     card = ctx.archive.get_customer(cust["id"])
     assert (card["phone"], card["rev"], kept["rev"]) == ("0755-1111", rev + 1, rev + 1)
+    assert (kept["customer_name"], kept["card_no"]) == ("Acme", card["card_no"])  # as listed
     last = ctx.archive.customer_history(cust["id"])[-1]
     assert (last["author"], last["rev"], last["snapshot"]["phone"]) == ("staff:root", rev + 1,
                                                                          "0755-1111")
