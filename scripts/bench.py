@@ -153,7 +153,7 @@ class Gen:
             "id": self.new_id(), "rev": 1, "card_no": f"FV{self.card:07d}",
             "name": f"{name} {self.card}", "decision_maker": r.choice(SURNAMES) + "经理",
             "grade": r.choice("ABC"), "address": f"{r.choice(CITIES)}市 {r.randint(1, 999)}号",
-            "phone": f"+86 21 {r.randint(10000000, 99999999)}", "industry": r.choice(INDUSTRIES),
+            "phone": f"+86 21 {20000000 + self.card}", "industry": r.choice(INDUSTRIES),
             "size": r.choice(("small", "medium", "large")), "needs": r.choice(NOTES),
             "financial_status": "good", "business_status": "", "purchasing_status": "",
             "credit_status": r.choice(("A", "B", "")), "external_relations": "",

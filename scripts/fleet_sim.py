@@ -682,12 +682,16 @@ class Fleet:
                 w = csv.writer(fh)
                 w.writerow(["name", "decision_maker", "grade", "address", "phone", "industry",
                             "needs", "owner"])
+                # Names and phones unique: the archive refuses a duplicate card.
+                n = 0
                 for agent in self.agents:
                     for _ in range(cfg.customers_per_rep):
+                        n += 1
                         city = self.rng.choice(CITIES)
-                        w.writerow([company(self.rng), person(self.rng), self.rng.choice("ABCC"),
+                        w.writerow([f"{company(self.rng)} {n:06d}", person(self.rng),
+                                    self.rng.choice("ABCC"),
                                     f"{city}市{self.rng.randint(1, 999)}号",
-                                    f"021-{self.rng.randint(10000000, 99999999)}",
+                                    f"021-{10000000 + n}",
                                     self.rng.choice(INDUSTRIES), "", agent.rep_id])
             server.cli("customer", "import", str(csv_path))
             advance(1)

@@ -30,6 +30,7 @@ from agent.home import AgentConfig
 from agent.store import CUSTOMER_COLUMNS, VISIT_COLUMNS
 from schema.enums import Grade
 from schema.models import CustomerPatch, VisitPatch, VisitVoid
+from server.rules.feed import card_for_rep, visit_for_rep
 
 from . import harness
 from .harness import AGENT, Backend, ServerProcess, agent_cli, free_port, run
@@ -184,8 +185,8 @@ def assert_device_matches_archive(data: Path, ledger: Ledger, rep_id: str) -> No
         assert (got["summary"], got["status"], got["rev"]) == (
             expected["summary"], expected["status"], expected["rev"]), vid
         assert revisions[vid] == expected["rev"], vid
-        mine = dev_visits[vid]
-        diff = {k: (mine[k], got[k]) for k in VISIT_COLUMNS if mine[k] != got[k]}
+        mine, seen = dev_visits[vid], visit_for_rep(dict(got))  # as the laptop is told
+        diff = {k: (mine[k], seen[k]) for k in VISIT_COLUMNS if mine[k] != seen[k]}
         assert not diff, f"visit {vid} differs between device and archive: {diff}"
     assert applied_ops(data, device) == ledger.ops
     assert [q for q in arch.quarantine() if q["device_id"] == device] == []
@@ -193,8 +194,8 @@ def assert_device_matches_archive(data: Path, ledger: Ledger, rep_id: str) -> No
     arch_customers = {r["id"]: r for r in arch.iter_customers(rep_id)}
     assert set(dev_customers) == set(arch_customers) == set(ledger.customers)
     for cid, got in arch_customers.items():
-        mine = dev_customers[cid]
-        diff = {k: (mine[k], got[k]) for k in CUSTOMER_COLUMNS if mine[k] != got[k]}
+        mine, seen = dev_customers[cid], card_for_rep(dict(got))
+        diff = {k: (mine[k], seen[k]) for k in CUSTOMER_COLUMNS if mine[k] != seen[k]}
         assert not diff, f"customer {cid} differs between device and archive: {diff}"
 
 

@@ -51,11 +51,11 @@ def read_page(store: Store, rep_id: str, after_seq: int, limit: int) -> PullPage
             if r.kind == "grant":
                 granted[r.customer_id] = None
     page.evicted = list(evicted)
-    page.customers = [_card_for_rep(c) for c in store.customers_by_ids(list(send_customers))]
+    page.customers = [card_for_rep(c) for c in store.customers_by_ids(list(send_customers))]
     visits = store.visits_of_customers(list(granted))
     have = {v["id"] for v in visits}
     visits += store.visits_by_ids([v for v in visit_ids if v not in have])
-    page.visits = [_visit_for_rep(v) for v in visits]
+    page.visits = [visit_for_rep(v) for v in visits]
     return page
 
 
@@ -66,14 +66,14 @@ _CARD_ONLY_HERE = ("name_key", "phone_key")
 _VISIT_ONLY_HERE = ("device_id", "callback_reason", "callback_by", "callback_at")
 
 
-def _card_for_rep(card: dict[str, Any]) -> dict[str, Any]:
+def card_for_rep(card: dict[str, Any]) -> dict[str, Any]:
     for key in _CARD_ONLY_HERE:
         card.pop(key, None)
     card["locked"] = bool(card["locked"])  # stored as 0/1; the wire model says true/false
     return card
 
 
-def _visit_for_rep(visit: dict[str, Any]) -> dict[str, Any]:
+def visit_for_rep(visit: dict[str, Any]) -> dict[str, Any]:
     for key in _VISIT_ONLY_HERE:
         visit.pop(key, None)
     visit["planned"] = bool(visit["planned"])
