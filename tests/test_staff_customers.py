@@ -131,8 +131,9 @@ def test_the_server_cli_for_the_pool_locks_distribution_and_jobs(tmp_path: Path)
                       "--dry-run", "--by", "mgr")
     assert [(r["customer"], r["to"]) for r in plan["plan"]] == [
         ("leads.csv line 2", "Zhao"), ("leads.csv line 3", "Sun"), ("leads.csv line 4", "Qian")]
+    # Without --by: the archive's administrator at the server's shell, as in the issue.
     table = run([SERVER, "customer", "distribute", str(leads), "--to-reps", "Qian,Sun",
-                 "--by", "admin", "--data", str(data)])
+                 "--data", str(data)])
     assert "grade A, no senior rep with room" in table.stdout and "Qian 2" in table.stdout
     assert [c["name"] for c in arch.list_customers("Qian")] == ["Alpha Lead", "Gamma Lead"]
     assert [r["name"] for r in server_cli(data, "pool", "list", "--search", "retail")] \

@@ -44,7 +44,6 @@ def customer_unlock(
 @customer_app.command("distribute")
 def customer_distribute(
     data: DataOpt,
-    by: ByOpt,
     file: Annotated[Path | None, typer.Argument(
         help="CSV of new leads (card fields; no owner column).", show_default=False)] = None,
     from_pool: Annotated[bool, typer.Option("--pool", help="Deal the pool's customers.")]
@@ -55,6 +54,9 @@ def customer_distribute(
         "--to-reps", help="Reps by name or id, comma-separated.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan; write nothing.")]
         = False,
+    by: Annotated[str | None, typer.Option(
+        "--by", help="The staff user acting (a manager: their team only); default: the "
+        "archive's administrator.")] = None,
     as_json: JsonOpt = False,
     archive_url: ArchiveOpt = None,
 ) -> None:

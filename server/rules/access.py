@@ -65,6 +65,27 @@ class StaffMember:
         return cls(row["id"], row["name"], StaffRole(row["role"]), row["rep_id"])
 
 
+# Whoever runs a server command without `--by` holds the archive itself (its files or
+# its database credentials): the archive's administrator, named so in the audit chain.
+OPERATOR = "admin"
+
+
+def caller(store: Store, by: str | None, action: str,
+           rep_id: str | None = None) -> StaffMember | None:
+    """The staff member `by`, allowed to do `action` (on `rep_id`'s records), or None
+    for the operator (`by` None: a server command run without `--by`)."""
+    if by is None:
+        return None
+    who = staff_member(store, by)
+    authorize(store, who, action, rep_id)
+    return who
+
+
+def actor(who: StaffMember | None) -> str:
+    """How the audit chain names the caller `caller` returned."""
+    return who.actor if who else OPERATOR
+
+
 def staff_member(store: Store, ref: str) -> StaffMember:
     """The active staff account named `ref` (name or id). NotFound `unknown_user`;
     Forbidden `user_disabled` for a disabled account."""

@@ -23,11 +23,8 @@ ReportKind = Literal["daily", "weekly"]
 def _caller(s: Store, by: str | None, action: str, rep_id: str | None = None
             ) -> tuple[str, set[str] | None]:
     """(audit actor, the reps they see: None for all) of `by` doing `action`."""
-    if by is None:
-        return "admin", None
-    who = access.staff_member(s, by)
-    access.authorize(s, who, action, rep_id)
-    return who.actor, access.scope(s, who)
+    who = access.caller(s, by, action, rep_id)
+    return access.actor(who), access.scope(s, who) if who else None
 
 
 def _team_of(s: Store, manager: str) -> tuple[str, list[str]]:

@@ -145,7 +145,7 @@ class PoolMethods(ArchiveBase):
 
     # --- fair distribution -----------------------------------------------------------------
 
-    def distribute(self, by: str, leads: list[tuple[str, CustomerCreate]] | None = None,
+    def distribute(self, by: str | None, leads: list[tuple[str, CustomerCreate]] | None = None,
                    to_team: str | None = None, to_reps: list[str] | None = None,
                    dry_run: bool = False) -> dict[str, Any]:
         """Deal new leads (label, card) — or, with `leads=None`, the pool's customers —
@@ -158,10 +158,11 @@ class PoolMethods(ArchiveBase):
                                "reps (--to-reps R1,R2)")
         now = self.now()
         with self._read() if dry_run else self._write() as s:
-            who = access.staff_member(s, by)
+            who = access.caller(s, by, "customer.distribute")
             reps = _team_of(s, to_team) if to_team is not None else _reps_named(s, to_reps or [])
             for rep in reps:
-                access.authorize(s, who, "customer.distribute", rep["id"])
+                if who is not None:
+                    access.authorize(s, who, "customer.distribute", rep["id"])
             policy = policies.read(s, PoolPolicy)
             load = {r["id"]: s.count_customers(r["id"]) for r in reps}
             caps = {r["id"]: policy.cap(r["tier"]) for r in reps}
@@ -190,12 +191,12 @@ class PoolMethods(ArchiveBase):
                        "skipped": [{"rep": names[r], "reason": why}
                                    for r, why in dealt.skipped.items()]}
             if not dry_run:
-                audit.append(s, now, who.actor, "customer.distribute", "",
+                audit.append(s, now, access.actor(who), "customer.distribute", "",
                              {k: v for k, v in summary.items() if k != "skipped"})
             return {**summary, "plan": rows}
 
     @staticmethod
-    def _apply_plan(s: Store, now: str, who: access.StaffMember,
+    def _apply_plan(s: Store, now: str, who: access.StaffMember | None,
                     leads: list[tuple[str, CustomerCreate]] | None,
                     dealt: distribution.Plan) -> dict[str, str]:
         """Carry out the plan; returns the card number of each new lead by its label."""
@@ -203,12 +204,13 @@ class PoolMethods(ArchiveBase):
             for customer_id, (rep_id, why) in dealt.assignments.items():
                 if rep_id is not None:
                     cards.assign(s, now, customer_id, rep_id, f"fair distribution: {why}",
-                                 who.actor)
+                                 access.actor(who))
             return {}
         made = {}
         for label, card in leads:
             rep_id, why = dealt.assignments[label]
-            row = cards.insert_customer(s, now, card, rep_id, who.actor, OwnershipSource.assigned,
+            row = cards.insert_customer(s, now, card, rep_id, access.actor(who),
+                                        OwnershipSource.assigned,
                                         reason=f"fair distribution: {why}")
             made[label] = row["card_no"]
         return made

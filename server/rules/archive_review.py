@@ -13,7 +13,7 @@ from typing import Any
 
 from schema.enums import VisitStatus
 
-from . import quarantine, review, verification
+from . import access, quarantine, review, verification
 from .facade import ArchiveBase
 
 
@@ -37,7 +37,7 @@ class ReviewMethods(ArchiveBase):
         """Submitted visits waiting for review, oldest first (a manager: their team;
         `manager`: that manager's team)."""
         with self._read() as s:
-            who = review.caller(s, by, "visit.review")
+            who = access.caller(s, by, "visit.review")
             return s.visits_to_review(review.team_root(s, who, manager), limit)
 
     def staff_visit(self, visit_id: str, by: str | None = None) -> dict[str, Any]:

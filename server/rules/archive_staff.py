@@ -26,11 +26,7 @@ from .facade import ArchiveBase, rep_of
 
 def _manager(s: Store, by: str | None) -> str:
     """The audit actor of an account-management action, once it is allowed."""
-    if by is None:
-        return staff.OPERATOR
-    who = access.staff_member(s, by)
-    access.authorize(s, who, "staff.manage")
-    return who.actor
+    return access.actor(access.caller(s, by, "staff.manage"))
 
 
 def _account(s: Store, user: str) -> dict[str, Any]:

@@ -105,7 +105,7 @@ def _decided(store: Store, held_id: int) -> dict[str, Any]:
 
 def listing(store: Store, by: str | None, open_only: bool, limit: int | None
             ) -> list[dict[str, Any]]:
-    review.caller(store, by, "quarantine.review")
+    access.caller(store, by, "quarantine.review")
     return store.quarantined(limit, open_only)
 
 
@@ -142,5 +142,5 @@ def resolve_conflict(store: Store, now: str, by: str, conflict_id: int,
 
 def conflicts(store: Store, by: str | None, open_only: bool, limit: int | None
               ) -> list[dict[str, Any]]:
-    who = review.caller(store, by, "conflict.resolve")
+    who = access.caller(store, by, "conflict.resolve")
     return store.conflicts(limit, review.team_root(store, who, None), open_only)

@@ -23,22 +23,6 @@ MAX_COMMENT = 1000
 NOBODY = ""
 
 
-def caller(store: Store, by: str | None, action: str, rep_id: str | None = None
-           ) -> StaffMember | None:
-    """The staff member `by`, allowed to do `action` (on `rep_id`'s records); None for
-    the archive's operator (a CLI listing run without --by: whoever holds the archive
-    file is its administrator). Every write names a person."""
-    if by is None:
-        return None
-    who = access.staff_member(store, by)
-    access.authorize(store, who, action, rep_id)
-    return who
-
-
-def actor(who: StaffMember | None) -> str:
-    return who.actor if who else "admin"
-
-
 def team_root(store: Store, who: StaffMember | None, manager: str | None) -> str | None:
     """The rep whose subtree a listing shows (`under`): the caller's own team for a
     manager, `manager`'s team when named (a manager may name one under them), None
@@ -103,7 +87,7 @@ def decide(store: Store, now: str, by: str, visit_id: str, status: VisitStatus,
 def visit_with_history(store: Store, by: str | None, visit_id: str) -> dict[str, Any]:
     """A visit as a reviewer sees it: names, and every revision (who, when, what)."""
     row = visit_or_404(store, visit_id)
-    caller(store, by, "visit.read", row["rep_id"])
+    access.caller(store, by, "visit.read", row["rep_id"])
     customer = store.customer(row["customer_id"]) or {}
     rep = store.rep(row["rep_id"]) or {}
     history = [{"rev": r["rev"], "author": r["author"], "at": r["at"], "status":

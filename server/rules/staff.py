@@ -32,9 +32,6 @@ LOCKOUT = timedelta(minutes=15)
 TOKEN_TOUCH_EVERY = timedelta(minutes=1)
 MIN_PASSWORD = 10
 MAX_PASSWORD = 1024
-# Who the audit chain names for what the operator does from the server's shell
-# (`fieldvault-server user ...` without --by): whoever can run it holds the archive.
-OPERATOR = "admin"
 
 _HASHER = PasswordHasher()  # argon2id with the library's current recommended parameters
 _DUMMY_HASH: str | None = None

@@ -22,7 +22,7 @@ MAX_NOTE = 1000
 
 def queue(store: Store, by: str | None, limit: int | None) -> list[dict[str, Any]]:
     """What a verifier needs to make each call, the visits waiting longest first."""
-    review.caller(store, by, "callback.work")
+    access.caller(store, by, "callback.work")
     return store.callback_queue(limit)
 
 
@@ -67,7 +67,7 @@ def manager_of(store: Store, rep_id: str) -> str | None:
 def disputes(store: Store, by: str | None, manager: str | None,
              limit: int | None) -> list[dict[str, Any]]:
     """Disputed visits of a manager's team (a manager: their own team)."""
-    who = review.caller(store, by, "disputes.read")
+    who = access.caller(store, by, "disputes.read")
     return store.disputed_visits(review.team_root(store, who, manager), limit)
 
 
@@ -79,7 +79,7 @@ def figures(store: Store, by: str | None, rep: str | None) -> dict[str, Any]:
     """Per rep: called, verified, disputed and their shares (a manager: their team);
     and calls recorded per caller and day (a verifier: their own)."""
     rep_id = rep_of(store, rep)["id"] if rep else None
-    who = review.caller(store, by, "callback.figures", rep_id)
+    who = access.caller(store, by, "callback.figures", rep_id)
     rows = store.callback_counts(review.team_root(store, who, None), rep_id)
     reps = [{**r, "called": r["verified"] + r["disputed"],
              "share_verified": _share(r["verified"], r["verified"] + r["disputed"]),
@@ -97,15 +97,15 @@ def _throughput(store: Store, who: StaffMember | None) -> list[dict[str, Any]]:
 
 
 def policy(store: Store, by: str | None) -> dict[str, int]:
-    review.caller(store, by, "policy.read")
+    access.caller(store, by, "policy.read")
     return policies.as_dict(policies.read(store, CallbackPolicy))
 
 
 def set_policy(store: Store, now: str, by: str | None, changes: dict[str, int]) -> dict[str, int]:
     """Change the call-back policy (admin); it applies to visits submitted from now on."""
-    who = review.caller(store, by, "callback.policy.set")
+    who = access.caller(store, by, "callback.policy.set")
     if not changes:
         raise ArchiveError("invalid_policy", "name at least one setting to change")
     new = policies.as_dict(policies.write(store, CallbackPolicy, changes))
-    audit.append(store, now, review.actor(who), "callback.policy.set", "", changes)
+    audit.append(store, now, access.actor(who), "callback.policy.set", "", changes)
     return new
