@@ -539,6 +539,8 @@ def story(server: Server) -> None:
     check(len(archived) == 6 and len({v["id"] for v in archived}) == 6,
           "6 visits logged offline, 6 in the archive: none lost, none duplicated")
 
+    review(archived)
+
     step(f"Reassign a customer: {REASSIGNED} moves from {REP1} to {REP2}",
          "E.g. account rotation (轮岗). The ownership change is recorded; the old owner's laptop",
          "is told to evict the card at its next sync; the new owner gets it with its history.")
@@ -564,6 +566,52 @@ def story(server: Server) -> None:
           f"written by {', '.join(authors)}")
 
     summary(server)
+
+
+def review(archived: list[dict[str, Any]]) -> None:
+    step("The manager reviews the visits (拜访记录审核); the office calls back (电话回访)",
+         f"Staff accounts: {MANAGER} as manager of the team, and an office verifier. Every",
+         "staff action names its actor (--by, or a bearer token on the staff API) and is",
+         "checked and audited. A returned visit goes back to its author with the comment.")
+    secret = RUN / "staff-password.txt"
+    secret.write_text("demo-only password, never on argv\n", encoding="utf-8")
+    secret.chmod(0o600)
+    run(ADMIN, "user", "add", "--name", "wang", "--role", "manager", "--rep", MANAGER,
+        "--password-file", secret.name)
+    run(ADMIN, "user", "add", "--name", "office", "--role", "verifier", "--password-file",
+        secret.name, quiet=True)
+    note(dim("(and an office verifier, `office`, the same way)"))
+    run(ADMIN, "approvals", "--manager", "wang")
+    waiting = fetch(ADMIN, "approvals", "--manager", "wang")
+    check(len(waiting) == len(archived), f"{len(waiting)} visits wait for the manager")
+    rep1 = {r["name"]: r["id"] for r in listed("rep", "list")}[REP1]
+    ours = sorted((v for v in archived if v["rep_id"] == rep1), key=lambda v: v["started_at"])
+    first, second = ours[0]["id"], ours[1]["id"]
+    run(ADMIN, "visit", "approve", first, "--by", "wang", output=False)
+    run(ADMIN, "visit", "return", second, "--by", "wang", "--comment",
+        "请补充洽谈结果 (add the outcome)", output=False)
+    run(LAPTOP1, "sync")
+    run(LAPTOP1, "visit", "list", "--attention")
+    back = fetch(LAPTOP1, "visit", "show", second)
+    check(back["status"] == "returned" and "洽谈结果" in back["review_comment"],
+          f"{REP1}'s laptop shows the returned visit with the manager's comment")
+    run(LAPTOP1, "visit", "edit", first, "--outcome", "late change", expect=1)
+    run(LAPTOP1, "visit", "edit", second, "--outcome", "客户同意试用两周 (two-week trial agreed)",
+        output=False)
+    run(LAPTOP1, "sync", quiet=True)
+    run(ADMIN, "visit", "approve", second, "--by", "wang", output=False)
+    check(fetch(ADMIN, "visit", "list", "--rep", REP1) and all(
+        v["status"] == "approved" for v in fetch(ADMIN, "visit", "list", "--rep", REP1)
+        if v["id"] in (first, second)), "the corrected visit went back and was approved")
+    run(ADMIN, "verify", "queue", output=False)
+    queue = fetch(ADMIN, "verify", "queue")
+    note(f"{len(queue)} visit(s) picked for a call-back (every order and collection, and a "
+         "sample); the rep is not told before the call")
+    if queue:
+        picked = queue[0]
+        run(ADMIN, "visit", "verify", picked["id"], "--result", "verified", "--note",
+            "客户确认拜访 (customer confirmed)", "--by", "office", output=False)
+    run(ADMIN, "verify", "figures")
 
 
 def _vault_leaks(home: Path, needle: str) -> list[str]:
