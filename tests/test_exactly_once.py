@@ -322,7 +322,11 @@ def test_agent_sigkill_during_repeated_syncs(shared_server: ServerProcess, tmp_p
     device = device_id(ledger.home)
     ledger.log(400)
     killed = unheard = 0
-    for round_no in range(8):
+    # Eight rounds, and up to eight more while no kill has yet landed in the narrow window
+    # between the server's commit and the agent's record (a loaded machine shifts it).
+    for round_no in range(16):
+        if round_no >= 8 and killed >= 3 and unheard >= 1:
+            break
         if round_no:
             ledger.log(rng.randint(20, 60))
             ledger.edit_and_void(rng, edits=rng.randint(2, 8), voids=rng.randint(0, 2))
@@ -344,7 +348,7 @@ def test_agent_sigkill_during_repeated_syncs(shared_server: ServerProcess, tmp_p
                 proc.wait(timeout=10)
         assert proc.returncode in (0, -signal.SIGKILL), (proc.returncode, err)
         unheard += answered_but_unheard(data, ledger.home) > 0
-    assert killed >= 3, f"only {killed} of 8 syncs were killed mid-way"
+    assert killed >= 3, f"only {killed} of {round_no + 1} syncs were killed mid-way"
     assert unheard >= 1, "no kill landed between the server's commit and the agent's record"
 
     final = sync_cli(ledger.home)

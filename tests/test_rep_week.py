@@ -344,7 +344,9 @@ def drift_to_the_pool_and_claim(week: Week) -> None:
     # the attention rules then read the injected one.
     for days_before, warned in ((5, True), (8, False)):
         with harness.open_store(week.home_a) as store:
-            store.clock = ManualClock(due - timedelta(days=days_before))
+            # An hour past the whole day: the seeded times may differ from `week.now`
+            # by milliseconds, and days left are counted up (ceil).
+            store.clock = ManualClock(due - timedelta(days=days_before) + timedelta(hours=1))
             found = [w for w in store.attention()["pool_warnings"]
                      if w["customer_id"] == card["id"]]
         if warned:
