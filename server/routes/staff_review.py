@@ -4,15 +4,21 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
+
+from schema.validation import MAX_WIRE_INT
 
 from ..deps import ArchiveDep, json_body
 from ..openapi import request_body
 from ..rules.access import StaffMember
 from ..staff_auth import current_staff, require
 from .staff_visits import Answer, Limit
+
+# A row number the archive handed out: bounded so that no database integer overflows
+# (a 25-digit id answered 500 before; the staff fuzz found it).
+RowId = Annotated[int, Path(ge=1, le=MAX_WIRE_INT)]
 
 router = APIRouter(prefix="/v1/staff", tags=["staff"])
 
@@ -79,7 +85,7 @@ async def quarantine(who: Annotated[StaffMember, require("quarantine.review")],
 
 
 @router.post("/quarantine/{held_id}/accept", response_model=HeldOp)
-async def accept(held_id: int, who: Annotated[StaffMember, require("quarantine.review")],
+async def accept(held_id: RowId, who: Annotated[StaffMember, require("quarantine.review")],
                  archive: ArchiveDep) -> dict[str, Any]:
     """Apply a held operation as if it had arrived in time (author and times kept);
     409 `already_decided`, or `cannot_apply` when a record it needs is missing."""
@@ -88,7 +94,7 @@ async def accept(held_id: int, who: Annotated[StaffMember, require("quarantine.r
 
 @router.post("/quarantine/{held_id}/reject", response_model=HeldOp,
              openapi_extra=request_body(Reject))
-async def reject(held_id: int, who: Annotated[StaffMember, require("quarantine.review")],
+async def reject(held_id: RowId, who: Annotated[StaffMember, require("quarantine.review")],
                  body: Annotated[Reject, json_body(Reject, current_staff)],
                  archive: ArchiveDep) -> dict[str, Any]:
     """Keep a held operation unapplied, marked with the reason (nothing is deleted)."""
@@ -106,7 +112,7 @@ async def conflicts(who: Annotated[StaffMember, require("conflict.resolve")],
 
 @router.post("/conflicts/{conflict_id}/resolve", response_model=ConflictRow,
              openapi_extra=request_body(Resolve))
-async def resolve(conflict_id: int, who: Annotated[StaffMember, require("conflict.resolve")],
+async def resolve(conflict_id: RowId, who: Annotated[StaffMember, require("conflict.resolve")],
                   body: Annotated[Resolve, json_body(Resolve, current_staff)],
                   archive: ArchiveDep) -> dict[str, Any]:
     """Close a conflict: the kept value becomes a new card revision (409 `already_resolved`)."""
