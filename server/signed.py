@@ -1,5 +1,5 @@
-"""What the server signs with its key, bound to the request's nonce: responses and
-wipe orders."""
+"""What the server signs with its key: responses and wipe orders (bound to the
+request's nonce), and key leases (sealed to the device)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,15 @@ from typing import Any
 
 import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from fastapi import Request, Response
 
-from schema import signing
+from schema import lease as lease_crypto
+from schema import sealing, signing
+from schema.signing import b64e
+
+from .keys import public_key_b64
+from .rules import Archive
 
 # `responses=` of a route answering with `signed_json`: publishes the signature header.
 SIGNED_RESPONSE: dict[int | str, dict[str, Any]] = {200: {"headers": {
@@ -45,3 +51,17 @@ class Signer:
         agent obeys only an order signed for its own request."""
         sig = self._key.sign(signing.wipe_order_message(order, self._request.state.nonce))
         return {**order, "signature": signing.b64e(sig)}
+
+
+def sealed_lease(key: Ed25519PrivateKey, box_key: X25519PrivateKey, archive: Archive,
+                 device_id: str, box_public_key: bytes, have_epoch: int | None) -> dict[str, str]:
+    """A new key lease for the device, signed by the server and sealed to its X25519 key
+    (enrollment's first lease and every check-in's)."""
+    issued = archive.issue_lease(device_id, have_epoch)
+    # The server's X25519 key for outbox envelopes rides in the signed lease, so the
+    # agent trusts it exactly as far as the pinned signing key, and agents enrolled
+    # before it existed pick it up at their next check-in.
+    lease = {**issued["lease"], "server_box_public_key": public_key_b64(box_key)}
+    payload = {**issued, "lease": lease,
+               "signature": b64e(key.sign(lease_crypto.lease_message(lease)))}
+    return sealing.seal(box_public_key, payload, device_id.encode())

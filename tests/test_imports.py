@@ -163,3 +163,17 @@ def test_every_module_imports_alone_in_a_fresh_interpreter() -> None:
                 last = out.strip().splitlines()[-1] if out.strip() else str(proc.returncode)
                 failures.append(f"{name}: {last}")
     assert not failures, "\n".join(failures)
+
+
+def test_route_modules_do_not_import_each_other() -> None:
+    # One module per resource: what two of them share lives outside (server/answers.py,
+    # server/deps.py), so a resource can be read, changed or removed on its own.
+    routes = ROOT / "server" / "routes"
+    names = {p.stem for p in routes.glob("*.py")} - {"__init__"}
+    crossing = [f"{p.name}: {line.strip()}" for p in sorted(routes.glob("*.py"))
+                for line in p.read_text(encoding="utf-8").splitlines()
+                if line.startswith(("from .", "import ."))
+                and not line.startswith("from ..")
+                and (line.startswith("from . import")
+                     or line.split()[1].lstrip(".").split(".")[0] in names)]
+    assert crossing == []

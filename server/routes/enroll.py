@@ -15,7 +15,7 @@ from ..deps import ArchiveDep, BoxKey, ClockDep, SigningKey, parse_json
 from ..errors import ApiError
 from ..keys import public_key_b64
 from ..openapi import request_body
-from .lease import sealed_lease
+from ..signed import sealed_lease
 
 router = APIRouter(tags=["enrollment"])
 

@@ -14,8 +14,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from schema.models import DeviceState
-
+from ..answers import ReportDevice
 from ..deps import ArchiveDep, json_body
 from ..errors import ApiError
 from ..openapi import request_body
@@ -89,24 +88,6 @@ class ReportRep(_Answer):
     id: str
     name: str
     active: bool
-
-
-class ReportDevice(_Answer):
-    id: str
-    rep_id: str
-    rep_name: str
-    name: str
-    state: DeviceState
-    enrolled_at: str
-    last_seen_at: str | None
-    last_seq: int | None
-    revoked_at: str | None
-    lease_epoch: int | None
-    lease_issued_at: str | None
-    block_at: str | None
-    wipe_at: str | None
-    wipe_ordered_at: str | None
-    wipe_receipt_at: str | None
 
 
 class ReportCustomer(_Answer):

@@ -9,24 +9,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from schema import lease as lease_crypto
-from schema import sealing
 from schema.models import LeaseResponse
-from schema.signing import b64e
 from schema.validation import MAX_WIRE_INT
 
 from ..auth import active_device
 from ..deps import ArchiveDep, BoxKey, CurrentDevice, ResponseSigner, SigningKey, json_body
-from ..keys import public_key_b64
 from ..openapi import request_body
-from ..rules import Archive
-from ..signed import SIGNED_RESPONSE
+from ..signed import SIGNED_RESPONSE, sealed_lease
 
 router = APIRouter(prefix="/v1", tags=["lease"])
 
@@ -37,18 +30,6 @@ class LeaseRequest(BaseModel):
     have_epoch: int | None = Field(default=None, ge=0, le=MAX_WIRE_INT, description=(
         "Epoch of the lease the device's vault key is wrapped under; the answer then "
         "also carries that lease's secret so a blocked device can unwrap and re-wrap."))
-
-
-def sealed_lease(key: Ed25519PrivateKey, box_key: X25519PrivateKey, archive: Archive,
-                 device_id: str, box_public_key: bytes, have_epoch: int | None) -> dict[str, str]:
-    issued = archive.issue_lease(device_id, have_epoch)
-    # The server's X25519 key for outbox envelopes rides in the signed lease, so the
-    # agent trusts it exactly as far as the pinned signing key, and agents enrolled
-    # before it existed pick it up at their next check-in.
-    lease = {**issued["lease"], "server_box_public_key": public_key_b64(box_key)}
-    payload = {**issued, "lease": lease,
-               "signature": b64e(key.sign(lease_crypto.lease_message(lease)))}
-    return sealing.seal(box_public_key, payload, device_id.encode())
 
 
 @router.post("/lease", response_model=LeaseResponse, responses=SIGNED_RESPONSE,

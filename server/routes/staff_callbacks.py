@@ -9,11 +9,11 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from ..answers import Answer, Limit, VisitRecord, WaitingVisits
 from ..deps import ArchiveDep, json_body
 from ..openapi import request_body
 from ..rules.access import StaffMember
 from ..staff_auth import current_staff, require
-from .staff_visits import Answer, Limit, VisitRecord, WaitingVisits
 
 router = APIRouter(prefix="/v1/staff", tags=["staff"])
 

@@ -10,11 +10,11 @@ from starlette.concurrency import run_in_threadpool
 
 from schema.validation import MAX_WIRE_INT
 
+from ..answers import Answer, Limit
 from ..deps import ArchiveDep, json_body
 from ..openapi import request_body
 from ..rules.access import StaffMember
 from ..staff_auth import current_staff, require
-from .staff_visits import Answer, Limit
 
 # A row number the archive handed out: bounded so that no database integer overflows
 # (a 25-digit id answered 500 before; the staff fuzz found it).

@@ -13,12 +13,12 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from ..answers import ReportDevice
 from ..deps import ArchiveDep, json_body
 from ..openapi import request_body
 from ..rules.access import StaffMember
 from ..rules.staff import MAX_PASSWORD, MIN_PASSWORD
 from ..staff_auth import current_staff, require
-from .hr import ReportDevice
 
 router = APIRouter(prefix="/v1/staff", tags=["staff"])
 

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from ..answers import Limit, VisitRecord, WaitingVisits
 from ..deps import ArchiveDep, json_body
 from ..openapi import request_body
 from ..rules.access import StaffMember
@@ -20,52 +21,8 @@ from ..staff_auth import current_staff, require
 
 router = APIRouter(prefix="/v1/staff", tags=["staff"])
 
-Limit = Annotated[int, Query(ge=1, le=5000, description="At most this many rows.")]
 Manager = Annotated[str | None, Query(max_length=200, description=(
     "Only this manager's team (a manager's staff account; a manager may name one under them)."))]
-
-
-class Answer(BaseModel):
-    """Built by the archive: a key added there is passed on, not filtered out."""
-
-    model_config = ConfigDict(extra="allow")
-
-
-class VisitRecord(Answer):
-    """A visit as the archive holds it after the change."""
-
-    id: str
-    rev: int
-    rep_id: str
-    customer_id: str
-    status: str
-    review_comment: str
-    reviewed_by: str | None
-    reviewed_at: str | None
-    callback: str | None
-
-
-class WaitingVisit(Answer):
-    """A visit in a review or call-back listing, with the names a person needs."""
-
-    id: str
-    rep_id: str
-    rep_name: str
-    customer_id: str
-    customer_name: str
-    card_no: str
-    phone: str
-    decision_maker: str
-    started_at: str
-    purpose: str
-    summary: str
-    status: str
-    callback: str | None
-    callback_reason: str
-
-
-class WaitingVisits(BaseModel):
-    visits: list[WaitingVisit]
 
 
 class Revision(BaseModel):
