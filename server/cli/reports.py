@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from schema.output import cli_app, emit_json, fail, show, table
 
 from .common import ArchiveOpt, DataOpt, JsonOpt, app, archive_at, call
+
+if TYPE_CHECKING:
+    from ..rules import Archive
 
 report_app = cli_app(help="Daily report per rep, weekly progress per team.")
 app.add_typer(report_app, name="report")
@@ -37,8 +40,7 @@ def report_daily(
     """A rep's day: visits by purpose, outcomes, complaints, collections, news, plan, comments."""
     archive = archive_at(data, archive_url)
     if csv_file is not None:
-        _writable(csv_file)
-        _export(csv_file, call(archive.export_report, "daily", rep, date, by), as_json)
+        _export(archive, csv_file, as_json, "daily", rep, date, by)
         return
     report = call(archive.daily_report, rep, date, by)
     if as_json:
@@ -74,8 +76,7 @@ def report_weekly(
     abnormal customers."""
     archive = archive_at(data, archive_url)
     if csv_file is not None:
-        _writable(csv_file)
-        _export(csv_file, call(archive.export_report, "weekly", team, week, by), as_json)
+        _export(archive, csv_file, as_json, "weekly", team, week, by)
         return
     report = call(archive.weekly_report, team, week, by)
     if as_json:
@@ -95,16 +96,14 @@ def _section(rows: list[dict[str, Any]], columns: list[str], title: str) -> None
         table(rows, columns, title=title)
 
 
-def _writable(path: Path) -> None:
-    """Refuse a path that cannot be written before the export is recorded as done."""
+def _export(archive: Archive, path: Path, as_json: bool, *report: str | None) -> None:
+    """Write a report as CSV for the owner only (it holds customer names and what they
+    said). A path that cannot be written is refused before the archive records the
+    export as done."""
     folder = path.parent
     if path.is_dir() or not folder.is_dir() or not os.access(folder, os.W_OK):
         fail(f"cannot write --csv {path}: give a file in a folder you can write")
-
-
-def _export(path: Path, result: tuple[str, int], as_json: bool) -> None:
-    """Write the CSV for the owner only: it holds customer names and what they said."""
-    text, count = result
+    text, count = call(archive.export_report, *report)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as out:
