@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from . import harness, pgcluster
+from .browser import chromium  # noqa: F401  (the session-wide browser for page tests)
 from .harness import Backend, ServerProcess, init_server
 from .pgcluster import PgCluster
 
