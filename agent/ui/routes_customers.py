@@ -12,15 +12,14 @@ from schema.output import validation_message
 from .. import service
 from ..store import StoreError
 from . import forms
-from .app import UI
+from .context import UI, ui_of
 
 router = APIRouter()
 PAGE = 50
 
 
 def _ui(request: Request) -> UI:
-    ui: UI = request.app.state.ui
-    return ui
+    return ui_of(request)
 
 
 def _idle(days: str) -> int | None:

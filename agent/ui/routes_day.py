@@ -12,14 +12,13 @@ from .. import service
 from ..plans import PlanError
 from ..store import StoreError
 from . import forms
-from .app import UI
+from .context import UI, ui_of
 
 router = APIRouter()
 
 
 def _ui(request: Request) -> UI:
-    ui: UI = request.app.state.ui
-    return ui
+    return ui_of(request)
 
 
 @router.get("/")

@@ -9,14 +9,13 @@ from .. import service
 from ..store import StoreError
 from ..transport import Offline, ServerRefused, UntrustedResponse
 from . import forms
-from .app import UI, _
+from .context import UI, _, ui_of
 
 router = APIRouter()
 
 
 def _ui(request: Request) -> UI:
-    ui: UI = request.app.state.ui
-    return ui
+    return ui_of(request)
 
 
 @router.get("/sync")

@@ -13,14 +13,13 @@ from schema.output import validation_message
 from .. import service
 from ..store import StoreError
 from . import forms
-from .app import UI
+from .context import UI, ui_of
 
 router = APIRouter()
 
 
 def _ui(request: Request) -> UI:
-    ui: UI = request.app.state.ui
-    return ui
+    return ui_of(request)
 
 
 def _problem(exc: Exception) -> str:

@@ -24,7 +24,8 @@ def serve(home: Path, config: AgentConfig, port: int, open_browser: bool, auto: 
           pin: str | None, schedule: Schedule | None = None) -> None:
     import uvicorn
 
-    from .app import UI, create_app
+    from .app import create_app
+    from .context import UI
 
     sock = bind(port)
     ui = UI(home, config, sock.getsockname()[1], pin=pin)
