@@ -29,10 +29,12 @@ class UIProcess:
         self.line = ""
 
     def start(self, timeout: float = 60) -> UIProcess:
-        self.proc = subprocess.Popen(
-            [AGENT, self.command, "--home", str(self.home), "--no-browser", *self.args],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, **self.env}, start_new_session=True)
+        self.log = self.home.parent / f"{self.command}.log"
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [AGENT, self.command, "--home", str(self.home), "--no-browser", *self.args],
+                stdout=subprocess.PIPE, stderr=log, text=True,
+                env={**os.environ, **self.env}, start_new_session=True)
         assert self.proc.stdout is not None
         sel = selectors.DefaultSelector()
         sel.register(self.proc.stdout, selectors.EVENT_READ)
@@ -46,7 +48,7 @@ class UIProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:  # bounded: until uvicorn answers
             if self.proc.poll() is not None:
-                raise AssertionError(f"ui exited: {self.proc.stderr.read() if self.proc.stderr else ''}")
+                raise AssertionError(f"ui exited: {self.log.read_text()}")
             try:
                 httpx.get(self.base + "/static/ui.css", timeout=1)
                 return self

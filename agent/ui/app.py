@@ -45,6 +45,15 @@ def create_app(ui: UI) -> FastAPI:
 
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        # Never a stack on a page: the rep's work is saved or it was refused before.
+        response = _refusal(ui, request, 500, "internal", _(
+            "Something went wrong on this page. Your saved work is safe; go back and try again."))
+        for k, v in web.SECURITY_HEADERS.items():
+            response.headers[k] = v
+        return response
+
     @app.get(LAUNCH_PATH)
     def launch(request: Request, token: str = "") -> Response:
         session = ui.exchange(token)

@@ -31,7 +31,7 @@ def to_local_input(value: str | None, tz: tzinfo | None) -> str:
     if not value:
         return ""
     moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    return moment.astimezone(tz).strftime("%Y-%m-%dT%H:%M")
+    return moment.astimezone(tz).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def text(form: Mapping[str, Any], key: str) -> str:
@@ -54,20 +54,21 @@ def location(form: Mapping[str, Any]) -> str:
 
 
 def visit_fields(form: Mapping[str, Any], tz: tzinfo | None, partial: bool = False) -> dict[str, Any]:
-    """The visit form as VisitCreate/VisitPatch fields. With `partial` (an edit) empty
-    optional times are left unchanged rather than cleared."""
+    """The visit form as VisitCreate/VisitPatch fields. With `partial` (an edit) only
+    the fields the form holds, and an emptied optional time is left unchanged."""
     out: dict[str, Any] = {k: text(form, k) for k in VISIT_TEXT}
     out["location"] = location(form)
     out["planned"] = text(form, "planned") in ("on", "1", "true")
     for key in VISIT_TIMES:
-        value = to_utc(text(form, key), tz)
-        if value is not None or not partial:
-            out[key] = value
+        out[key] = to_utc(text(form, key), tz)
     if partial:
-        out = {k: v for k, v in out.items() if v is not None}
-    else:
-        out["customer_id"] = text(form, "customer_id")
-        out["status"] = "draft" if text(form, "draft") else "submitted"
+        present = set(form) | ({"location"} if "geo_lat" in form else set())
+        # an edit form always carries the purpose; "planned" is a checkbox: absent = off
+        if "purpose" in form:
+            present.add("planned")
+        return {k: v for k, v in out.items() if k in present and v is not None}
+    out["customer_id"] = text(form, "customer_id")
+    out["status"] = "draft" if text(form, "draft") else "submitted"
     return out
 
 

@@ -75,4 +75,4 @@ async def pool_claim(request: Request) -> Response:
             page = None
         return ui.render(request, "pool.html", status_code=409, page=page, q="",
                          problem=str(getattr(exc, "message", exc)))
-    return RedirectResponse(f"/customers/{claimed['id']}?saved=1", status_code=303)
+    return RedirectResponse(f"/customers/{claimed['customer_id']}?saved=1", status_code=303)

@@ -20,6 +20,9 @@ function customerSearch() {
       });
   };
   form.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(run, 60); });
+  // Typed before this script ran: search now.
+  const q = form.querySelector("#q");
+  if (q && q.value !== q.defaultValue) run();
 }
 
 // Customer suggestions (visit and plan forms): a datalist filled as you type.
