@@ -9,7 +9,7 @@ inside the functions: the CLI imports this module at start-up.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,7 +50,6 @@ class SyncOutcome:
     needs_attention: int = 0
     returned: int = 0
     pool_warnings: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {**self.report.as_dict(), "needs_attention": self.needs_attention,
