@@ -75,6 +75,7 @@ def test_past_a_lease_deadline_the_ui_says_what_happened_and_what_to_do(
         expect(page.locator("h1")).to_have_text(h1)  # no page of data, whichever is asked
         if name == "blocked":
             expect(page.locator("main form[action='/sync/now'] button")).to_be_visible()
+            expect(page.locator("main")).to_contain_text("本机离线时间超过了公司允许的期限")
         if name == "wiped-deadline":  # enforced as opening the vault would: destroyed
             assert not (home / "vault.db").exists() and not (home / "keyring.json").exists()
         assert_accessible(page)
