@@ -313,8 +313,9 @@ def pool_browse(home: Path, config: AgentConfig, search: str | None = None, limi
 
 
 def pool_claim(home: Path, config: AgentConfig, store: Store, customer: str) -> dict[str, Any]:
-    """Claim from the pool and bring the card down. A failed bring-down leaves the claim
-    standing (the next sync brings it): `pulled` is then None."""
+    """Claim from the pool (the vault is open first: a vault that will not open claims
+    nothing) and bring the card down. A failed bring-down leaves the claim standing
+    (the next sync brings it): `bring_down_failed` then says why."""
     from . import pool
     from .sync import open_transport
     from .transport import Offline, ServerRefused, UntrustedResponse
@@ -324,10 +325,10 @@ def pool_claim(home: Path, config: AgentConfig, store: Store, customer: str) -> 
         claimed = pool.claim(transport, customer)
         try:
             report = pool.bring_down(store, transport)
-        except (Offline, ServerRefused, UntrustedResponse):
-            return {**claimed, "pulled": None}
-        return {**claimed, "pulled": {"customers": report.pulled_customers,
-                                      "visits": report.pulled_visits}}
+        except (Offline, ServerRefused, UntrustedResponse) as exc:
+            return {**claimed, "bring_down_failed": str(exc)}
+        return {**claimed, "pulled_customers": report.pulled_customers,
+                "pulled_visits": report.pulled_visits}
     finally:
         transport.close()
 
