@@ -52,6 +52,16 @@ SESSION_COOKIE = "fv_console"
 PRE_COOKIE = "fv_console_pre"
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 
+# The archive's codes shown on pages, in the reader's language (`word(code)` in templates).
+WORDS = {
+    "new_development": N_("New customer"), "market_research": N_("Market research"),
+    "collection": N_("Collection"), "service": N_("Service"), "complaint": N_("Complaint"),
+    "order": N_("Order"), "other": N_("Other"), "draft": N_("Draft"),
+    "submitted": N_("Submitted"), "approved": N_("Approved"), "returned": N_("Returned"),
+    "void": N_("Void"), "pending": N_("Pending"), "verified": N_("Verified"),
+    "disputed": N_("Disputed"), "done": N_("Done"), "missed": N_("Missed"), "open": N_("Open"),
+}
+
 ROLE_NAMES = {"admin": N_("Admin"), "manager": N_("Manager"), "verifier": N_("Verifier"),
               "hr": N_("HR")}
 
@@ -166,6 +176,7 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
     html = pages_of(request).render(
         locale_of(request), template, who=who, menu=menu_for(request, who), prefix=PREFIX,
         role_name=_(ROLE_NAMES[who.role.value]) if who else "", csrf_field=CSRF_FIELD,
+        word=lambda code: _(WORDS[code]) if code in WORDS else (code or ""),
         here=quote(request.url.path + (f"?{request.url.query}" if request.url.query else "")),
         **context)
     return HTMLResponse(html, status_code=status)
@@ -182,3 +193,17 @@ def safe_next(path: str | None) -> str:
     if path and path.startswith(PREFIX) and not path.startswith("//") and "\\" not in path:
         return path
     return PREFIX + "/"
+
+
+async def call(fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
+    """An Archive method off the event loop (it blocks on the database)."""
+    return await run_in_threadpool(fn, *args, **kw)
+
+
+def done_note(request: Request, notes: dict[str, str]) -> str:
+    """The status message after a form (`?done=KEY&n=COUNT`), translated; '' for none."""
+    message = notes.get(request.query_params.get("done", ""))
+    if message is None:
+        return ""
+    n = request.query_params.get("n", "")
+    return gettext_of(request)(message) % {"n": int(n) if n.isdigit() else 0}

@@ -181,6 +181,26 @@ class ConsoleMethods(ArchiveBase):
             team = access.scope(s, who)
             return [r for r in s.reps() if team is None or r["id"] in team]
 
+    def rep_visits(self, rep: str, by: str, days: int = 30) -> list[dict[str, Any]]:
+        """The rep's visits (void left out) started over the last `days` days, newest
+        first, for someone who may read them (a manager: a rep of their team)."""
+        moment = self.clock.now()
+        with self._read() as s:
+            who = access.staff_member(s, by)
+            rep_id = rep_of(s, rep)["id"]
+            access.authorize(s, who, "visit.read", rep_id)
+            rows = s.visits_between([rep_id], iso(moment - timedelta(days=days)),
+                                    iso(moment + timedelta(seconds=1)))
+            return rows[::-1]
+
+    def rep_of(self, rep: str, by: str) -> dict[str, Any]:
+        """The rep row, for someone who may read their records (a manager: their team)."""
+        with self._read() as s:
+            who = access.staff_member(s, by)
+            row = rep_of(s, rep)
+            access.authorize(s, who, "customer.read", row["id"])
+            return row
+
     # --- the verifier's page -------------------------------------------------------------
 
     def callback_throughput(self, by: str) -> dict[str, dict[str, int]]:
