@@ -136,9 +136,10 @@ GUARDED = [
     ("POST", "/console/reports/export", "report.export"),
     ("POST", "/console/callbacks/v1", "callback.work"),
 ]
-FORM = {"decision": "approve", "visit": "v1", "lock": "lock", "rep": "", "reason": "x",
-        "confirm": "apply", "kind": "weekly", "subject": "mgr", "period": "2026-W01",
-        "result": "verified", "note": "x"}
+FORM: dict[str, str | float | bool] = {
+    "decision": "approve", "visit": "v1", "lock": "lock", "rep": "", "reason": "x",
+    "confirm": "apply", "kind": "weekly", "subject": "mgr", "period": "2026-W01",
+    "result": "verified", "note": "x"}
 
 
 def test_the_authorization_matrix_through_the_browser(server: ServerProcess,

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page
 
+from schema.enums import Grade
 from schema.models import CustomerCreate
 from server.rules import Archive, init_archive
 
@@ -44,7 +45,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     archive.add_rep("张敏", manager="王建国")
     archive.add_staff("wang", "manager", "王建国", password=PASSWORD)
     archive.add_staff("root", "admin", password=PASSWORD)
-    cards = [archive.add_customer(CustomerCreate(name=n, phone=f"0571-8888 123{i}", grade=g), "李伟")
+    cards = [archive.add_customer(CustomerCreate(name=n, phone=f"0571-8888 123{i}", grade=Grade(g)), "李伟")
              for i, (n, g) in enumerate((("杭州青禾食品有限公司", "A"), ("宁波东港物流", "B"),
                                          ("绍兴纺织", "C")))]
     for name in ("温州鞋业", "嘉兴五金"):
@@ -96,8 +97,8 @@ def test_a_manager_reviews_plans_customers_and_reports(world: World, chromium: B
     menu.get_by_role("link", name="Team").click()
     figures = " ".join(page.locator(".figures").inner_text().split())
     assert "3 visits waiting for approval" in figures and "1 plans to approve" in figures
-    assert page.locator("svg.chart").get_attribute("aria-label", timeout=5000).startswith(
-        "Visits per day per rep")
+    chart_label = page.locator("svg.chart").get_attribute("aria-label", timeout=5000)
+    assert chart_label is not None and chart_label.startswith("Visits per day per rep")
     look(page, "console-manager-team")
 
     # Approvals: approve one, return two with a comment, in bulk (keyboard: space ticks).
