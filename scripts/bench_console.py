@@ -115,7 +115,8 @@ def main() -> None:
         print(f"built {CUSTOMERS} customers, {VISITS} visits in {time.perf_counter() - t0:.0f} s")
     else:
         quiet_pool(open_archive(data))
-    server = ServerProcess(data).start()
+    # No replica: the figures are the pages', not litestream copying a fresh archive.
+    server = ServerProcess(data, replica="none").start(timeout=180)
     try:
         for who, paths in (("mgr1", ["/console/team", "/console/approvals", "/console/customers",
                                      "/console/customers?grade=A&days=30",
