@@ -10,6 +10,7 @@ and with the account (a disabled account's sessions stop answering at once).
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -17,7 +18,6 @@ from typing import Any
 
 from schema.clock import iso
 from schema.enums import StaffRole
-from schema.web import new_secret, token_digest
 
 from ..archive.errors import ArchiveError, StorageError
 from ..archive.store import CardFilter
@@ -42,6 +42,16 @@ class ConsoleSession:
     id: str
     csrf_key: str
     expires_at: str
+
+
+def new_secret() -> str:
+    """256 random bits (schema.web's, not imported: the archive loads no web stack)."""
+    return secrets.token_urlsafe(32)
+
+
+def token_digest(token: str) -> str:
+    """What the archive keeps of a session token (as schema.web.token_digest)."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _page_size(limit: int) -> int:

@@ -9,10 +9,12 @@ from datetime import timedelta
 import pytest
 
 from schema.clock import ManualClock
+from schema import web
 from schema.models import CustomerCreate
 from server.archive.errors import ArchiveError, Forbidden
 from server.archive.store import CardFilter
 from server.rules import Archive
+from server.rules import archive_console
 from server.rules.archive_console import SESSION_IDLE, SESSION_MAX
 
 from .kit import Stores, at, customer_row, rep_row, visit_row
@@ -46,6 +48,7 @@ def test_sign_in_idle_age_sign_out_and_lockout(archive: Archive, clock: ManualCl
     archive.add_staff("mgr", "manager", rep="Boss", password=PASSWORD)
     archive.add_staff("root", "admin", password=PASSWORD)
     token, session = archive.console_sign_in("mgr", PASSWORD)
+    assert archive_console.token_digest(token) == web.token_digest(token)  # one rule, two homes
     live = archive.console_session(token)
     assert live is not None and live.who.name == "mgr" and live.id == session.id
     assert archive.console_session(token + "x") is None and archive.console_session("") is None
