@@ -8,13 +8,12 @@ from datetime import timedelta
 
 import pytest
 
-from schema.clock import ManualClock
 from schema import web
+from schema.clock import ManualClock
 from schema.models import CustomerCreate
 from server.archive.errors import ArchiveError, Forbidden
 from server.archive.store import CardFilter
-from server.rules import Archive
-from server.rules import archive_console
+from server.rules import Archive, archive_console
 from server.rules.archive_console import SESSION_IDLE, SESSION_MAX
 
 from .kit import Stores, at, customer_row, rep_row, visit_row
