@@ -249,6 +249,7 @@ def sync(home: HomeOpt, as_json: JsonOpt = False) -> None:
     """Send local changes up, bring assignments down. Exit 2 when the server is
     unreachable, 3 when this device was revoked (its local copy is then wiped)."""
     from . import sync as sync_mod
+    from .progress import sync_bar, wanted
     from .store import Store, StoreError
 
     config = config_of(home)
@@ -273,8 +274,8 @@ def sync(home: HomeOpt, as_json: JsonOpt = False) -> None:
                 order = sync_mod.hand_over_envelopes(home, transport).order
         else:
             try:
-                with server_errors("sync"):
-                    report = sync_mod.sync(store, transport)
+                with server_errors("sync"), sync_bar(wanted(as_json)) as progress:
+                    report = sync_mod.sync(store, transport, progress)
             except wipe.DeviceRevoked as exc:
                 order = exc.order
             finally:
@@ -399,6 +400,25 @@ def visit_log(
             "planned": planned, "status": "draft" if draft else "submitted",
         })
         show(store.log_visit(data), as_json)
+
+
+@visit_app.command("import")
+def visit_import(
+    home: HomeOpt,
+    file: Annotated[Path, typer.Argument(
+        help="CSV (UTF-8) whose header names visit fields and `customer` (id or card "
+             "number); times without a zone are this laptop's local time.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Log the visits of a spreadsheet as offline visits: all rows or none."""
+    from .visit_import import import_csv
+
+    with vault(home) as store:
+        n = import_csv(store, file)
+    if as_json:
+        emit_json({"imported": n})
+        return
+    typer.echo(f"imported {n} visits; they go up at the next `fieldvault sync`")
 
 
 @visit_app.command("list")

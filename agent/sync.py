@@ -39,6 +39,9 @@ PUSH_BATCH = 500
 # Half the server's 8 MiB body limit: 500 long cards in Chinese could exceed it.
 PUSH_MAX_BYTES = 4 * 1024 * 1024
 PULL_PAGE = 2000
+# A fresh vault's first sync asks for the server's largest pages: fewer round trips and
+# commits. Later pulls keep smaller pages (less to fetch again when a link drops).
+FIRST_PULL_PAGE = 5000
 MAX_ROUNDS = 100_000  # bounds every loop; ~10^8 records, far beyond any rep's scope
 # The server's refusals that mean "hand over, obey the wipe order, wipe": revoked, or
 # already wiped (this is a copy or a restored backup of a laptop that sent its receipt).
@@ -94,6 +97,8 @@ def push(store: Store, transport: Transport, report: SyncReport,
     """Push the outbox. A revoked device's push is its final flush: the server
     quarantines it and answers with a wipe order, raised once all is sent."""
     order: DeviceRevoked | None = None
+    if progress:
+        progress("push-total", store.outbox_counts()["pending"])
     for _ in range(MAX_ROUNDS):
         ops = _within_bytes(store.pending_ops(batch), PUSH_MAX_BYTES)
         if not ops:
@@ -117,17 +122,27 @@ def push(store: Store, transport: Transport, report: SyncReport,
 
 
 def pull(store: Store, transport: Transport, report: SyncReport,
-         page: int = PULL_PAGE, progress: Progress | None = None,
+         page: int | None = None, progress: Progress | None = None,
          record_time: bool = True) -> str:
     """Pull to the end of the feed; returns the server's time of the last page
-    (stored as last_server_time unless the caller stores it itself)."""
+    (stored as last_server_time unless the caller stores it itself). `page`: records
+    per request (default: FIRST_PULL_PAGE while the search index waits, else PULL_PAGE)."""
     cursor = store.get_state("cursor", "") or ""
+    if not cursor and store.is_empty():
+        # A first sync: fill the tables, then build the search index once (~3x less
+        # local work than tokenizing row by row). Searches scan meanwhile.
+        store.defer_search_index()
+    if page is None:
+        page = FIRST_PULL_PAGE if not store.search_index_ready() else PULL_PAGE
     prefetch = _Prefetch()
     try:
-        return _pull_pages(store, transport, report, cursor, page, progress, record_time,
-                           prefetch)
+        server_time = _pull_pages(store, transport, report, cursor, page, progress,
+                                  record_time, prefetch)
     finally:
         prefetch.discard()
+    if not store.search_index_ready():  # this pull's, or one a crash interrupted
+        store.build_search_index()
+    return server_time
 
 
 class _Prefetch:
@@ -158,11 +173,16 @@ class _Prefetch:
 
 def _pull_pages(store: Store, transport: Transport, report: SyncReport, cursor: str, page: int,
                 progress: Progress | None, record_time: bool, prefetch: _Prefetch) -> str:
-    def fetch(at: str) -> Callable[[], Any]:
-        return lambda: transport.request("GET", "/v1/pull", params={"cursor": at, "limit": page})
+    def fetch(at: str, count: bool = False) -> Callable[[], Any]:
+        params: dict[str, Any] = {"cursor": at, "limit": page}
+        if count:  # the server counts what is left, for the progress bar's total
+            params["count"] = 1
+        return lambda: transport.request("GET", "/v1/pull", params=params)
 
-    for _ in range(MAX_ROUNDS):
-        answer = prefetch.take(fetch(cursor))
+    for n in range(MAX_ROUNDS):
+        answer = prefetch.take(fetch(cursor, count=progress is not None and n == 0))
+        if progress and "remaining" in answer:
+            progress("pull-total", int(answer["remaining"]))
         if answer["more"] and answer["cursor"] != cursor:
             prefetch.start(fetch(answer["cursor"]))
         customers: list[dict[str, Any]] = []

@@ -136,7 +136,9 @@ class Gen:
 
     def __init__(self, seed: int) -> None:
         self.rnd = random.Random(seed)
-        self.t0 = datetime(2025, 1, 6, 1, 0, tzinfo=UTC)
+        # Recent enough that no card is due back to the pool (the server's pool job
+        # would otherwise move the whole scope out when it starts).
+        self.t0 = (datetime.now(UTC) - timedelta(days=20)).replace(microsecond=0)
         self.card = 0
         self.templates: list[dict[str, Any]] = []
 
@@ -161,12 +163,12 @@ class Gen:
             "created_by": "admin", "created_at": at, "owner_rep_id": owner,
             "owned_since": at if owner else None,
             "ownership_source": "assigned" if owner else "pool",
-            "last_served_at": None, "updated_at": at,
+            "last_served_at": None, "updated_at": at, "area": "", "locked": 0,
         }
 
     def visit_fields(self) -> dict[str, Any]:
         r = self.rnd
-        start = self.t0 + timedelta(days=r.randint(0, 400), hours=r.randint(0, 10))
+        start = self.t0 + timedelta(days=r.randint(0, 18), hours=r.randint(0, 10))
         return {
             "planned": r.random() < 0.3, "started_at": start,
             "ended_at": start + timedelta(minutes=r.randint(20, 120)),
@@ -183,7 +185,8 @@ class Gen:
         return {
             **f, "planned": int(f["planned"]), "started_at": iso(f["started_at"]),
             "ended_at": iso(f["ended_at"]), "next_at": iso(f["next_at"]), "status": "submitted",
-            "void_reason": "", "created_at": at, "updated_at": at,
+            "void_reason": "", "created_at": at, "updated_at": at, "review_comment": "",
+            "reviewed_by": None, "reviewed_at": None, "callback": None, "callback_note": "",
         }
 
     def visit(self, customer: dict[str, Any], rep: str, device: str | None) -> dict[str, Any]:
@@ -288,6 +291,11 @@ def scope(gen: Gen, rep: str, n_customers: int, n_visits: int
           ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     customers = [gen.customer(rep) for _ in range(n_customers)]
     visits = [gen.visit(customers[i % n_customers], rep, None) for i in range(n_visits)]
+    served: dict[str, str] = {}  # as the archive keeps it: the latest visit's start
+    for v in visits:
+        served[v["customer_id"]] = max(served.get(v["customer_id"], ""), v["started_at"])
+    for c in customers:
+        c["last_served_at"] = served.get(c["id"])
     return customers, visits
 
 

@@ -292,6 +292,10 @@ class SqlStore(StaffSql, ReviewSql, PoolSql, PlanSql, ReportSql, SqlBase):
             "SELECT seq, kind, entity_id, customer_id FROM feed WHERE rep_id=? AND seq>? "
             "ORDER BY seq LIMIT ?", (rep_id, after_seq, limit))]
 
+    def feed_size(self, rep_id: str, after_seq: int) -> int:
+        return int(self.tx.scalar("SELECT count(*) FROM feed WHERE rep_id=? AND seq>?",
+                                  (rep_id, after_seq)))
+
     def applied_op(self, op_id: str) -> dict[str, Any] | None:
         return self.tx.one("SELECT device_id, seq, result, at FROM applied_ops WHERE op_id=?",
                            (op_id,))

@@ -39,6 +39,8 @@ class PullPage:
     more: bool = False
     # The pool's rules as of this page's snapshot (feed.pool_rules): every pull has them.
     pool_rules: dict[str, Any] | None = None
+    # Feed rows from this page to the end, when asked (an agent's progress bar).
+    remaining: int | None = None
 
 
 @dataclass(frozen=True)
@@ -253,6 +255,11 @@ class Feed(Protocol):
     def feed(self, rep_id: str, after_seq: int, limit: int) -> list[FeedRow]:
         """The rep's changes after `after_seq`, in sequence order. Costs in
         proportion to the rows returned, not to the archive."""
+        ...
+
+    def feed_size(self, rep_id: str, after_seq: int) -> int:
+        """How many feed rows the rep has after `after_seq` (a progress bar's total);
+        costs in proportion to them, not to the archive."""
         ...
 
 

@@ -89,12 +89,14 @@ def ownership_windows(
 
 
 def store_visit(store: Store, row: dict[str, Any], owner: str | None, author: str,
-                device_id: str | None, op_id: str | None, insert: bool) -> None:
+                device_id: str | None, op_id: str | None, insert: bool,
+                picker: callback.Picker | None = None) -> None:
     """Write a visit's new state with its revision and the feed row for the card's owner.
 
     Every path that saves a visit comes here, so a visit saved as submitted is picked
-    for call-back by the policy whichever way it came (rules/callback.py)."""
-    callback.select(store, row)
+    for call-back by the policy whichever way it came (rules/callback.py). A batch
+    passes its `picker`, which reads the policy and dispute counts once."""
+    (picker or callback.Picker(store)).select(row)
     if insert:
         store.insert_visit(row)
     else:
@@ -119,6 +121,7 @@ class _Apply:
         self.now_dt = now
         self.now = iso(now)
         self.accepting = accepting
+        self.picker = callback.Picker(store)
 
     def result(self, op: Any, status: OpStatus, **kw: Any) -> OpResult:
         return OpResult(op_id=op.op_id, status=status, entity_id=op.entity_id, **kw)
@@ -225,7 +228,8 @@ class _Apply:
             return self.quarantine(op, misdated)
         row = {"id": op.entity_id, "rev": 1, **data, "rep_id": rep, "device_id": self.device.id,
                "void_reason": "", "created_at": iso(op.at), "updated_at": self.now}
-        store_visit(self.store, row, customer["owner_rep_id"], rep, self.device.id, op.op_id, True)
+        store_visit(self.store, row, customer["owner_rep_id"], rep, self.device.id, op.op_id, True,
+                    self.picker)
         if (customer["last_served_at"] or "") < data["started_at"]:
             self.store.set_last_served(customer["id"], data["started_at"])
         pool.after_visit_accepted(self.store, self.now, customer, row)
@@ -252,7 +256,7 @@ class _Apply:
         customer = self.store.customer(row["customer_id"])
         assert customer is not None  # visits reference their customer
         store_visit(self.store, row, customer["owner_rep_id"], self.device.rep_id,
-                     self.device.id, op.op_id, False)
+                    self.device.id, op.op_id, False, self.picker)
         return self.result(op, OpStatus.accepted, rev=row["rev"])
 
     def visit_update(self, op: VisitUpdateOp) -> OpResult:
