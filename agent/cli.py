@@ -113,7 +113,7 @@ def enroll(
         "rep_name": config.rep_name, "server": config.server_url}
     problem = None
     if not no_sync:
-        report, problem = _first_sync(home, config)
+        report, problem = _first_sync(home, config, as_json)
         out["first_sync"] = report
     if as_json:
         emit_json(out)
@@ -128,10 +128,12 @@ def enroll(
              "run `fieldvault sync` when the server is reachable", EXIT_OFFLINE)
 
 
-def _first_sync(home: Path, config: AgentConfig) -> tuple[dict[str, Any] | None, str | None]:
+def _first_sync(home: Path, config: AgentConfig,
+                as_json: bool) -> tuple[dict[str, Any] | None, str | None]:
     """The first sync after enrollment, as `fieldvault sync` runs it (the lease is brand
     new, so no check-in first): its report, or why it failed."""
     from . import sync as sync_mod
+    from .progress import sync_bar, wanted
     from .store import Store, StoreError
     from .transport import Offline, ServerRefused, UntrustedResponse
 
@@ -139,7 +141,8 @@ def _first_sync(home: Path, config: AgentConfig) -> tuple[dict[str, Any] | None,
     try:
         store = Store.open(home, config.rep_id, pin=pin_of(home))
         try:
-            return sync_mod.sync(store, transport).as_dict(), None
+            with sync_bar(wanted(as_json)) as progress:
+                return sync_mod.sync(store, transport, progress).as_dict(), None
         finally:
             store.close()
     except Offline as exc:
@@ -273,6 +276,7 @@ def sync(home: HomeOpt, as_json: JsonOpt = False) -> None:
             with server_errors("final sync"):
                 order = sync_mod.hand_over_envelopes(home, transport).order
         else:
+            report: sync_mod.SyncReport | None = None
             try:
                 with server_errors("sync"), sync_bar(wanted(as_json)) as progress:
                     report = sync_mod.sync(store, transport, progress)
@@ -281,12 +285,14 @@ def sync(home: HomeOpt, as_json: JsonOpt = False) -> None:
             finally:
                 attention = len(store.needs_attention())
                 returned = len(store.returned_visits()) + len(store.returned_plans())
-                warnings = store.pool_warning_count()
+                # Counted only for the result line (a failed sync ends the command).
+                warnings = store.pool_warnings_after_sync(report.moved()) if report else 0
                 store.close()
         if order is not None:
             _revoked(home, transport, order=order)
     finally:
         transport.close()
+    assert report is not None  # every other way out of the block above exits
     out = {**report.as_dict(), "needs_attention": attention, "returned": returned,
            "pool_warnings": warnings}
     if as_json:

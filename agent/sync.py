@@ -62,6 +62,11 @@ class SyncReport:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def moved(self) -> bool:
+        """Whether this sync changed anything on the laptop."""
+        return bool(self.pushed or self.pulled_customers or self.pulled_visits
+                    or self.pulled_plans or self.evicted or self.reconciled)
+
 
 Progress = Callable[[str, int], None]
 

@@ -204,11 +204,20 @@ class Cards(Protocol):
         """For a card made on a laptop: that device's enrolled_at and rep_id."""
         ...
 
+    def card_makers(self, customer_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """`card_maker` of many cards at once (a push batch), by customer id; cards
+        not made on a laptop (or unknown) are absent."""
+        ...
+
     def insert_ownership(self, customer_id: str, from_rep: str | None, to_rep: str | None,
                          source: str, reason: str, by: str, at: str) -> None: ...
 
     def ownership(self, customer_id: str) -> list[dict[str, Any]]:
         """The card's ownership changes, oldest first."""
+        ...
+
+    def ownerships(self, customer_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """`ownership` of many cards at once, by customer id (a card with no change: [])."""
         ...
 
 
@@ -266,6 +275,10 @@ class Feed(Protocol):
 class Ops(Protocol):
     def applied_op(self, op_id: str) -> dict[str, Any] | None:
         """(device_id, seq, result JSON, at) of an op applied before, or None."""
+        ...
+
+    def applied_ops_by_ids(self, op_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """`applied_op` of many op ids at once (a push batch), by op_id; absent: new."""
         ...
 
     def applied_ops(self, device_id: str) -> list[dict[str, Any]]:
