@@ -561,12 +561,43 @@ def first_sync_process_figure(archives: dict[str, Archive], servers: dict[str, S
             "met_rss": rss <= AGENT_RSS_TARGET_MB,
             "what": "whole `fieldvault enroll` process: enrollment, then the first sync to the "
                     "end (search index built)",
-            **vs_peer(rate, peer, "pull"), **pg_extra(backend, 1.0), **common}
-        if backend != "sqlite":
-            figures[backend]["ratio_to_sqlite"] = round(
-                rate / figures["sqlite"]["records_per_s"], 3)
+            **vs_peer(rate, peer, "pull"),
+            **pg_extra(backend, rate / figures["sqlite"]["records_per_s"] if figures else 1.0),
+            **common}
         emit(figures[backend])
     return figures
+
+
+NOOP_PROCESS_TARGET_S = 0.3
+
+
+def noop_process_figure(agents: dict[str, Agent], runs: int, common: dict[str, Any]) -> None:
+    """`fieldvault sync` with nothing new, the whole process as a rep or a timer runs it
+    (start-up, lease check-in, push, pull, the result line), on the device holding the
+    full scope; median of `runs`, interleaved with a bare `python -c pass`."""
+    cmds = {backend: [FIELDVAULT, "sync", "--home", str(agent.home), "--json"]
+            for backend, agent in agents.items()}
+    python = [sys.executable, "-c", "pass"]
+    for cmd in cmds.values():
+        run_process(cmd)  # warm the page cache
+    wall: dict[str, list[float]] = {name: [] for name in [*cmds, "python"]}
+    log(f"no-op sync, whole process: {runs} rounds")
+    for _ in range(runs):
+        for name, cmd in [*cmds.items(), ("python", python)]:
+            elapsed, _, out = run_process(cmd)
+            wall[name].append(elapsed)
+            if name != "python" and orjson.loads(out)["pulled_visits"]:
+                raise RuntimeError("no-op sync pulled something")
+    base = statistics.median(wall["python"])
+    for backend in cmds:
+        median = statistics.median(wall[backend])
+        emit({"figure": "noop_sync_process", "runs": runs, "median_s": round(median, 3),
+              "p95_s": round(pct(wall[backend], 95), 3), "target_s": NOOP_PROCESS_TARGET_S,
+              "met": median <= NOOP_PROCESS_TARGET_S, "baseline_python_s": round(base, 3),
+              "ratio": round(median / base, 2),
+              "what": "whole `fieldvault sync --json` process with nothing new (check-in, "
+                      "push, pull), on the device holding the full scope",
+              **pg_extra(backend, median / statistics.median(wall["sqlite"])), **common})
 
 
 # --- baseline ------------------------------------------------------------------------
@@ -680,8 +711,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scale", type=float, default=None,
                     help="multiply record counts (1.0 = the issue's figures; 0.1 = quick run)")
     ap.add_argument("--only", default="all",
-                    help="comma list of figures: initial_sync,first_sync_process,push,noop_sync,"
-                         "log_visit,startup")
+                    help="comma list of figures: initial_sync,first_sync_process,noop_sync_process,"
+                         "push,noop_sync,log_visit,startup")
     ap.add_argument("--backends", default=",".join(BACKENDS),
                     help="comma list of archives to measure initial_sync, push and noop_sync "
                          "on: sqlite,postgresql (PostgreSQL: a throwaway cluster, fsync on)")
@@ -710,7 +741,8 @@ def main(argv: list[str] | None = None) -> int:
     if not (1 <= args.syncs <= 100_000 and 1 <= args.log_calls <= 100_000
             and 1 <= args.starts <= 1000):
         ap.error("--syncs and --log-calls must be between 1 and 100000, --starts up to 1000")
-    figures = {"initial_sync", "first_sync_process", "push", "noop_sync", "log_visit", "startup"}
+    figures = {"initial_sync", "first_sync_process", "noop_sync_process", "push", "noop_sync",
+               "log_visit", "startup"}
     only = set(args.only.split(",")) if args.only != "all" else figures
     if only - figures:
         ap.error(f"unknown figures {sorted(only - figures)}; choose from {sorted(figures)}")
@@ -773,7 +805,8 @@ def run_figures(args: argparse.Namespace, only: set[str], work: Path, prof: Prof
     peer = None
     if only & {"initial_sync", "first_sync_process", "push"}:
         peer = peer_figure(args.peer, n_push, common)
-    if only & {"initial_sync", "first_sync_process", "push", "log_visit", "startup"}:
+    if only & {"initial_sync", "first_sync_process", "noop_sync_process", "push", "log_visit",
+               "startup"}:
         # The scope these figures use: one rep, 20k customers + 80k visits.
         data = work / "scope"
         b = ArchiveBuilder(data)
@@ -801,6 +834,8 @@ def run_figures(args: argparse.Namespace, only: set[str], work: Path, prof: Prof
             results["initial_sync"] = initial_sync_figure(
                 agents, servers, customers, visits, work, prof, common,
                 emit_it="initial_sync" in only)
+            if "noop_sync_process" in only:
+                noop_process_figure(agents, args.starts, common)
             if "startup" in only:
                 startup_figures(args, work / "agent", common)
             if "log_visit" in only:
