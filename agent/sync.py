@@ -19,11 +19,9 @@ import orjson
 
 from schema.clock import iso
 from schema.enums import ChangeKind
-from schema.models import OpResult
 
 from . import envelopes, keystore
 from .home import AgentConfig
-from .reconcile import reconcile
 from .store import Store
 from .transport import Offline, ServerRefused, Transport, UntrustedResponse
 from .wipe import (
@@ -117,6 +115,9 @@ def push(store: Store, transport: Transport, report: SyncReport,
         answer = transport.request("POST", "/v1/push", payload=orjson.dumps(body))
         if "wipe_order" in answer:
             order = _verified(transport, answer["wipe_order"])
+        # Imported here: the pydantic models cost a no-op sync (a timer's) ~0.1 s start-up.
+        from schema.models import OpResult
+
         results = [OpResult.model_validate(r) for r in answer["results"]]
         if {r.op_id for r in results} != {op["op_id"] for op in ops}:
             raise RuntimeError("server answered for different operations than were sent")
@@ -307,6 +308,8 @@ def sync(store: Store, transport: Transport, progress: Progress | None = None) -
             raise fetch_wipe_order(transport) from None
         if exc.code != "epoch_changed":
             raise
+        from .reconcile import reconcile
+
         report.reconciled = reconcile(store, transport)
         push(store, transport, report, progress=progress)
         server_time = pull(store, transport, report, progress=progress, record_time=False)
