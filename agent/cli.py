@@ -83,7 +83,7 @@ def enroll(
         "rep_name": config.rep_name, "server": config.server_url}
     problem = None
     if not no_sync:
-        report, problem = _first_sync(home, config)
+        report, problem = _first_sync(home, config, as_json)
         out["first_sync"] = report
     if as_json:
         emit_json(out)
@@ -98,10 +98,12 @@ def enroll(
              "run `fieldvault sync` when the server is reachable", EXIT_OFFLINE)
 
 
-def _first_sync(home: Path, config: AgentConfig) -> tuple[dict[str, Any] | None, str | None]:
+def _first_sync(home: Path, config: AgentConfig,
+                as_json: bool) -> tuple[dict[str, Any] | None, str | None]:
     """The first sync after enrollment, as `fieldvault sync` runs it (the lease is brand
     new, so no check-in first): its report, or why it failed."""
     from . import sync as sync_mod
+    from .progress import sync_bar, wanted
     from .store import Store, StoreError
     from .transport import Offline, ServerRefused, UntrustedResponse
 
@@ -109,7 +111,8 @@ def _first_sync(home: Path, config: AgentConfig) -> tuple[dict[str, Any] | None,
     try:
         store = Store.open(home, config.rep_id, pin=pin_of(home))
         try:
-            return sync_mod.sync(store, transport).as_dict(), None
+            with sync_bar(wanted(as_json)) as progress:
+                return sync_mod.sync(store, transport, progress).as_dict(), None
         finally:
             store.close()
     except Offline as exc:
@@ -190,11 +193,13 @@ def sync(home: HomeOpt, as_json: JsonOpt = False) -> None:
     """Send local changes up, bring assignments down. Exit 2 when the server is
     unreachable, 3 when this device was revoked (its local copy is then wiped)."""
     from . import service
+    from .progress import sync_bar, wanted
     from .store import StoreError
 
     config = config_of(home)
     try:
-        outcome = service.sync(home, config, pin_of(home))
+        with sync_bar(wanted(as_json)) as progress:
+            outcome = service.sync(home, config, pin_of(home), progress)
     except service.Revoked as exc:
         tail = "" if exc.delivered else "; the wipe receipt will be sent at the next `fieldvault sync`"
         fail(str(exc) + tail, EXIT_REVOKED)
@@ -352,6 +357,25 @@ def visit_log(
             "planned": planned, "status": "draft" if draft else "submitted",
         })
         show(store.log_visit(data), as_json)
+
+
+@visit_app.command("import")
+def visit_import(
+    home: HomeOpt,
+    file: Annotated[Path, typer.Argument(
+        help="CSV (UTF-8) whose header names visit fields and `customer` (id or card "
+             "number); times without a zone are this laptop's local time.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Log the visits of a spreadsheet as offline visits: all rows or none."""
+    from .visit_import import import_csv
+
+    with vault(home) as store:
+        n = import_csv(store, file)
+    if as_json:
+        emit_json({"imported": n})
+        return
+    typer.echo(f"imported {n} visits; they go up at the next `fieldvault sync`")
 
 
 @visit_app.command("list")

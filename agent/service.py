@@ -151,7 +151,7 @@ def sync(home: Path, config: AgentConfig, pin: str | None = None,
                 if outcome is not None:
                     outcome.needs_attention = len(store.needs_attention())
                     outcome.returned = len(store.returned_visits()) + len(store.returned_plans())
-                    outcome.pool_warnings = store.pool_warning_count()
+                    outcome.pool_warnings = store.pool_warnings_after_sync(report.moved())
                 store.close()
         if order is not None:
             if before_wipe is not None:

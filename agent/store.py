@@ -10,11 +10,12 @@ a revoked laptop whose vault no longer opens still hands it over.
 
 from __future__ import annotations
 
+import operator
 import os
 import secrets
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -92,6 +93,18 @@ def _values(row: dict[str, Any], columns: tuple[str, ...]) -> tuple[Any, ...]:
     return tuple(row.get(k, _DEFAULTS.get(k)) for k in columns)
 
 
+def _rows_getter(columns: tuple[str, ...]) -> Callable[[list[dict[str, Any]]], list[Any]]:
+    """`_values` for a whole pulled page, at C speed (a first sync turns ~100k records
+    into rows; the per-key Python loop was a good part of its local cost)."""
+    base = {k: _DEFAULTS.get(k) for k in columns}
+    get = operator.itemgetter(*columns)
+    return lambda rows: [get({**base, **r}) for r in rows]
+
+
+_customer_rows = _rows_getter(CUSTOMER_COLUMNS)
+_visit_rows = _rows_getter(VISIT_COLUMNS)
+
+
 _UPSERT_CUSTOMER = _upsert_sql("customers", CUSTOMER_COLUMNS)
 _UPSERT_VISIT = _upsert_sql("visits", VISIT_COLUMNS)
 
@@ -126,10 +139,31 @@ def open_vault(path: Path, dek: bytes) -> sqlcipher3.Connection:
     return conn
 
 
+# Set in `state` while the FTS indexes lag their tables (a fresh vault's first sync
+# fills the tables first and indexes once; the triggers of migration m005 wait for it).
+FTS_PENDING = "fts_pending"
+CUSTOMER_TEXT = ("name", "card_no", "decision_maker", "address", "needs", "business_contact",
+                 "notes")
+VISIT_TEXT = ("summary", "outcome", "feedback", "competitors", "next_content")
+
+
+def _exact_scan(table: str, columns: tuple[str, ...], term: str) -> tuple[str, list[Any]]:
+    """What the trigram index would find, by scanning: the term anywhere in an indexed
+    column (LIKE folds ASCII case as the index does)."""
+    like = "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    where = " OR ".join(f"{table}.{c} LIKE ? ESCAPE '\\'" for c in columns)
+    return f"FROM {table} WHERE {where}", [like] * len(columns)
+
+
+# `state` key: "<iso time> <count>", the pool warnings counted by the last sync.
+POOL_WARNINGS_STATE = "pool_warnings_counted"
+POOL_WARNINGS_FRESH = timedelta(hours=1)
+
+
 # How many migrations schema/migrations/agent.py holds (tests/test_startup.py checks it).
 # A vault already at this version opens without importing sqlite-utils, which was a
 # good part of every command's start-up time.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 # How far ahead of the laptop's clock a visit may start (the server allows the 300 s
 # skew of a signed request; the laptop a little less).
 VISIT_AHEAD_TOLERANCE = timedelta(minutes=4)
@@ -378,6 +412,44 @@ class Store(Plans, Attention):
 
     # --- pull ----------------------------------------------------------------
 
+    def pool_warnings_after_sync(self, moved: bool) -> int:
+        """The pool warning count `fieldvault sync` reports. Counting scans the rep's
+        cards (~0.1 s at 50,000), so a sync that moved nothing reuses the count of the
+        last one, if it is under an hour old: a warning moves by days, not minutes."""
+        now = self.clock.now()
+        if not moved:
+            cached = self.get_state(POOL_WARNINGS_STATE)
+            if cached:
+                at, _, count = cached.partition(" ")
+                if at > iso(now - POOL_WARNINGS_FRESH):
+                    return int(count)
+        n = self.pool_warning_count()
+        self.set_state(POOL_WARNINGS_STATE, f"{iso(now)} {n}")
+        return n
+
+    def is_empty(self) -> bool:
+        """No customer and no visit: a fresh vault before its first sync."""
+        return self.conn.execute(
+            "SELECT NOT EXISTS (SELECT 1 FROM customers) AND NOT EXISTS (SELECT 1 FROM visits)"
+        ).fetchone()[0] == 1
+
+    def search_index_ready(self) -> bool:
+        return self.get_state(FTS_PENDING) is None
+
+    def defer_search_index(self) -> None:
+        """From now until `build_search_index`, rows are written without being tokenized
+        (the FTS triggers wait) and searches scan the tables instead. For a bulk load:
+        a crash meanwhile leaves the flag set, and the next pull builds the index."""
+        self.set_state(FTS_PENDING, "1")
+
+    def build_search_index(self) -> None:
+        """Index every row at once and go back to keeping the index row by row; one
+        transaction, so a crash leaves the exact scan in place and the flag set."""
+        with self.transaction() as c:
+            c.execute("INSERT INTO customers_fts(customers_fts) VALUES ('rebuild')")
+            c.execute("INSERT INTO visits_fts(visits_fts) VALUES ('rebuild')")
+            c.execute("DELETE FROM state WHERE key=?", (FTS_PENDING,))
+
     def apply_changes(
         self, customers: list[dict[str, Any]], visits: list[dict[str, Any]],
         evicted: list[str], cursor: str, epoch: str, plans: list[dict[str, Any]] | None = None,
@@ -401,13 +473,9 @@ class Store(Plans, Attention):
                 c.execute("DELETE FROM visits WHERE customer_id=?", (cid,))
                 c.execute("DELETE FROM customers WHERE id=?", (cid,))
             if customers:
-                c.executemany(
-                    _UPSERT_CUSTOMER, [_values(r, CUSTOMER_COLUMNS) for r in customers]
-                )
+                c.executemany(_UPSERT_CUSTOMER, _customer_rows(customers))
             if visits:
-                c.executemany(
-                    _UPSERT_VISIT, [_values(r, VISIT_COLUMNS) for r in visits]
-                )
+                c.executemany(_UPSERT_VISIT, _visit_rows(visits))
                 # The archive moves a card's last_served_at with each accepted visit
                 # without a new card revision; derive it from the visits that arrive.
                 latest: dict[str, str] = {}
@@ -513,19 +581,19 @@ class Store(Plans, Attention):
         names = [d[0] for d in cursor.description]
         return (dict(zip(names, row, strict=True)) for row in cursor)
 
-    @staticmethod
-    def _customer_match(search: str | None) -> tuple[str, list[Any], str]:
+    def _customer_match(self, search: str | None) -> tuple[str, list[Any], str]:
         term = (search or "").strip()
         if not term:
             return "FROM customers", [], "name"
-        if len(term) >= 3:
+        if len(term) >= 3 and self.search_index_ready():
             # trigram FTS needs three characters; quote so user text is not FTS syntax
             quoted = '"' + term.replace('"', '""') + '"'
             return ("FROM customers JOIN customers_fts ON customers.rowid = customers_fts.rowid "
                     "WHERE customers_fts MATCH ?", [quoted], "customers_fts.rank")
-        like = f"%{term}%"
-        return ("FROM customers WHERE name LIKE ? OR card_no LIKE ? OR notes LIKE ?",
-                [like, like, like], "name")
+        # Shorter terms (经理: two characters) and a vault whose index is still being
+        # built: the same columns, scanned.
+        source, params = _exact_scan("customers", CUSTOMER_TEXT, term)
+        return source, params, "name"
 
     def iter_customers(self, search: str | None = None,
                        limit: int | None = None) -> Iterator[dict[str, Any]]:
@@ -539,14 +607,13 @@ class Store(Plans, Attention):
 
     def _visit_match(self, customer: str | None, search: str | None) -> tuple[str, list[Any], str]:
         term = (search or "").strip()
-        if term and len(term) >= 3:
+        if len(term) >= 3 and self.search_index_ready():
             quoted = '"' + term.replace('"', '""') + '"'
             return ("FROM visits JOIN visits_fts ON visits.rowid = visits_fts.rowid "
                     "WHERE visits_fts MATCH ?", [quoted], "visits_fts.rank")
-        if term:
-            like = f"%{term}%"
-            return ("FROM visits WHERE summary LIKE ? OR outcome LIKE ? OR feedback LIKE ?",
-                    [like, like, like], "started_at DESC")
+        if term:  # as for customers: short terms, or the index not built yet
+            source, params = _exact_scan("visits", VISIT_TEXT, term)
+            return source, params, "started_at DESC"
         if customer:
             return ("FROM visits WHERE customer_id=?", [self.get_customer(customer)["id"]],
                     "started_at DESC")
@@ -571,26 +638,35 @@ class Store(Plans, Attention):
 
     def log_visit(self, data: VisitCreate) -> dict[str, Any]:
         """Record a visit locally, instantly; it goes up at the next sync."""
-        customer = self.get_customer(data.customer_id)
-        payload = to_record(data)
-        payload["customer_id"] = customer["id"]
-        self._not_ahead(payload["started_at"])
-        now = iso(self.clock.now())
-        row = {
-            "id": new_id(), "rev": 0, "rep_id": self.rep_id, **payload,
-            "void_reason": "", "created_at": now, "updated_at": now,
-        }
-        with self.transaction() as c:
-            c.execute(_UPSERT_VISIT, _values(row, VISIT_COLUMNS))
-            c.execute(
-                "UPDATE customers SET last_served_at=? WHERE id=? "
-                "AND (last_served_at IS NULL OR last_served_at < ?)",
-                (payload["started_at"], customer["id"], payload["started_at"]),
-            )
-            self._enqueue(OpKind.visit_create, row["id"], payload, 0)
-        return row
+        return self.log_visits([data])[0]
 
-    def _not_ahead(self, started_at: str) -> None:
+    def log_visits(self, items: list[VisitCreate]) -> list[dict[str, Any]]:
+        """Record visits in one transaction: all of them are saved, or none (an import
+        from a spreadsheet). Each is a normal offline visit with its outbox operation."""
+        prepared: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        now = iso(self.clock.now())
+        for data in items:
+            customer = self.get_customer(data.customer_id)
+            payload = to_record(data)
+            payload["customer_id"] = customer["id"]
+            self.check_start(payload["started_at"])
+            row = {
+                "id": new_id(), "rev": 0, "rep_id": self.rep_id, **payload,
+                "void_reason": "", "created_at": now, "updated_at": now,
+            }
+            prepared.append((row, payload))
+        with self.transaction() as c:
+            for row, payload in prepared:
+                c.execute(_UPSERT_VISIT, _values(row, VISIT_COLUMNS))
+                c.execute(
+                    "UPDATE customers SET last_served_at=? WHERE id=? "
+                    "AND (last_served_at IS NULL OR last_served_at < ?)",
+                    (payload["started_at"], payload["customer_id"], payload["started_at"]),
+                )
+                self._enqueue(OpKind.visit_create, row["id"], payload, 0)
+        return [row for row, _ in prepared]
+
+    def check_start(self, started_at: str) -> None:
         """Refuse, here and now, a start the server would only hold for review: a visit
         dated ahead would keep its customer out of the pool (the server allows the
         clock skew of a signed request, so the laptop allows a little less)."""
@@ -632,7 +708,7 @@ class Store(Plans, Attention):
         merged = {**{k: visit[k] for k in VisitCreate.model_fields}, **changes}
         VisitCreate.model_validate(merged)  # the edited record must still be a valid visit
         if "started_at" in changes:
-            self._not_ahead(to_record(patch)["started_at"])
+            self.check_start(to_record(patch)["started_at"])
         with self.transaction():
             self._update_row("visits", visit["id"], {**changes, "updated_at": iso(self.clock.now())})
             self._enqueue(OpKind.visit_update, visit["id"], changes, visit["rev"])

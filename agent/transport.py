@@ -6,16 +6,23 @@ from __future__ import annotations
 import gzip
 import ipaddress
 import secrets
+import sys
 import time
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-import httpx
 import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from schema import signing
+
+# httpx imports its own command-line client (click, rich, pygments) whenever those are
+# installed, which made every `fieldvault sync` pay for them at start-up. We never use
+# it: an absent module makes httpx fall back to its stub.
+sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+
+import httpx  # noqa: E402
 
 GZIP_MIN_BYTES = 64 * 1024
 

@@ -35,7 +35,12 @@ class ManualClock:
 
 def iso(dt: datetime) -> str:
     """Canonical wire form of a timestamp: UTC, microseconds, trailing Z."""
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    d = dt.astimezone(UTC)
+    if d.year < 1000:  # keep strftime's own rendering of early years
+        return d.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # Formatted by hand: strftime was ~10% of the server's time applying a push.
+    return (f"{d.year}-{d.month:02d}-{d.day:02d}T{d.hour:02d}:{d.minute:02d}:"
+            f"{d.second:02d}.{d.microsecond:06d}Z")
 
 
 def parse_iso(text: str) -> datetime:

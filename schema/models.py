@@ -383,6 +383,8 @@ class PullResponse(BaseModel):
     server_time: datetime
     archive_epoch: str
     pool_rules: PoolRules | None = None
+    # With `count=1`: the feed rows left from this page on (a progress bar's total).
+    remaining: int | None = None
 
 
 # --- the pool (公海), as a rep browses it online -------------------------------------

@@ -69,6 +69,11 @@ def test_status_on_an_enrolled_device_loads_no_heavy_module(data_dir: Path,
     assert json.loads(out) == [] and heavy(modules) == []
     modules, out = imported_by("agent.cli", "plan", "show", "--home", str(home), "--json")
     assert json.loads(out)["status"] == "draft" and heavy(modules) == []
+    # A sync with nothing to send (what a timer runs) needs the HTTP client, not the
+    # pydantic models, nor rich (not on a terminal), nor httpx's own CLI.
+    modules, out = imported_by("agent.cli", "sync", "--home", str(home), "--json")
+    assert json.loads(out)["pushed"] == 0
+    assert heavy(modules, allowed=("httpx", "agent.sync", "agent.transport")) == []
     # A vault written before SCHEMA_VERSION existed (user_version 0) is checked by the
     # migrations once, then opens light again.
     with open_store(home) as store:

@@ -161,3 +161,44 @@ DROP INDEX visits_customer;
 CREATE INDEX visits_customer_started ON visits(customer_id, started_at);
 """
     )
+
+
+# While this state key is set, the FTS indexes lag their tables on purpose: a fresh
+# vault's first sync inserts without tokenizing, then builds both indexes once
+# (agent/store.py). Searches meanwhile scan the tables exactly, so none misses a record.
+FTS_PENDING = "fts_pending"
+_FTS_COLUMNS = {
+    "customers": ["name", "card_no", "decision_maker", "address", "needs", "business_contact",
+                  "notes"],
+    "visits": ["summary", "outcome", "feedback", "competitors", "next_content"],
+}
+
+
+@migrations()
+def m005_fts_deferrable(db: Database) -> None:
+    # The same three triggers per table, each gated by FTS_PENDING. Tokenizing was ~80%
+    # of a first sync's local cost; building the index once at the end costs far less
+    # than keeping it up to date row by row.
+    ready = f"NOT EXISTS (SELECT 1 FROM state WHERE key = '{FTS_PENDING}')"
+    for table, columns in _FTS_COLUMNS.items():
+        cols = ", ".join(f'"{c}"' for c in columns)
+        old = ", ".join(f'old."{c}"' for c in columns)
+        new = ", ".join(f'new."{c}"' for c in columns)
+        changed = " OR ".join(f'old."{c}" IS NOT new."{c}"' for c in columns)
+        add = f'INSERT INTO "{table}_fts" (rowid, {cols}) VALUES (new.rowid, {new});'
+        drop = (f'INSERT INTO "{table}_fts" ("{table}_fts", rowid, {cols}) '
+                f"VALUES('delete', old.rowid, {old});")
+        db.executescript(
+            f"""
+DROP TRIGGER IF EXISTS "{table}_ai";
+DROP TRIGGER IF EXISTS "{table}_ad";
+DROP TRIGGER IF EXISTS "{table}_au";
+CREATE TRIGGER "{table}_ai" AFTER INSERT ON "{table}" WHEN {ready}
+BEGIN {add} END;
+CREATE TRIGGER "{table}_ad" AFTER DELETE ON "{table}" WHEN {ready}
+BEGIN {drop} END;
+CREATE TRIGGER "{table}_au" AFTER UPDATE OF {cols} ON "{table}"
+WHEN {ready} AND ({changed})
+BEGIN {drop} {add} END;
+"""
+        )

@@ -215,6 +215,12 @@ class SqlStore(StaffSql, ReviewSql, PoolSql, PlanSql, ReportSql, ConsoleSql, Sql
                            "JOIN devices d ON d.id = r.device_id WHERE r.customer_id=? AND r.rev=1",
                            (customer_id,))
 
+    def card_makers(self, customer_ids: list[str]) -> dict[str, dict[str, Any]]:
+        rows = self._in("SELECT r.customer_id, d.enrolled_at, d.rep_id FROM customer_revisions r "
+                        "JOIN devices d ON d.id = r.device_id "
+                        "WHERE r.rev=1 AND r.customer_id IN ({})", customer_ids)
+        return {r.pop("customer_id"): r for r in rows}
+
     def insert_ownership(self, customer_id: str, from_rep: str | None, to_rep: str | None,
                          source: str, reason: str, by: str, at: str) -> None:
         self.tx.execute(
@@ -224,6 +230,13 @@ class SqlStore(StaffSql, ReviewSql, PoolSql, PlanSql, ReportSql, ConsoleSql, Sql
     def ownership(self, customer_id: str) -> list[dict[str, Any]]:
         return self.tx.rows("SELECT * FROM ownership WHERE customer_id=? ORDER BY at, id",
                             (customer_id,))
+
+    def ownerships(self, customer_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+        out: dict[str, list[dict[str, Any]]] = {cid: [] for cid in customer_ids}
+        for r in self._in("SELECT * FROM ownership WHERE customer_id IN ({}) "
+                          "ORDER BY customer_id, at, id", customer_ids):
+            out[r["customer_id"]].append(r)
+        return out
 
     # --- visits -----------------------------------------------------------------
 
@@ -293,9 +306,18 @@ class SqlStore(StaffSql, ReviewSql, PoolSql, PlanSql, ReportSql, ConsoleSql, Sql
             "SELECT seq, kind, entity_id, customer_id FROM feed WHERE rep_id=? AND seq>? "
             "ORDER BY seq LIMIT ?", (rep_id, after_seq, limit))]
 
+    def feed_size(self, rep_id: str, after_seq: int) -> int:
+        return int(self.tx.scalar("SELECT count(*) FROM feed WHERE rep_id=? AND seq>?",
+                                  (rep_id, after_seq)))
+
     def applied_op(self, op_id: str) -> dict[str, Any] | None:
         return self.tx.one("SELECT device_id, seq, result, at FROM applied_ops WHERE op_id=?",
                            (op_id,))
+
+    def applied_ops_by_ids(self, op_ids: list[str]) -> dict[str, dict[str, Any]]:
+        return {r.pop("op_id"): r for r in self._in(
+            "SELECT op_id, device_id, seq, result, at FROM applied_ops WHERE op_id IN ({})",
+            op_ids)}
 
     def applied_ops(self, device_id: str) -> list[dict[str, Any]]:
         return self.tx.rows("SELECT * FROM applied_ops WHERE device_id=? ORDER BY seq, op_id",

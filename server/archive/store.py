@@ -39,6 +39,8 @@ class PullPage:
     more: bool = False
     # The pool's rules as of this page's snapshot (feed.pool_rules): every pull has them.
     pool_rules: dict[str, Any] | None = None
+    # Feed rows from this page to the end, when asked (an agent's progress bar).
+    remaining: int | None = None
 
 
 @dataclass(frozen=True)
@@ -202,11 +204,20 @@ class Cards(Protocol):
         """For a card made on a laptop: that device's enrolled_at and rep_id."""
         ...
 
+    def card_makers(self, customer_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """`card_maker` of many cards at once (a push batch), by customer id; cards
+        not made on a laptop (or unknown) are absent."""
+        ...
+
     def insert_ownership(self, customer_id: str, from_rep: str | None, to_rep: str | None,
                          source: str, reason: str, by: str, at: str) -> None: ...
 
     def ownership(self, customer_id: str) -> list[dict[str, Any]]:
         """The card's ownership changes, oldest first."""
+        ...
+
+    def ownerships(self, customer_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """`ownership` of many cards at once, by customer id (a card with no change: [])."""
         ...
 
 
@@ -255,10 +266,19 @@ class Feed(Protocol):
         proportion to the rows returned, not to the archive."""
         ...
 
+    def feed_size(self, rep_id: str, after_seq: int) -> int:
+        """How many feed rows the rep has after `after_seq` (a progress bar's total);
+        costs in proportion to them, not to the archive."""
+        ...
+
 
 class Ops(Protocol):
     def applied_op(self, op_id: str) -> dict[str, Any] | None:
         """(device_id, seq, result JSON, at) of an op applied before, or None."""
+        ...
+
+    def applied_ops_by_ids(self, op_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """`applied_op` of many op ids at once (a push batch), by op_id; absent: new."""
         ...
 
     def applied_ops(self, device_id: str) -> list[dict[str, Any]]:

@@ -108,12 +108,13 @@ async def pull(
     signer: ResponseSigner, device: CurrentDevice, archive: ArchiveDep, clock: ClockDep,
     cursor: str = Query("", max_length=200),
     limit: Annotated[int, BeforeValidator(_ascii_int), Query(ge=1, le=5000)] = 2000,
+    count: Annotated[int, BeforeValidator(_ascii_int), Query(ge=0, le=1)] = 0,
 ) -> Response:
     """Changes in the device's scope since `cursor`, one page at a time, and the pool's
     rules (公海) the laptop warns its rep by."""
     epoch = await run_in_threadpool(archive.current_epoch)
     after = decode_cursor(cursor, epoch)
-    page = await run_in_threadpool(archive.pull, device.rep_id, after, limit)
+    page = await run_in_threadpool(archive.pull, device.rep_id, after, limit, bool(count))
     metrics.PULL_REQUESTS.inc()
     metrics.PULL_CHANGES.labels("customer").inc(len(page.customers))
     metrics.PULL_CHANGES.labels("visit").inc(len(page.visits))
@@ -129,6 +130,7 @@ async def pull(
         "changes": changes, "cursor": encode_cursor(page.last_seq, epoch),
         "more": page.more, "server_time": iso(clock.now()), "archive_epoch": epoch,
         "pool_rules": page.pool_rules,
+        **({"remaining": page.remaining} if page.remaining is not None else {}),
     })
 
 

@@ -347,9 +347,14 @@ class Archive(StaffMethods, ReviewMethods, PoolMethods, PlanMethods, ConsoleMeth
         with self._write() as s:
             return operations.apply_ops(s, device, ops, self.clock.now())
 
-    def pull(self, rep_id: str, after_seq: int, limit: int) -> PullPage:
+    def pull(self, rep_id: str, after_seq: int, limit: int, count: bool = False) -> PullPage:
+        """One page of the rep's changes; with `count`, how many feed rows are left from
+        this page on (the total of a progress bar; the agent asks on its first page)."""
         with self._read() as s:
-            return read_page(s, rep_id, after_seq, limit)
+            page = read_page(s, rep_id, after_seq, limit)
+            if count:
+                page.remaining = s.feed_size(rep_id, after_seq)
+            return page
 
     def revisions(self, rep_id: str, customer_ids: list[str], visit_ids: list[str]
                   ) -> tuple[dict[str, int], dict[str, int]]:

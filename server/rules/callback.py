@@ -39,21 +39,46 @@ def disputes_too_often(store: Store, rep_id: str, policy: CallbackPolicy) -> boo
     return called >= policy.dispute_min_calls and disputed * 100 > policy.dispute_threshold_pct * called
 
 
-def reason_to_call(store: Store, visit: dict[str, Any], policy: CallbackPolicy) -> str | None:
-    """Why the policy picks this visit for a call-back, or None."""
-    if visit["purpose"] in ALWAYS_CALLED:
-        return PURPOSE
-    if disputes_too_often(store, visit["rep_id"], policy):
-        return DISPUTE_RATE
-    if bucket(visit["id"]) < policy.sample_pct:
-        return SAMPLE
-    return None
+class Picker:
+    """The call-back choice for one write (a push batch, a review): the policy and each
+    rep's dispute standing are read once, not once per visit. Neither can change while
+    the write runs: saving visits only adds `pending` picks, never a verified or disputed
+    call, and the policy is set by its own command. Reading the counts per visit made a
+    large push quadratic (an aggregate over the rep's visits for each one saved)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._policy: CallbackPolicy | None = None
+        self._disputes: dict[str, bool] = {}
+
+    @property
+    def policy(self) -> CallbackPolicy:
+        if self._policy is None:
+            self._policy = policies.read(self.store, CallbackPolicy)
+        return self._policy
+
+    def reason(self, visit: dict[str, Any]) -> str | None:
+        """Why the policy picks this visit for a call-back, or None."""
+        if visit["purpose"] in ALWAYS_CALLED:
+            return PURPOSE
+        rep = visit["rep_id"]
+        if rep not in self._disputes:
+            self._disputes[rep] = disputes_too_often(self.store, rep, self.policy)
+        if self._disputes[rep]:
+            return DISPUTE_RATE
+        if bucket(visit["id"]) < self.policy.sample_pct:
+            return SAMPLE
+        return None
+
+    def select(self, visit: dict[str, Any]) -> None:
+        """Mark `visit` (a row about to be saved) for call-back when the policy picks it."""
+        if visit.get("status") != VisitStatus.submitted or visit.get("callback"):
+            return
+        reason = self.reason(visit)
+        if reason:
+            visit.update(callback=CallbackStatus.pending.value, callback_reason=reason)
 
 
 def select(store: Store, visit: dict[str, Any]) -> None:
     """Mark `visit` (a row about to be saved) for call-back when the policy picks it."""
-    if visit.get("status") != VisitStatus.submitted or visit.get("callback"):
-        return
-    reason = reason_to_call(store, visit, policies.read(store, CallbackPolicy))
-    if reason:
-        visit.update(callback=CallbackStatus.pending.value, callback_reason=reason)
+    Picker(store).select(visit)

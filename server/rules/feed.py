@@ -32,9 +32,9 @@ def read_page(store: Store, rep_id: str, after_seq: int, limit: int) -> PullPage
     plan_ids = list(dict.fromkeys(r.entity_id for r in rows if r.kind == "plan"))
     page.plans = [p for p in store.plans_by_ids(plan_ids) if p["rep_id"] == rep_id]
     rows = [r for r in rows if r.kind != "plan"]
-    owners = {c["id"]: c["owner_rep_id"]
-              for c in store.customers_by_ids(list({r.customer_id for r in rows}))}
-    owned = {cid for cid, owner in owners.items() if owner == rep_id}
+    # Every card the page names, read once: for its owner now, and to send it.
+    cards = {c["id"]: c for c in store.customers_by_ids(list({r.customer_id for r in rows}))}
+    owned = {cid for cid, card in cards.items() if card["owner_rep_id"] == rep_id}
     send_customers: dict[str, None] = {}
     granted: dict[str, None] = {}
     visit_ids: dict[str, None] = {}
@@ -51,7 +51,7 @@ def read_page(store: Store, rep_id: str, after_seq: int, limit: int) -> PullPage
             if r.kind == "grant":
                 granted[r.customer_id] = None
     page.evicted = list(evicted)
-    page.customers = [card_for_rep(c) for c in store.customers_by_ids(list(send_customers))]
+    page.customers = [card_for_rep(cards[cid]) for cid in send_customers]
     visits = store.visits_of_customers(list(granted))
     have = {v["id"] for v in visits}
     visits += store.visits_by_ids([v for v in visit_ids if v not in have])

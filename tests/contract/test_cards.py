@@ -233,6 +233,10 @@ def test_store_card_maker(stores: Stores) -> None:
     with stores.read() as s:
         assert s.card_maker(office["id"]) is None
         assert s.card_maker(laptop["id"]) == {"enrolled_at": at(timedelta(days=-3)), "rep_id": rep["id"]}
+        # Many cards at once (a push batch): only the laptop-made ones, by customer id.
+        assert s.card_makers([office["id"], laptop["id"], "nope"]) == {
+            laptop["id"]: s.card_maker(laptop["id"])}
+        assert s.card_makers([]) == {}
 
 
 def test_store_ownership_is_append_only(stores: Stores) -> None:
@@ -252,3 +256,5 @@ def test_store_ownership_is_append_only(stores: Stores) -> None:
             stores.raw(sql)
     with stores.read() as s:
         assert s.ownership(row["id"]) == history and s.ownership("nope") == []
+        assert s.ownerships([row["id"], "nope"]) == {row["id"]: history, "nope": []}
+        assert s.ownerships([]) == {}

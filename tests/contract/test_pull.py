@@ -189,3 +189,17 @@ def test_revisions_report_only_the_reps_records(ctx: Ctx) -> None:
     cards, visits = ctx.archive.revisions(ctx.a.rep_id, [mine["id"], theirs["id"], "gone"],
                                           [visit["entity_id"], "gone"])
     assert cards == {mine["id"]: 2} and visits == {visit["entity_id"]: 1}
+
+
+def test_pull_counts_what_is_left_when_asked(ctx: Ctx) -> None:
+    mine = [ctx.customer(ctx.a, f"Counted {i}") for i in range(3)]
+    ctx.customer(ctx.b, "Not Counted")
+    ctx.push(ctx.a, *(visit_create(c["id"]) for c in mine))
+    first = ctx.archive.pull(ctx.a.rep_id, 0, 2, count=True)
+    assert first.remaining == 6  # three cards and three visits, from this page on
+    assert ctx.archive.pull(ctx.a.rep_id, 0, 2).remaining is None  # only when asked
+    later = ctx.archive.pull(ctx.a.rep_id, first.last_seq, 2, count=True)
+    assert later.remaining == 4
+    with Stores(ctx.archive).read() as s:
+        assert s.feed_size(ctx.a.rep_id, later.last_seq) == 2
+        assert s.feed_size(ctx.b.rep_id, 0) == 1

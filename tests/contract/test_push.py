@@ -167,6 +167,12 @@ def test_store_applied_ops(stores: Stores) -> None:
         assert [r["op_id"] for r in rows] == ["op_1", "op_2"]
         assert_types(rows[0], ints=("seq",), strs=("op_id", "device_id", "result", "at"))
         assert s.applied_ops("dev_none") == []
+        # A push batch's lookup of all its op ids at once: the same rows, by op_id.
+        batch = s.applied_ops_by_ids(["op_1", "nope", "op_x"])
+        assert batch == {"op_1": s.applied_op("op_1"), "op_x": s.applied_op("op_x")}
+        assert s.applied_ops_by_ids([]) == {}
+        many = s.applied_ops_by_ids([f"none_{i}" for i in range(2000)] + ["op_2"])
+        assert list(many) == ["op_2"]  # past the IN-list chunk size
 
 
 def test_store_rollback_on_exception_writes_nothing(stores: Stores) -> None:
