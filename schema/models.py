@@ -18,6 +18,7 @@ from .enums import (
     VisitPurpose,
     VisitStatus,
 )
+from .evidence import MAX_ATTACHMENTS, AttachmentRef, Evidence
 from .fields import CUSTOMER_EDITABLE_FIELDS as CUSTOMER_EDITABLE_FIELDS
 from .fields import VISIT_EDITABLE_FIELDS as VISIT_EDITABLE_FIELDS
 from .records import to_record
@@ -194,6 +195,9 @@ class Visit(VisitCreate):
     # Call-back verification (电话回访); None: not picked by the policy.
     callback: CallbackStatus | None = None
     callback_note: str = ""
+    # Photos and signed forms the visit names (schema/evidence.py); their bytes are
+    # fetched by sha256 from /v1/attachments.
+    attachments: list[AttachmentRef] = Field(default_factory=list, max_length=MAX_ATTACHMENTS)
 
 
 # --- sync operations ---------------------------------------------------------
@@ -220,11 +224,15 @@ class CustomerUpdateOp(OpBase):
 class VisitCreateOp(OpBase):
     kind: Literal[OpKind.visit_create]
     data: VisitCreate
+    # The laptop's signature over this revision and its attachments (absent from agents
+    # older than visit evidence; a bad one is refused).
+    evidence: Evidence | None = None
 
 
 class VisitUpdateOp(OpBase):
     kind: Literal[OpKind.visit_update]
     data: VisitPatch
+    evidence: Evidence | None = None
 
 
 class VisitVoidOp(OpBase):
