@@ -11,18 +11,25 @@ from __future__ import annotations
 import hashlib
 import mimetypes
 from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import sqlcipher3
 
-from schema.clock import iso
+from schema.clock import Clock, iso
 from schema.evidence import MAX_ATTACHMENT_BYTES, MAX_ATTACHMENTS, SHA256_HEX
 
 from .errors import StoreError
 
-if TYPE_CHECKING:
-    from .store import Store
+
+class Store(Protocol):
+    """What these functions need of agent/store.Store (which calls them: no import)."""
+
+    conn: sqlcipher3.Connection
+    clock: Clock
+
+    def transaction(self) -> AbstractContextManager[sqlcipher3.Connection]: ...
 
 _COLUMNS = "sha256, name, size, content_type"
 _CONTENT_TYPE_OK = frozenset("abcdefghijklmnopqrstuvwxyz0123456789.+-/")

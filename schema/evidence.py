@@ -4,46 +4,23 @@ show which device recorded what and when, even for a visit that arrived days lat
 The signed bytes are built here and only here, from the operation as it travels: the
 visit's content (the op's `data`, as the wire model dumps it), the sha256 of each
 attachment, the device's time and ids. Agent and server both call `message()` on the
-parsed model, so a field order or a time format can never make them disagree.
+parsed model, so a field order or a time format can never make them disagree. The
+wire models (AttachmentRef, Evidence) are in schema/models.py.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+if TYPE_CHECKING:  # pydantic is not loaded by the agent's quick commands (test_startup)
+    from pydantic import BaseModel
 
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
-Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="lowercase hex sha256")]
 # A visit's photos and signed forms: a few, not an album.
 MAX_ATTACHMENTS = 20
 MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024
 DOMAIN = b"FV1-VISIT-EVIDENCE\n"
-
-
-class AttachmentRef(BaseModel):
-    """One attachment as a visit names it; the bytes travel separately, by sha256."""
-
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    sha256: Sha256
-    name: Annotated[str, Field(min_length=1, max_length=200)]
-    size: int = Field(ge=1, le=MAX_ATTACHMENT_BYTES)
-    content_type: Annotated[str, Field(min_length=3, max_length=100,
-                                       pattern=r"^[a-z0-9.+-]+/[a-z0-9.+-]+$")]
-
-
-class Evidence(BaseModel):
-    """The device's signature over one visit revision (see `message`)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    device_time: Annotated[str, Field(min_length=20, max_length=40,
-                                      description="the laptop's clock when saved (ISO UTC)")]
-    attachments: list[AttachmentRef] = Field(default_factory=list, max_length=MAX_ATTACHMENTS)
-    signature: Annotated[str, Field(min_length=80, max_length=100,
-                                    description="base64 Ed25519 over `message()`")]
 
 
 def message(device_id: str, op_kind: str, entity_id: str, content: dict[str, Any],

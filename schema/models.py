@@ -18,7 +18,7 @@ from .enums import (
     VisitPurpose,
     VisitStatus,
 )
-from .evidence import MAX_ATTACHMENTS, AttachmentRef, Evidence
+from .evidence import MAX_ATTACHMENT_BYTES, MAX_ATTACHMENTS
 from .fields import CUSTOMER_EDITABLE_FIELDS as CUSTOMER_EDITABLE_FIELDS
 from .fields import VISIT_EDITABLE_FIELDS as VISIT_EDITABLE_FIELDS
 from .records import to_record
@@ -115,6 +115,35 @@ class Customer(CustomerCreate):
     updated_at: datetime
     # A key account a manager locked: exempt from the pool's return rules.
     locked: bool = False
+
+
+# --- attachments and visit evidence (schema/evidence.py) ---------------------------
+
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="lowercase hex sha256")]
+
+
+class AttachmentRef(BaseModel):
+    """One attachment as a visit names it; the bytes travel separately, by sha256."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    sha256: Sha256
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    size: int = Field(ge=1, le=MAX_ATTACHMENT_BYTES)
+    content_type: Annotated[str, Field(min_length=3, max_length=100,
+                                       pattern=r"^[a-z0-9.+-]+/[a-z0-9.+-]+$")]
+
+
+class Evidence(BaseModel):
+    """The device's signature over one visit revision (schema.evidence.message)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    device_time: Annotated[str, Field(min_length=20, max_length=40,
+                                      description="the laptop's clock when saved (ISO UTC)")]
+    attachments: list[AttachmentRef] = Field(default_factory=list, max_length=MAX_ATTACHMENTS)
+    signature: Annotated[str, Field(min_length=80, max_length=100,
+                                    description="base64 Ed25519 over `message()`")]
 
 
 # --- visit record (拜访记录) -------------------------------------------------

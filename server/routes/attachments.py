@@ -17,7 +17,8 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from schema.evidence import MAX_ATTACHMENT_BYTES, AttachmentRef, Sha256
+from schema.evidence import MAX_ATTACHMENT_BYTES
+from schema.models import AttachmentRef, Sha256
 from schema.web import SECURITY_HEADERS
 
 from ..deps import ArchiveDep, CurrentDevice, ResponseSigner, SettingsDep, decode_body, parse_json
@@ -128,8 +129,9 @@ async def staff_evidence(visit_id: Annotated[str, Path(max_length=64)],
 
 @router.get("/v1/staff/visits/{visit_id}/attachments/{sha256}", tags=["staff"],
             response_class=Response,
-            responses={200: {"content": {"application/octet-stream": {}},
-                             "description": "The attachment's bytes"}})
+            responses={200: {"content": {"application/octet-stream": {
+                "schema": {"type": "string", "format": "binary"}}},
+                "description": "The attachment's bytes (images and PDF with their own type)"}})
 async def staff_attachment(visit_id: Annotated[str, Path(max_length=64)], sha256: ShaPath,
                            who: Annotated[StaffMember, require("visit.read")],
                            archive: ArchiveDep) -> Response:

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..archive.store import Device
 from ..blobs import Blobs
-from . import attachments
+from . import attachment_access as access
 from .facade import ArchiveBase
 
 
@@ -25,7 +25,7 @@ class AttachmentMethods(ArchiveBase):
         """One chunk of a device's upload at `offset`; {sha256, received, complete}. An
         empty chunk asks how much is held. ArchiveError sha256_mismatch when the whole
         does not hash to its name (discarded), attachment_too_large, beyond_size."""
-        return attachments.upload(self._read, self._write, self.blobs, device, sha256, size,
+        return access.upload(self._read, self._write, self.blobs, device, sha256, size,
                                   content_type, offset, data, self.now())
 
     def attachment_for_rep(self, rep_id: str, sha256: str, offset: int = 0,
@@ -33,7 +33,7 @@ class AttachmentMethods(ArchiveBase):
         """An attachment a visit of the rep's or of their customer's history names (a
         successor reads their predecessor's photos); NotFound otherwise."""
         with self._read() as s:
-            row = attachments.for_rep(s, rep_id, sha256)
+            row = access.for_rep(s, rep_id, sha256)
         return row, self.blobs.read(sha256, offset, limit)
 
     def staff_attachment(self, visit_id: str, sha256: str, by: str | None = None
@@ -41,13 +41,13 @@ class AttachmentMethods(ArchiveBase):
         """A visit's attachment for staff who may read the visit (visit.read, a
         manager's team)."""
         with self._read() as s:
-            ref = attachments.for_staff(s, by, visit_id, sha256)
+            ref = access.for_staff(s, by, visit_id, sha256)
         return ref, self.blobs.read(sha256)
 
     def visit_evidence(self, visit_id: str, by: str | None = None) -> dict[str, Any]:
         """A visit's attachments and each revision's device signature and laptop time."""
         with self._read() as s:
-            return attachments.evidence_for_staff(s, by, visit_id)
+            return access.evidence_for_staff(s, by, visit_id)
 
     def attachment_totals(self) -> dict[str, int]:
         """Rows and bytes the archive records, and the files the blob folder holds."""
