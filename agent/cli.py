@@ -8,7 +8,7 @@ the commands that use them, never here. tests/test_startup.py keeps it so.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 
@@ -37,10 +37,6 @@ from .cli_pool import pool_app
 from .home import AgentConfig
 from .keystore import KeyError_, VaultWiped
 
-if TYPE_CHECKING:
-    from . import sync as sync_mod
-    from .store import Store
-
 app = cli_app(add_completion=False,
                   help="FieldVault agent: your customers and visits, offline, encrypted.")
 customer_app = cli_app(help="Your customers.")
@@ -55,32 +51,6 @@ app.command("attachments")(attachments_command)
 CUSTOMER_COLUMNS = ["card_no", "id", "name", "grade", "phone", "last_served_at"]
 VISIT_COLUMNS = ["id", "customer_id", "started_at", "purpose", "status", "rev", "summary"]
 ATTENTION_COLUMNS = ["state", "kind", "id", "customer", "at", "reason", "by"]
-
-
-def _revoked(home: Path, transport: sync_mod.Transport, order: dict[str, Any] | None = None,
-             receipt: dict[str, Any] | None = None) -> NoReturn:
-    """Carry out a verified wipe order (or resend its receipt) and exit 3."""
-    from . import sync as sync_mod
-
-    delivered = sync_mod.obey_wipe(home, transport, order=order, receipt=receipt)
-    tail = "" if delivered else "; the wipe receipt will be sent at the next `fieldvault sync`"
-    fail("this device was revoked by the company: its local copy has been wiped" + tail,
-         EXIT_REVOKED)
-
-
-def _vault_if_it_opens(home: Path, config: AgentConfig, pin: str | None) -> Store | None:
-    """A revoked laptop's vault, if it still opens by itself (its push is then the final
-    flush), else None: the sealed envelopes go instead and nothing is unlocked. A lease
-    past its deadlines is not enforced here (no self-wipe before the hand-over): the
-    wipe order that follows destroys everything anyway."""
-    from .store import Store, StoreError
-
-    try:
-        if keystore.status(home, SystemClock()).state != "active":
-            return None
-        return Store.open(home, config.rep_id, pin=pin)
-    except (KeyError_, StoreError):
-        return None
 
 
 @app.command()
@@ -162,35 +132,30 @@ def _first_sync(home: Path, config: AgentConfig) -> tuple[dict[str, Any] | None,
 @app.command()
 def status(home: HomeOpt, as_json: JsonOpt = False) -> None:
     """What this device holds, its lease deadlines, and what is waiting to sync."""
+    from . import service
+
     config = config_of(home)
     try:
-        lease = keystore.status(home, SystemClock()).as_dict()
+        active = keystore.status(home, SystemClock()).state == "active"
     except KeyError_ as exc:  # a damaged keyring.json
         fail(str(exc))
-    out: dict[str, Any] = {
-        "device_id": config.device_id, "rep_id": config.rep_id, "rep_name": config.rep_name,
-        "server": config.server_url, "state": lease["state"], "lease": lease,
-    }
-    attention: list[dict[str, Any]] = []
-    groups: dict[str, Any] = {}
-    if lease["state"] == "active":
+    if active:
         with vault(home) as store:
-            attention = store.needs_attention()
-            groups = store.attention(ATTENTION_TOP)
-            out.update(**store.counts(), outbox=store.outbox_counts(),
-                       last_sync_at=store.get_state("last_sync_at"),
-                       last_server_time=store.get_state("last_server_time"))
+            out = service.status(home, config, store)
+    else:
+        out = service.status(home, config, None)
+    lease, groups = out["lease"], out["attention"]
     if as_json:
-        emit_json({**out, "needs_attention": attention, "attention": groups})
+        emit_json(out)
         return
-    show({k: v for k, v in out.items() if k != "lease"}, False)
+    show({k: v for k, v in out.items() if k not in ("lease", "needs_attention", "attention")},
+         False)
     typer.echo(f"lease: blocks at {lease['block_at']}, wipes at {lease['wipe_at']}"
                + (f" ({lease['reason']})" if lease["reason"] else ""))
     for line in _attention_lines(groups):
         typer.echo(line)
 
 
-ATTENTION_TOP = 5  # items of each kind `status` lists; `visit list --attention` has all
 _ATTENTION_NOUNS = {"returned_visits": "returned visit", "refused": "refused change",
                     "returned_plans": "returned plan", "pool_warnings": "pool warning"}
 
@@ -223,85 +188,73 @@ def _attention_lines(groups: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _check_in_says_revoked(home: Path, config: AgentConfig, transport: sync_mod.Transport,
-                           pin: str | None) -> bool:
-    """Renew the lease; True when the server says this device is revoked (or wiped): it
-    then hands over what is unsynced (push, or sealed envelopes) and wipes. Any other
-    failure ends the command with its one line and exit code."""
-    from . import sync as sync_mod
-    from .transport import ServerRefused
-
-    with server_errors("check-in"):
-        try:
-            sync_mod.check_in(home, config, transport, pin)
-        except ServerRefused as exc:
-            if exc.code not in sync_mod.REVOKED_CODES:
-                raise
-            return True
-        except KeyError_ as exc:
-            # The keyring is damaged, but the device key is its own file: a revoked
-            # laptop still hands over its envelopes and wipes.
-            if not sync_mod.revoked_despite_local_error(transport):
-                fail(str(exc))
-            return True
-    return False
-
-
 @app.command()
 def sync(home: HomeOpt, as_json: JsonOpt = False) -> None:
     """Send local changes up, bring assignments down. Exit 2 when the server is
     unreachable, 3 when this device was revoked (its local copy is then wiped)."""
-    from . import sync as sync_mod
-    from .store import Store, StoreError
+    from . import service
+    from .store import StoreError
 
     config = config_of(home)
-    transport = sync_mod.open_transport(home, config)
     try:
-        receipt = wipe.pending_receipt(home)
-        if receipt is not None:
-            _revoked(home, transport, receipt=receipt)
-        pin = pin_of(home)
-        revoked = _check_in_says_revoked(home, config, transport, pin)
-        order = None
-        store: Store | None = None
-        if revoked:
-            store = _vault_if_it_opens(home, config, pin)
-        else:
-            try:
-                store = Store.open(home, config.rep_id, pin=pin)
-            except (StoreError, KeyError_) as exc:
-                fail(str(exc), EXIT_REVOKED if isinstance(exc, VaultWiped) else 1)
-        if store is None:
-            with server_errors("final sync"):
-                order = sync_mod.hand_over_envelopes(home, transport).order
-        else:
-            try:
-                with server_errors("sync"):
-                    report = sync_mod.sync(store, transport)
-            except wipe.DeviceRevoked as exc:
-                order = exc.order
-            finally:
-                attention = len(store.needs_attention())
-                returned = len(store.returned_visits()) + len(store.returned_plans())
-                warnings = store.pool_warning_count()
-                store.close()
-        if order is not None:
-            _revoked(home, transport, order=order)
-    finally:
-        transport.close()
-    out = {**report.as_dict(), "needs_attention": attention, "returned": returned,
-           "pool_warnings": warnings}
+        outcome = service.sync(home, config, pin_of(home))
+    except service.Revoked as exc:
+        tail = "" if exc.delivered else "; the wipe receipt will be sent at the next `fieldvault sync`"
+        fail(str(exc) + tail, EXIT_REVOKED)
+    except service.SyncFailed as exc:
+        with server_errors(exc.stage):
+            raise exc.cause from None
+    except (StoreError, KeyError_) as exc:
+        fail(str(exc), EXIT_REVOKED if isinstance(exc, VaultWiped) else 1)
+    report = outcome.report
+    out = outcome.as_dict()
     if as_json:
         emit_json(out)
         return
     res = ", ".join(f"{n} {s}" for s, n in sorted(report.results.items())) or "nothing to send"
     typer.echo(f"pushed {report.pushed} ({res}); pulled {report.pulled_customers} customers, "
                f"{report.pulled_visits} visits; evicted {report.evicted}")
-    if attention:
-        typer.echo(f"{attention} change(s) need attention: see `fieldvault status`")
-    if returned or warnings:
-        typer.echo(f"{returned} returned by your manager, {warnings} pool warning(s): "
-                   "see `fieldvault status`")
+    if outcome.needs_attention:
+        typer.echo(f"{outcome.needs_attention} change(s) need attention: see `fieldvault status`")
+    if outcome.returned or outcome.pool_warnings:
+        typer.echo(f"{outcome.returned} returned by your manager, {outcome.pool_warnings} "
+                   "pool warning(s): see `fieldvault status`")
+
+
+# --- the local web UI -------------------------------------------------------------
+
+PortOpt = Annotated[int, typer.Option("--port", min=0, max=65535,
+                                      help="Port on 127.0.0.1 [default: any free port]")]
+NoBrowserOpt = Annotated[bool, typer.Option("--no-browser", help="Print the address only.")]
+
+
+@app.command()
+def ui(home: HomeOpt, port: PortOpt = 0, no_browser: NoBrowserOpt = False) -> None:
+    """Your customers and visits in the browser, on this laptop only (127.0.0.1).
+    Prints one line with the address to open; "Sync now" syncs in the background."""
+    from .ui.serve import serve
+
+    serve(home, config_of(home), port, not no_browser, auto=False, pin=pin_of(home))
+
+
+@app.command()
+def run(
+    home: HomeOpt, port: PortOpt = 0, no_browser: NoBrowserOpt = False,
+    every: Annotated[float, typer.Option("--every", min=1, help="Seconds between syncs "
+                                         "while online.")] = 300,
+    retry: Annotated[float, typer.Option("--retry", min=0.1, help="First retry delay in "
+                                         "seconds while offline (it doubles up to --every).")] = 10,
+) -> None:
+    """The UI plus background sync: after each save and every --every seconds."""
+    from datetime import timedelta
+
+    from .runner import Schedule
+    from .ui.serve import serve
+
+    schedule = Schedule(SystemClock(), every=timedelta(seconds=every),
+                        retry_min=timedelta(seconds=retry))
+    serve(home, config_of(home), port, not no_browser, auto=True, pin=pin_of(home),
+          schedule=schedule)
 
 
 # --- customers ------------------------------------------------------------------

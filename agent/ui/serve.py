@@ -1,0 +1,49 @@
+"""Start the local UI (and, for `fieldvault run`, the background sync) on 127.0.0.1."""
+
+from __future__ import annotations
+
+import socket
+import sys
+from pathlib import Path
+
+from ..home import AgentConfig
+from ..runner import Runner, Schedule
+
+
+def bind(port: int) -> socket.socket:
+    """A listening socket on loopback only (port 0: any free port)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.listen(64)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(home: Path, config: AgentConfig, port: int, open_browser: bool, auto: bool,
+          pin: str | None, schedule: Schedule | None = None) -> None:
+    import uvicorn
+
+    from .app import create_app
+    from .context import UI
+
+    sock = bind(port)
+    ui = UI(home, config, sock.getsockname()[1], pin=pin)
+    runner = Runner(home, config, ui.clock, schedule, auto=auto, pin=pin,
+                    before_wipe=ui.close_store, pending=ui.pending_count)
+    ui.runner = runner
+    app = create_app(ui)
+    print(f"FieldVault is running at {ui.launch_url}", flush=True)  # noqa: T201 - the one line
+    if open_browser:
+        import webbrowser
+
+        webbrowser.open(ui.launch_url)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False,
+                                           lifespan="off"))
+    runner.start()
+    try:
+        server.run(sockets=[sock])
+    finally:
+        runner.stop()
+        ui.close_store()
+        sys.stdout.flush()
