@@ -36,7 +36,8 @@ _CONTENT_TYPE_OK = frozenset("abcdefghijklmnopqrstuvwxyz0123456789.+-/")
 
 
 def _mb(n: int) -> str:
-    return f"{n / (1024 * 1024):.0f} MB"
+    mib = 1024 * 1024
+    return f"{n // mib} MB" if n % mib == 0 else f"{n / mib:.1f} MB"
 
 
 def content_type_for(name: str, given: str | None = None) -> str:

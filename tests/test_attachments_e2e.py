@@ -137,7 +137,7 @@ def test_a_file_over_the_limit_is_refused_with_the_limit_named(world: World,
                      check=False)
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [
-        "error: scan.pdf is 20 MB, over the 20 MB limit for one attachment: "
+        "error: scan.pdf is 20.0 MB, over the 20 MB limit for one attachment: "
         "send a smaller photo or scan"]
 
 

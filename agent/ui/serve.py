@@ -32,6 +32,10 @@ def serve(home: Path, config: AgentConfig, port: int, open_browser: bool, auto: 
     runner = Runner(home, config, ui.clock, schedule, auto=auto, pin=pin,
                     before_wipe=ui.close_store, pending=ui.pending_count)
     ui.runner = runner
+    if auto:  # `fieldvault run`: files dropped into the inbox go into the vault
+        from .attach import InboxService
+
+        runner.add_service(InboxService(ui))
     app = create_app(ui)
     print(f"FieldVault is running at {ui.launch_url}", flush=True)  # noqa: T201 - the one line
     if open_browser:
