@@ -738,6 +738,8 @@ class Store(Plans, Attention):
                     self._enqueue(OpKind.visit_void, row["id"],
                                   {"reason": row["void_reason"] or "voided"}, row["rev"])
                 counts["visits"] += 1
+            # A restored archive may lack blobs it had confirmed: ask again for each.
+            c.execute("UPDATE blobs SET uploaded_at=NULL")
             self._set_state("archive_epoch", epoch)
             self._set_state("cursor", "")
         return counts

@@ -298,6 +298,9 @@ def test_the_successor_reads_the_photo_with_the_history_and_the_old_copy_goes(
         assert (ref["name"], data) == ("门头.png", photo)
         (visit,) = store.list_visits(str(cust["id"]))
         assert [a["sha256"] for a in attachments.of_visit(store.conn, visit["id"])] == [sha]
+    saved = world.home_b.parent / "saved-photo.png"
+    agent_cli(world.home_b, "attachments", "--save", sha[:10], "--out", str(saved))
+    assert saved.read_bytes() == photo and (saved.stat().st_mode & 0o777) == 0o600
 
     harness.lib_sync(world.home)  # the card leaves the old owner's laptop, photo and all
     with open_store(world.home) as store, pytest.raises(attachments.StoreError):
