@@ -12,6 +12,7 @@ page is checked with axe and screenshotted; no request leaves 127.0.0.1."""
 from __future__ import annotations
 
 import hashlib
+import http.client
 import struct
 import time
 import zlib
@@ -19,12 +20,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
+from agent.ui import attach
 from schema import evidence
 from schema.models import VisitCreate
 from schema.signing import b64d
@@ -176,3 +179,17 @@ def test_a_file_over_the_limit_is_refused_with_the_limit_named(world: World,
         "scan.jpg is 21 MB, over the 20 MB limit for one attachment")
     assert_accessible(page)
     assert w.guard.urls == []
+
+    # a body over the cap (5 files of 20 MB) is refused before a byte of it is read
+    parts = urlsplit(w.ui.base)
+    conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=30)
+    try:
+        conn.putrequest("POST", "/visits")
+        conn.putheader("Content-Length", str(attach.BODY_MAX_BYTES + 1))
+        conn.putheader("Content-Type", "multipart/form-data; boundary=x")
+        conn.endheaders()
+        answer = conn.getresponse()
+        assert answer.status == 413
+        assert b"at most 5 files of 20 MB" in answer.read()
+    finally:
+        conn.close()

@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartParser
 
+from schema import web
 from schema.evidence import MAX_ATTACHMENT_BYTES, MAX_ATTACHMENTS, SHA256_HEX
 
 from .. import attachments, inbox
@@ -49,7 +50,8 @@ def install(app: FastAPI) -> None:
             message = ui_of(request).gettext(request)(_(
                 "Too much at once: attach at most 5 files of 20 MB each per save."))
             return JSONResponse({"error": "body_too_large", "message": message},
-                                status_code=413, headers={"connection": "close"})
+                                status_code=413,
+                                headers={**web.SECURITY_HEADERS, "connection": "close"})
         return await call_next(request)
 
     app.include_router(router)
