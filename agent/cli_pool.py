@@ -45,15 +45,10 @@ def pool_list(
 ) -> None:
     """Customers in the pool you could claim: name, industry, area and grade only
     (phones, notes and history arrive once you have claimed one)."""
-    from . import pool
-    from .sync import open_transport
+    from . import service
 
-    transport = open_transport(home, config_of(home))
-    try:
-        with _online("browsing the pool"):
-            page = pool.browse(transport, search, limit, offset)
-    finally:
-        transport.close()
+    with _online("browsing the pool"):
+        page = service.pool_browse(home, config_of(home), search, limit, offset)
     if as_json:
         emit_json(page)
         return
@@ -69,24 +64,15 @@ def pool_claim(
     home: HomeOpt, as_json: JsonOpt = False,
 ) -> None:
     """Claim a customer from the pool; its full card and history then come down."""
-    from . import pool
-    from .sync import open_transport
-    from .transport import Offline, ServerRefused, UntrustedResponse
+    from . import service
 
-    transport = open_transport(home, config_of(home))
-    try:
-        with vault(home) as store:  # opened first: a vault that will not open claims nothing
-            with _online("claiming from the pool"):
-                claimed = pool.claim(transport, customer)
-            try:
-                report = pool.bring_down(store, transport)
-            except (Offline, ServerRefused, UntrustedResponse) as exc:
-                fail(f"claimed {claimed['card_no']} {claimed['name']}, but its card did not "
-                     f"come down ({exc}): run `fieldvault sync`", EXIT_OFFLINE)
-    finally:
-        transport.close()
-    out = {**claimed, "pulled_customers": report.pulled_customers,
-           "pulled_visits": report.pulled_visits}
+    config = config_of(home)
+    with vault(home) as store:  # opened first: a vault that will not open claims nothing
+        with _online("claiming from the pool"):
+            out = service.pool_claim(home, config, store, customer)
+    if "bring_down_failed" in out:
+        fail(f"claimed {out['card_no']} {out['name']}, but its card did not come down "
+             f"({out['bring_down_failed']}): run `fieldvault sync`", EXIT_OFFLINE)
     if as_json:
         emit_json(out)
         return

@@ -39,6 +39,7 @@ class Schedule:
     retry_min: timedelta = RETRY_MIN
     due: datetime | None = None
     failures: int = 0
+    dirty: bool = False  # a save arrived while a sync was running
 
     def __post_init__(self) -> None:
         if self.due is None:
@@ -48,13 +49,19 @@ class Schedule:
         """A change was saved: sync after the debounce (never later than already due)."""
         soon = self.clock.now() + self.debounce
         self.due = soon if self.due is None else min(self.due, soon)
+        self.dirty = True
+
+    def begin(self) -> None:
+        """A sync starts: it takes every save made so far."""
+        self.dirty = False
 
     def now_please(self) -> None:
         self.due = self.clock.now()
 
     def succeeded(self) -> None:
+        """Next on the timer, or soon if something was saved while it ran."""
         self.failures = 0
-        self.due = self.clock.now() + self.every
+        self.due = self.clock.now() + (self.debounce if self.dirty else self.every)
 
     def failed(self) -> None:
         """Offline: retry after retry_min, doubling, never beyond `every`."""
@@ -162,6 +169,7 @@ class Runner:
                 continue
             with self._lock:
                 self._manual = False
+                self.schedule.begin()
             self.run_once()
 
     def run_once(self) -> None:

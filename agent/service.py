@@ -9,14 +9,14 @@ inside the functions: the CLI imports this module at start-up.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from schema.clock import Clock, SystemClock
 
 from . import keystore, wipe
-from .home import AgentConfig
+from .home import CONFIG_FILE, AgentConfig
 from .keystore import KeyError_
 
 if TYPE_CHECKING:
@@ -50,7 +50,6 @@ class SyncOutcome:
     needs_attention: int = 0
     returned: int = 0
     pool_warnings: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {**self.report.as_dict(), "needs_attention": self.needs_attention,
@@ -175,9 +174,12 @@ def device_state(home: Path, clock: Clock | None = None) -> str:
     if (home / wipe.WIPED_MARKER).exists():
         return "wiped"
     try:
-        return keystore.status(home, clock or SystemClock()).state
+        state = keystore.status(home, clock or SystemClock()).state
     except KeyError_:
         return "blocked"
+    if state == "none" and (home / CONFIG_FILE).exists():
+        return "wiped"  # enrolled, and the key is gone: destroyed at the wipe deadline
+    return state
 
 
 def status(home: Path, config: AgentConfig, store: Store | None,
@@ -273,23 +275,29 @@ def add_customer(store: Store, fields: dict[str, Any]) -> dict[str, Any]:
 
 def search_customers(store: Store, term: str | None = None, grade: str | None = None,
                      idle_days: int | None = None, limit: int = 50) -> list[dict[str, Any]]:
-    """Customers by the FTS index (Chinese and English), optionally of one grade and
-    not visited for `idle_days` days. Streams: stops after `limit` matches."""
+    """Customers by the vault's FTS index (Chinese and English; a term under three
+    characters, which trigrams cannot index, by LIKE), optionally of one grade and
+    not visited for `idle_days` days; at most `limit`, best match (else name) first."""
     from datetime import timedelta
 
     from schema.clock import iso
 
-    cutoff = iso(store.clock.now() - timedelta(days=idle_days)) if idle_days else None
-    out: list[dict[str, Any]] = []
-    for row in store.iter_customers(term or None, None if (grade or cutoff) else limit):
-        if grade and row["grade"] != grade:
-            continue
-        if cutoff and row["last_served_at"] and row["last_served_at"] > cutoff:
-            continue
-        out.append(row)
-        if len(out) >= limit:
-            break
-    return out
+    source, params, order = store._customer_match(term)
+    where: list[str] = []
+    if grade:
+        where.append("customers.grade = ?")
+        params.append(grade)
+    if idle_days:
+        where.append("(customers.last_served_at IS NULL OR customers.last_served_at <= ?)")
+        params.append(iso(store.clock.now() - timedelta(days=idle_days)))
+    if where:
+        source += (" AND " if " WHERE " in source else " WHERE ") + " AND ".join(where)
+    short = bool((term or "").strip()) and order == "name"
+    # A short term scans: stop at the first `limit` matches instead of sorting them
+    # all by name (a common character matches thousands), then sort those.
+    sql = f"SELECT customers.* {source} " + ("" if short else f"ORDER BY {order} ") + "LIMIT ?"
+    rows = list(store._stream(sql, [*params, limit]))
+    return sorted(rows, key=lambda r: r["name"]) if short else rows
 
 
 # --- the pool (online) ------------------------------------------------------------------
@@ -307,8 +315,9 @@ def pool_browse(home: Path, config: AgentConfig, search: str | None = None, limi
 
 
 def pool_claim(home: Path, config: AgentConfig, store: Store, customer: str) -> dict[str, Any]:
-    """Claim from the pool and bring the card down. A failed bring-down leaves the claim
-    standing (the next sync brings it): `pulled` is then None."""
+    """Claim from the pool (the vault is open first: a vault that will not open claims
+    nothing) and bring the card down. A failed bring-down leaves the claim standing
+    (the next sync brings it): `bring_down_failed` then says why."""
     from . import pool
     from .sync import open_transport
     from .transport import Offline, ServerRefused, UntrustedResponse
@@ -318,10 +327,10 @@ def pool_claim(home: Path, config: AgentConfig, store: Store, customer: str) -> 
         claimed = pool.claim(transport, customer)
         try:
             report = pool.bring_down(store, transport)
-        except (Offline, ServerRefused, UntrustedResponse):
-            return {**claimed, "pulled": None}
-        return {**claimed, "pulled": {"customers": report.pulled_customers,
-                                      "visits": report.pulled_visits}}
+        except (Offline, ServerRefused, UntrustedResponse) as exc:
+            return {**claimed, "bring_down_failed": str(exc)}
+        return {**claimed, "pulled_customers": report.pulled_customers,
+                "pulled_visits": report.pulled_visits}
     finally:
         transport.close()
 

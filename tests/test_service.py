@@ -123,8 +123,13 @@ def test_the_background_schedule_debounces_saves_and_backs_off_offline() -> None
         s.failed()
         waits.append(s.wait_seconds())
     assert waits == [10, 20, 40, 80, 160, 300, 300]  # doubling, never past the timer
+    s.begin()
+    s.saved()  # saved while that sync ran: the next one comes soon, not on the timer
+    s.succeeded()
+    assert s.wait_seconds() == 2
     clock.advance(timedelta(seconds=100))
     s.now_please()
     assert s.wait_seconds() == 0
+    s.begin()
     s.succeeded()
     assert s.failures == 0 and s.wait_seconds() == 300

@@ -84,3 +84,33 @@ def test_without_the_launch_token_or_with_a_wrong_host_or_no_csrf_it_refuses(ui:
 
 def test_every_string_of_the_ui_is_translated() -> None:
     assert catalogs.untranslated(Path("agent/ui")) == []
+
+
+def test_a_draft_is_saved_then_submitted_with_a_correction(ui: UIProcess) -> None:
+    with httpx.Client(base_url=ui.base, timeout=10) as browser:
+        session = UIProcess(ui.home, "ui")  # a second process: its own launch token
+        try:
+            session.start()
+            browser.base_url = httpx.URL(session.base)
+            browser.get(session.launch_url.removeprefix(session.base))
+            form = browser.get("/visits/new").text
+            token = re.search(r'name="csrf_token" value="([0-9a-f]+)"', form)
+            assert token
+            found = browser.get("/api/customers", params={"q": "华东贸易"}).json()
+            assert [c["label"] for c in found] == ["上海华东贸易有限公司 FV000001"]
+            saved = browser.post("/visits", data={
+                web.CSRF_FIELD: token.group(1), "customer_id": found[0]["id"], "purpose": "service",
+                "summary": "草稿", "started_at": "", "draft": "1"})
+            assert saved.status_code == 303
+            visit = saved.headers["location"].split("?")[0]
+            assert 'class="status status-draft"' in browser.get(visit).text
+            edited = browser.post(visit, data={web.CSRF_FIELD: token.group(1), "summary": "写完了",
+                                               "submit": "1"})
+            assert edited.status_code == 303
+            page = browser.get(visit).text
+            assert 'class="status status-submitted"' in page and "写完了" in page
+            bad = browser.post("/visits", data={web.CSRF_FIELD: token.group(1), "customer_id":
+                                                found[0]["id"], "purpose": "service", "summary": ""})
+            assert bad.status_code == 422 and 'role="alert"' in bad.text
+        finally:
+            session.stop()

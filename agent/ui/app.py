@@ -97,9 +97,10 @@ async def _guarded(ui: UI, request: Request,
         state = ui.state()
         if state in ("wiped", "blocked", "none"):
             ui.close_store()
+            ui.enforce_lease()
             return ui.render(request, "wiped.html" if state == "wiped" else "blocked.html",
                              status_code=200 if request.method == "GET" else 409,
-                             lease=_lease(ui))
+                             lease=_lease(ui), revoked=ui.revoked())
     return await call_next(request)
 
 

@@ -94,6 +94,26 @@ class UI:
                 self._store = Store.open(self.home, self.config.rep_id, self.clock, self.pin)
             yield self._store
 
+    def revoked(self) -> bool:
+        """Wiped on the company's order (not by a lapsed lease)."""
+        from ..wipe import WIPED_MARKER
+
+        return (self.home / WIPED_MARKER).exists()
+
+    def enforce_lease(self) -> None:
+        """Past a deadline, what opening the vault enforces (the lease secret dropped
+        when blocked, the vault destroyed when past the wipe deadline) happens now,
+        not at the next CLI command."""
+        from ..keystore import KeyError_
+        from ..store import Store, StoreError
+
+        if self.revoked():
+            return
+        try:
+            Store.open(self.home, self.config.rep_id, self.clock, self.pin).close()
+        except (KeyError_, StoreError):
+            pass
+
     def close_store(self) -> None:
         with self.lock:
             if self._store is not None:

@@ -66,7 +66,10 @@ def visit_fields(form: Mapping[str, Any], tz: tzinfo | None, partial: bool = Fal
         # an edit form always carries the purpose; "planned" is a checkbox: absent = off
         if "purpose" in form:
             present.add("planned")
-        return {k: v for k, v in out.items() if k in present and v is not None}
+        patch = {k: v for k, v in out.items() if k in present and v is not None}
+        if text(form, "submit"):  # a draft, submitted with this save
+            patch["status"] = "submitted"
+        return patch
     out["customer_id"] = text(form, "customer_id")
     out["status"] = "draft" if text(form, "draft") else "submitted"
     return out

@@ -75,4 +75,9 @@ async def pool_claim(request: Request) -> Response:
             page = None
         return ui.render(request, "pool.html", status_code=409, page=page, q="",
                          problem=str(getattr(exc, "message", exc)))
+    if "bring_down_failed" in claimed:  # the claim stands; the card comes at the next sync
+        if ui.runner is not None:
+            ui.runner.sync_now()
+        return ui.render(request, "pool.html", page=None, q="", problem=ui.gettext(request)(_(
+            "Claimed. Its card could not come down yet: it arrives with the next sync.")))
     return RedirectResponse(f"/customers/{claimed['customer_id']}?saved=1", status_code=303)

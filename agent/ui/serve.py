@@ -5,9 +5,13 @@ from __future__ import annotations
 import socket
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..home import AgentConfig
-from ..runner import Runner, Schedule
+from ..runner import Runner, Schedule, Service
+
+if TYPE_CHECKING:
+    from .context import UI
 
 
 def bind(port: int) -> socket.socket:
@@ -18,6 +22,15 @@ def bind(port: int) -> socket.socket:
     sock.listen(64)
     sock.set_inheritable(True)
     return sock
+
+
+def background_services(home: Path, ui: UI, runner: Runner) -> list[Service]:
+    """What else `fieldvault run` keeps going beside the sync thread. The attachment
+    inbox watcher (agent/inbox.py) is added here: it gets the home, the UI (to offer
+    what it took in) and the runner (to sync after it)."""
+    from .attach import InboxService
+
+    return [InboxService(ui)]
 
 
 def serve(home: Path, config: AgentConfig, port: int, open_browser: bool, auto: bool,
@@ -32,10 +45,9 @@ def serve(home: Path, config: AgentConfig, port: int, open_browser: bool, auto: 
     runner = Runner(home, config, ui.clock, schedule, auto=auto, pin=pin,
                     before_wipe=ui.close_store, pending=ui.pending_count)
     ui.runner = runner
-    if auto:  # `fieldvault run`: files dropped into the inbox go into the vault
-        from .attach import InboxService
-
-        runner.add_service(InboxService(ui))
+    if auto:
+        for svc in background_services(home, ui, runner):
+            runner.add_service(svc)
     app = create_app(ui)
     print(f"FieldVault is running at {ui.launch_url}", flush=True)  # noqa: T201 - the one line
     if open_browser:
