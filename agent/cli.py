@@ -18,6 +18,7 @@ from schema.fields import CUSTOMER_EDITABLE_FIELDS, VISIT_EDITABLE_FIELDS
 from schema.output import cli_app, disk_full, emit_json, fail, field_args, run_app, show, show_rows
 
 from . import keystore, wipe
+from .cli_attachments import attachments_command, inbox_app
 from .cli_base import (
     EXIT_OFFLINE,
     EXIT_REVOKED,
@@ -44,6 +45,8 @@ app.add_typer(customer_app, name="customer")
 app.add_typer(visit_app, name="visit")
 app.add_typer(plan_app, name="plan")
 app.add_typer(pool_app, name="pool")
+app.add_typer(inbox_app, name="inbox")
+app.command("attachments")(attachments_command)
 
 CUSTOMER_COLUMNS = ["card_no", "id", "name", "grade", "phone", "last_served_at"]
 VISIT_COLUMNS = ["id", "customer_id", "started_at", "purpose", "status", "rev", "summary"]
@@ -342,12 +345,21 @@ def visit_log(
     next_content: Annotated[str, Opt(help="Next appointment content.")] = "",
     planned: Annotated[bool, Opt("--planned", help="It was on the day's plan.")] = False,
     draft: Annotated[bool, Opt("--draft", help="Keep as a draft (not submitted).")] = False,
+    attach: Annotated[list[Path] | None, Opt(help="A photo or scanned form to attach "
+                                             "(repeatable; at most 20 MB each).")] = None,
+    attach_id: Annotated[list[str] | None, Opt(help="Attach a file already in the vault "
+                                               "(`fieldvault attachments`), by sha256.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Log a visit right after it happened. Works offline."""
     from schema.models import VisitCreate
 
+    from . import attachments, inbox
+
     with vault(home) as store:
+        shas = [attachments.resolve(store, ref) for ref in attach_id or []]
+        shas += [attachments.add_bytes(store, inbox.read_regular(path, follow=True),
+                                       path.name)["sha256"] for path in attach or []]
         data = validate(VisitCreate, {
             "customer_id": store.get_customer(customer)["id"], "purpose": purpose,
             "summary": summary, "outcome": outcome, "feedback": feedback,
@@ -356,7 +368,9 @@ def visit_log(
             "next_at": next_at, "next_place": next_place, "next_content": next_content,
             "planned": planned, "status": "draft" if draft else "submitted",
         })
-        show(store.log_visit(data), as_json)
+        row = store.log_visit(data, shas)
+        show({**row, "attachments": attachments.of_visit(store.conn, row["id"])} if shas
+             else row, as_json)
 
 
 @visit_app.command("import")
@@ -409,8 +423,11 @@ def visit_show(
 ) -> None:
     """One visit record: its review status and the manager's comment, and the result
     of the office's call-back (电话回访) when it was picked for one."""
+    from . import attachments
+
     with vault(home) as store:
-        show(store.get_visit(visit), as_json)
+        row = store.get_visit(visit)
+        show({**row, "attachments": attachments.of_visit(store.conn, row["id"])}, as_json)
 
 
 @visit_app.command("edit", context_settings=EXTRA, help="Correct your visit before approval "

@@ -8,7 +8,7 @@ inside the functions: the CLI imports this module at start-up.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -227,22 +227,24 @@ def today(store: Store, pool_top: int = 20) -> dict[str, Any]:
             "returned_visits": store.returned_visits(), "returned_plans": store.returned_plans()}
 
 
-def log_visit(store: Store, fields: dict[str, Any]) -> dict[str, Any]:
+def log_visit(store: Store, fields: dict[str, Any], attach: Iterable[str] = ()) -> dict[str, Any]:
     """Validate and save a visit on the laptop (no network): it goes up at the next
-    sync. `fields` as typed; empty optional times are left out."""
+    sync. `fields` as typed; empty optional times are left out. `attach`: sha256 of
+    files already in the vault (agent/attachments.py)."""
     from schema.models import VisitCreate
 
     data = {k: v for k, v in fields.items() if v is not None and v != "" or k in (
         "summary",)}
     data["customer_id"] = store.get_customer(str(fields.get("customer_id", "")))["id"]
     data.setdefault("started_at", store.clock.now())
-    return store.log_visit(VisitCreate.model_validate(data))
+    return store.log_visit(VisitCreate.model_validate(data), attach)
 
 
-def edit_visit(store: Store, ref: str, fields: dict[str, Any]) -> dict[str, Any]:
+def edit_visit(store: Store, ref: str, fields: dict[str, Any],
+               attach: Iterable[str] = ()) -> dict[str, Any]:
     from schema.models import VisitPatch
 
-    return store.edit_visit(ref, VisitPatch.model_validate(fields))
+    return store.edit_visit(ref, VisitPatch.model_validate(fields), attach)
 
 
 def void_visit(store: Store, ref: str, reason: str) -> dict[str, Any]:

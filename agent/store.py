@@ -29,13 +29,14 @@ from schema.enums import OpKind, OpStatus, OwnershipSource, VisitStatus, can_tra
 from schema.fields import CUSTOMER_EDITABLE_FIELDS
 from schema.records import to_record
 
-from . import envelopes, keystore
+from . import attachments, envelopes, keystore, visit_evidence
 from .attention import POOL_RULES_STATE, Attention
 from .errors import StoreError as StoreError
 from .home import VAULT_FILE
 from .plans import Plans
 
 if TYPE_CHECKING:  # pydantic models and sqlite-utils cost start-up time `status` need not pay
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from sqlite_utils import Database
 
     from schema.models import (
@@ -163,7 +164,7 @@ POOL_WARNINGS_FRESH = timedelta(hours=1)
 # How many migrations schema/migrations/agent.py holds (tests/test_startup.py checks it).
 # A vault already at this version opens without importing sqlite-utils, which was a
 # good part of every command's start-up time.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 # How far ahead of the laptop's clock a visit may start (the server allows the 300 s
 # skew of a signed request; the laptop a little less).
 VISIT_AHEAD_TOLERANCE = timedelta(minutes=4)
@@ -178,6 +179,9 @@ class Store(Plans, Attention):
         self._db: Database | None = None
         self.rep_id = rep_id
         self.clock = clock
+        # The device key signs each visit revision as it is saved (agent/visit_evidence.py).
+        self.device_id = ""
+        self.evidence_key: Ed25519PrivateKey | None = None
         # What sqlite-utils' Database() sets, set here whether or not it is ever loaded.
         conn.execute("PRAGMA recursive_triggers = on")
         if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
@@ -219,8 +223,10 @@ class Store(Plans, Attention):
                                clock, pin)
         sealer = (envelopes.Sealer(home, config.device_id, keys.server_box_public_key)
                   if keys.server_box_public_key else None)
-        return cls(open_vault(home / VAULT_FILE, keys.dek), rep_id or config.rep_id, clock,
-                   sealer)
+        store = cls(open_vault(home / VAULT_FILE, keys.dek), rep_id or config.rep_id, clock,
+                    sealer)
+        store.device_id, store.evidence_key = config.device_id, keystore.load_sign_key(home)
+        return store
 
     def close(self) -> None:
         self.conn.close()
@@ -279,18 +285,28 @@ class Store(Plans, Attention):
     # --- outbox --------------------------------------------------------------
 
     def _enqueue(self, kind: OpKind, entity_id: str, data: dict[str, Any], base_rev: int,
-                 at: str | None = None) -> str:
+                 at: str | None = None, attached: list[dict[str, Any]] | None = None) -> str:
+        """Queue one op; a visit's is signed by the device key (`attached`: the
+        attachments the revision names)."""
         op_id = new_op_id()
         raw = orjson.dumps(data).decode()
         at = at or iso(self.clock.now())
+        proof = (visit_evidence.sign(self.evidence_key, self.device_id, kind, entity_id, data,
+                                     attached or [], at)
+                 if kind in (OpKind.visit_create, OpKind.visit_update) else None)
         cur = self.conn.execute(
-            "INSERT INTO outbox (op_id, kind, entity_id, base_rev, data, at) VALUES (?,?,?,?,?,?)",
-            (op_id, kind.value, entity_id, base_rev, raw, at),
+            "INSERT INTO outbox (op_id, kind, entity_id, base_rev, data, at, evidence) "
+            "VALUES (?,?,?,?,?,?,?)",
+            (op_id, kind.value, entity_id, base_rev, raw, at,
+             orjson.dumps(proof).decode() if proof else None),
         )
         if self.sealer is not None:
-            self._unsealed.append({"op_id": op_id, "seq": cur.lastrowid, "kind": kind.value,
-                                   "entity_id": entity_id, "base_rev": base_rev,
-                                   "data": orjson.Fragment(raw), "at": at})
+            op = {"op_id": op_id, "seq": cur.lastrowid, "kind": kind.value,
+                  "entity_id": entity_id, "base_rev": base_rev,
+                  "data": orjson.Fragment(raw), "at": at}
+            if proof:
+                op["evidence"] = proof
+            self._unsealed.append(op)
         return op_id
 
     # --- sealed envelopes of the outbox (agent/envelopes.py) -----------------------
@@ -345,13 +361,14 @@ class Store(Plans, Attention):
     def pending_ops(self, limit: int, after_seq: int = 0) -> list[dict[str, Any]]:
         """Pending operations in device order, as wire dicts (data kept as raw JSON)."""
         rows = self.conn.execute(
-            "SELECT seq, op_id, kind, entity_id, base_rev, data, at FROM outbox "
+            "SELECT seq, op_id, kind, entity_id, base_rev, data, at, evidence FROM outbox "
             "WHERE state='pending' AND seq > ? ORDER BY seq LIMIT ?",
             (after_seq, limit),
         ).fetchall()
         return [
             {"op_id": r[1], "seq": r[0], "kind": r[2], "entity_id": r[3], "base_rev": r[4],
-             "data": orjson.Fragment(r[5]), "at": r[6]}
+             "data": orjson.Fragment(r[5]), "at": r[6],
+             **({"evidence": orjson.Fragment(r[7])} if r[7] else {})}
             for r in rows
         ]
 
@@ -487,6 +504,8 @@ class Store(Plans, Attention):
                     "AND (last_served_at IS NULL OR last_served_at < ?)",
                     [(at, cid, at) for cid, at in latest.items()],
                 )
+            if visits or evicted:
+                attachments.note_pulled(c, visits, iso(self.clock.now()))
             touched = {r["id"] for r in customers} | {r["id"] for r in visits}
             if touched:
                 self._reapply_pending(touched)
@@ -636,16 +655,21 @@ class Store(Plans, Attention):
 
     # --- visits ----------------------------------------------------------------
 
-    def log_visit(self, data: VisitCreate) -> dict[str, Any]:
-        """Record a visit locally, instantly; it goes up at the next sync."""
-        return self.log_visits([data])[0]
+    def log_visit(self, data: VisitCreate, attach: Iterable[str] = ()) -> dict[str, Any]:
+        """Record a visit locally, instantly; it goes up at the next sync. `attach`: the
+        sha256 of files already in the vault (agent/attachments.py)."""
+        return self._log_visits([(data, attachments.refs(self.conn, attach))])[0]
 
     def log_visits(self, items: list[VisitCreate]) -> list[dict[str, Any]]:
         """Record visits in one transaction: all of them are saved, or none (an import
         from a spreadsheet). Each is a normal offline visit with its outbox operation."""
-        prepared: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        return self._log_visits([(data, []) for data in items])
+
+    def _log_visits(self, items: list[tuple[VisitCreate, list[dict[str, Any]]]]
+                    ) -> list[dict[str, Any]]:
+        prepared: list[tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]] = []
         now = iso(self.clock.now())
-        for data in items:
+        for data, attached in items:
             customer = self.get_customer(data.customer_id)
             payload = to_record(data)
             payload["customer_id"] = customer["id"]
@@ -654,17 +678,18 @@ class Store(Plans, Attention):
                 "id": new_id(), "rev": 0, "rep_id": self.rep_id, **payload,
                 "void_reason": "", "created_at": now, "updated_at": now,
             }
-            prepared.append((row, payload))
+            prepared.append((row, payload, attached))
         with self.transaction() as c:
-            for row, payload in prepared:
+            for row, payload, attached in prepared:
                 c.execute(_UPSERT_VISIT, _values(row, VISIT_COLUMNS))
                 c.execute(
                     "UPDATE customers SET last_served_at=? WHERE id=? "
                     "AND (last_served_at IS NULL OR last_served_at < ?)",
                     (payload["started_at"], payload["customer_id"], payload["started_at"]),
                 )
-                self._enqueue(OpKind.visit_create, row["id"], payload, 0)
-        return [row for row, _ in prepared]
+                attachments.link(c, row["id"], attached)
+                self._enqueue(OpKind.visit_create, row["id"], payload, 0, now, attached=attached)
+        return [row for row, _, _ in prepared]
 
     def check_start(self, started_at: str) -> None:
         """Refuse, here and now, a start the server would only hold for review: a visit
@@ -692,10 +717,11 @@ class Store(Plans, Attention):
             )
         return visit
 
-    def edit_visit(self, ref: str, patch: VisitPatch) -> dict[str, Any]:
+    def edit_visit(self, ref: str, patch: VisitPatch, attach: Iterable[str] = ()) -> dict[str, Any]:
         """Correct a visit. A returned one is submitted again with the correction (the
-        archive does the same when the operation arrives)."""
+        archive does the same when the operation arrives). `attach`: more attachments."""
         visit = self._own_editable_visit(ref)
+        attached = attachments.refs(self.conn, attach)
         changes = patch.changes()
         if visit["status"] == VisitStatus.returned:
             changes.setdefault("status", VisitStatus.submitted.value)
@@ -709,9 +735,11 @@ class Store(Plans, Attention):
         VisitCreate.model_validate(merged)  # the edited record must still be a valid visit
         if "started_at" in changes:
             self.check_start(to_record(patch)["started_at"])
-        with self.transaction():
+        with self.transaction() as c:
             self._update_row("visits", visit["id"], {**changes, "updated_at": iso(self.clock.now())})
-            self._enqueue(OpKind.visit_update, visit["id"], changes, visit["rev"])
+            attachments.link(c, visit["id"], attached)
+            self._enqueue(OpKind.visit_update, visit["id"], changes, visit["rev"],
+                          attached=attachments.visit_refs(c, visit["id"]))
         return self.get_visit(visit["id"])
 
     def void_visit(self, ref: str, void: VisitVoid) -> dict[str, Any]:
@@ -779,14 +807,18 @@ class Store(Plans, Attention):
                     fields["status"] = VisitStatus.submitted.value
                 data = to_record(VisitCreate.model_validate(fields))
                 if have is None:
-                    self._enqueue(OpKind.visit_create, row["id"], data, 0, row["created_at"])
+                    self._enqueue(OpKind.visit_create, row["id"], data, 0, row["created_at"],
+                                  attached=attachments.visit_refs(c, row["id"]))
                 else:
                     data.pop("customer_id")
-                    self._enqueue(OpKind.visit_update, row["id"], data, have)
+                    self._enqueue(OpKind.visit_update, row["id"], data, have,
+                                  attached=attachments.visit_refs(c, row["id"]))
                 if voided:
                     self._enqueue(OpKind.visit_void, row["id"],
                                   {"reason": row["void_reason"] or "voided"}, row["rev"])
                 counts["visits"] += 1
+            # A restored archive may lack blobs it had confirmed: ask again for each.
+            c.execute("UPDATE blobs SET uploaded_at=NULL")
             self._set_state("archive_epoch", epoch)
             self._set_state("cursor", "")
         return counts

@@ -20,7 +20,7 @@ import orjson
 from schema.clock import iso
 from schema.enums import ChangeKind
 
-from . import envelopes, keystore
+from . import attachment_sync, envelopes, keystore
 from .home import AgentConfig
 from .store import Store
 from .transport import Offline, ServerRefused, Transport, UntrustedResponse
@@ -301,8 +301,10 @@ def sync(store: Store, transport: Transport, progress: Progress | None = None) -
     was restored meanwhile (409 epoch_changed), reconcile first, then go again."""
     report = SyncReport()
     try:
+        attachment_sync.upload(store, transport)  # before the visits that name them
         push(store, transport, report, progress=progress)
         server_time = pull(store, transport, report, progress=progress, record_time=False)
+        attachment_sync.download(store, transport)
     except ServerRefused as exc:
         if exc.code in REVOKED_CODES:
             raise fetch_wipe_order(transport) from None

@@ -30,7 +30,7 @@ WIPED_MARKER = "WIPED"
 # Everything that can hold customer data or the key to it (the sealed outbox
 # envelopes too: unreadable here, but they are the unsynced work).
 VAULT_FILES = (VAULT_FILE, f"{VAULT_FILE}-wal", f"{VAULT_FILE}-shm", f"{VAULT_FILE}-journal",
-               KEYRING_FILE, ENVELOPE_FILE, f"{ENVELOPE_FILE}.tmp", "attachments")
+               KEYRING_FILE, ENVELOPE_FILE, f"{ENVELOPE_FILE}.tmp", "attachments", "inbox")
 
 
 class DeviceRevoked(Exception):
@@ -56,16 +56,25 @@ def verify_order(order: dict[str, Any], nonce: str, server_pub: bytes, device_id
 
 
 def _shred(path: Path) -> None:
-    """Overwrite with random bytes, flush to disk, then unlink."""
+    """Overwrite with random bytes, flush to disk, then unlink. A symlink (e.g. planted
+    in the attachment inbox) is removed itself, its target never touched; so is a FIFO
+    or a file with other hard links (its bytes belong to those too)."""
+    if path.is_symlink() or (path.exists() and not path.is_dir() and not path.is_file()):
+        path.unlink()
+        return
     if path.is_dir():
         for child in sorted(path.rglob("*"), reverse=True):
-            if child.is_file():
+            if child.is_symlink() or not child.is_dir():
                 _shred(child)
             else:
                 child.rmdir()
         path.rmdir()
         return
-    size = path.stat().st_size
+    info = path.stat()
+    if info.st_nlink > 1:
+        path.unlink()
+        return
+    size = info.st_size
     with path.open("r+b") as fh:
         remaining = size
         while remaining > 0:

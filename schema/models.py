@@ -18,6 +18,7 @@ from .enums import (
     VisitPurpose,
     VisitStatus,
 )
+from .evidence import MAX_ATTACHMENT_BYTES, MAX_ATTACHMENTS
 from .fields import CUSTOMER_EDITABLE_FIELDS as CUSTOMER_EDITABLE_FIELDS
 from .fields import VISIT_EDITABLE_FIELDS as VISIT_EDITABLE_FIELDS
 from .records import to_record
@@ -116,6 +117,35 @@ class Customer(CustomerCreate):
     locked: bool = False
 
 
+# --- attachments and visit evidence (schema/evidence.py) ---------------------------
+
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="lowercase hex sha256")]
+
+
+class AttachmentRef(BaseModel):
+    """One attachment as a visit names it; the bytes travel separately, by sha256."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    sha256: Sha256
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    size: int = Field(ge=1, le=MAX_ATTACHMENT_BYTES)
+    content_type: Annotated[str, Field(min_length=3, max_length=100,
+                                       pattern=r"^[a-z0-9.+-]+/[a-z0-9.+-]+$")]
+
+
+class Evidence(BaseModel):
+    """The device's signature over one visit revision (schema.evidence.message)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    device_time: Annotated[str, Field(min_length=20, max_length=40,
+                                      description="the laptop's clock when saved (ISO UTC)")]
+    attachments: list[AttachmentRef] = Field(default_factory=list, max_length=MAX_ATTACHMENTS)
+    signature: Annotated[str, Field(min_length=80, max_length=100,
+                                    description="base64 Ed25519 over `message()`")]
+
+
 # --- visit record (拜访记录) -------------------------------------------------
 
 
@@ -194,6 +224,9 @@ class Visit(VisitCreate):
     # Call-back verification (电话回访); None: not picked by the policy.
     callback: CallbackStatus | None = None
     callback_note: str = ""
+    # Photos and signed forms the visit names (schema/evidence.py); their bytes are
+    # fetched by sha256 from /v1/attachments.
+    attachments: list[AttachmentRef] = Field(default_factory=list, max_length=MAX_ATTACHMENTS)
 
 
 # --- sync operations ---------------------------------------------------------
@@ -220,11 +253,15 @@ class CustomerUpdateOp(OpBase):
 class VisitCreateOp(OpBase):
     kind: Literal[OpKind.visit_create]
     data: VisitCreate
+    # The laptop's signature over this revision and its attachments (absent from agents
+    # older than visit evidence; a bad one is refused).
+    evidence: Evidence | None = None
 
 
 class VisitUpdateOp(OpBase):
     kind: Literal[OpKind.visit_update]
     data: VisitPatch
+    evidence: Evidence | None = None
 
 
 class VisitVoidOp(OpBase):

@@ -21,6 +21,7 @@ from .hr_inbox import InboxWatcher
 from .keys import load_or_create_box_key, load_or_create_signing_key
 from .metrics import ReplicationProbe, StaticReplication
 from .routes import (
+    attachments,
     enroll,
     health,
     hr,
@@ -152,7 +153,8 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     small = min(SMALL_BODY_BYTES, settings.max_body_bytes)
     app.add_middleware(BodyLimit, default=small, limits={
         "/v1/push": settings.max_body_bytes, "/v1/reconcile": settings.max_body_bytes,
-        "/v1/final-flush": settings.max_body_bytes})
+        "/v1/final-flush": settings.max_body_bytes,
+        attachments.UPLOAD_PATH: attachments.UPLOAD_BODY_BYTES})
     app.include_router(enroll.router)
     app.include_router(sync.router)
     app.include_router(wipe.router)
@@ -160,6 +162,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     app.include_router(hr.router)
     app.include_router(health.router)
     app.include_router(pool.router)
+    app.include_router(attachments.router)
     for staff in (staff_users, staff_visits, staff_callbacks, staff_review, staff_customers,
                   staff_plans, staff_reports, staff_jobs):
         app.include_router(staff.router)

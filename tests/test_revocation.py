@@ -421,6 +421,7 @@ def device_routes(app: Any) -> list[tuple[str, str]]:
             # tests/test_authorization.py) and the staff console (sessions:
             # tests/test_console_auth.py) take no device signature
             continue
+        path = path.replace("{sha256}", "0" * 64)  # an attachment's bytes: any sha256
         assert "{" not in path, f"classify the parametrised route {path}"
         out.append((method, path))
     return out
@@ -428,7 +429,13 @@ def device_routes(app: Any) -> list[tuple[str, str]]:
 
 BODIES = {"/v1/reconcile": {"customers": [], "visits": []}, "/v1/lease": {"have_epoch": 1},
           "/v1/final-flush": {"envelopes": []},
-          "/v1/pool/claim": {"customer_id": "FV000002"}}  # the pool card made below
+          "/v1/pool/claim": {"customer_id": "FV000002"},  # the pool card made below
+          "/v1/attachments/upload": {  # one whole, verified 1-byte attachment
+              "sha256": "2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881",
+              "size": 1, "content_type": "image/png", "offset": 0, "data": "eA=="}}
+# Past the signature check, a device in good standing reads only attachments its visits
+# or its customers name: 404 for any other, the same as for one that does not exist.
+GOOD_ANSWER = {"/v1/attachments/" + "0" * 64: 404}
 REVOKED_ONLY = ("/v1/wipe-order", "/v1/wipe-receipt", "/v1/push", "/v1/final-flush")
 
 
@@ -453,7 +460,7 @@ def test_every_route_refuses_a_revoked_then_wiped_device_but_the_departure_route
 
     for method, path in routes:  # control: a device in good standing gets through
         if path not in REVOKED_ONLY:
-            assert call(good, method, path).status_code == 200, path
+            assert call(good, method, path).status_code == GOOD_ANSWER.get(path, 200), path
     assert_json_error(call(good, "GET", "/v1/wipe-order"), 409, "not_revoked")
     assert_json_error(call(good, "POST", "/v1/final-flush"), 409, "not_revoked")
     # No wipe was ordered for a device in good standing: the same answer as any receipt

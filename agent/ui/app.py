@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 
 from schema import web
 
-from . import routes_customers, routes_day, routes_sync, routes_visits
+from . import attach, routes_customers, routes_day, routes_sync, routes_visits
 from .context import HERE, LAUNCH_PATH, SESSION_COOKIE, UI, _
 
 # Pages that show what happened even when the vault cannot be opened.
@@ -68,6 +68,7 @@ def create_app(ui: UI) -> FastAPI:
 
     for module in (routes_day, routes_customers, routes_visits, routes_sync):
         app.include_router(module.router)
+    attach.install(app)
     return app
 
 

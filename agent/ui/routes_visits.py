@@ -12,7 +12,7 @@ from schema.output import validation_message
 
 from .. import service
 from ..store import StoreError
-from . import forms
+from . import attach, forms
 from .context import UI, ui_of
 
 router = APIRouter()
@@ -30,7 +30,8 @@ def _form_page(ui: UI, request: Request, values: dict[str, Any], customer: dict[
                error: str = "", visit: dict[str, Any] | None = None) -> Response:
     return ui.render(request, "visit_form.html", status_code=422 if error else 200,
                      values=values, customer=customer, error=error, visit=visit,
-                     purposes=[p.value for p in VisitPurpose])
+                     purposes=[p.value for p in VisitPurpose],
+                     offered=attach.offered(ui), attach_limits=attach.limits())
 
 
 @router.get("/visits/new")
@@ -59,7 +60,7 @@ async def save_visit(request: Request) -> Response:
         return _form_page(ui, request, dict(form), None, str(exc))
     with ui.store() as store:
         try:
-            visit = service.log_visit(store, fields)
+            visit = service.log_visit(store, fields, await attach.from_form(store, form))
         except (StoreError, ValidationError) as exc:
             card = None
             try:
@@ -84,7 +85,8 @@ def show_visit(request: Request, visit_id: str, saved: int = 0) -> Response:
     editable = visit["rep_id"] == ui.config.rep_id and visit["status"] in (
         "draft", "submitted", "returned")
     return ui.render(request, "visit.html", visit=visit, customer=customer, saved=saved,
-                     revisions=revisions, editable=editable)
+                     revisions=revisions, editable=editable,
+                     attachments=attach.of_visit(ui, visit["id"]))
 
 
 @router.get("/visits/{visit_id}/edit")
@@ -109,7 +111,8 @@ async def update_visit(request: Request, visit_id: str) -> Response:
     with ui.store() as store:
         try:
             visit = store.get_visit(visit_id)
-            service.edit_visit(store, visit["id"], forms.visit_fields(form, ui.tz, partial=True))
+            service.edit_visit(store, visit["id"], forms.visit_fields(form, ui.tz, partial=True),
+                               await attach.from_form(store, form))
         except (StoreError, ValidationError, ValueError) as exc:
             try:
                 visit = store.get_visit(visit_id)

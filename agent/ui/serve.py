@@ -28,7 +28,9 @@ def background_services(home: Path, ui: UI, runner: Runner) -> list[Service]:
     """What else `fieldvault run` keeps going beside the sync thread. The attachment
     inbox watcher (agent/inbox.py) is added here: it gets the home, the UI (to offer
     what it took in) and the runner (to sync after it)."""
-    return []
+    from .attach import InboxService
+
+    return [InboxService(ui)]
 
 
 def serve(home: Path, config: AgentConfig, port: int, open_browser: bool, auto: bool,

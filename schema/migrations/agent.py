@@ -202,3 +202,34 @@ WHEN {ready} AND ({changed})
 BEGIN {drop} {add} END;
 """
         )
+@migrations()
+def m006_attachments(db: Database) -> None:
+    # Photos and signed forms, inside the vault (encrypted at rest with it, wiped with
+    # it): one row per distinct content (sha256), its bytes in `data` (NULL for one a
+    # pulled visit names but not yet downloaded). `attached`: it belongs to a visit, so
+    # it goes when no visit names it any more (eviction); an inbox file not yet
+    # attached (attached = 0) stays until the rep attaches or discards it.
+    # `uploaded_at`: the server has all of it (a visit naming it may then go up).
+    # outbox.evidence: the device's signature over a visit op (schema/evidence.py).
+    db.executescript(
+        """
+CREATE TABLE blobs (
+    sha256 TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    content_type TEXT NOT NULL,
+    name TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    attached INTEGER NOT NULL DEFAULT 0,
+    uploaded_at TEXT,
+    data BLOB
+);
+CREATE TABLE visit_attachments (
+    visit_id TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    name TEXT NOT NULL,
+    PRIMARY KEY (visit_id, sha256)
+);
+CREATE INDEX visit_attachments_sha ON visit_attachments(sha256);
+ALTER TABLE outbox ADD COLUMN evidence TEXT;
+"""
+    )

@@ -420,6 +420,38 @@ CREATE INDEX feed_rep_seq ON feed(rep_id, seq);
     )
 
 
+# Attachments (photos, signed forms) and visit evidence. The bytes live in a blob folder
+# beside the archive (server/blobs.py), not in a row: rows say what is there and which
+# visit revision names it. visit_evidence keeps each revision's device signature and the
+# laptop's time, so the archive shows which laptop recorded what and when.
+M008_ATTACHMENTS = """
+CREATE TABLE attachments (
+    sha256 TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    content_type TEXT NOT NULL,
+    stored_at TEXT NOT NULL,
+    first_device_id TEXT NOT NULL
+);
+CREATE TABLE visit_attachments (
+    visit_id TEXT NOT NULL REFERENCES visits(id),
+    sha256 TEXT NOT NULL REFERENCES attachments(sha256),
+    name TEXT NOT NULL,
+    rev INTEGER NOT NULL,
+    PRIMARY KEY (visit_id, sha256)
+);
+CREATE INDEX visit_attachments_sha ON visit_attachments(sha256);
+CREATE TABLE visit_evidence (
+    visit_id TEXT NOT NULL REFERENCES visits(id),
+    rev INTEGER NOT NULL,
+    device_id TEXT NOT NULL,
+    device_time TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    attachments TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    PRIMARY KEY (visit_id, rev)
+);
+"""
+
 # The staff console's sign-in sessions (only the SHA-256 of each cookie is kept), and
 # the indexes its paged lists walk: customers by owner then card number (a keyset page
 # of a team's cards), visits by status then start (the approval queue, oldest first),
@@ -446,6 +478,11 @@ CREATE INDEX visits_callback_rep ON visits(callback, rep_id, status);
 CREATE INDEX visits_callback_at ON visits(callback, callback_at);
 CREATE INDEX visits_rep_day ON visits(rep_id, started_at, status);
 """
+
+
+@migrations()
+def m008_attachments(db: Database) -> None:
+    db.executescript(M008_ATTACHMENTS)
 
 
 @migrations()

@@ -49,6 +49,10 @@ TABLES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("customer_revisions", ("customer_id", "rev")),
     ("visits", ("id",)),
     ("visit_revisions", ("visit_id", "rev")),
+    # The blobs' bytes stay in DATA/blobs: migrate-archive moves rows, not that folder.
+    ("attachments", ("sha256",)),
+    ("visit_attachments", ("visit_id", "sha256")),
+    ("visit_evidence", ("visit_id", "rev")),
     ("ownership", ("id",)),
     ("pool_warnings", ("customer_id", "rep_id", "due_at")),
     ("plans", ("id",)),

@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from .sql_attachments import AttachmentSql
 from .sql_console import ConsoleSql
 from .sql_plans import PlanSql
 from .sql_pool import PoolSql
@@ -23,7 +24,8 @@ from .sqlbase import DEVICE_COLUMNS, SqlBase, insert_row, update_row, with_limit
 from .store import Device, FeedRow
 
 
-class SqlStore(StaffSql, ReviewSql, PoolSql, PlanSql, ReportSql, ConsoleSql, SqlBase):
+class SqlStore(StaffSql, ReviewSql, PoolSql, PlanSql, ReportSql, ConsoleSql, AttachmentSql,
+               SqlBase):
     """Every store protocol over one transaction."""
 
     # --- meta -------------------------------------------------------------------

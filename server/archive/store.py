@@ -677,11 +677,52 @@ class Console(Protocol):
     def disputes_page(self, rep_ids: list[str] | None, limit: int) -> list[dict[str, Any]]:
         """Disputed visits of the reps (None: anyone's), most recently called first, as
         the review queue shows them; at most `limit`."""
+class Attachments(Protocol):
+    """Attachments' rows (the bytes are in the blob folder, server/blobs.py) and the
+    device signature of each visit revision (schema/evidence.py)."""
+
+    def attachment(self, sha256: str) -> dict[str, Any] | None:
+        """The stored attachment's row (sha256, size, content_type, stored_at,
+        first_device_id), or None if the archive does not have it (complete)."""
+        ...
+
+    def insert_attachment(self, row: dict[str, Any]) -> None:
+        """Record a complete, verified blob; a second insert of one sha256 does nothing."""
+        ...
+
+    def attachments_present(self, shas: list[str]) -> set[str]:
+        """Which of `shas` the archive has."""
+        ...
+
+    def link_visit_attachments(self, visit_id: str, rev: int, refs: list[dict[str, Any]]) -> None:
+        """The visit names these attachments (sha256, name) from revision `rev` on;
+        one already named keeps its first name and revision."""
+        ...
+
+    def attachments_of_visits(self, visit_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """visit id -> its attachments (sha256, name, size, content_type), by name."""
+        ...
+
+    def rep_may_read_attachment(self, sha256: str, rep_id: str) -> bool:
+        """Whether a visit naming it is the rep's own or on a card the rep owns now."""
+        ...
+
+    def insert_visit_evidence(self, row: dict[str, Any]) -> None:
+        """One revision's evidence: visit_id, rev, device_id, device_time, signature,
+        attachments (list of sha256), received_at."""
+        ...
+
+    def visit_evidence(self, visit_id: str) -> list[dict[str, Any]]:
+        """Every revision's evidence of the visit, oldest first."""
+        ...
+
+    def attachment_totals(self) -> dict[str, int]:
+        """{"attachments": count, "bytes": total size} of the stored blobs."""
         ...
 
 
 class Store(Meta, Directory, Cards, Visits, Feed, Ops, Review, Departures, AuditLog, Staff, Pool,
-            Plans, Reports, Console, Protocol):
+            Plans, Reports, Console, Attachments, Protocol):
     """Everything, for one transaction."""
 
     def counts(self) -> dict[str, int]:
@@ -689,6 +730,6 @@ class Store(Meta, Directory, Cards, Visits, Feed, Ops, Review, Departures, Audit
         ...
 
 
-__all__ = ["AuditLog", "CardFilter", "Cards", "Console", "Departures", "Device", "Directory", "Feed",
-           "FeedRow", "Meta", "Ops", "Plans", "Pool", "PullPage", "Reports", "Review", "Staff", "Store",
-           "Visits"]
+__all__ = ["Attachments", "AuditLog", "CardFilter", "Cards", "Console", "Departures", "Device", "Directory",
+           "Feed", "FeedRow", "Meta", "Ops", "Plans", "Pool", "PullPage", "Reports", "Review",
+           "Staff", "Store", "Visits"]

@@ -193,6 +193,23 @@ backup_app = cli_app(help="Replication of the archive (Litestream).")
 app.add_typer(backup_app, name="backup")
 
 
+def _attachments(data: Path, archive_url: str | None) -> dict[str, Any] | None:
+    """The attachments the archive records and the blob folder beside it holds: the
+    folder is not in the database's replica, so it is backed up with it (OPERATIONS.md)."""
+    from ..archive.errors import ArchiveError, StorageError
+    from ..rules import open_archive
+
+    try:
+        archive = open_archive(data, url=archive_url)
+    except (ArchiveError, StorageError):
+        return None
+    try:
+        totals: dict[str, Any] = archive.attachment_totals()
+    finally:
+        archive.close()
+    return {**totals, "folder": str(archive.blobs.root)}
+
+
 @backup_app.command("status")
 def backup_status(data: DataOpt, as_json: JsonOpt = False, archive_url: ArchiveOpt = None) -> None:
     """Replica location, latest replicated position and time, lag and errors."""
@@ -202,12 +219,14 @@ def backup_status(data: DataOpt, as_json: JsonOpt = False, archive_url: ArchiveO
 
     if call(parse_archive_url, archive_url, data).kind == "postgresql":
         show({"healthy": None, "backend": "postgresql", "replica": None, "errors": [],
+              "attachments": _attachments(data, archive_url),
               "note": "Litestream replicates SQLite archives only. Back a PostgreSQL archive "
                       "up with the database's own tools (base backup + WAL archiving, "
                       "point-in-time recovery), then run `fieldvault-server new-epoch` after "
                       "any restore: see docs/OPERATIONS.md."}, as_json)
         return
     status = replication.backup_status(data, Settings().replica_max_lag_s)
+    status["attachments"] = _attachments(data, archive_url)
     show(status, as_json)
     if not status.get("healthy"):
         raise typer.Exit(1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..archive.store import Meta, PullPage, Store
-from . import policies
+from . import attachments, policies
 
 
 def pool_rules(store: Meta) -> dict[str, Any]:
@@ -56,6 +56,7 @@ def read_page(store: Store, rep_id: str, after_seq: int, limit: int) -> PullPage
     have = {v["id"] for v in visits}
     visits += store.visits_by_ids([v for v in visit_ids if v not in have])
     page.visits = [visit_for_rep(v) for v in visits]
+    attachments.decorate(store, page.visits)
     return page
 
 

@@ -31,7 +31,7 @@ from schema.records import to_record
 from schema.signing import MAX_CLOCK_SKEW_S
 
 from ..archive.store import Device, Store
-from . import callback, cards, duplicates, plans, pool
+from . import attachments, callback, cards, duplicates, plans, pool
 
 _VISIT_FIELDS = tuple(VisitCreate.model_fields)
 
@@ -316,11 +316,15 @@ class _Apply:
         misdated = self.misdated(customer, data["started_at"])
         if misdated:
             return self.quarantine(op, misdated)
+        refused = attachments.refusal(self.store, self.device, op)
+        if refused:
+            return self.result(op, OpStatus.rejected, reason=refused)
         row = {"id": op.entity_id, "rev": 1, **data, "rep_id": rep, "device_id": self.device.id,
                "void_reason": "", "created_at": iso(op.at), "updated_at": self.now}
         store_visit(self.store, row, customer["owner_rep_id"], rep, self.device.id, op.op_id, True,
                     self.picker)
         self.reads.visit_created(row["id"])
+        attachments.record(self.store, self.device, op, row, self.now)
         if (customer["last_served_at"] or "") < data["started_at"]:
             self.store.set_last_served(customer["id"], data["started_at"])
             self.reads.served(customer["id"], data["started_at"])
@@ -353,12 +357,16 @@ class _Apply:
         assert customer is not None  # visits reference their customer
         store_visit(self.store, row, customer["owner_rep_id"], self.device.rep_id,
                     self.device.id, op.op_id, False, self.picker)
+        attachments.record(self.store, self.device, op, row, self.now)
         return self.result(op, OpStatus.accepted, rev=row["rev"])
 
     def visit_update(self, op: VisitUpdateOp) -> OpResult:
         row, refused = self._editable_visit(op)
         if refused or row is None:
             return refused  # type: ignore[return-value]
+        bad_evidence = attachments.refusal(self.store, self.device, op)
+        if bad_evidence:
+            return self.result(op, OpStatus.rejected, reason=bad_evidence)
         changes = op.data.changes()
         status = changes.get("status")
         if status and not can_transition(VisitStatus(row["status"]), VisitStatus(status)):
