@@ -14,7 +14,7 @@ from starlette.middleware.gzip import GZipMiddleware
 
 from schema.clock import Clock, SystemClock
 
-from . import errors, openapi
+from . import console, errors, openapi
 from .archive.engine import JobLock
 from .body_limit import SMALL_BODY_BYTES, BodyLimit
 from .hr_inbox import InboxWatcher
@@ -164,6 +164,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     for staff in (staff_users, staff_visits, staff_callbacks, staff_review, staff_customers,
                   staff_plans, staff_reports, staff_jobs, staff_ops):
         app.include_router(staff.router)
+    console.install(app)  # the staff console at /console (server/console/README.md)
     return app
 
 

@@ -418,3 +418,30 @@ ALTER TABLE feed_m006 RENAME TO feed;
 CREATE INDEX feed_rep_seq ON feed(rep_id, seq);
 """
     )
+
+
+# The staff console's sign-in sessions (only the SHA-256 of each cookie is kept), and
+# the indexes its paged lists walk: customers by owner then card number (a keyset page
+# of a team's cards), visits by status then start (the approval queue, oldest first),
+# call-backs by who made them (a verifier's own figures).
+M009_CONSOLE = """
+CREATE TABLE console_sessions (
+    token_digest TEXT PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    staff_id TEXT NOT NULL REFERENCES staff(id),
+    csrf_key TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    last_seen_at TEXT NOT NULL,
+    revoked_at TEXT
+);
+CREATE INDEX console_sessions_staff ON console_sessions(staff_id);
+CREATE INDEX customers_owner_card ON customers(owner_rep_id, card_no);
+CREATE INDEX visits_status_started ON visits(status, started_at);
+CREATE INDEX visits_callback_by ON visits(callback_by, callback_at);
+"""
+
+
+@migrations()
+def m009_console(db: Database) -> None:
+    db.executescript(M009_CONSOLE)

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 
 import psycopg
 
-from .server import CARD_COLUMNS, M006_SHARED, VISIT_COLUMNS
+from .server import CARD_COLUMNS, M006_SHARED, M009_CONSOLE, VISIT_COLUMNS
 
 # One fixed key for pg_advisory_xact_lock: two `init`s racing on one database
 # (two hosts starting at once) apply each migration exactly once, one after the other.
@@ -320,6 +320,7 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
     ("m004_key_leases", M004_KEY_LEASES),
     ("m005_unique_device_keys", M005_UNIQUE_DEVICE_KEYS),
     ("m006_company_rules", M006_COMPANY_RULES),
+    ("m009_console", _pg(M009_CONSOLE)),
 )
 KNOWN: tuple[str, ...] = tuple(name for name, _ in MIGRATIONS)
 

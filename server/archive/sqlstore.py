@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from .sql_console import ConsoleSql
 from .sql_ops import OpsSql
 from .sql_plans import PlanSql
 from .sql_pool import PoolSql
@@ -23,7 +24,7 @@ from .sqlbase import DEVICE_COLUMNS, SqlBase, insert_row, update_row, with_limit
 from .store import Device, FeedRow
 
 
-class SqlStore(StaffSql, ReviewSql, PoolSql, PlanSql, ReportSql, OpsSql, SqlBase):
+class SqlStore(StaffSql, ReviewSql, PoolSql, PlanSql, ReportSql, ConsoleSql, OpsSql, SqlBase):
     """Every store protocol over one transaction."""
 
     # --- meta -------------------------------------------------------------------

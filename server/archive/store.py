@@ -623,8 +623,69 @@ class Oversight(Protocol):
         ...
 
 
+class Console(Protocol):
+    """The staff console: sign-in sessions (only a cookie's SHA-256 is kept) and the
+    keyset-paged, indexed lists and counts its pages show."""
+
+    def insert_console_session(self, row: dict[str, Any]) -> None:
+        """A new session (token_digest, id, staff_id, csrf_key, created_at, expires_at,
+        last_seen_at); UniqueViolation when the digest or id exists."""
+        ...
+
+    def console_session(self, token_digest: str) -> dict[str, Any] | None:
+        """The unrevoked session with this digest joined with its account (name, role,
+        rep_id, disabled_at), or None."""
+        ...
+
+    def touch_console_session(self, token_digest: str, at: str, unless_after: str) -> None:
+        """Record `at` as the session's last use unless it was used at or after
+        `unless_after` (a busy session is written once a period)."""
+        ...
+
+    def revoke_console_session(self, token_digest: str, at: str) -> int:
+        """Revoke the session (sign-out); 1, or 0 when it was unknown or revoked."""
+        ...
+
+    def customers_page(self, where: CardFilter, after: str, limit: int) -> list[dict[str, Any]]:
+        """Cards matching `where` with card number above `after`, by card number, at most
+        `limit`: id, card_no, name, grade, owner_rep_id, owner_name, owned_since, locked,
+        last_served_at, phone, decision_maker."""
+        ...
+
+    def review_page(self, rep_ids: list[str] | None, after: tuple[str, str],
+                    limit: int) -> list[dict[str, Any]]:
+        """Submitted visits of the reps (None: anyone's) after (started_at, id) `after`,
+        oldest first, as the review queue shows them; at most `limit`."""
+        ...
+
+    def count_visits_by_status(self, rep_ids: list[str] | None, status: str) -> int:
+        """How many of the reps' (None: anyone's) visits have `status`."""
+        ...
+
+    def count_callbacks(self, rep_ids: list[str] | None, callback: str) -> int:
+        """How many of the reps' (None: anyone's) visits, void ones left out, have the
+        call-back state `callback` (pending, verified, disputed)."""
+        ...
+
+    def visits_per_day(self, rep_ids: list[str] | None, start: str,
+                       end: str) -> list[dict[str, Any]]:
+        """Visits (void left out) started in [start, end) counted per rep and UTC day:
+        rep_id, day (YYYY-MM-DD), visits; by rep, then day."""
+        ...
+
+    def plan_counts(self, rep_ids: list[str] | None, first_day: str,
+                    last_day: str) -> dict[str, int]:
+        """How many of the reps' plans for days first_day..last_day are in each status."""
+        ...
+
+    def callbacks_by(self, staff_ref: str, since: str) -> dict[str, int]:
+        """How many call-backs `staff_ref` (as the visit records it: staff:NAME) recorded
+        at or after `since`, per result."""
+        ...
+
+
 class Store(Meta, Directory, Cards, Visits, Feed, Ops, Review, Departures, AuditLog, Staff, Pool,
-            Plans, Reports, Oversight, Protocol):
+            Plans, Reports, Oversight, Console, Protocol):
     """Everything, for one transaction."""
 
     def counts(self) -> dict[str, int]:
@@ -632,6 +693,6 @@ class Store(Meta, Directory, Cards, Visits, Feed, Ops, Review, Departures, Audit
         ...
 
 
-__all__ = ["AuditFilter", "AuditLog", "CardFilter", "Cards", "Departures", "Device", "Directory", "Feed",
-           "FeedRow", "Meta", "Ops", "Oversight", "Plans", "Pool", "PullPage", "Reports",
-           "Review", "Staff", "Store", "Visits"]
+__all__ = ["AuditFilter", "AuditLog", "CardFilter", "Cards", "Console", "Departures", "Device",
+           "Directory", "Feed", "FeedRow", "Meta", "Ops", "Oversight", "Plans", "Pool",
+           "PullPage", "Reports", "Review", "Staff", "Store", "Visits"]

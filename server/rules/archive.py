@@ -28,6 +28,7 @@ from ..archive.errors import ArchiveError, Conflict, NotFound
 from ..archive.sqlstore import SqlStore
 from ..archive.store import Device, PullPage
 from . import audit, cards, departures, duplicates, enrollment, imports, leases, operations, wipes
+from .archive_console import ConsoleMethods
 from .archive_ops import OpsMethods
 from .archive_plans import PlanMethods
 from .archive_pool import PoolMethods
@@ -40,7 +41,7 @@ from .feed import read_page
 _DEFAULT_META = {"card_counter": "0"}
 
 
-class Archive(StaffMethods, ReviewMethods, PoolMethods, PlanMethods, OpsMethods, ArchiveBase):
+class Archive(StaffMethods, ReviewMethods, PoolMethods, PlanMethods, ConsoleMethods, OpsMethods, ArchiveBase):
     """The master archive over one engine. Thread-safe when the engine is. The
     company's newer rules live in the mixins, one file per concept."""
 

@@ -1,0 +1,97 @@
+"""The staff console at /console: server-rendered pages over the same Archive methods
+as the staff API (see README.md in this folder for how to add a page).
+
+`install(app)` mounts it: every module in `server/console/pages/` with a `router`
+is included (its `MENU` entries join the menu), the static files are served under
+/console/static, every /console response carries SECURITY_HEADERS, and refusals under
+/console are pages, not JSON."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from schema.web import SECURITY_HEADERS, Pages
+
+from ..archive import ArchiveError
+from . import pages as pages_pkg
+from .kit import HERE, PREFIX, Refusal, SignInNeeded, gettext_of, render
+from .menu import N_, Entry
+
+_STATUS = {"invalid": 400, "not_found": 404, "conflict": 409, "forbidden": 403,
+           "unavailable": 503}
+
+
+def page_modules() -> list[Any]:
+    """Every page module, by name (each owns its routes, templates and menu entries)."""
+    return [importlib.import_module(f"{pages_pkg.__name__}.{m.name}")
+            for m in sorted(pkgutil.iter_modules(pages_pkg.__path__), key=lambda m: m.name)]
+
+
+def install(app: FastAPI) -> None:
+    app.state.console_pages = Pages(HERE / "templates", HERE / "locale")
+    menu: list[Entry] = []
+    for module in page_modules():
+        app.include_router(module.router, prefix=PREFIX, include_in_schema=False)
+        menu.extend(getattr(module, "MENU", ()))
+    app.state.console_menu = sorted(menu, key=lambda e: (e.order, e.path))
+    app.mount(PREFIX + "/static", StaticFiles(directory=HERE / "static"), name="console-static")
+
+    @app.middleware("http")
+    async def _headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]
+                       ) -> Response:
+        response = await call_next(request)
+        if request.url.path == PREFIX or request.url.path.startswith(PREFIX + "/"):
+            response.headers.update(SECURITY_HEADERS)
+        return response
+
+    _pages_for_errors(app)
+
+
+def _console(request: Request) -> bool:
+    return request.url.path.startswith(PREFIX + "/") or request.url.path == PREFIX
+
+
+def _pages_for_errors(app: FastAPI) -> None:
+    """Under /console a refusal is a page in the reader's language; elsewhere the API's
+    JSON handlers answer as before."""
+    previous = dict(app.exception_handlers)
+
+    def error_page(request: Request, status: int, message: str, detail: str = "") -> Response:
+        return render(request, "error.html", status=status, message=message, detail=detail)
+
+    @app.exception_handler(SignInNeeded)
+    async def _sign_in(request: Request, exc: SignInNeeded) -> Response:
+        return RedirectResponse(f"{PREFIX}/sign-in?next={quote(exc.path)}", status_code=303)
+
+    @app.exception_handler(Refusal)
+    async def _refused(request: Request, exc: Refusal) -> Response:
+        return error_page(request, exc.status, gettext_of(request)(exc.message) % exc.values
+                          if exc.values else gettext_of(request)(exc.message))
+
+    def chained(kind: type[Exception], page: Callable[[Request, Any], Response]) -> None:
+        before = previous.get(kind)
+
+        async def handler(request: Request, exc: Any) -> Any:
+            if _console(request) or before is None:
+                return page(request, exc)
+            return await before(request, exc)
+
+        app.add_exception_handler(kind, handler)
+
+    chained(ArchiveError, lambda r, e: error_page(
+        r, _STATUS.get(e.kind, 400), gettext_of(r)(N_("The archive refused this:")), e.message))
+    chained(RequestValidationError, lambda r, e: error_page(
+        r, 422, gettext_of(r)(N_("Some fields of this form are missing or invalid."))))
+    chained(StarletteHTTPException, lambda r, e: error_page(
+        r, e.status_code, gettext_of(r)(N_("Page not found.") if e.status_code == 404
+                                         else N_("This request was refused."))))
