@@ -19,13 +19,11 @@ from .browser import assert_accessible, new_context, screenshot
 from .harness import (
     ServerProcess,
     add_customers,
-    add_rep,
     agent_cli,
     archive,
     enroll,
     init_server,
     log_visits,
-    server_cli,
 )
 
 PASSWORD = "correct horse battery"
@@ -50,17 +48,17 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     root = tmp_path_factory.mktemp("console-hr")
     data = root / "server"
     init_server(data)
-    add_rep(data, "Lead")
+    # Accounts, reps and cards through the archive's library (CLI start-up costs seconds
+    # each); the laptop is the real agent CLI.
+    arch = archive(data)
+    arch.add_rep("Lead")
     for name in TEAM:
-        add_rep(data, name, manager="Lead")
-    leaver = add_rep(data, "赵离", manager="Lead")
+        arch.add_rep(name, "Lead")
+    leaver = arch.add_rep("赵离", "Lead")["id"]
     customers = [c["id"] for c in add_customers(data, leaver, [f"客户 {i}" for i in range(7)])]
-    secret = root / "password.txt"
-    secret.write_text(PASSWORD + "\n")
     for name, role, *rep in (("hana", "hr"), ("root", "admin"), ("vera", "verifier"),
                              ("mgr", "manager", "Lead")):
-        server_cli(data, "user", "add", "--name", name, "--role", role,
-                   *(["--rep", *rep] if rep else []), "--password-file", str(secret))
+        arch.add_staff(name, role, *rep, password=PASSWORD)
     server = ServerProcess(data).start()
     home = root / "laptop"
     enroll(data, home, server.url, "赵离")
