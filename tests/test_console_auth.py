@@ -14,6 +14,7 @@ from playwright.sync_api import Browser, Page
 
 from schema import catalogs
 from schema.web import SECURITY_HEADERS
+from server.rules.access import MATRIX
 
 from .browser import assert_accessible, new_context, screenshot
 from .harness import ServerProcess, add_rep, init_server, server_cli
@@ -30,7 +31,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     secret = data.parent / "password.txt"
     secret.write_text(PASSWORD + "\n")
     for name, role, *rep in (("mgr", "manager", "Boss"), ("vera", "verifier"),
-                             ("locky", "verifier"), ("root", "admin")):
+                             ("locky", "verifier"), ("root", "admin"), ("hilda", "hr")):
         server_cli(data, "user", "add", "--name", name, "--role", role, *(["--rep", *rep] if rep else []),
                    "--password-file", str(secret))
     proc = ServerProcess(data).start()
@@ -117,3 +118,55 @@ def test_sign_in_out_lockout_csrf_and_language(server: ServerProcess, chromium: 
     screenshot(page, "console-sign-in-locked")
     assert guard.urls == []
     ctx.close()
+
+
+# (method, path, action): the console's pages and forms this module guards. A forbidden
+# role gets 403 for each; a post carries a valid CSRF token of the caller's own session
+# (a forged form of a signed-in person of another role).
+GUARDED = [
+    ("GET", "/console/team", "report.read"), ("GET", "/console/approvals", "visit.review"),
+    ("GET", "/console/plans", "plan.review"), ("GET", "/console/customers", "customer.read"),
+    ("GET", "/console/distribute", "customer.distribute"),
+    ("GET", "/console/reports/weekly", "report.read"), ("GET", "/console/disputes", "disputes.read"),
+    ("GET", "/console/callbacks", "callback.work"),
+    ("POST", "/console/approvals", "visit.review"), ("POST", "/console/plans/p1", "plan.review"),
+    ("POST", "/console/customers/FV000001/lock", "customer.lock"),
+    ("POST", "/console/customers/FV000001/assign", "customer.assign"),
+    ("POST", "/console/distribute", "customer.distribute"),
+    ("POST", "/console/reports/export", "report.export"),
+    ("POST", "/console/callbacks/v1", "callback.work"),
+]
+FORM: dict[str, str | float | bool] = {
+    "decision": "approve", "visit": "v1", "lock": "lock", "rep": "", "reason": "x",
+    "confirm": "apply", "kind": "weekly", "subject": "mgr", "period": "2026-W01",
+    "result": "verified", "note": "x"}
+
+
+def test_the_authorization_matrix_through_the_browser(server: ServerProcess,
+                                                      chromium: Browser) -> None:
+    for name, role in (("mgr", "manager"), ("vera", "verifier"), ("hilda", "hr"), ("root", "admin")):
+        ctx, guard = new_context(chromium)
+        page = ctx.new_page()
+        sign_in(page, server.url, name)
+        csrf = page.locator("input[name=csrf_token]").first.get_attribute("value")
+        assert csrf
+        for method, path, action in GUARDED:
+            allowed = role in {r.value for r in MATRIX[action]}
+            if method == "GET":
+                answer = page.request.get(server.url + path)
+                assert answer.status == (200 if allowed else 403), (name, path, answer.status)
+            elif not allowed:
+                answer = page.request.post(server.url + path, form={**FORM, "csrf_token": csrf})
+                assert answer.status == 403, (name, path, answer.status)
+                assert "may not" in answer.text()
+            # Without the CSRF token, refused whoever asks.
+            if method == "POST":
+                answer = page.request.post(server.url + path, form=FORM)
+                assert answer.status == 403, (name, path, "no csrf", answer.status)
+        if role == "verifier":
+            page.goto(server.url + "/console/approvals")
+            assert page.get_by_role("alert").inner_text().startswith("Your role may not")
+            assert_accessible(page)
+            screenshot(page, "console-forbidden")
+        assert guard.urls == []
+        ctx.close()

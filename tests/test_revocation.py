@@ -416,9 +416,10 @@ def device_routes(app: Any) -> list[tuple[str, str]]:
     found |= {(m.upper(), path) for path, ops in app.openapi()["paths"].items() for m in ops}
     out = []
     for method, path in sorted(found):
-        if path in UNAUTHENTICATED or path.startswith(("/v1/hr/", "/v1/staff/")):
-            # enrollment, the HR API (tested below) and the staff API (staff tokens:
-            # tests/test_authorization.py) take no device signature
+        if path in UNAUTHENTICATED or path.startswith(("/v1/hr/", "/v1/staff/", "/console")):
+            # enrollment, the HR API (tested below), the staff API (staff tokens:
+            # tests/test_authorization.py) and the staff console (sessions:
+            # tests/test_console_auth.py) take no device signature
             continue
         assert "{" not in path, f"classify the parametrised route {path}"
         out.append((method, path))

@@ -67,7 +67,7 @@ def _pages_for_errors(app: FastAPI) -> None:
     previous = dict(app.exception_handlers)
 
     def error_page(request: Request, status: int, message: str, detail: str = "") -> Response:
-        return render(request, "error.html", status=status, message=message, detail=detail)
+        return render(request, "error.html", code=status, message=message, detail=detail)
 
     @app.exception_handler(SignInNeeded)
     async def _sign_in(request: Request, exc: SignInNeeded) -> Response:

@@ -166,7 +166,7 @@ def menu_for(request: Request, who: StaffMember | None) -> list[dict[str, Any]]:
             for e in entries if who.role in MATRIX[e.action]]
 
 
-def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+def render(request: Request, template: str, code: int = 200, **context: Any) -> HTMLResponse:
     """The template in the reader's language, with the layout's context: who is
     signed in, their menu, the CSRF token of their session."""
     session: ConsoleSession | None = getattr(request.state, "console_session", None)
@@ -179,7 +179,7 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
         word=lambda code: _(WORDS[code]) if code in WORDS else (code or ""),
         here=quote(request.url.path + (f"?{request.url.query}" if request.url.query else "")),
         **context)
-    return HTMLResponse(html, status_code=status)
+    return HTMLResponse(html, status_code=code)
 
 
 def redirect(path: str) -> Response:

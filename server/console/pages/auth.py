@@ -36,7 +36,7 @@ _SIGN_IN_PURPOSE = "console-sign-in"
 
 def _sign_in_page(request: Request, pre: str, next_path: str, status: int = 200,
                   message: str = "", detail: str = "", name: str = "") -> Response:
-    response = render(request, "sign_in.html", status=status, next=next_path, message=message,
+    response = render(request, "sign_in.html", code=status, next=next_path, message=message,
                       detail=detail, user_name=name,
                       csrf=csrf_token(pre.encode(), _SIGN_IN_PURPOSE))
     response.set_cookie(PRE_COOKIE, pre, httponly=True, samesite="strict", secure=is_https(request),

@@ -46,7 +46,7 @@ async def decide(request: Request, who: Reviewer,
     if refused:
         _ = gettext_of(request)
         rows = await call(archive.review_page, who.name, ("", ""), PAGE)
-        return render(request, "approvals.html", status=409 if not done else 200, rows=rows,
+        return render(request, "approvals.html", code=409 if not done else 200, rows=rows,
                       more=len(rows) == PAGE, refused=refused,
                       note=_("Done: %(n)s; refused: %(m)s.") % {"n": done, "m": len(refused)})
     kind = "approved" if decision == "approve" else "returned"

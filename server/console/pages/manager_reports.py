@@ -3,7 +3,6 @@ CSV exports go through the archive's audited export (report.export)."""
 
 from __future__ import annotations
 
-
 from typing import Annotated
 from urllib.parse import quote
 
