@@ -134,6 +134,20 @@ def test_an_admin_reviews_enrolls_sets_policy_and_audits(world: World, chromium:
     assert_accessible(page)
     screenshot(page, "console-admin-audit")
 
+    # Staff accounts: one added as a verifier, then disabled.
+    page.goto(world.url + "/console/admin/staff")
+    page.get_by_label("User name").fill("小李")
+    page.get_by_label("Role").select_option("verifier")
+    page.get_by_label("Password (at least 10 characters)").fill(PASSWORD)
+    page.get_by_role("button", name="Add the account").click()
+    assert page.get_by_role("status").inner_text() == "Account added."
+    assert "Verifier" in page.get_by_role("row").filter(has_text="小李").inner_text()
+    assert_accessible(page)
+    screenshot(page, "console-admin-staff")
+    page.get_by_role("button", name="Disable 小李").click()
+    assert "Disabled" in page.get_by_role("row").filter(has_text="小李").inner_text()
+    assert any(a["name"] == "小李" and a["disabled_at"] for a in archive(world.data).list_staff())
+
     page.goto(world.url + "/console/admin/health")
     assert page.locator("#replication").inner_text() in ("Healthy", "Needs attention")
     assert_accessible(page)
@@ -148,16 +162,19 @@ def test_other_roles_get_403_on_admin_pages_and_forms(world: World, chromium: Br
     for name in ("hana", "mgr"):
         sign_in(page, world.url, name)
         for path in ("/console/admin/review", "/console/admin/enroll", "/console/admin/policies",
-                     "/console/admin/audit", "/console/admin/health"):
+                     "/console/admin/audit", "/console/admin/health", "/console/admin/staff"):
             assert page.goto(world.url + path).status == 403, (name, path)  # type: ignore[union-attr]
         assert_accessible(page)
         page.goto(world.url + "/console/")
         token = page.locator("input[name=csrf_token]").first.get_attribute("value") or ""
         for path, form in (("/console/admin/enroll", {"rep": "李伟"}),
                            ("/console/admin/policies/pool", {"return_days_a": "1"}),
-                           ("/console/admin/review/held/1/reject", {"reason": "forged"})):
+                           ("/console/admin/review/held/1/reject", {"reason": "forged"}),
+                           ("/console/admin/staff", {"user": "mole", "role": "admin",
+                                                     "password": PASSWORD})):
             answer = page.request.post(world.url + path, form={"csrf_token": token, **form})
             assert answer.status == 403, (name, path)
         page.get_by_role("button", name="Sign out").click()
     assert archive(world.data).pool_policy()["return_days_a"] != 1
+    assert "mole" not in {a["name"] for a in archive(world.data).list_staff()}
     ctx.close()
