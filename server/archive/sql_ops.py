@@ -44,11 +44,20 @@ class OpsSql(SqlBase):
         sql, params = _audit_where(where)
         return int(self.tx.scalar("SELECT count(*) FROM audit_log" + sql, params))
 
-    def count_pool_candidates(self, grade: str, cutoff: str) -> int:
-        return int(self.tx.scalar(
-            "SELECT count(*) FROM customers WHERE owner_rep_id IS NOT NULL AND locked = 0"
-            " AND grade = ? AND owned_since <= ? AND (last_served_at IS NULL OR last_served_at <= ?)",
-            (grade, cutoff, cutoff)))
+    def count_pool_candidates(self, cutoffs: list[tuple[str, str]]) -> list[int]:
+        # One scan whatever the number of (grade, cutoff) pairs: a policy preview asks
+        # for four per grade, and the cards have no index by pool clock.
+        if not cutoffs:
+            return []
+        sums = ", ".join(f"sum(CASE WHEN grade = ? AND anchor <= ? THEN 1 ELSE 0 END) AS n{i}"
+                         for i in range(len(cutoffs)))
+        row = self.tx.one(
+            f"SELECT {sums} FROM (SELECT grade, CASE WHEN last_served_at IS NULL"
+            " OR last_served_at < owned_since THEN owned_since ELSE last_served_at END AS anchor"
+            " FROM customers WHERE owner_rep_id IS NOT NULL AND locked = 0) AS owned",
+            tuple(v for pair in cutoffs for v in pair))
+        assert row is not None
+        return [int(row[f"n{i}"] or 0) for i in range(len(cutoffs))]
 
     def hr_tokens(self) -> list[dict[str, Any]]:
         return self.tx.rows("SELECT name, created_at, revoked_at FROM hr_tokens"

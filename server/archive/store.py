@@ -609,9 +609,9 @@ class Oversight(Protocol):
 
     def count_audit_page(self, where: AuditFilter) -> int: ...
 
-    def count_pool_candidates(self, grade: str, cutoff: str) -> int:
-        """Owned, unlocked cards of `grade` whose pool clock started at or before
-        `cutoff` (as `pool_candidates` lists them)."""
+    def count_pool_candidates(self, cutoffs: list[tuple[str, str]]) -> list[int]:
+        """For each (grade, cutoff): how many owned, unlocked cards of that grade had their
+        pool clock start at or before the cutoff (as `pool_candidates` lists them)."""
         ...
 
     def hr_tokens(self) -> list[dict[str, Any]]:

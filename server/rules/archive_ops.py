@@ -223,8 +223,7 @@ class OpsMethods(ArchiveBase):
             current = policies.read(s, PoolPolicy)
             policies.check(PoolPolicy, pool_changes or {})
             proposed = PoolPolicy(**{**policies.as_dict(current), **(pool_changes or {})})
-            pool = {"now": self._pool_reach(s, current, moment),
-                    "new": self._pool_reach(s, proposed, moment)}
+            pool = self._pool_reach(s, {"now": current, "new": proposed}, moment)
             offline = leases.policy(s)
             hours = offline["offline_block_hours"] if block_hours is None else block_hours
             if not 0 < hours <= 24 * 365:
@@ -237,14 +236,26 @@ class OpsMethods(ArchiveBase):
                 "past_block_new": self._past(active, moment, hours)}}
 
     @staticmethod
-    def _pool_reach(s: Store, policy: PoolPolicy, moment: datetime) -> dict[str, int]:
-        due = warned = 0
-        for grade in Grade:
-            days = policy.return_days(grade)
-            due += s.count_pool_candidates(grade.value, iso(moment - timedelta(days=days)))
-            warned += s.count_pool_candidates(
-                grade.value, iso(moment - timedelta(days=max(days - policy.warn_days, 0))))
-        return {"due": due, "warned": warned - due}
+    def _pool_reach(s: Store, policies_: dict[str, PoolPolicy],
+                    moment: datetime) -> dict[str, dict[str, int]]:
+        """Per policy: cards due back (`due`) and cards whose owner is warned but not yet
+        due (`warned`), counted in one scan."""
+        asks: list[tuple[str, str]] = []
+        for policy in policies_.values():
+            for grade in Grade:
+                days = policy.return_days(grade)
+                asks.append((grade.value, iso(moment - timedelta(days=days))))
+                asks.append((grade.value, iso(moment - timedelta(days=max(days - policy.warn_days,
+                                                                           0)))))
+        counts = iter(s.count_pool_candidates(asks))
+        out = {}
+        for key in policies_:
+            due = warned = 0
+            for _grade in Grade:
+                due_n, warned_n = next(counts), next(counts)
+                due, warned = due + due_n, warned + warned_n
+            out[key] = {"due": due, "warned": warned - due}
+        return out
 
     @staticmethod
     def _past(devices: list[dict[str, Any]], moment: datetime, hours: float) -> int:

@@ -159,6 +159,6 @@ def test_the_oversight_store_methods(ctx: Ctx, stores: Stores) -> None:
         assert s.count_audit_page(AuditFilter(since=at(timedelta(seconds=1)))) == 0
         assert s.count_audit_page(AuditFilter(until=at(timedelta(seconds=1)))) == everything
         assert s.count_audit_page(AuditFilter(action="%")) == 0  # a prefix, not a pattern
-        assert s.count_pool_candidates("C", at()) == 1
-        assert s.count_pool_candidates("C", at(timedelta(seconds=-1))) == 0
-        assert s.count_pool_candidates("A", at()) == 0
+        assert s.count_pool_candidates([("C", at()), ("C", at(timedelta(seconds=-1))),
+                                        ("A", at())]) == [1, 0, 0]
+        assert s.count_pool_candidates([]) == []
