@@ -423,7 +423,10 @@ CREATE INDEX feed_rep_seq ON feed(rep_id, seq);
 # The staff console's sign-in sessions (only the SHA-256 of each cookie is kept), and
 # the indexes its paged lists walk: customers by owner then card number (a keyset page
 # of a team's cards), visits by status then start (the approval queue, oldest first),
-# call-backs by who made them (a verifier's own figures).
+# call-backs by who made them (a verifier's own figures), disputes newest first, and
+# two covering indexes for the team dashboard's counts (disputed visits per rep; visits
+# per rep and day), which would otherwise read a table row for each of tens of
+# thousands of visits.
 M009_CONSOLE = """
 CREATE TABLE console_sessions (
     token_digest TEXT PRIMARY KEY,
@@ -438,7 +441,10 @@ CREATE TABLE console_sessions (
 CREATE INDEX console_sessions_staff ON console_sessions(staff_id);
 CREATE INDEX customers_owner_card ON customers(owner_rep_id, card_no);
 CREATE INDEX visits_status_started ON visits(status, started_at);
-CREATE INDEX visits_callback_by ON visits(callback_by, callback_at);
+CREATE INDEX visits_callback_by ON visits(callback_by, callback_at, callback);
+CREATE INDEX visits_callback_rep ON visits(callback, rep_id, status);
+CREATE INDEX visits_callback_at ON visits(callback, callback_at);
+CREATE INDEX visits_rep_day ON visits(rep_id, started_at, status);
 """
 
 

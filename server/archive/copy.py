@@ -41,6 +41,7 @@ TABLES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("hr_tokens", ("token_hash",)),
     ("staff", ("id",)),  # staff.rep_id -> reps
     ("staff_tokens", ("token_hash",)),
+    ("console_sessions", ("token_digest",)),  # console_sessions.staff_id -> staff
     ("devices", ("id",)),
     ("enroll_codes", ("code_hash",)),
     ("nonces", ("device_id", "nonce")),

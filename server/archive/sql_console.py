@@ -54,10 +54,13 @@ class ConsoleSql(SqlBase):
 
     def review_page(self, rep_ids: list[str] | None, after: tuple[str, str],
                     limit: int) -> list[dict[str, Any]]:
-        reps, params = _reps_in("v.rep_id", rep_ids)
+        # `rep_id || ''` keeps the planner on visits(status, started_at): the statistics
+        # cannot tell that few visits are submitted, and walking each rep's visits
+        # then sorting them all costs seconds at a million visits.
+        reps, params = _reps_in("v.rep_id || ''", rep_ids)
         return self.tx.rows(
-            _VISIT_VIEW + " WHERE v.status = 'submitted' AND (v.started_at > ? OR"
-            " (v.started_at = ? AND v.id > ?))" + reps + " ORDER BY v.started_at, v.id LIMIT ?",
+            _VISIT_VIEW + " WHERE v.status = 'submitted' AND v.started_at >= ? AND"
+            " (v.started_at > ? OR v.id > ?)" + reps + " ORDER BY v.started_at, v.id LIMIT ?",
             (after[0], after[0], after[1], *params, limit))
 
     def count_visits_by_status(self, rep_ids: list[str] | None, status: str) -> int:
@@ -89,7 +92,29 @@ class ConsoleSql(SqlBase):
         return {str(r["status"]): int(r["n"]) for r in rows}
 
     def callbacks_by(self, staff_ref: str, since: str) -> dict[str, int]:
-        rows = self.tx.rows(
-            "SELECT callback, count(*) AS n FROM visits WHERE callback_by = ? AND callback_at >= ?"
-            " GROUP BY callback", (staff_ref, since))
-        return {str(r["callback"]): int(r["n"]) for r in rows}
+        # Sums, not GROUP BY callback: a GROUP BY lets the planner walk an index on
+        # `callback` over every visit instead of this caller's range.
+        row = self.tx.one(
+            "SELECT sum(CASE WHEN callback = 'verified' THEN 1 ELSE 0 END) AS verified,"
+            " sum(CASE WHEN callback = 'disputed' THEN 1 ELSE 0 END) AS disputed"
+            " FROM visits WHERE callback_by = ? AND callback_at >= ?", (staff_ref, since)) or {}
+        return {k: int(v) for k, v in row.items() if v}
+
+    def nearing_pool(self, rep_ids: list[str] | None) -> list[dict[str, Any]]:
+        # Driven from pool_warnings (small: only warned cards), each card by its key;
+        # `owner_rep_id || ''` keeps the planner from walking every card of the team.
+        reps, params = _reps_in("w.rep_id", rep_ids)
+        return self.tx.rows(
+            "SELECT w.customer_id, w.rep_id, w.due_at, w.warned_at, c.card_no, c.name, c.grade,"
+            " c.owned_since, c.last_served_at, r.name AS rep_name FROM pool_warnings w"
+            " JOIN customers c ON c.id = w.customer_id AND c.owner_rep_id || '' = w.rep_id"
+            " JOIN reps r ON r.id = w.rep_id WHERE c.locked = 0" + reps +
+            " ORDER BY w.due_at, c.card_no", tuple(params))
+
+    def disputes_page(self, rep_ids: list[str] | None, limit: int) -> list[dict[str, Any]]:
+        # Newest first along visits(callback, callback_at); `rep_id || ''` keeps the
+        # planner from fetching and sorting every disputed visit of the team instead.
+        reps, params = _reps_in("v.rep_id || ''", rep_ids)
+        return self.tx.rows(
+            _VISIT_VIEW + " WHERE v.callback = 'disputed'" + reps +
+            " ORDER BY v.callback_at DESC, v.id DESC LIMIT ?", (*params, limit))

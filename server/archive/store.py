@@ -680,7 +680,19 @@ class Console(Protocol):
 
     def callbacks_by(self, staff_ref: str, since: str) -> dict[str, int]:
         """How many call-backs `staff_ref` (as the visit records it: staff:NAME) recorded
-        at or after `since`, per result."""
+        at or after `since`, per result (results with none left out)."""
+        ...
+
+    def nearing_pool(self, rep_ids: list[str] | None) -> list[dict[str, Any]]:
+        """What `pool_warnings` answers (warned cards the rep still owns unlocked: the
+        warning's columns, the card's card_no, name, grade, owned_since,
+        last_served_at, the rep's name as rep_name; by due_at), of the reps (None:
+        everyone's), at a cost in proportion to the warnings, not to the team's cards."""
+        ...
+
+    def disputes_page(self, rep_ids: list[str] | None, limit: int) -> list[dict[str, Any]]:
+        """Disputed visits of the reps (None: anyone's), most recently called first, as
+        the review queue shows them; at most `limit`."""
         ...
 
 

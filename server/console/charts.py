@@ -36,14 +36,15 @@ def stacked_bars(title: str, labels: list[str], series: list[tuple[str, list[int
     for i, label in enumerate(labels):
         x = left + i * step + (step - bar_w) / 2
         y = float(top + plot_h)
-        for k, (name, values) in enumerate(series):
+        for k, (_name, values) in enumerate(series):
             h = plot_h * values[i] / peak
             if h <= 0:
                 continue
             y -= h
+            # No <title> per bar: at 50 reps x 30 days that is most of the page's
+            # weight, and the table beside the chart has every figure.
             parts.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar_w:.1f}" height="{h:.1f}" '
-                         f'fill="{PALETTE[k % len(PALETTE)]}"><title>{escape(label)} · '
-                         f'{escape(name)}: {values[i]}</title></rect>')
+                         f'fill="{PALETTE[k % len(PALETTE)]}"/>')
         if i % every == 0:
             parts.append(f'<text x="{x + bar_w / 2:.1f}" y="{top + plot_h + 14}" '
                          f'text-anchor="middle">{escape(label)}</text>')

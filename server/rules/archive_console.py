@@ -19,7 +19,7 @@ from schema.clock import iso
 from schema.enums import StaffRole
 from schema.web import new_secret, token_digest
 
-from ..archive.errors import ArchiveError
+from ..archive.errors import ArchiveError, StorageError
 from ..archive.store import CardFilter
 from . import access, audit
 from .access import StaffMember
@@ -86,8 +86,11 @@ class ConsoleMethods(ArchiveBase):
             return None
         since = iso(moment - SESSION_TOUCH_EVERY)
         if row["last_seen_at"] < since:
-            with self._write(serial=False) as s:
-                s.touch_console_session(digest, now, since)
+            try:
+                with self._write(serial=False) as s:
+                    s.touch_console_session(digest, now, since)
+            except StorageError:  # a busy archive: the page still answers; touched next time
+                pass
         who = StaffMember(row["staff_id"], row["name"], StaffRole(row["role"]),
                           row["rep_id"])
         return ConsoleSession(who, row["id"], row["csrf_key"], row["expires_at"])
@@ -129,7 +132,7 @@ class ConsoleMethods(ArchiveBase):
                 "plans": s.plan_counts(reps, first.isoformat(), today.isoformat()),
                 "queue": s.count_visits_by_status(reps, "submitted"),
                 "disputed": s.count_callbacks(reps, "disputed"),
-                "nearing_pool": s.pool_warnings(reps),
+                "nearing_pool": s.nearing_pool(reps),
             }
 
     def review_page(self, by: str, after: tuple[str, str] = ("", ""),
@@ -142,6 +145,16 @@ class ConsoleMethods(ArchiveBase):
             assert who is not None
             team = access.scope(s, who)
             return s.review_page(sorted(team) if team is not None else None, after, limit)
+
+    def disputes_page(self, by: str, limit: int = 100) -> list[dict[str, Any]]:
+        """Disputed visits as `by` may see them (a manager: their team's), most recently
+        called first."""
+        limit = _page_size(limit)
+        with self._read() as s:
+            who = access.caller(s, by, "disputes.read")
+            assert who is not None
+            team = access.scope(s, who)
+            return s.disputes_page(sorted(team) if team is not None else None, limit)
 
     def customers_page(self, by: str, owner: str | None = None, grade: str | None = None,
                        in_pool: bool | None = None, locked: bool | None = None,

@@ -100,6 +100,9 @@ def test_keyset_pages_and_counts(archive: Archive, stores: Stores) -> None:
             s.insert_customer(c)
         for v in visits:
             s.insert_visit(v)
+        s.insert_pool_warning(cards[0]["id"], a["id"], at(timedelta(days=5)), at())
+        s.insert_pool_warning(cards[3]["id"], a["id"], at(timedelta(days=4)), at())  # locked
+        s.insert_pool_warning(cards[1]["id"], other["id"], at(timedelta(days=4)), at())  # not owner
         s.insert_plan({"id": "p1", "rep_id": a["id"], "day": "2026-03-02", "rev": 1,
                        "status": "submitted", "items": [], "submitted_at": at()})
         s.insert_plan({"id": "p2", "rep_id": a["id"], "day": "2026-03-03", "rev": 1,
@@ -134,6 +137,12 @@ def test_keyset_pages_and_counts(archive: Archive, stores: Stores) -> None:
         assert s.plan_counts([other["id"]], "2026-03-01", "2026-03-31") == {}
         assert s.callbacks_by("staff:vera", day1[:10]) == {"disputed": 1}
         assert s.callbacks_by("staff:vera", "2026-03-04") == {}
+        assert [v["id"] for v in s.disputes_page([a["id"]], 10)] == [visits[2]["id"]]
+        near = s.nearing_pool([a["id"]])
+        assert near == s.pool_warnings([a["id"]]) and [w["card_no"] for w in near] == ["C0001"]
+        assert near[0]["rep_name"] == "Rep A" and s.nearing_pool(None) == s.pool_warnings(None)
+        assert s.nearing_pool([other["id"]]) == []
+        assert s.disputes_page([other["id"]], 10) == [] and len(s.disputes_page(None, 10)) == 1
 
 
 def test_console_listings_follow_the_staff_rules(archive: Archive) -> None:
@@ -154,7 +163,8 @@ def test_console_listings_follow_the_staff_rules(archive: Archive) -> None:
         archive.customers_page("mgr", owner="Stranger")
     assert err.value.code == "outside_team"
     for call in (lambda: archive.customers_page("vera"), lambda: archive.team_dashboard("vera"),
-                 lambda: archive.review_page("vera"), lambda: archive.callback_throughput("mgr")):
+                 lambda: archive.review_page("vera"), lambda: archive.callback_throughput("mgr"),
+                 lambda: archive.disputes_page("vera")):
         with pytest.raises(Forbidden):
             call()
     with pytest.raises(ArchiveError):
@@ -162,7 +172,7 @@ def test_console_listings_follow_the_staff_rules(archive: Archive) -> None:
     board = archive.team_dashboard("mgr")
     assert [name for _, name in board["reps"]] == ["Rep A"] and len(board["days"]) == 30
     assert board["queue"] == 0 and board["disputed"] == 0
-    assert archive.review_page("mgr") == []
+    assert archive.review_page("mgr") == [] and archive.disputes_page("mgr") == []
     assert [r["name"] for r in archive.team_reps("mgr")] == ["Rep A"]
     assert archive.callback_throughput("vera")["today"] == {}
 

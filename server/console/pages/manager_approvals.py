@@ -56,6 +56,8 @@ async def decide(request: Request, who: Reviewer,
 @router.get("/visits/{visit_id}")
 async def visit(request: Request, who: Reader, visit_id: str) -> Response:
     row = await call(archive_of(request).staff_visit, visit_id, by=who.name)
-    # TODO(attachments): when GET /v1/staff/visits/{id}/attachments/{sha256} lands (issue
-    # 12), list the visit's attachments here through a console route proxying it.
+    # TODO(attachments, after merging h-attach): list `archive.visit_evidence(visit_id,
+    # by=who.name)["attachments"]` here, each linking to a console route
+    # /visits/{id}/attachments/{sha256} that answers `archive.staff_attachment(visit_id,
+    # sha256, by=who.name)` (inline only for the image/PDF types the API allows).
     return render(request, "visit.html", visit=row)

@@ -33,5 +33,5 @@ async def team(request: Request, who: Reader) -> Response:
 
 @router.get("/disputes")
 async def disputes(request: Request, who: DisputeReader) -> Response:
-    rows = await call(archive_of(request).disputes, by=who.name, limit=200)
+    rows = await call(archive_of(request).disputes_page, who.name, 100)
     return render(request, "disputes.html", rows=rows)
