@@ -30,6 +30,7 @@ from .routes import (
     staff_callbacks,
     staff_customers,
     staff_jobs,
+    staff_ops,
     staff_plans,
     staff_reports,
     staff_review,
@@ -164,7 +165,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     app.include_router(pool.router)
     app.include_router(attachments.router)
     for staff in (staff_users, staff_visits, staff_callbacks, staff_review, staff_customers,
-                  staff_plans, staff_reports, staff_jobs):
+                  staff_plans, staff_reports, staff_jobs, staff_ops):
         app.include_router(staff.router)
     console.install(app)  # the staff console at /console (server/console/README.md)
     return app

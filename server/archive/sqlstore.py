@@ -15,6 +15,7 @@ import orjson
 
 from .sql_attachments import AttachmentSql
 from .sql_console import ConsoleSql
+from .sql_ops import OpsSql
 from .sql_plans import PlanSql
 from .sql_pool import PoolSql
 from .sql_reports import ReportSql
@@ -24,8 +25,8 @@ from .sqlbase import DEVICE_COLUMNS, SqlBase, insert_row, update_row, with_limit
 from .store import Device, FeedRow
 
 
-class SqlStore(StaffSql, ReviewSql, PoolSql, PlanSql, ReportSql, ConsoleSql, AttachmentSql,
-               SqlBase):
+class SqlStore(StaffSql, ReviewSql, PoolSql, PlanSql, ReportSql, ConsoleSql, OpsSql,
+               AttachmentSql, SqlBase):
     """Every store protocol over one transaction."""
 
     # --- meta -------------------------------------------------------------------

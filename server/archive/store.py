@@ -607,6 +607,42 @@ class Reports(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class AuditFilter:
+    """Which audit entries a page shows: exact actor and subject, an action prefix
+    (`staff.` for every staff.* entry), and a [since, until) time window."""
+
+    actor: str | None = None
+    action: str | None = None
+    subject: str | None = None
+    since: str | None = None
+    until: str | None = None
+
+
+class Oversight(Protocol):
+    """What the office's oversight pages read: the audit log filtered, the reach of a
+    pool rule, the HR system's tokens."""
+
+    def audit_page(self, where: AuditFilter, limit: int, offset: int = 0) -> list[dict[str, Any]]:
+        """Matching audit entries, newest first, details as text."""
+        ...
+
+    def count_audit_page(self, where: AuditFilter) -> int: ...
+
+    def count_pool_candidates(self, cutoffs: list[tuple[str, str]]) -> list[int]:
+        """For each (grade, cutoff): how many owned, unlocked cards of that grade had their
+        pool clock start at or before the cutoff (as `pool_candidates` lists them)."""
+        ...
+
+    def hr_tokens(self) -> list[dict[str, Any]]:
+        """Every HR token (name, created_at, revoked_at), never its hash."""
+        ...
+
+    def revoke_hr_tokens(self, name: str, at: str) -> int:
+        """Revoke the live HR tokens called `name`; how many."""
+        ...
+
+
 class Console(Protocol):
     """The staff console: sign-in sessions (only a cookie's SHA-256 is kept) and the
     keyset-paged, indexed lists and counts its pages show."""
@@ -722,7 +758,7 @@ class Attachments(Protocol):
 
 
 class Store(Meta, Directory, Cards, Visits, Feed, Ops, Review, Departures, AuditLog, Staff, Pool,
-            Plans, Reports, Console, Attachments, Protocol):
+            Plans, Reports, Oversight, Console, Attachments, Protocol):
     """Everything, for one transaction."""
 
     def counts(self) -> dict[str, int]:
@@ -730,6 +766,6 @@ class Store(Meta, Directory, Cards, Visits, Feed, Ops, Review, Departures, Audit
         ...
 
 
-__all__ = ["Attachments", "AuditLog", "CardFilter", "Cards", "Console", "Departures", "Device", "Directory",
-           "Feed", "FeedRow", "Meta", "Ops", "Plans", "Pool", "PullPage", "Reports", "Review",
-           "Staff", "Store", "Visits"]
+__all__ = ["Attachments", "AuditFilter", "AuditLog", "CardFilter", "Cards", "Console", "Departures",
+           "Device", "Directory", "Feed", "FeedRow", "Meta", "Ops", "Oversight", "Plans", "Pool",
+           "PullPage", "Reports", "Review", "Staff", "Store", "Visits"]

@@ -42,6 +42,11 @@ MATRIX: dict[str, frozenset[StaffRole]] = {
     "departure.manage": frozenset({A, H}),
     "device.read": frozenset({A, H, M}),
     "audit.read": frozenset({A}),
+    "hr_token.manage": frozenset({A, H}),  # tokens the HR system calls /v1/hr with
+    "enroll.create": frozenset({A}),  # one-time enrollment codes for a rep's laptop
+    "policy.set": frozenset({A}),  # the offline policy, and previews of any policy change
+    "fleet.read": frozenset({A, M}),  # every laptop by risk (a manager: their team's)
+    "ops.read": frozenset({A}),  # the archive at a glance: counts, backup and replication
     "policy.read": frozenset({A, M, V, H}),
     "self.read": frozenset({A, M, V, H}),  # who am I, what may I do (GET /v1/staff/me)
 }

@@ -30,6 +30,7 @@ from ..archive.store import Device, PullPage
 from . import audit, cards, departures, duplicates, enrollment, imports, leases, operations, wipes
 from .archive_attachments import AttachmentMethods
 from .archive_console import ConsoleMethods
+from .archive_ops import OpsMethods
 from .archive_plans import PlanMethods
 from .archive_pool import PoolMethods
 from .archive_review import ReviewMethods
@@ -42,7 +43,7 @@ _DEFAULT_META = {"card_counter": "0"}
 
 
 class Archive(StaffMethods, ReviewMethods, PoolMethods, PlanMethods, ConsoleMethods,
-              AttachmentMethods, ArchiveBase):
+              OpsMethods, AttachmentMethods, ArchiveBase):
     """The master archive over one engine. Thread-safe when the engine is. The
     company's newer rules live in the mixins, one file per concept."""
 

@@ -85,6 +85,15 @@ def summary(record: dict[str, Any]) -> dict[str, Any]:
             "requested_by": record["requested_by"], "source": record["source"]}
 
 
+def effective_time(effective_at: str | None, now: str) -> str:
+    """When a departure takes effect: `effective_at` normalized, or now. ArchiveError
+    `invalid_time` for text that is no ISO time."""
+    try:
+        return iso(parse_iso(effective_at)) if effective_at else now
+    except ValueError:
+        raise ArchiveError("invalid_time", f"{effective_at!r} is not an ISO time") from None
+
+
 def request(store: Store, now: str, rep: dict[str, Any], reason: str, reassign_to: str,
             effective_at: str | None, by: str, source: str) -> dict[str, Any]:
     """Record a rep's departure, applied now or when `effective_at` comes. Idempotent:
@@ -93,10 +102,7 @@ def request(store: Store, now: str, rep: dict[str, Any], reason: str, reassign_t
     reason = reason.strip()
     if not reason or len(reason) > 500:
         raise ArchiveError("invalid_reason", "give a reason of 1-500 characters")
-    try:
-        when = iso(parse_iso(effective_at)) if effective_at else now
-    except ValueError:
-        raise ArchiveError("invalid_time", f"{effective_at!r} is not an ISO time") from None
+    when = effective_time(effective_at, now)
     existing = store.revocation(rep["id"])
     if existing is not None:
         return {**summary(existing), "already": True}

@@ -73,6 +73,14 @@ def write(store: Meta, cls: type[P],
           changes: dict[str, int]) -> P:
     """Store the changed values; ArchiveError `invalid_policy` (nothing stored) for an
     unknown name or a value out of range. Returns the policy now in force."""
+    check(cls, changes)
+    for name, value in changes.items():
+        store.set_meta(_prefix(cls) + name, str(value))
+    return read(store, cls)
+
+
+def check(cls: type[P], changes: dict[str, int]) -> None:
+    """ArchiveError `invalid_policy` for an unknown name or a value out of range."""
     known = {f.name for f in fields(cls)}
     for name, value in changes.items():
         if name not in known:
@@ -82,9 +90,6 @@ def write(store: Meta, cls: type[P],
         if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
             raise ArchiveError("invalid_policy", f"{name} must be a whole number "
                                f"from {low} to {high}")
-    for name, value in changes.items():
-        store.set_meta(_prefix(cls) + name, str(value))
-    return read(store, cls)
 
 
 def as_dict(policy: PoolPolicy | CallbackPolicy) -> dict[str, int]:
