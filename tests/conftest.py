@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,6 +11,23 @@ from . import harness, pgcluster
 from .browser import chromium  # noqa: F401  (the session-wide browser for page tests)
 from .harness import Backend, ServerProcess, init_server
 from .pgcluster import PgCluster
+
+# --- pytest-xdist: long files first -----------------------------------------------------
+
+# ./scripts/test runs the suite on two pytest-xdist workers, a whole file per worker
+# (--dist loadfile, so a module's shared server starts once). Files that take a minute
+# or more on the 2-core CI machine start first, so no worker is left running one of
+# them alone at the end. Only the order of files changes, and only under xdist: tests
+# within a file keep their order, and a plain `pytest` run keeps collection order.
+LONG_FILES = ("test_exactly_once.py", "test_conformance.py", "test_fleet.py",
+              "test_rep_week.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    rank = {name: i for i, name in enumerate(LONG_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(LONG_FILES)))  # stable
 
 
 @pytest.fixture

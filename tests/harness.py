@@ -57,6 +57,8 @@ from server.archive.sqlite import ARCHIVE_FILE
 from server.rules import Archive, init_archive, open_archive
 from server.settings import Settings
 
+from . import reaper
+
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # starlette's notice about httpx vs httpx2
     from fastapi.testclient import TestClient
@@ -164,6 +166,7 @@ class ServerProcess:
                 cmd, env=env,
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )
+        reaper.watch_group(self.proc.pid)  # killed even if this test process dies first
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -223,6 +226,7 @@ class ServerProcess:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pgid, signal.SIGKILL)
             time.sleep(0.02)
+        reaper.forget_group(pgid)
 
 
 def _live_group_members(pgid: int) -> list[int]:

@@ -29,6 +29,8 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from . import reaper
+
 APP_ROLE = "fieldvault"
 TEMPLATE_DB = "fv_template"
 READY_TIMEOUT_S = 60.0
@@ -92,6 +94,10 @@ class PgCluster:
 
     def start(self) -> PgCluster:
         atexit.register(self.stop)
+        # If this process is killed before atexit can run, the watchdog stops the
+        # cluster and removes its folder (tests/reaper.py).
+        reaper.watch_cluster(str(self.root), self._command(
+            "pg_ctl", "stop", "-D", str(self.data), "-m", "immediate", "-w"))
         if self._as_root:
             pw = pwd.getpwnam("postgres")
             os.chown(self.root, pw.pw_uid, pw.pw_gid)
@@ -164,16 +170,19 @@ class PgCluster:
             self._running = False
             self._run("pg_ctl", "stop", "-D", str(self.data), "-m", "immediate", "-w", check=False)
         shutil.rmtree(self.root, ignore_errors=True)
+        reaper.forget_cluster(str(self.root))
 
     def _log_tail(self) -> str:
         with contextlib.suppress(OSError):
             return "\n".join((self.data / "server.log").read_text().splitlines()[-20:])
         return ""
 
-    def _run(self, tool: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def _command(self, tool: str, *args: str) -> list[str]:
         cmd = [str(self.bin / tool), *args]
-        if self._as_root:
-            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        return ["runuser", "-u", "postgres", "--", *cmd] if self._as_root else cmd
+
+    def _run(self, tool: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        cmd = self._command(tool, *args)
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=READY_TIMEOUT_S + 30,
                               cwd=self.root if not self._as_root else "/")
         if check and proc.returncode != 0:
