@@ -19,8 +19,10 @@ from .pgcluster import PgCluster
 # or more on the 2-core CI machine start first, so no worker is left running one of
 # them alone at the end. Only the order of files changes, and only under xdist: tests
 # within a file keep their order, and a plain `pytest` run keeps collection order.
-LONG_FILES = ("test_exactly_once.py", "test_conformance.py", "test_fleet.py",
-              "test_rep_week.py")
+# Longest first, from a full run's per-file times (junit, 2026-12-02).
+LONG_FILES = ("test_conformance.py", "test_exactly_once.py", "test_rep_week.py",
+              "test_archive_url.py", "test_fleet.py", "test_agent_rules.py",
+              "test_agent_rules_e2e.py", "test_fault_proxy.py")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
