@@ -1,5 +1,5 @@
 """Reports: a rep's daily report (每日销售报告) and a team's weekly progress; CSV exports
-are admin only and recorded in the audit chain."""
+are for admins and for managers (their own team only) and recorded in the audit chain."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ ByOpt = Annotated[str | None, typer.Option(
     "report.export) [default: the server's admin]", show_default=False)]
 CsvOpt = Annotated[Path | None, typer.Option(
     "--csv", help="Write the report as CSV (UTF-8 with BOM, for Excel) to FILE; "
-    "admin only, recorded in the audit log.", show_default=False)]
+    "admins, or a manager for their team; recorded in the audit log.", show_default=False)]
 
 
 @report_app.command("daily")

@@ -28,7 +28,9 @@ from ..rules.access import StaffMember
 from ..signed import SIGNED_RESPONSE
 from ..staff_auth import require
 
-router = APIRouter(tags=["attachments"])
+# No router-wide tag: the device routes are "attachments", the staff routes "staff" only
+# (every /v1/staff route is listed under that one tag).
+router = APIRouter()
 
 CHUNK_BYTES = 512 * 1024
 # A chunk's JSON: base64 is 4/3 of the bytes, plus the other fields.
@@ -82,7 +84,7 @@ class VisitEvidence(BaseModel):
     evidence: list[Evidence]
 
 
-@router.post(UPLOAD_PATH, response_model=UploadState, responses=SIGNED_RESPONSE,
+@router.post(UPLOAD_PATH, response_model=UploadState, responses=SIGNED_RESPONSE, tags=["attachments"],
              openapi_extra=request_body(UploadChunk))
 async def upload(request: Request, signer: ResponseSigner, device: CurrentDevice,
                  archive: ArchiveDep, settings: SettingsDep) -> Response:
@@ -103,7 +105,8 @@ async def upload(request: Request, signer: ResponseSigner, device: CurrentDevice
     return signer.json(state)
 
 
-@router.get("/v1/attachments/{sha256}", response_model=DownloadChunk, responses=SIGNED_RESPONSE)
+@router.get("/v1/attachments/{sha256}", response_model=DownloadChunk, responses=SIGNED_RESPONSE,
+            tags=["attachments"])
 async def download(sha256: ShaPath, signer: ResponseSigner, device: CurrentDevice,
                    archive: ArchiveDep,
                    offset: Annotated[int, Query(ge=0, le=MAX_ATTACHMENT_BYTES)] = 0) -> Response:

@@ -1,7 +1,7 @@
 """Reports for managers: a rep's daily report (每日销售报告) and a team's weekly progress.
 
-`format=csv` is an export of customer data: admin only (`report.export`, checked by
-the archive call that makes it, not just here) and recorded in the audit chain with
+`format=csv` is an export of customer data: admins, and managers for their own team
+(`report.export`, checked by the archive call that makes it, not just here), recorded in the audit chain with
 its row count. The CSV is UTF-8 with a byte order mark, so Excel shows Chinese."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from ..staff_auth import require
 router = APIRouter(prefix="/v1/staff", tags=["staff"])
 
 Format = Annotated[Literal["json", "csv"], Query(
-    description="csv: the report as a spreadsheet (admin only, audited)")]
+    description="csv: the report as a spreadsheet (admins; managers for their own team; audited)")]
 _CSV: dict[int | str, dict[str, Any]] = {200: {"content": {"text/csv": {"schema": {"type": "string"}}},
               "description": "The report; with format=csv, CSV text (UTF-8 with BOM)"}}
 

@@ -37,7 +37,7 @@ MATRIX: dict[str, frozenset[StaffRole]] = {
     "pool.policy.set": frozenset({A}),
     "plan.review": frozenset({A, M}),  # list, approve, return
     "report.read": frozenset({A, M}),
-    "report.export": frozenset({A}),  # CSV exports of customer data: admin only, audited
+    "report.export": frozenset({A, M}),  # CSV exports (customer data leaving): a manager's team only, audited
     "jobs.run": frozenset({A}),
     "departure.manage": frozenset({A, H}),
     "device.read": frozenset({A, H, M}),

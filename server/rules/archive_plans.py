@@ -1,8 +1,8 @@
 """The archive's part for daily visit plans (每日拜访计划) and the daily and weekly reports.
 
 Who may: `plan.review` (list, show, approve, return), `report.read`, and
-`report.export` for CSV (admin only, audited). `by` names the staff account acting
-(CLI `--by USER`, the API's token); on the read calls `by=None` is the server's
+`report.export` for CSV (admins, and managers for their own team; audited). `by`
+names the staff account acting (CLI `--by USER`, the API's token); on the read calls `by=None` is the server's
 own admin at the console (the CLI without `--by`), who needs no account.
 """
 
@@ -101,8 +101,9 @@ class PlanMethods(ArchiveBase):
 
     def export_report(self, kind: ReportKind, subject: str, period: str,
                       by: str | None = None) -> tuple[str, int]:
-        """The report as CSV text (UTF-8 with a BOM) and its number of rows. Exports are
-        admin only (`report.export`) and each is in the audit chain with its row count.
+        """The report as CSV text (UTF-8 with a BOM) and its number of rows. Exports
+        (`report.export`: admins, managers for their own team) are each in the audit
+        chain with their row count.
         The report is read outside the serial lock (pushes do not wait for it); the
         export is then checked again and recorded before anything is handed out."""
         with self._read() as s:

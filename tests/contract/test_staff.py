@@ -74,7 +74,7 @@ def test_accounts_tokens_and_authorization(archive: Archive, stores: Stores) -> 
             authorize(s, who, "visit.review", theirs)
         assert err.value.code == "outside_team"
         with pytest.raises(Forbidden) as err:
-            authorize(s, who, "report.export")
+            authorize(s, who, "policy.set")
         assert err.value.code == "forbidden"
         with pytest.raises(Forbidden):
             authorize(s, StaffMember("s", "o", who.role, None), "no.such.action")
