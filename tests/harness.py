@@ -149,7 +149,7 @@ class ServerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = data / "serve.log"
 
-    def start(self, timeout: float = 30) -> ServerProcess:
+    def start(self, timeout: float = 60) -> ServerProcess:
         self.data.mkdir(parents=True, exist_ok=True)
         cmd = [SERVER, "serve", "--data", str(self.data), "--port", str(self.port)]
         if self.replica is not None:
