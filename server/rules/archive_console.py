@@ -20,10 +20,9 @@ from schema.clock import iso
 from schema.enums import StaffRole
 
 from ..archive.errors import ArchiveError, StorageError
-from ..archive.store import CardFilter
 from . import access, audit
 from .access import StaffMember
-from .facade import ArchiveBase, rep_of
+from .facade import ArchiveBase, rep_of, staff_card_filter
 
 SESSION_IDLE = timedelta(minutes=30)
 SESSION_MAX = timedelta(hours=12)
@@ -173,27 +172,9 @@ class ConsoleMethods(ArchiveBase):
         """One keyset page (by card number, after `after`) of the cards `by` may see (a
         manager: their team's and the pool's), filtered as `find_customers` does."""
         limit = _page_size(limit)
-        if not_visited_days is not None and not 0 <= not_visited_days <= 36500:
-            raise ArchiveError("invalid_filter", "not visited for: 0-36500 days")
-        if grade is not None and grade not in ("A", "B", "C"):
-            raise ArchiveError("invalid_filter", "grade is A, B or C")
         with self._read() as s:
-            who = access.staff_member(s, by)
-            owner_id = rep_of(s, owner)["id"] if owner else None
-            access.authorize(s, who, "customer.read", owner_id)
-            if owner_id is not None and in_pool:
-                raise ArchiveError("invalid_filter", "a pool card has no owner: give either "
-                                   "an owner or the pool")
-            team = access.scope(s, who)
-            owners: tuple[str, ...] | None = tuple(sorted(team)) if team is not None else None
-            if owner_id is not None:
-                owners = (owner_id,)
-            elif in_pool:
-                owners = ()
-            served = (iso(self.clock.now() - timedelta(days=not_visited_days))
-                      if not_visited_days is not None else None)
-            where = CardFilter(owners=owners, pool=owner_id is None and in_pool is not False,
-                               grade=grade, locked=locked, served_before=served)
+            where = staff_card_filter(s, by, self.clock.now(), owner, grade, in_pool, locked,
+                                      not_visited_days)
             return s.customers_page(where, after, limit)
 
     def team_reps(self, by: str) -> list[dict[str, Any]]:

@@ -4,7 +4,6 @@ rules/pool.py, rules/distribution.py and rules/duplicates.py."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from schema.clock import iso, parse_iso
@@ -12,9 +11,9 @@ from schema.enums import OwnershipSource, StaffRole
 from schema.models import CustomerCreate
 
 from ..archive.errors import ArchiveError, Forbidden, NotFound
-from ..archive.store import CardFilter, Store
+from ..archive.store import Store
 from . import access, audit, cards, distribution, duplicates, policies, pool
-from .facade import ArchiveBase, customer_of, rep_of
+from .facade import ArchiveBase, customer_of, rep_of, staff_card_filter
 from .policies import PoolPolicy
 
 
@@ -223,25 +222,9 @@ class PoolMethods(ArchiveBase):
                        offset: int = 0) -> dict[str, Any]:
         """Cards as `by` may see them (a manager: their team's and the pool's), filtered;
         one page and the total."""
-        if not_visited_days is not None and not 0 <= not_visited_days <= 36500:
-            raise ArchiveError("invalid_filter", "not_visited_days must be 0-36500")
         with self._read() as s:
-            who = access.staff_member(s, by)
-            owner_id = rep_of(s, owner)["id"] if owner else None
-            access.authorize(s, who, "customer.read", owner_id)
-            if owner_id is not None and in_pool:
-                raise ArchiveError("invalid_filter", "a pool card has no owner: give either "
-                                   "owner or pool=true")
-            team = access.scope(s, who)
-            owners: tuple[str, ...] | None = tuple(sorted(team)) if team is not None else None
-            if owner_id is not None:
-                owners = (owner_id,)
-            elif in_pool:
-                owners = ()
-            where = CardFilter(
-                owners=owners, pool=owner_id is None and in_pool is not False, grade=grade,
-                locked=locked, served_before=(iso(self.clock.now() - timedelta(days=not_visited_days))
-                                              if not_visited_days is not None else None))
+            where = staff_card_filter(s, by, self.clock.now(), owner, grade, in_pool, locked,
+                                      not_visited_days)
             return {"customers": s.find_customers(where, limit, offset),
                     "total": s.count_found_customers(where)}
 

@@ -5,15 +5,17 @@ assembled from parts, one per concept (`archive_staff.py`, `archive_pool.py`, ..
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from schema.clock import Clock, SystemClock, iso
 
 from ..archive.engine import Engine
-from ..archive.errors import NotFound
+from ..archive.errors import ArchiveError, NotFound
 from ..archive.sqlstore import SqlStore
-from ..archive.store import Store
+from ..archive.store import CardFilter, Store
+from . import access
 
 
 class ArchiveBase:
@@ -71,3 +73,31 @@ def customer_of(s: Store, ref: str) -> dict[str, Any]:
 def visit_filters(s: Store, rep: str | None, customer: str | None) -> tuple[str | None, str | None]:
     return (rep_of(s, rep)["id"] if rep else None,
             customer_of(s, customer)["id"] if customer else None)
+
+
+def staff_card_filter(s: Store, by: str, now: datetime, owner: str | None = None,
+                      grade: str | None = None, in_pool: bool | None = None,
+                      locked: bool | None = None,
+                      not_visited_days: int | None = None) -> CardFilter:
+    """The cards `by` may see (a manager: their team's and the pool's) narrowed by the
+    staff lists' filters. Raises ArchiveError invalid_filter for a filter out of range or
+    an owner together with the pool, Forbidden when `by` may not read the owner's cards."""
+    if not_visited_days is not None and not 0 <= not_visited_days <= 36500:
+        raise ArchiveError("invalid_filter", "not visited for: 0-36500 days")
+    if grade is not None and grade not in ("A", "B", "C"):
+        raise ArchiveError("invalid_filter", "grade is A, B or C")
+    who = access.staff_member(s, by)
+    owner_id = rep_of(s, owner)["id"] if owner else None
+    access.authorize(s, who, "customer.read", owner_id)
+    if owner_id is not None and in_pool:
+        raise ArchiveError("invalid_filter", "a pool card has no owner: give either an owner "
+                           "or the pool")
+    team = access.scope(s, who)
+    owners: tuple[str, ...] | None = tuple(sorted(team)) if team is not None else None
+    if owner_id is not None:
+        owners = (owner_id,)
+    elif in_pool:
+        owners = ()
+    served = iso(now - timedelta(days=not_visited_days)) if not_visited_days is not None else None
+    return CardFilter(owners=owners, pool=owner_id is None and in_pool is not False, grade=grade,
+                      locked=locked, served_before=served)
