@@ -19,7 +19,11 @@ figure carries a ratio against a baseline measured in the same run:
   against a raw single-row INSERT + COMMIT of the same visits;
 - startup_*: median wall (and CPU) time of `fieldvault status` on that enrolled
   device, `fieldvault --help` and `fieldvault-server --help`, each as a ratio to
-  a bare `python -c pass` timed in the same rounds.
+  a bare `python -c pass` timed in the same rounds;
+- console, ui (sections, scripts/bench_pages.py; `--skip-pages` leaves them out):
+  median and p95 of every console page at 100k customers / 1M visits (target
+  300 ms) and of the rep's UI pages at 20k + 80k records (200 ms; search 50 ms),
+  both times `--scale`, each with pass/fail.
 
 Archives are built with direct SQL that follows the archive schema (customer
 and visit rows, revisions with snapshots, ownership and feed rows) so that
@@ -77,6 +81,7 @@ from agent.store import CUSTOMER_COLUMNS, VISIT_COLUMNS, Store, open_vault  # no
 from schema.clock import iso  # noqa: E402
 from schema.migrations.agent import migrations as agent_migrations  # noqa: E402
 from schema.models import VisitCreate  # noqa: E402
+from scripts import bench_pages  # noqa: E402
 from server.archive.sqlite import ARCHIVE_FILE  # noqa: E402
 from server.rules import Archive, init_archive, open_archive  # noqa: E402
 from server.rules.moving import migrate_archive  # noqa: E402
@@ -714,8 +719,8 @@ def build_company(work: Path, gen: Gen, total_visits: int, scope_customers: int,
     return data, bench_rep
 
 
-QUICK = {"scale": 0.1, "syncs": 100, "log_calls": 500, "starts": 7}
-FULL = {"scale": 1.0, "syncs": 200, "log_calls": 2000, "starts": 21}
+QUICK = {"scale": 0.1, "syncs": 100, "log_calls": 500, "starts": 7, "page_rounds": 5}
+FULL = {"scale": 1.0, "syncs": 200, "log_calls": 2000, "starts": 21, "page_rounds": 20}
 BACKENDS = ("sqlite", "postgresql")
 
 
@@ -728,7 +733,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="multiply record counts (1.0 = the issue's figures; 0.1 = quick run)")
     ap.add_argument("--only", default="all",
                     help="comma list of figures: initial_sync,first_sync_process,noop_sync_process,"
-                         "push,noop_sync,log_visit,startup")
+                         "push,noop_sync,log_visit,startup, and the page sections console,ui "
+                         "(scripts/bench_pages.py)")
+    ap.add_argument("--skip-pages", action="store_true",
+                    help="leave out the console and ui page sections")
+    ap.add_argument("--page-rounds", type=int, default=None,
+                    help="requests per page in the console and ui sections (20)")
     ap.add_argument("--backends", default=",".join(BACKENDS),
                     help="comma list of archives to measure initial_sync, push and noop_sync "
                          "on: sqlite,postgresql (PostgreSQL: a throwaway cluster, fsync on)")
@@ -755,13 +765,16 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 < args.scale <= 10:
         ap.error("--scale must be in (0, 10]")
     if not (1 <= args.syncs <= 100_000 and 1 <= args.log_calls <= 100_000
-            and 1 <= args.starts <= 1000):
-        ap.error("--syncs and --log-calls must be between 1 and 100000, --starts up to 1000")
+            and 1 <= args.starts <= 1000 and 1 <= args.page_rounds <= 1000):
+        ap.error("--syncs and --log-calls must be between 1 and 100000, --starts and "
+                 "--page-rounds up to 1000")
     figures = {"initial_sync", "first_sync_process", "noop_sync_process", "push", "noop_sync",
-               "log_visit", "startup"}
+               "log_visit", "startup", *bench_pages.SECTIONS}
     only = set(args.only.split(",")) if args.only != "all" else figures
     if only - figures:
         ap.error(f"unknown figures {sorted(only - figures)}; choose from {sorted(figures)}")
+    if args.skip_pages:
+        only -= set(bench_pages.SECTIONS)
     backends = set(args.backends.split(","))
     if backends - set(BACKENDS) or "sqlite" not in backends:
         ap.error(f"--backends: sqlite, optionally with postgresql (got {args.backends})")
@@ -788,6 +801,11 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.perf_counter()
     try:
         run_figures(args, only, work, prof, gen, common, n_cust, n_vis, n_push, pg)
+        for name, section in bench_pages.SECTIONS.items():
+            if name in only:
+                log(f"section {name} (scale {s}, {args.page_rounds} requests per page)")
+                section(work / f"pages-{name}", s, args.page_rounds,
+                        lambda f: emit({**f, **common}))
     finally:
         if pg is not None:
             pg.stop()

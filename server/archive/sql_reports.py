@@ -35,3 +35,19 @@ class ReportSql(SqlBase):
             rep_ids, (*sources, start, end))
         rows.sort(key=lambda r: (r["at"], r["id"]))
         return rows
+
+    def nearing_pool_return(self, rep_ids: list[str], cutoffs: dict[str, str],
+                            other: str) -> list[dict[str, Any]]:
+        # Along customers(owner_rep_id): the team's cards only, filtered in the engine;
+        # the pool clock's anchor is the later of owned_since and last_served_at.
+        when = " ".join("WHEN ? THEN ?" for _ in cutoffs)
+        rows = self._in(
+            "SELECT c.id, c.card_no, c.name, c.grade, c.owner_rep_id, c.owned_since,"
+            " c.last_served_at FROM customers c WHERE c.owner_rep_id IN ({}) AND c.locked = 0"
+            " AND (coalesce(c.owned_since, '') <> '' OR coalesce(c.last_served_at, '') <> '')"
+            " AND CASE WHEN coalesce(c.last_served_at, '') > coalesce(c.owned_since, '')"
+            " THEN c.last_served_at ELSE coalesce(c.owned_since, '') END"
+            f" <= CASE lower(c.grade) {when} ELSE ? END",
+            rep_ids, (*(v for pair in cutoffs.items() for v in pair), other))
+        rows.sort(key=lambda r: (r["owner_rep_id"], r["card_no"]))
+        return rows

@@ -606,6 +606,16 @@ class Reports(Protocol):
         `name`; oldest first."""
         ...
 
+    def nearing_pool_return(self, rep_ids: list[str], cutoffs: dict[str, str],
+                            other: str) -> list[dict[str, Any]]:
+        """The reps' unlocked cards whose pool clock (the later of owned_since and
+        last_served_at; cards with neither left out) started at or before the cutoff
+        of their grade: `cutoffs` by lower-cased grade, `other` for any other grade.
+        Each card's id, card_no, name, grade, owner_rep_id, owned_since, last_served_at;
+        by owner, then card number. Costs in proportion to the reps' cards (index
+        customers(owner_rep_id)), not to the archive's."""
+        ...
+
 
 @dataclass(frozen=True)
 class AuditFilter:

@@ -16,7 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from schema.clock import iso, parse_iso
-from schema.enums import CallbackStatus, OwnershipSource, PlanStatus, VisitPurpose, VisitStatus
+from schema.enums import CallbackStatus, Grade, OwnershipSource, PlanStatus, VisitPurpose, VisitStatus
 
 from ..archive.store import Store
 from . import days, plans, policies, pool
@@ -155,22 +155,24 @@ def _nearing_pool(store: Store, rep_ids: list[str], as_of: str,
                   tz: ZoneInfo) -> list[dict[str, Any]]:
     """The reps' unlocked customers within the warning days of their return to the pool
     (or past it): the pool clock runs from the last visit or, after a change of owner,
-    from when the customer became the owner's."""
+    from when the customer became the owner's. Due when anchor + return days - warn
+    days <= as_of, asked of the store as anchor <= a cutoff per grade (one indexed query,
+    not every card of the team through Python)."""
     rules = policies.read(store, policies.PoolPolicy)
+    moment = parse_iso(as_of)
+
+    def cutoff(grade: str) -> str:
+        return iso(moment - timedelta(days=rules.return_days(grade) - rules.warn_days))
+
+    cards = store.nearing_pool_return(
+        rep_ids, {g.value.lower(): cutoff(g.value) for g in Grade}, cutoff(""))
     out = []
-    for rep_id in rep_ids:
-        for c in store.customers(rep_id):
-            if c["locked"]:
-                continue
-            since = pool.anchor(c)
-            if not since:
-                continue
-            due = pool.due_at(rules, c)
-            if iso(due - timedelta(days=rules.warn_days)) <= as_of:
-                out.append({"customer_id": c["id"], "card_no": c["card_no"], "customer": c["name"],
-                            "rep_id": rep_id, "reason": "nearing_pool_return",
-                            "detail": f"no visit since {days.day_of(since, tz)}: returns to the "
-                                      f"pool on {due.astimezone(tz).date()}"})
+    for c in cards:
+        due = pool.due_at(rules, c)
+        out.append({"customer_id": c["id"], "card_no": c["card_no"], "customer": c["name"],
+                    "rep_id": c["owner_rep_id"], "reason": "nearing_pool_return",
+                    "detail": f"no visit since {days.day_of(pool.anchor(c), tz)}: returns to "
+                              f"the pool on {due.astimezone(tz).date()}"})
     return out
 
 

@@ -9,19 +9,20 @@ import io
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from schema.clock import ManualClock
+from schema.clock import ManualClock, iso
 from schema.models import CustomerCreate
 from server.archive import Device
 from server.archive.errors import ArchiveError, Forbidden, NotFound
-from server.rules import Archive
-from server.rules.policies import PoolPolicy, write
+from server.rules import Archive, pool, reports
+from server.rules.policies import PoolPolicy, read, write
 from server.rules.reports import DAILY_COLUMNS, WEEKLY_COLUMNS
 
 from ..harness import customer_create, op
-from .kit import T0, Stores, at, enroll_device, ops, visit_create
+from .kit import T0, Stores, at, customer_row, enroll_device, ops, rep_row, visit_create
 
 # T0 is Monday 2026-03-02 09:00 UTC: the first day of ISO week 2026-W10.
 MONDAY = "2026-03-02"
@@ -198,13 +199,14 @@ def test_who_may_read_reports(week: Week) -> None:
     assert week.archive.weekly_report("other", "2026-W10", by="root")["total"]["visits"] == 1
 
 
-def test_csv_exports_are_admin_only_and_audited(week: Week) -> None:
+def test_csv_exports_are_for_admins_and_own_team_managers_and_audited(week: Week) -> None:
     def exports() -> list[dict[str, Any]]:
         return [e for e in week.archive.audit_entries() if e["action"] == "export.report"]
 
-    with pytest.raises(Forbidden) as err:
-        week.archive.export_report("daily", "Rep A", MONDAY, by="mgr")
-    assert err.value.code == "forbidden"
+    for who, code in (("office", "forbidden"), ("other", "outside_team")):  # a verifier;
+        with pytest.raises(Forbidden) as err:  # a manager of another team
+            week.archive.export_report("daily", "Rep A", MONDAY, by=who)
+        assert err.value.code == code, who
     assert exports() == []  # a refused export leaves nothing, not even a record
 
     text, count = week.archive.export_report("daily", "Rep A", MONDAY, by="root")
@@ -246,3 +248,59 @@ def test_store_report_queries(week: Week) -> None:
         assert [(g["name"], g["source"], g["to_rep_id"]) for g in gains] == [
             ("新客户 Ltd", "developed", a), ("Claimed Co", "claimed", b)]
         assert s.ownership_gains([a, b], ["claimed"], h(13), h(24)) == []
+
+
+# --- the pool's clock in the weekly report: one query, the Python rule's answer ---------------
+
+
+def _nearing_by_hand(s: Any, rep_ids: list[str], as_of: str) -> set[tuple[str, str]]:
+    """The rule as it was written over every card of the team, as the reference."""
+    rules = read(s, PoolPolicy)
+    out = set()
+    for rep_id in rep_ids:
+        for c in s.customers(rep_id):
+            if c["locked"] or not pool.anchor(c):
+                continue
+            if iso(pool.due_at(rules, c) - timedelta(days=rules.warn_days)) <= as_of:
+                out.add((rep_id, c["card_no"]))
+    return out
+
+
+def test_nearing_pool_return_is_the_pool_rule_in_one_query(stores: Stores) -> None:
+    rep, mate, outsider = rep_row("Near Rep"), rep_row("Near Mate"), rep_row("Elsewhere")
+    day = lambda n: at(timedelta(days=n))  # noqa: E731
+    cards = [
+        # grade A returns after 20 days, B after 40, C after 60; warned 7 days before
+        customer_row("FV000101", rep["id"], grade="A", owned_since=day(0)),  # due 20, warned from 13
+        customer_row("FV000102", rep["id"], grade="B", owned_since=day(0)),  # due 40: not
+        customer_row("FV000103", rep["id"], grade="C", owned_since=day(-50)),  # due 10: near
+        customer_row("FV000104", rep["id"], grade="C", owned_since=day(-50),
+                     last_served_at=day(-1)),  # visited: due 59, not
+        customer_row("FV000105", rep["id"], grade="A", owned_since=day(-90), locked=1),  # key
+        customer_row("FV000106", mate["id"], grade="B", owned_since=day(5),
+                     last_served_at=day(-30)),  # owned later than the visit: due 45, not
+        customer_row("FV000107", mate["id"], grade="B", owned_since=day(-40),
+                     last_served_at=day(-28)),  # due 12: near
+        customer_row("FV000108", None, grade="A", owned_since=None),  # in the pool
+        customer_row("FV000109", outsider["id"], grade="A", owned_since=day(-90)),  # not asked
+        customer_row("FV000110", mate["id"], grade="A", owned_since=day(-7),
+                     last_served_at=day(-7)),  # due 13: exactly at the cutoff of day 6
+    ]
+    with stores.write() as s:
+        write(s, PoolPolicy, {"return_days_a": 20, "return_days_b": 40, "return_days_c": 60,
+                              "warn_days": 7})
+        for r in (rep, mate, outsider):
+            s.insert_rep(r)
+        for c in cards:
+            s.insert_customer(c)
+    team = [rep["id"], mate["id"]]
+    with stores.read() as s:
+        for n in (0, 6, 12.5, 40):
+            as_of = day(n)
+            found = reports._nearing_pool(s, team, as_of, ZoneInfo("UTC"))
+            assert {(a["rep_id"], a["card_no"]) for a in found} == _nearing_by_hand(s, team, as_of)
+        found = reports._nearing_pool(s, team, day(6), ZoneInfo("UTC"))
+        assert sorted(a["card_no"] for a in found) == ["FV000103", "FV000107", "FV000110"]
+        assert [a["detail"] for a in found if a["card_no"] == "FV000107"] == [
+            "no visit since 2026-02-02: returns to the pool on 2026-03-14"]
+        assert s.nearing_pool_return([], {"a": day(0)}, day(0)) == []
