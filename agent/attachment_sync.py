@@ -45,7 +45,9 @@ def _post(transport: Transport, sha: str, size: int, kind: str, offset: int,
 def upload(store: Store, transport: Transport, moved: Moved | None = None,
            max_chunks: int | None = None) -> Moved:
     """Send every attachment a visit names that the server has not confirmed. A revoked
-    device stops here quietly: its push is its final flush, and must still happen.
+    device's uploads are taken too (its final flush); should the server refuse one for
+    revocation, this stops quietly: the push must still hand the visits over, and the
+    wipe then waits until every attachment is up (sync.sync).
     `max_chunks` stops early (a test's cut-off upload)."""
     moved = moved or Moved()
     budget = max_chunks if max_chunks is not None else MAX_CHUNKS * 10_000

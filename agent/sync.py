@@ -20,7 +20,7 @@ import orjson
 from schema.clock import iso
 from schema.enums import ChangeKind
 
-from . import attachment_sync, envelopes, keystore
+from . import attachment_sync, attachments, envelopes, keystore
 from .home import AgentConfig
 from .store import Store
 from .transport import Offline, ServerRefused, Transport, UntrustedResponse
@@ -296,13 +296,28 @@ def obey_wipe(home: Path, transport: Transport, order: dict[str, Any] | None = N
     return True
 
 
+def _flushed_whole(store: Store) -> None:
+    """Before a final flush's wipe: every attachment the vault's visits name must have
+    reached the server (its visit, quarantined, is accepted with it later). Else the
+    wipe waits, the vault is kept and the next sync uploads again."""
+    left = attachments.not_uploaded(store)
+    if left:
+        raise ServerRefused(409, "attachments_not_uploaded", (
+            f"this laptop was revoked, but {len(left)} attachment(s) of its visits did not "
+            "reach the server: its copy is kept, not wiped; sync again"))
+
+
 def sync(store: Store, transport: Transport, progress: Progress | None = None) -> SyncReport:
     """Push everything pending, then pull to the end of the feed. If the archive
     was restored meanwhile (409 epoch_changed), reconcile first, then go again."""
     report = SyncReport()
     try:
         attachment_sync.upload(store, transport)  # before the visits that name them
-        push(store, transport, report, progress=progress)
+        try:
+            push(store, transport, report, progress=progress)
+        except DeviceRevoked:
+            _flushed_whole(store)  # the wipe destroys the only copy of what is left
+            raise
         server_time = pull(store, transport, report, progress=progress, record_time=False)
         attachment_sync.download(store, transport)
     except ServerRefused as exc:

@@ -23,7 +23,7 @@ import orjson
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from agent import attachment_sync, attachments, wipe
+from agent import attachment_sync, attachments, service, wipe
 from agent.home import AgentConfig
 from agent.sync import open_transport
 from agent.transport import ServerRefused
@@ -318,3 +318,76 @@ def test_a_wipe_removes_the_inbox_without_following_links(world: World, tmp_path
     removed = wipe.destroy_vault(home)
     assert set(removed) == {"vault.db", "inbox"}
     assert not (home / "inbox").exists() and outside.read_bytes() == b"keep me"
+
+
+def test_a_revoked_laptops_final_flush_uploads_its_photo_before_the_wipe(
+        world: World, tmp_path: Path) -> None:
+    """The photo of a visit logged offline by a rep who leaves meanwhile: the final flush
+    uploads it before the visit goes to quarantine, then wipes; accepting the held visit
+    later applies it with its photo and evidence (the laptop's copy is gone by then)."""
+    leaver = world.archive.add_rep("赵离职", manager="王建国")["id"]
+    world.archive.add_staff("root", "admin")
+    home = tmp_path / "leaver"
+    harness.lib_enroll(world.data, home, world.server.url, leaver)
+    cust = world.archive.add_customer(CustomerCreate(name="离职前拜访有限公司"), leaver)
+    agent_cli(home, "sync")
+    photo = tmp_path / "last-visit.jpg"
+    photo.write_bytes(b"\xff\xd8\xff\xe0 LAST-VISIT-PHOTO " + os.urandom(2000))
+    sha = hashlib.sha256(photo.read_bytes()).hexdigest()
+    # Offline: logging touches only the vault.
+    visit = agent_cli(home, "visit", "log", "--customer", str(cust["card_no"]),
+                      "--purpose", "service", "--summary", "离职前最后一次拜访，拍了货架照片",
+                      "--attach", str(photo))
+    assert [a["sha256"] for a in visit["attachments"]] == [sha]
+    server_cli(world.data, "revoke", "赵离职", "--reason", "resigned",
+               "--reassign-to", "manager")
+
+    assert agent_cli(home, "sync", check=False).returncode == 3  # flushed and wiped
+    assert _blob(world.data, sha).read_bytes() == photo.read_bytes()
+    assert not (home / "vault.db").exists()
+    (held,) = [h for h in server_cli(world.data, "quarantine")
+               if h["entity_id"] == visit["id"]]
+    assert "final flush" in held["reason"]
+    accepted = server_cli(world.data, "quarantine", "accept", str(held["id"]), "--by", "root")
+    assert accepted["decision"] == "accepted"
+
+    with httpx.Client(base_url=world.server.url, headers={
+            "Authorization": f"Bearer {world.tokens['wang']}"}) as api:
+        listing = api.get(f"/v1/staff/visits/{visit['id']}/attachments").json()
+        assert [a["sha256"] for a in listing["attachments"]] == [sha]
+        (rev1,) = listing["evidence"]
+        assert rev1["attachments"] == [sha] and rev1["device_time"] == visit["created_at"]
+        got = api.get(f"/v1/staff/visits/{visit['id']}/attachments/{sha}")
+        assert got.status_code == 200 and got.content == photo.read_bytes()
+
+
+def test_the_final_flush_keeps_the_vault_while_a_photo_is_not_up(
+        world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Should the server not take a revoked laptop's photo (an older server refused
+    revoked devices' uploads), the visit is still handed over but the wipe waits: the
+    vault keeps the only copy of the photo, and the next sync uploads it, then wipes."""
+    leaver = world.archive.add_rep("钱离职", manager="王建国")["id"]
+    home = tmp_path / "leaver"
+    harness.lib_enroll(world.data, home, world.server.url, leaver)
+    cust = world.archive.add_customer(CustomerCreate(name="照片未传有限公司"), leaver)
+    agent_cli(home, "sync")
+    photo = tmp_path / "kept.jpg"
+    photo.write_bytes(b"\xff\xd8\xff\xe0 KEPT-PHOTO " + os.urandom(2000))
+    sha = hashlib.sha256(photo.read_bytes()).hexdigest()
+    agent_cli(home, "visit", "log", "--customer", str(cust["card_no"]), "--purpose",
+              "service", "--summary", "照片还没上传", "--attach", str(photo))
+    world.archive.revoke(leaver, "resigned", "manager")
+
+    def refused(*_: object, **__: object) -> None:
+        raise ServerRefused(403, "device_revoked", "this device is no longer allowed")
+
+    monkeypatch.setattr(attachment_sync, "_post", refused)
+    config = AgentConfig.load(home)
+    assert config is not None
+    with pytest.raises(service.SyncFailed, match="attachments_not_uploaded"):
+        service.sync(home, config)  # what `fieldvault sync` does, in this process
+    assert (home / "vault.db").exists() and not _blob(world.data, sha).exists()
+    monkeypatch.undo()
+    assert agent_cli(home, "sync", check=False).returncode == 3
+    assert _blob(world.data, sha).read_bytes() == photo.read_bytes()
+    assert not (home / "vault.db").exists()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import os
 import shutil
 import stat
@@ -211,6 +212,9 @@ def test_a_copy_of_a_revoked_laptop_gets_nothing_that_opens_its_vault_and_the_la
                 sent = [{"envelopes": copy_envelopes}, {"envelopes": []}]
             elif path == "/v1/reconcile":
                 sent = [{"customers": [], "visits": []}]
+            elif path == "/v1/attachments/upload":  # the final flush uploads photos too
+                sent = [{"sha256": hashlib.sha256(b"x").hexdigest(), "size": 1,
+                         "content_type": "image/png", "offset": 0, "data": "eA=="}]
             elif path == "/v1/wipe-receipt":
                 sent = [wipe.make_receipt({"order_id": "wo_bogus", "device_id": config.device_id},
                                           [], iso(datetime.now(UTC)), device.key)]
@@ -225,6 +229,8 @@ def test_a_copy_of_a_revoked_laptop_gets_nothing_that_opens_its_vault_and_the_la
                     assert "sealed_key" not in resp.json() and "sealed_lease" not in resp.json()
                 elif path == "/v1/wipe-receipt":
                     assert_json_error(resp, 409, "unknown_order")
+                elif path == "/v1/attachments/upload":
+                    assert resp.status_code == 200 and resp.json()["complete"] is True
                 else:
                     assert_json_error(resp, 403, "device_revoked")
                 if path == "/v1/final-flush" and body["envelopes"]:

@@ -437,6 +437,9 @@ BODIES = {"/v1/reconcile": {"customers": [], "visits": []}, "/v1/lease": {"have_
 # or its customers name: 404 for any other, the same as for one that does not exist.
 GOOD_ANSWER = {"/v1/attachments/" + "0" * 64: 404}
 REVOKED_ONLY = ("/v1/wipe-order", "/v1/wipe-receipt", "/v1/push", "/v1/final-flush")
+# Served to a device in good standing AND to a revoked or wiped one: the final flush
+# uploads its visits' photos before pushing them to quarantine.
+FLUSH_TOO = ("/v1/attachments/upload",)
 
 
 def test_every_route_refuses_a_revoked_then_wiped_device_but_the_departure_routes(tmp_path: Path) -> None:
@@ -495,6 +498,10 @@ def test_every_route_refuses_a_revoked_then_wiped_device_but_the_departure_route
             answer = resp.json()
             assert set(answer) == {"results", "server_time", "wipe_order"}
             assert [r["status"] for r in answer["results"]] == ["rejected"]
+        elif path in FLUSH_TOO:
+            resp = call(device, method, path)
+            assert resp.status_code == 200, resp.text
+            assert resp.json()["complete"] is True
         elif path == "/v1/wipe-receipt":
             bogus = wipe.make_receipt({"order_id": "wo_bogus", "device_id": device.device_id}, [],
                                       iso(datetime.now(UTC)), device.key)
@@ -520,7 +527,7 @@ def test_every_route_refuses_a_revoked_then_wiped_device_but_the_departure_route
         body = late if path == "/v1/push" else (
             receipt if path == "/v1/wipe-receipt" else None)
         resp = call(device, method, path, body)
-        if path in REVOKED_ONLY:
+        if path in REVOKED_ONLY + FLUSH_TOO:
             # Still served to a wiped device: a copy or restored backup hands over its
             # work (quarantined, never applied), gets the order, wipes and says so.
             assert resp.status_code == 200, (path, resp.text)

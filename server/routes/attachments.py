@@ -21,7 +21,15 @@ from schema.evidence import MAX_ATTACHMENT_BYTES
 from schema.models import AttachmentRef, Sha256
 from schema.web import SECURITY_HEADERS
 
-from ..deps import ArchiveDep, CurrentDevice, ResponseSigner, SettingsDep, decode_body, parse_json
+from ..deps import (
+    ArchiveDep,
+    CurrentDevice,
+    FlushingDevice,
+    ResponseSigner,
+    SettingsDep,
+    decode_body,
+    parse_json,
+)
 from ..errors import ApiError
 from ..openapi import request_body
 from ..rules.access import StaffMember
@@ -86,12 +94,16 @@ class VisitEvidence(BaseModel):
 
 @router.post(UPLOAD_PATH, response_model=UploadState, responses=SIGNED_RESPONSE, tags=["attachments"],
              openapi_extra=request_body(UploadChunk))
-async def upload(request: Request, signer: ResponseSigner, device: CurrentDevice,
+async def upload(request: Request, signer: ResponseSigner, device: FlushingDevice,
                  archive: ArchiveDep, settings: SettingsDep) -> Response:
     """One chunk of an attachment at `offset` (at most 512 KiB). A chunk at any other
     offset than the bytes held is not written: the answer's `received` says where to
     resume. 400 `sha256_mismatch` when the complete upload does not hash to `sha256`
-    (discarded: send it again from 0), `attachment_too_large` over 20 MB."""
+    (discarded: send it again from 0), `attachment_too_large` over 20 MB.
+
+    Also served to a revoked (or wiped) device, like `/v1/push`: its final flush
+    uploads the photos of its unsynced visits before pushing them to quarantine, so
+    that accepting one later finds its attachments (docs/SECURITY.md, attachments)."""
     raw = decode_body(request, await request.body(), UPLOAD_BODY_BYTES)
     chunk = parse_json(UploadChunk, raw)
     try:
