@@ -94,7 +94,8 @@ def _vault_if_it_opens(home: Path, config: AgentConfig, pin: str | None) -> Stor
 
 
 def _check_in_says_revoked(home: Path, config: AgentConfig, transport: Transport,
-                           pin: str | None) -> bool:
+                           pin: str | None,
+                           backlog: tuple[int, str | None] | None = None) -> bool:
     """Renew the lease; True when the server says this device is revoked (or wiped).
     Other failures raise (SyncFailed, or KeyError_ for a damaged keyring)."""
     from . import sync as sync_mod
@@ -102,7 +103,7 @@ def _check_in_says_revoked(home: Path, config: AgentConfig, transport: Transport
 
     with _stage("check-in"):
         try:
-            sync_mod.check_in(home, config, transport, pin)
+            sync_mod.check_in(home, config, transport, pin, backlog)
         except ServerRefused as exc:
             if exc.code not in sync_mod.REVOKED_CODES:
                 raise
@@ -132,9 +133,20 @@ def sync(home: Path, config: AgentConfig, pin: str | None = None,
         receipt = wipe.pending_receipt(home)
         if receipt is not None:
             raise _revoke(home, transport, receipt=receipt)
-        revoked = _check_in_says_revoked(home, config, transport, pin)
-        store = _vault_if_it_opens(home, config, pin) if revoked else Store.open(
-            home, config.rep_id, pin=pin)
+        # A vault that opens now (lease active) reports its unsynced work at the
+        # check-in, for the office's fleet view; a blocked one checks in first (the
+        # new lease is what opens it) and reports at its next check-in.
+        store = _vault_if_it_opens(home, config, pin)
+        try:
+            revoked = _check_in_says_revoked(home, config, transport, pin,
+                                             store.backlog() if store else None)
+        except BaseException:
+            if store is not None:
+                store.close()
+            raise
+        if store is None:
+            store = _vault_if_it_opens(home, config, pin) if revoked else Store.open(
+                home, config.rep_id, pin=pin)
         order = None
         outcome: SyncOutcome | None = None
         if store is None:
