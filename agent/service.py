@@ -93,8 +93,34 @@ def _vault_if_it_opens(home: Path, config: AgentConfig, pin: str | None) -> Stor
         return None
 
 
+def _backlog(home: Path, config: AgentConfig,
+             pin: str | None) -> tuple[int, str | None] | None:
+    """The unsynced work the check-in reports for the office's fleet view: pending
+    operations and the time of the oldest. Every one of them also has a line in the
+    sealed outbox (compacted after each push), so an empty one means none and the
+    no-op sync opens nothing more; otherwise the vault is read, if it opens now (a
+    blocked laptop reports at its next check-in: None). Laptops that queued work
+    before they knew the server's box key have no envelopes for it: they report 0,
+    and the count is right again from their next save."""
+    from .envelopes import ENVELOPE_FILE
+
+    try:
+        if (home / ENVELOPE_FILE).stat().st_size == 0:
+            return 0, None
+    except FileNotFoundError:
+        return 0, None
+    store = _vault_if_it_opens(home, config, pin)
+    if store is None:
+        return None
+    try:
+        return store.backlog()
+    finally:
+        store.close()
+
+
 def _check_in_says_revoked(home: Path, config: AgentConfig, transport: Transport,
-                           pin: str | None) -> bool:
+                           pin: str | None,
+                           backlog: tuple[int, str | None] | None = None) -> bool:
     """Renew the lease; True when the server says this device is revoked (or wiped).
     Other failures raise (SyncFailed, or KeyError_ for a damaged keyring)."""
     from . import sync as sync_mod
@@ -102,7 +128,7 @@ def _check_in_says_revoked(home: Path, config: AgentConfig, transport: Transport
 
     with _stage("check-in"):
         try:
-            sync_mod.check_in(home, config, transport, pin)
+            sync_mod.check_in(home, config, transport, pin, backlog)
         except ServerRefused as exc:
             if exc.code not in sync_mod.REVOKED_CODES:
                 raise
@@ -132,7 +158,8 @@ def sync(home: Path, config: AgentConfig, pin: str | None = None,
         receipt = wipe.pending_receipt(home)
         if receipt is not None:
             raise _revoke(home, transport, receipt=receipt)
-        revoked = _check_in_says_revoked(home, config, transport, pin)
+        revoked = _check_in_says_revoked(home, config, transport, pin,
+                                         _backlog(home, config, pin))
         store = _vault_if_it_opens(home, config, pin) if revoked else Store.open(
             home, config.rep_id, pin=pin)
         order = None

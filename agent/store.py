@@ -372,6 +372,15 @@ class Store(Plans, Attention):
             for r in rows
         ]
 
+    def backlog(self) -> tuple[int, str | None]:
+        """How many operations wait to be pushed, and when the oldest was made (its
+        check-in reports them for the fleet view). The outbox_state index answers both."""
+        count = self.conn.execute(
+            "SELECT count(*) FROM outbox WHERE state='pending'").fetchone()[0]
+        row = self.conn.execute(
+            "SELECT at FROM outbox WHERE state='pending' ORDER BY seq LIMIT 1").fetchone()
+        return int(count), row[0] if row else None
+
     def outbox_counts(self) -> dict[str, int]:
         rows = self.conn.execute("SELECT state, count(*) FROM outbox GROUP BY state").fetchall()
         counts = {"pending": 0, "rejected": 0, "quarantined": 0}

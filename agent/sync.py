@@ -227,12 +227,17 @@ def _pull_pages(store: Store, transport: Transport, report: SyncReport, cursor: 
 
 
 def check_in(home: Path, config: AgentConfig, transport: Transport,
-             pin: str | None = None) -> dict[str, Any]:
-    """Renew the key lease: the server's permission to keep opening the vault."""
+             pin: str | None = None,
+             backlog: tuple[int, str | None] | None = None) -> dict[str, Any]:
+    """Renew the key lease: the server's permission to keep opening the vault. With
+    `backlog` (Store.backlog: unsynced operations and the time of the oldest), the
+    check-in also tells the office's fleet view how much work waits on this laptop."""
     from schema.signing import b64d
 
-    answer = transport.request("POST", "/v1/lease", payload=orjson.dumps(
-        {"have_epoch": keystore.wrapped_epoch(home)}))
+    body: dict[str, Any] = {"have_epoch": keystore.wrapped_epoch(home)}
+    if backlog is not None:
+        body["unsynced_ops"], body["oldest_unsynced_at"] = backlog
+    answer = transport.request("POST", "/v1/lease", payload=orjson.dumps(body))
     return keystore.install_lease(home, config.device_id, b64d(config.server_sign_public_key),
                                   answer["sealed_lease"], pin=pin)
 

@@ -54,10 +54,11 @@ class Signer:
 
 
 def sealed_lease(key: Ed25519PrivateKey, box_key: X25519PrivateKey, archive: Archive,
-                 device_id: str, box_public_key: bytes, have_epoch: int | None) -> dict[str, str]:
+                 device_id: str, box_public_key: bytes, have_epoch: int | None,
+                 backlog: tuple[int, str | None] | None = None) -> dict[str, str]:
     """A new key lease for the device, signed by the server and sealed to its X25519 key
     (enrollment's first lease and every check-in's)."""
-    issued = archive.issue_lease(device_id, have_epoch)
+    issued = archive.issue_lease(device_id, have_epoch, backlog)
     # The server's X25519 key for outbox envelopes rides in the signed lease, so the
     # agent trusts it exactly as far as the pinned signing key, and agents enrolled
     # before it existed pick it up at their next check-in.

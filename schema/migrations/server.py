@@ -488,3 +488,16 @@ def m008_attachments(db: Database) -> None:
 @migrations()
 def m009_console(db: Database) -> None:
     db.executescript(M009_CONSOLE)
+
+
+# What a laptop reported at its last check-in about the work it has not synced yet
+# (null: an agent too old to report it, or no check-in since this migration).
+M010_CHECKIN_BACKLOG = """
+ALTER TABLE devices ADD COLUMN unsynced_ops INTEGER;
+ALTER TABLE devices ADD COLUMN oldest_unsynced_at TEXT;
+"""
+
+
+@migrations()
+def m010_checkin_backlog(db: Database) -> None:
+    db.executescript(M010_CHECKIN_BACKLOG)

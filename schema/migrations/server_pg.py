@@ -22,7 +22,14 @@ from datetime import UTC, datetime
 
 import psycopg
 
-from .server import CARD_COLUMNS, M006_SHARED, M008_ATTACHMENTS, M009_CONSOLE, VISIT_COLUMNS
+from .server import (
+    CARD_COLUMNS,
+    M006_SHARED,
+    M008_ATTACHMENTS,
+    M009_CONSOLE,
+    M010_CHECKIN_BACKLOG,
+    VISIT_COLUMNS,
+)
 
 # One fixed key for pg_advisory_xact_lock: two `init`s racing on one database
 # (two hosts starting at once) apply each migration exactly once, one after the other.
@@ -322,6 +329,7 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
     ("m006_company_rules", M006_COMPANY_RULES),
     ("m008_attachments", _pg(M008_ATTACHMENTS)),
     ("m009_console", _pg(M009_CONSOLE)),
+    ("m010_checkin_backlog", _pg(M010_CHECKIN_BACKLOG)),
 )
 KNOWN: tuple[str, ...] = tuple(name for name, _ in MIGRATIONS)
 

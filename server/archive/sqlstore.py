@@ -105,7 +105,7 @@ class SqlStore(StaffSql, ReviewSql, PoolSql, PlanSql, ReportSql, ConsoleSql, Ops
     def devices(self, rep_id: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         sql = ("SELECT d.id, d.rep_id, r.name AS rep_name, d.name, d.state, d.enrolled_at, "
                "d.last_seen_at, d.last_seq, d.revoked_at, d.lease_epoch, d.lease_issued_at, "
-               "d.block_at, d.wipe_at, w.issued_at AS wipe_ordered_at, "
+               "d.block_at, d.wipe_at, d.unsynced_ops, d.oldest_unsynced_at, w.issued_at AS wipe_ordered_at, "
                "w.receipt_at AS wipe_receipt_at FROM devices d JOIN reps r ON r.id = d.rep_id "
                "LEFT JOIN wipe_orders w ON w.device_id = d.id")
         if rep_id:
@@ -136,6 +136,19 @@ class SqlStore(StaffSql, ReviewSql, PoolSql, PlanSql, ReportSql, ConsoleSql, Ops
             "UPDATE devices SET lease_epoch=?, lease_secret=?, lease_prev_secret=?, "
             "lease_issued_at=?, block_at=?, wipe_at=? WHERE id=?",
             (epoch, secret, prev_secret, issued_at, block_at, wipe_at, device_id))
+
+    def set_device_backlog(self, device_id: str, unsynced_ops: int,
+                           oldest_unsynced_at: str | None) -> None:
+        self.tx.execute("UPDATE devices SET unsynced_ops=?, oldest_unsynced_at=? WHERE id=?",
+                        (unsynced_ops, oldest_unsynced_at, device_id))
+
+    def shrink_device_backlog(self, device_id: str, pushed: int) -> None:
+        # Both sides read the row as it was: the oldest goes when nothing is left.
+        self.tx.execute(
+            "UPDATE devices SET unsynced_ops = CASE WHEN unsynced_ops > ? "
+            "THEN unsynced_ops - ? ELSE 0 END, oldest_unsynced_at = CASE WHEN "
+            "unsynced_ops > ? THEN oldest_unsynced_at ELSE NULL END "
+            "WHERE id=? AND unsynced_ops IS NOT NULL", (pushed, pushed, pushed, device_id))
 
     def raise_last_seq(self, device_id: str, seq: int) -> None:
         self.tx.execute("UPDATE devices SET last_seq=? WHERE id=? AND last_seq < ?",

@@ -138,6 +138,18 @@ class Directory(Protocol):
     def set_lease(self, device_id: str, epoch: int, secret: bytes, prev_secret: bytes | None,
                   issued_at: str, block_at: str, wipe_at: str) -> None: ...
 
+    def set_device_backlog(self, device_id: str, unsynced_ops: int,
+                           oldest_unsynced_at: str | None) -> None:
+        """Record what the device reported at check-in about its unsynced work: how many
+        operations, and when the oldest of them was made (None when there are none)."""
+        ...
+
+    def shrink_device_backlog(self, device_id: str, pushed: int) -> None:
+        """`pushed` of the device's reported unsynced operations arrived: the count
+        drops by that much (not below 0); the oldest's time is forgotten at 0, kept
+        otherwise (an upper bound: what is left is no older). Nothing reported, no change."""
+        ...
+
     def raise_last_seq(self, device_id: str, seq: int) -> None:
         """The device's highest applied op seq becomes at least `seq`."""
         ...

@@ -365,7 +365,12 @@ class FleetDevice(Answer):
     risk: Literal["wipe_pending", "blocked", "near_block", "ok", "wiped"]
     window_used: float = Field(description="Share of its offline window used (1 = blocked)")
     unsynced_ops: int | None = Field(description=(
-        "Always null: check-ins do not report the laptop's unsynced work"))
+        "Operations the laptop had not synced at its last check-in; null if its agent "
+        "does not report them"))
+    oldest_unsynced_at: str | None = Field(description=(
+        "When the oldest of them was made (null when none, or not reported)"))
+    unsynced_age_s: float | None = Field(description=(
+        "Age of that oldest unsynced operation now, in seconds (sorts the risk within a rank)"))
     unsynced_at_most_s: float | None = Field(description=(
         "Anything unsynced was made after the last sync: at most this many seconds old"))
 

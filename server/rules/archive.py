@@ -378,12 +378,15 @@ class Archive(StaffMethods, ReviewMethods, PoolMethods, PlanMethods, ConsoleMeth
             return leases.set_policy(s, self.now(), block_hours, wipe_days, require_pin, by,
                                      timezone)
 
-    def issue_lease(self, device_id: str, have_epoch: int | None) -> dict[str, Any]:
+    def issue_lease(self, device_id: str, have_epoch: int | None,
+                    backlog: tuple[int, str | None] | None = None) -> dict[str, Any]:
+        """A check-in: a new lease, and (`backlog`) the count and the time of the oldest
+        of the device's unsynced operations, recorded in the same transaction."""
         # Not serial: a lease appends to neither the feed nor the audit chain, and the
         # device's row is locked while it is read and rewritten. Every sync checks in,
         # so this keeps half of a sync's writes out of the serial queue.
         with self._write(serial=False) as s:
-            return leases.issue(s, self.clock.now(), device_id, have_epoch)
+            return leases.issue(s, self.clock.now(), device_id, have_epoch, backlog)
 
     # --- departures --------------------------------------------------------------------------
 

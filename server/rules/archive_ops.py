@@ -63,15 +63,20 @@ def device_risk(device: dict[str, Any], now: datetime) -> tuple[str, float]:
 
 
 def fleet_row(device: dict[str, Any], now: datetime) -> dict[str, Any]:
-    """A device as the fleet view shows it. The check-in (POST /v1/lease) carries no
-    count of the laptop's unsynced work, so the archive cannot know it: what it knows
-    is the last sync, and that anything unsynced was made after it (`unsynced_at_most_s`)."""
+    """A device as the fleet view shows it. Its unsynced work is what the laptop
+    reported at its last check-in (POST /v1/lease): how many operations, and the age of
+    the oldest (`unsynced_age_s`); null from an agent too old to report it, where all
+    that is known is that anything unsynced was made after the last sync
+    (`unsynced_at_most_s`)."""
     risk, used = device_risk(device, now)
     last = device["last_seen_at"]
+    oldest = device["oldest_unsynced_at"]
     return {**{k: device[k] for k in (
         "id", "rep_id", "rep_name", "name", "state", "enrolled_at", "last_seen_at", "revoked_at",
-        "lease_issued_at", "block_at", "wipe_at", "wipe_ordered_at", "wipe_receipt_at")},
-        "risk": risk, "window_used": round(used, 3), "unsynced_ops": None,
+        "lease_issued_at", "block_at", "wipe_at", "wipe_ordered_at", "wipe_receipt_at",
+        "unsynced_ops", "oldest_unsynced_at")},
+        "risk": risk, "window_used": round(used, 3),
+        "unsynced_age_s": (now - parse_iso(oldest)).total_seconds() if oldest else None,
         "unsynced_at_most_s": (now - parse_iso(last)).total_seconds() if last else None}
 
 
@@ -311,8 +316,10 @@ class OpsMethods(ArchiveBase):
                 return []
             rows = [fleet_row(d, moment) for d in wipes.devices_as_seen(s, iso(moment), None, None)
                     if _in_scope(d["rep_id"], team)]
-        return sorted(rows, key=lambda r: (RISKS.index(r["risk"]), -r["window_used"],
-                                           r["rep_name"], r["id"]))
+        # Within a rank, older unsynced work first (it has waited longest to be lost),
+        # then the more of the offline window used.
+        return sorted(rows, key=lambda r: (RISKS.index(r["risk"]), -(r["unsynced_age_s"] or 0.0),
+                                           -r["window_used"], r["rep_name"], r["id"]))
 
 
 __all__ = ["OpsMethods", "device_risk", "enroll_command", "fleet_row", "qr_svg"]

@@ -49,7 +49,8 @@ def set_policy(store: Store, now: str, block_hours: float | None, wipe_days: flo
     return new
 
 
-def issue(store: Store, now_dt: datetime, device_id: str, have_epoch: int | None) -> dict[str, Any]:
+def issue(store: Store, now_dt: datetime, device_id: str, have_epoch: int | None,
+          backlog: tuple[int, str | None] | None = None) -> dict[str, Any]:
     """A fresh lease for an active device, plus the secret the device's DEK is
     currently wrapped under (so a blocked device can unwrap and re-wrap).
     The two latest secrets are kept: a lease whose answer was lost is still
@@ -81,6 +82,8 @@ def issue(store: Store, now_dt: datetime, device_id: str, have_epoch: int | None
     block_at = iso(now_dt + timedelta(hours=rules["offline_block_hours"]))
     wipe_at = iso(now_dt + timedelta(days=rules["offline_wipe_days"]))
     store.set_lease(device_id, epoch + 1, secret, prev, now, block_at, wipe_at)
+    if backlog is not None:  # an agent too old to report it leaves the last report standing
+        store.set_device_backlog(device_id, *backlog)
     lease = {"device_id": device_id, "epoch": epoch + 1, "issued_at": now,
              "block_at": block_at, "wipe_at": wipe_at, "require_pin": rules["require_pin"],
              "secret": b64e(secret)}

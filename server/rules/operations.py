@@ -444,6 +444,9 @@ def _each_once(applier: _Apply, ops: list[Any], handle: Callable[[Any], OpResult
         max_seq = max(max_seq, op.seq)
     if max_seq:
         store.raise_last_seq(device.id, max_seq)
+    # The backlog the device reported at its check-in shrinks by what it pushed, so a
+    # full sync shows none without waiting for the next check-in.
+    store.shrink_device_backlog(device.id, len(ops))
     return results
 
 

@@ -162,3 +162,33 @@ def test_the_oversight_store_methods(ctx: Ctx, stores: Stores) -> None:
         assert s.count_pool_candidates([("C", at()), ("C", at(timedelta(seconds=-1))),
                                         ("A", at())]) == [1, 0, 0]
         assert s.count_pool_candidates([]) == []
+
+
+def test_the_fleet_shows_the_unsynced_work_reported_at_check_in(ctx: Ctx, stores: Stores) -> None:
+    staff(ctx)
+    old = at(timedelta(hours=-30))
+    ctx.archive.issue_lease(ctx.a.id, None, (7, old))  # A: 7 changes, the oldest 30 h ago
+    ctx.archive.issue_lease(ctx.b.id, None, (2, at(timedelta(hours=-1))))
+    fleet = {d["id"]: d for d in ctx.archive.fleet("boss")}
+    assert (fleet[ctx.a.id]["unsynced_ops"], fleet[ctx.a.id]["oldest_unsynced_at"]) == (7, old)
+    assert fleet[ctx.a.id]["unsynced_age_s"] == 30 * 3600
+    # Same rank (ok): the older unsynced work first.
+    assert [d["id"] for d in ctx.archive.fleet("boss")][:2] == [ctx.a.id, ctx.b.id]
+    ctx.archive.issue_lease(ctx.a.id, None)  # an old agent reports nothing: the last stands
+    assert {d["id"]: d for d in ctx.archive.fleet("boss")}[ctx.a.id]["unsynced_ops"] == 7
+    with stores.write() as s:
+        s.shrink_device_backlog(ctx.a.id, 5)
+    with stores.read() as s:
+        row = s.device_row(ctx.a.id)
+        assert row is not None and (row["unsynced_ops"], row["oldest_unsynced_at"]) == (2, old)
+    with stores.write() as s:
+        s.shrink_device_backlog(ctx.a.id, 5)
+    with stores.read() as s:
+        row = s.device_row(ctx.a.id)
+        assert row is not None and (row["unsynced_ops"], row["oldest_unsynced_at"]) == (0, None)
+    with stores.write() as s:
+        s.set_device_backlog(ctx.a.id, 0, None)
+    with stores.read() as s:
+        row = s.device_row(ctx.a.id)
+        assert row is not None and (row["unsynced_ops"], row["oldest_unsynced_at"]) == (0, None)
+    assert {d["id"]: d for d in ctx.archive.fleet("boss")}[ctx.a.id]["unsynced_age_s"] is None

@@ -1,7 +1,8 @@
 """The fleet (admin and manager; a manager sees their team's laptops): every laptop
-with its last sync and check-in, its deadlines, most at risk first. A check-in does not
-report the laptop's unsynced work, so the page says what is known: anything unsynced
-was made after the last sync."""
+with its last sync and check-in, its deadlines, the unsynced work it reported at its
+last check-in (how many changes, made since when), most at risk first. A laptop whose
+agent does not report it shows what is known: anything unsynced was made after the
+last sync."""
 
 from __future__ import annotations
 
