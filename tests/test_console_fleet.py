@@ -7,14 +7,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page
 
-from server.rules import Archive
+from schema.clock import ManualClock
+from server.rules import Archive, open_archive
 
 from .browser import assert_accessible, new_context, screenshot
 from .harness import ServerProcess, agent_cli, archive, init_server
@@ -50,13 +51,13 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         arch.add_staff(name, role, *rep, password=PASSWORD)
     token = arch.create_staff_token("root")
     server = ServerProcess(data).start()
-    # 王芳's laptop gets a lease whose block deadline is a second away: by the time
-    # anyone looks (the enroll command alone takes longer), it is past it.
-    arch.set_policy(0.0003, None, None)
-    code, _ = arch.create_enroll_code("王芳", timedelta(hours=1))
-    wang = agent_cli(root / "wang", "enroll", "--server", server.url, "--code", code, check=False)
-    assert wang.returncode == 2 and "block deadline" in wang.stderr  # enrolled, then blocked
+    # 王芳's laptop last checked in four days ago (its lease issued by an archive whose
+    # clock says so): past its 72-hour block deadline now, without waiting for one.
     arch.set_policy(72, None, None)
+    enroll_with(arch, root / "wang", server.url, "王芳")
+    (wang,) = arch.list_devices("王芳")
+    four_days_ago = ManualClock(datetime.now(UTC) - timedelta(days=4))
+    open_archive(data, four_days_ago).issue_lease(wang["id"], None)
     enroll_with(arch, root / "li", server.url, "李伟")
     enroll_with(arch, root / "zhao", server.url, "赵离")
     arch.revoke("赵离", "resigned")  # its laptop not yet wiped
