@@ -88,7 +88,9 @@ def text(home: Path, *args: str, check: bool = True) -> str:
 
 def pending(home: Path) -> list[dict[str, Any]]:
     with harness.open_store(home) as store:
-        return [{**op, "data": orjson.loads(orjson.dumps(op["data"]))} for op in store.pending_ops(1000)]
+        # data and evidence come as raw JSON fragments: compare what they say
+        return [{**op, **{k: orjson.loads(orjson.dumps(op[k])) for k in ("data", "evidence") if k in op}}
+                for op in store.pending_ops(1000)]
 
 
 def one_error_line(proc: Any) -> str:
