@@ -4,14 +4,32 @@ person, a device as HR and managers see it."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Query
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict
 
 from schema.models import DeviceState
+from schema.web import SECURITY_HEADERS
 
 Limit = Annotated[int, Query(ge=1, le=5000, description="At most this many rows.")]
+
+# What a browser may show inline; anything else (SVG, HTML...) is a download.
+INLINE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp",
+                          "application/pdf"})
+
+
+def attachment_response(ref: dict[str, Any], data: bytes) -> Response:
+    """An attachment's bytes for staff (the API and the console): images and PDF inline
+    with their own type, anything else as a download; the stored name made safe for a
+    header; the security headers, so even an inline file runs nothing."""
+    kind = ref["content_type"] if ref["content_type"] in INLINE_TYPES else "application/octet-stream"
+    disposition = "inline" if kind in INLINE_TYPES else "attachment"
+    safe = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "._-") else "_"
+                   for ch in ref["name"])[:100] or "attachment"
+    return Response(data, media_type=kind, headers={
+        **SECURITY_HEADERS, "content-disposition": f'{disposition}; filename="{safe}"'})
 
 
 class Answer(BaseModel):

@@ -20,7 +20,7 @@ from schema.models import CustomerCreate
 from server.rules import Archive, init_archive
 
 from . import harness
-from .browser import assert_accessible, new_context, screenshot
+from .browser import assert_accessible, new_context, png, screenshot
 from .harness import ServerProcess, agent_cli
 
 PASSWORD = "correct horse battery"
@@ -55,10 +55,13 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     try:
         harness.lib_enroll(data, home, server.url, rep_id)
         agent_cli(home, "sync")
+        photo = root / "shelf.png"  # the second visit carries a photo
+        photo.write_bytes(png(40, 30))
         visits = [agent_cli(home, "visit", "log", "--customer", c["card_no"], "--purpose", p,
-                            "--summary", s)["id"]
-                  for c, p, s in zip(cards, ("service", "order", "market_research"),
-                                     ("检修2号包装线", "订购 200 箱", "了解竞品价格"), strict=True)]
+                            "--summary", s, *extra)["id"]
+                  for c, p, s, extra in zip(cards, ("service", "order", "market_research"),
+                                            ("检修2号包装线", "订购 200 箱", "了解竞品价格"),
+                                            ((), ("--attach", str(photo)), ()), strict=True)]
         today = datetime.now().astimezone().date().isoformat()
         agent_cli(home, "plan", "add", "--date", today, "--customer", cards[0]["card_no"],
                   "--purpose", "service", "--time", "09:30")
@@ -126,8 +129,16 @@ def test_a_manager_reviews_plans_customers_and_reports(world: World, chromium: B
     assert (local["status"], local["review_comment"]) == ("returned", "请写明洽谈结果")
     assert agent_cli(world.home, "visit", "show", first)["status"] == "approved"
     page.goto(f"{url}/console/visits/{second}")
-    assert [c.inner_text() for c in page.locator("tbody tr td:nth-child(4)").all()] == [
+    assert [c.inner_text() for c in page.locator("#history tbody tr td:nth-child(4)").all()] == [
         "Submitted", "Returned"]
+    # Its photo, served from the archive's blob folder, and the laptop's signature.
+    link = page.get_by_role("link", name="shelf.png")
+    shown = page.request.get(url + str(link.get_attribute("href")))
+    assert shown.status == 200 and shown.body() == png(40, 30)
+    assert shown.headers["content-type"] == "image/png"
+    page.wait_for_function("document.querySelector('img.thumb').complete", timeout=30_000)
+    assert page.evaluate("document.querySelector('img.thumb').naturalWidth") == 40
+    assert page.locator("#evidence tbody tr").count() >= 1
     look(page, "console-manager-visit")
 
     # The plan: against what was done, approved.

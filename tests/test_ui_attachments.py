@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
-import struct
 import time
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,22 +32,11 @@ from schema.signing import b64d
 from server.rules import Archive, init_archive
 
 from . import harness
-from .browser import Outside, assert_accessible, new_context, screenshot
+from .browser import Outside, assert_accessible, new_context, png, screenshot
 from .harness import ServerProcess
 from .uiproc import UIProcess
 
 pytestmark = pytest.mark.slow
-
-
-def png(width: int, height: int) -> bytes:
-    """A real (tiny) PNG, so the page's thumbnail really decodes."""
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return (struct.pack(">I", len(body)) + kind + body
-                + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
-
-    rows = b"".join(b"\x00" + b"\x20\x80\xc0" * width for _ in range(height))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
 
 
 @dataclass

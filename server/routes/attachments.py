@@ -19,8 +19,8 @@ from starlette.concurrency import run_in_threadpool
 
 from schema.evidence import MAX_ATTACHMENT_BYTES
 from schema.models import AttachmentRef, Sha256
-from schema.web import SECURITY_HEADERS
 
+from ..answers import attachment_response
 from ..deps import (
     ArchiveDep,
     CurrentDevice,
@@ -45,9 +45,6 @@ CHUNK_BYTES = 512 * 1024
 UPLOAD_BODY_BYTES = CHUNK_BYTES * 4 // 3 + 4096
 UPLOAD_PATH = "/v1/attachments/upload"
 ShaPath = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$", description="lowercase hex sha256")]
-# What a browser may show inline; anything else (SVG, HTML...) is a download.
-INLINE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp",
-                          "application/pdf"})
 
 
 class UploadChunk(BaseModel):
@@ -153,10 +150,4 @@ async def staff_attachment(visit_id: Annotated[str, Path(max_length=64)], sha256
     """The bytes of one of a visit's attachments (images and PDF inline, anything else
     as a download)."""
     ref, data = await run_in_threadpool(archive.staff_attachment, visit_id, sha256, who.name)
-    kind = ref["content_type"] if ref["content_type"] in INLINE_TYPES else "application/octet-stream"
-    disposition = "inline" if kind in INLINE_TYPES else "attachment"
-    safe = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "._-") else "_"
-                   for ch in ref["name"])[:100] or "attachment"
-    return Response(data, media_type=kind, headers={
-        **SECURITY_HEADERS, "content-disposition": f'{disposition}; filename="{safe}"',
-        })
+    return attachment_response(ref, data)

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import Response
 
+from ...answers import INLINE_TYPES, attachment_response
 from ...archive.errors import ArchiveError
 from ...rules.access import StaffMember
 from ..kit import PREFIX, archive_of, call, done_note, gettext_of, page_require, redirect, render
@@ -55,9 +56,16 @@ async def decide(request: Request, who: Reviewer,
 
 @router.get("/visits/{visit_id}")
 async def visit(request: Request, who: Reader, visit_id: str) -> Response:
-    row = await call(archive_of(request).staff_visit, visit_id, by=who.name)
-    # TODO(attachments, after merging h-attach): list `archive.visit_evidence(visit_id,
-    # by=who.name)["attachments"]` here, each linking to a console route
-    # /visits/{id}/attachments/{sha256} that answers `archive.staff_attachment(visit_id,
-    # sha256, by=who.name)` (inline only for the image/PDF types the API allows).
-    return render(request, "visit.html", visit=row)
+    archive = archive_of(request)
+    row = await call(archive.staff_visit, visit_id, by=who.name)
+    # Its photos and forms, and which laptop signed each revision when (visit evidence).
+    proof = await call(archive.visit_evidence, row["id"], by=who.name)
+    return render(request, "visit.html", visit=row, attachments=proof["attachments"],
+                  evidence=proof["evidence"], inline=INLINE_TYPES)
+
+
+@router.get("/visits/{visit_id}/attachments/{sha256}")
+async def attachment(request: Request, who: Reader, visit_id: str,
+                     sha256: Annotated[str, Path(pattern="^[0-9a-f]{64}$")]) -> Response:
+    ref, data = await call(archive_of(request).staff_attachment, visit_id, sha256, by=who.name)
+    return attachment_response(ref, data)
