@@ -182,6 +182,35 @@ class Attention:
                         "at": at, "reason": reason or "", "op_id": op_id, "seq": seq})
         return out
 
+    def conflicts(self) -> list[dict[str, Any]]:
+        """Card edits of the rep's where the archive kept the office's value, not yet
+        dismissed: per field the rep's value and the one the card holds now (the
+        office's, once a pull brought it; the same sync's pull does)."""
+        rows = self.conn.execute(
+            "SELECT op_id, entity_id, kind, fields, mine, at FROM conflicts "
+            "WHERE dismissed_at IS NULL ORDER BY at, op_id").fetchall()
+        out = []
+        for op_id, entity_id, kind, fields, mine, at in rows:
+            cur = self.conn.execute("SELECT * FROM customers WHERE id = ?", (entity_id,))
+            found = cur.fetchone()
+            now = dict(zip([d[0] for d in cur.description], found, strict=True)) if found else {}
+            values = orjson.loads(mine)
+            out.append({
+                "kind": kind, "id": entity_id, "op_id": op_id, "state": "conflict", "at": at,
+                "customer_id": entity_id, "name": now.get("name"),
+                "customer": card_label(now.get("name"), now.get("card_no"), entity_id),
+                "fields": [{"field": f, "mine": values.get(f), "kept": now.get(f)}
+                           for f in orjson.loads(fields)]})
+        return out
+
+    def dismiss_conflict(self, op_id: str) -> bool:
+        """The rep has seen a conflict: it leaves the list (the row stays, dated)."""
+        with self.conn:
+            cur = self.conn.execute(
+                "UPDATE conflicts SET dismissed_at = ? WHERE op_id = ? AND dismissed_at IS NULL",
+                (iso(self.clock.now()), op_id))
+        return cur.rowcount > 0
+
     def returned_plans(self) -> list[dict[str, Any]]:
         rows = self.conn.execute(
             "SELECT day, comment, reviewed_by, reviewed_at FROM plans WHERE status = 'returned' "
@@ -193,7 +222,7 @@ class Attention:
         """Everything that waits for the rep, by group (at most `top` items of each, the
         most urgent warnings first), with how many there are of each in `counts`."""
         groups = {"returned_visits": self.returned_visits(), "refused": self.refused_ops(),
-                  "returned_plans": self.returned_plans()}
+                  "returned_plans": self.returned_plans(), "conflicts": self.conflicts()}
         counts = {k: len(v) for k, v in groups.items()}
         groups = {k: v[:top] for k, v in groups.items()}
         groups["pool_warnings"], counts["pool_warnings"] = self._deadlines(True, None, top)

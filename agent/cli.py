@@ -160,7 +160,8 @@ def status(home: HomeOpt, as_json: JsonOpt = False) -> None:
 
 
 _ATTENTION_NOUNS = {"returned_visits": "returned visit", "refused": "refused change",
-                    "returned_plans": "returned plan", "pool_warnings": "pool warning"}
+                    "returned_plans": "returned plan", "conflicts": "conflict",
+                    "pool_warnings": "pool warning"}
 
 
 def _attention_lines(groups: dict[str, Any]) -> list[str]:
@@ -178,6 +179,11 @@ def _attention_lines(groups: dict[str, Any]) -> list[str]:
             elif key == "refused":
                 lines.append(f"  {item['state']}: {item['kind']} {item['id'][:12]} "
                              f"{item['customer']}: {item['reason']}")
+            elif key == "conflicts":
+                for f in item["fields"]:
+                    lines.append(f"  conflict: {item['customer']} {f['field']}: yours "
+                                 f"{f['mine']!r} not kept, the office's {f['kept']!r} stands "
+                                 f"(dismiss: `fieldvault customer dismiss-conflict {item['op_id']}`)")
             elif key == "returned_plans":
                 lines.append(f"  returned: plan for {item['id']}: {item['reason']}{by}")
             else:
@@ -321,6 +327,19 @@ def customer_edit(
     patch = validate(CustomerPatch, field_args(ctx.args, CUSTOMER_EDITABLE_FIELDS))
     with vault(home) as store:
         show(store.edit_customer(customer, patch), as_json)
+
+
+@customer_app.command("dismiss-conflict")
+def customer_dismiss_conflict(
+    op_id: Annotated[str, typer.Argument(help="The conflict's op id (from `fieldvault status`).")],
+    home: HomeOpt, as_json: JsonOpt = False,
+) -> None:
+    """You have seen that the office's value was kept over yours: stop listing it."""
+    from . import service
+
+    with vault(home) as store:
+        service.dismiss_conflict(store, op_id)
+    show({"dismissed": op_id}, as_json)
 
 
 # --- visits ---------------------------------------------------------------------

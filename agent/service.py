@@ -227,6 +227,19 @@ def status(home: Path, config: AgentConfig, store: Store | None,
     return out
 
 
+def conflicts(store: Store) -> list[dict[str, Any]]:
+    """The rep's card edits the archive did not keep (the office's value stood)."""
+    return store.conflicts()
+
+
+def dismiss_conflict(store: Store, op_id: str) -> None:
+    """The rep has seen a conflict; it leaves the needs-attention list."""
+    from .errors import StoreError
+
+    if not store.dismiss_conflict(op_id):
+        raise StoreError(f"no open conflict {op_id}: see `fieldvault status` for the open ones")
+
+
 # --- the rep's day ----------------------------------------------------------------------
 
 def today(store: Store, pool_top: int = 20) -> dict[str, Any]:

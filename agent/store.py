@@ -164,7 +164,7 @@ POOL_WARNINGS_FRESH = timedelta(hours=1)
 # How many migrations schema/migrations/agent.py holds (tests/test_startup.py checks it).
 # A vault already at this version opens without importing sqlite-utils, which was a
 # good part of every command's start-up time.
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 # How far ahead of the laptop's clock a visit may start (the server allows the 300 s
 # skew of a signed request; the laptop a little less).
 VISIT_AHEAD_TOLERANCE = timedelta(minutes=4)
@@ -404,9 +404,21 @@ class Store(Plans, Attention):
         with self.transaction() as c:
             for res in results:
                 tally[res.status.value] = tally.get(res.status.value, 0) + 1
-                row = c.execute("SELECT kind FROM outbox WHERE op_id=?", (res.op_id,)).fetchone()
+                row = c.execute("SELECT kind, data FROM outbox WHERE op_id=?",
+                                (res.op_id,)).fetchone()
                 if row is None:
                     continue  # already recorded by an earlier, interrupted sync
+                if res.status == OpStatus.conflict and res.conflicts:
+                    # The op leaves the outbox below: keep the rep's values of the
+                    # fields the archive did not take, so the rep sees what was not kept.
+                    data = orjson.loads(row[1])
+                    c.execute(
+                        "INSERT OR IGNORE INTO conflicts (op_id, entity_id, kind, fields, mine, at) "
+                        "VALUES (?,?,?,?,?,?)",
+                        (res.op_id, res.entity_id, row[0], orjson.dumps(res.conflicts).decode(),
+                         orjson.dumps({f: data.get(f) for f in res.conflicts}).decode(),
+                         iso(self.clock.now())),
+                    )
                 if res.status in (OpStatus.rejected, OpStatus.quarantined):
                     c.execute(
                         "UPDATE outbox SET state=?, reason=? WHERE op_id=?",

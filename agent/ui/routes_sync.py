@@ -43,6 +43,18 @@ def sync_now(request: Request) -> Response:
     return RedirectResponse("/sync?requested=1", status_code=303)
 
 
+@router.post("/sync/conflicts/{op_id}/dismiss")
+def dismiss_conflict(request: Request, op_id: str) -> Response:
+    """The rep has seen that the office's value was kept over theirs."""
+    ui = _ui(request)
+    with ui.store() as store:
+        try:
+            service.dismiss_conflict(store, op_id)
+        except StoreError:
+            pass  # already dismissed (a second click, another tab): the page shows the rest
+    return RedirectResponse("/sync", status_code=303)
+
+
 @router.get("/pool")
 def pool_page(request: Request, q: str = "", offset: int = 0) -> Response:
     ui = _ui(request)

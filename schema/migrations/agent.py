@@ -233,3 +233,25 @@ CREATE INDEX visit_attachments_sha ON visit_attachments(sha256);
 ALTER TABLE outbox ADD COLUMN evidence TEXT;
 """
     )
+
+
+@migrations()
+def m007_conflicts(db: Database) -> None:
+    # Conflicts the server reported: fields of a card where the archive kept the
+    # office's value over the rep's. The op leaves the outbox (the rest of it was
+    # applied), so the rep's values of those fields are kept here until dismissed,
+    # and the rep sees that what they typed was not kept.
+    db.executescript(
+        """
+CREATE TABLE conflicts (
+    op_id TEXT PRIMARY KEY,
+    entity_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    fields TEXT NOT NULL,
+    mine TEXT NOT NULL,
+    at TEXT NOT NULL,
+    dismissed_at TEXT
+);
+CREATE INDEX conflicts_open ON conflicts(at) WHERE dismissed_at IS NULL;
+"""
+    )
