@@ -375,6 +375,27 @@ def pool_claim(home: Path, config: AgentConfig, store: Store, customer: str) -> 
         transport.close()
 
 
+# --- a card's ownership history (online) -------------------------------------------------
+
+def customer_ownership(home: Path, config: AgentConfig, customer_id: str,
+                       timeout: float = 60) -> list[dict[str, Any]]:
+    """Who served the card when (the vault keeps only the current owner): asked of the
+    server, for the card's current owner only. Offline raises Offline saying so; the UI
+    passes a short timeout so a card page never waits long on a server that is down."""
+    from . import ownership
+    from .sync import open_transport
+    from .transport import Offline
+
+    transport = open_transport(home, config, timeout)
+    try:
+        return ownership.history(transport, customer_id)
+    except Offline as exc:
+        raise Offline(f"the ownership history needs the network: try again when you are "
+                      f"online ({exc})") from exc
+    finally:
+        transport.close()
+
+
 def visit_revisions(store: Store, visit_id: str) -> list[dict[str, Any]]:
     """The changes to a visit still on this laptop (waiting, refused or held), oldest
     first; what the server accepted is its revision number `rev`."""

@@ -71,11 +71,12 @@ class SyncReport:
 Progress = Callable[[str, int], None]
 
 
-def open_transport(home: Path, config: AgentConfig) -> Transport:
+def open_transport(home: Path, config: AgentConfig, timeout: float = 60) -> Transport:
     from schema.signing import b64d
 
     return Transport(config.server_url, config.device_id, keystore.load_sign_key(home),
-                     b64d(config.server_sign_public_key), insecure=config.insecure)
+                     b64d(config.server_sign_public_key), insecure=config.insecure,
+                     timeout=timeout)
 
 
 def _verified(transport: Transport, order: dict[str, Any]) -> DeviceRevoked:

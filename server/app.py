@@ -26,6 +26,7 @@ from .routes import (
     health,
     hr,
     lease,
+    ownership,
     pool,
     staff_callbacks,
     staff_customers,
@@ -163,6 +164,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     app.include_router(hr.router)
     app.include_router(health.router)
     app.include_router(pool.router)
+    app.include_router(ownership.router)
     app.include_router(attachments.router)
     for staff in (staff_users, staff_visits, staff_callbacks, staff_review, staff_customers,
                   staff_plans, staff_reports, staff_jobs, staff_ops):

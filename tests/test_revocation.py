@@ -422,6 +422,7 @@ def device_routes(app: Any) -> list[tuple[str, str]]:
             # tests/test_console_auth.py) take no device signature
             continue
         path = path.replace("{sha256}", "0" * 64)  # an attachment's bytes: any sha256
+        path = path.replace("{customer_id}", "FV000001")  # the leaver's card, made below
         assert "{" not in path, f"classify the parametrised route {path}"
         out.append((method, path))
     return out
@@ -435,7 +436,8 @@ BODIES = {"/v1/reconcile": {"customers": [], "visits": []}, "/v1/lease": {"have_
               "size": 1, "content_type": "image/png", "offset": 0, "data": "eA=="}}
 # Past the signature check, a device in good standing reads only attachments its visits
 # or its customers name: 404 for any other, the same as for one that does not exist.
-GOOD_ANSWER = {"/v1/attachments/" + "0" * 64: 404}
+GOOD_ANSWER = {"/v1/attachments/" + "0" * 64: 404,
+               "/v1/customers/FV000001/ownership": 404}  # only its owner reads it
 REVOKED_ONLY = ("/v1/wipe-order", "/v1/wipe-receipt", "/v1/push", "/v1/final-flush")
 # Served to a device in good standing AND to a revoked or wiped one: the final flush
 # uploads its visits' photos before pushing them to quarantine.

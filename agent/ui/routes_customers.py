@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
@@ -11,6 +13,7 @@ from schema.output import validation_message
 
 from .. import service
 from ..store import StoreError
+from ..transport import Offline, ServerRefused, UntrustedResponse
 from . import forms
 from .context import UI, ui_of
 
@@ -64,9 +67,30 @@ def card(request: Request, customer_id: str, saved: int = 0, error: str = "") ->
             data = service.customer_card(store, customer_id)
         except StoreError as exc:
             return ui.render(request, "refused.html", status_code=404, message=str(exc))
+    mine = data.get("owner_rep_id") == ui.config.rep_id
+    owners, owners_problem = (_ownership(ui, data["id"]) if mine else (None, ""))
     return ui.render(request, "customer.html", card=data, saved=saved, error=error,
                      fields=CUSTOMER_EDITABLE_FIELDS, grades=[g.value for g in Grade],
-                     mine=data.get("owner_rep_id") == ui.config.rep_id)
+                     mine=mine, owners=owners, owners_problem=owners_problem)
+
+
+# The card page asks the server for the ownership history while it renders: a server
+# that is down or hung must cost the page at most about this long (connect + read).
+OWNERSHIP_TIMEOUT_S = 1.0
+
+
+def _ownership(ui: UI, customer_id: str) -> tuple[list[dict[str, Any]] | None, str]:
+    """(periods, "") online; (None, "") offline (the page says it is shown when online);
+    (None, the server's refusal) when it answered no."""
+    try:
+        return service.customer_ownership(ui.home, ui.config, customer_id,
+                                          OWNERSHIP_TIMEOUT_S), ""
+    except Offline:
+        return None, ""
+    except ServerRefused as exc:
+        return None, exc.message
+    except (UntrustedResponse, StoreError) as exc:
+        return None, str(exc)
 
 
 @router.post("/customers/{customer_id}")

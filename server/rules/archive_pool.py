@@ -238,6 +238,28 @@ class PoolMethods(ArchiveBase):
             return {"card": card, "ownership": s.ownership(card["id"]),
                     "visits": list(s.visits(None, card["id"]))}
 
+    # --- a card's owners, for the rep serving it (device API, online) ----------------------
+
+    def owner_periods(self, rep_id: str, ref: str) -> list[dict[str, Any]]:
+        """Who served the card when, oldest first: [{rep_name, since, until, source}]
+        (until is None for the current period; rep_name is None while in the pool). Only
+        the card's current owner may read it; anyone else gets the same 404 as for a card
+        that does not exist, so a rep cannot probe for other reps' customers."""
+        with self._read() as s:
+            card = s.customer_by_ref(ref)
+            if card is None or card["owner_rep_id"] != rep_id:
+                raise NotFound("unknown_customer", f"no customer {ref!r} served by you")
+            rows = s.ownership(card["id"])
+            names: dict[str, str] = {}
+            for r in rows:
+                rid = r["to_rep_id"]
+                if rid and rid not in names:
+                    rep = s.rep(rid)
+                    names[rid] = rep["name"] if rep else rid
+        return [{"rep_name": names.get(r["to_rep_id"]) if r["to_rep_id"] else None,
+                 "since": r["at"], "until": rows[n + 1]["at"] if n + 1 < len(rows) else None,
+                 "source": r["source"]} for n, r in enumerate(rows)]
+
     # --- the pool as a rep's laptop sees it (device API) ------------------------------------
 
     def pool_page(self, rep_id: str, search: str = "", limit: int = 50,
