@@ -157,7 +157,11 @@ def test_a_copy_of_a_revoked_laptop_gets_nothing_that_opens_its_vault_and_the_la
                  for i in range(2)]
     server = backend.server(replica="none").start()
     assert stat.S_IMODE((data / BOX_KEY_FILE).stat().st_mode) == 0o600
-    client = httpx.Client(base_url=server.url, timeout=30)
+    # A fresh connection per request: this test probes every route in turn with pauses
+    # between them (decrypting, searching), and a kept-alive connection the server closes
+    # (uvicorn's 5 s idle limit) just as the next request goes out is reset mid-request.
+    client = httpx.Client(base_url=server.url, timeout=30,
+                          limits=httpx.Limits(max_keepalive_connections=0))
     try:
         home = tmp_path / "laptop"
         config = harness.lib_enroll(data, home, server.url, leaver)
