@@ -106,6 +106,20 @@ _customer_rows = _rows_getter(CUSTOMER_COLUMNS)
 _visit_rows = _rows_getter(VISIT_COLUMNS)
 
 
+def _note_served(c: Any, visits: list[dict[str, Any]]) -> None:
+    """The archive moves a card's last_served_at with each accepted visit without a new
+    card revision; derive it from the visits that arrive."""
+    latest: dict[str, str] = {}
+    for v in visits:
+        if v["started_at"] > latest.get(v["customer_id"], ""):
+            latest[v["customer_id"]] = v["started_at"]
+    c.executemany(
+        "UPDATE customers SET last_served_at=? WHERE id=? "
+        "AND (last_served_at IS NULL OR last_served_at < ?)",
+        [(at, cid, at) for cid, at in latest.items()],
+    )
+
+
 _UPSERT_CUSTOMER = _upsert_sql("customers", CUSTOMER_COLUMNS)
 _UPSERT_VISIT = _upsert_sql("visits", VISIT_COLUMNS)
 
@@ -399,54 +413,84 @@ class Store(Plans, Attention):
         ]
 
     def apply_results(self, results: Iterable[OpResult]) -> dict[str, int]:
-        """Record the server's answers; applied ops leave the outbox, others stay visible."""
+        """Record the server's answers; applied ops leave the outbox, others stay visible.
+
+        An accepted visit op's result carries the visit as the archive keeps it
+        (`record`): it is stored here, as a pull would, because later pulls leave out
+        what this device's own pushes changed. Statements go per kind, not per op: a
+        push of 100,000 visits answers in 100 batches of 1,000."""
+        results = list(results)
         tally: dict[str, int] = {}
+        for res in results:
+            tally[res.status.value] = tally.get(res.status.value, 0) + 1
         with self.transaction() as c:
+            kinds = self._outbox_kinds([r.op_id for r in results])
+            held: list[tuple[str, str, str]] = []
+            done: list[tuple[str]] = []
+            revs: dict[str, list[tuple[int, str]]] = {"customers": [], "visits": []}
+            plan_revs: list[tuple[int, str]] = []
+            card_nos: list[tuple[str, str]] = []
+            records: list[dict[str, Any]] = []
             for res in results:
-                tally[res.status.value] = tally.get(res.status.value, 0) + 1
-                row = c.execute("SELECT kind, data FROM outbox WHERE op_id=?",
-                                (res.op_id,)).fetchone()
-                if row is None:
+                kind = kinds.get(res.op_id)
+                if kind is None:
                     continue  # already recorded by an earlier, interrupted sync
                 if res.status == OpStatus.conflict and res.conflicts:
-                    # The op leaves the outbox below: keep the rep's values of the
-                    # fields the archive did not take, so the rep sees what was not kept.
-                    data = orjson.loads(row[1])
-                    c.execute(
-                        "INSERT OR IGNORE INTO conflicts (op_id, entity_id, kind, fields, mine, at) "
-                        "VALUES (?,?,?,?,?,?)",
-                        (res.op_id, res.entity_id, row[0], orjson.dumps(res.conflicts).decode(),
-                         orjson.dumps({f: data.get(f) for f in res.conflicts}).decode(),
-                         iso(self.clock.now())),
-                    )
+                    self._keep_conflict(res, kind)
                 if res.status in (OpStatus.rejected, OpStatus.quarantined):
-                    c.execute(
-                        "UPDATE outbox SET state=?, reason=? WHERE op_id=?",
-                        (res.status.value, res.reason or "", res.op_id),
-                    )
+                    held.append((res.status.value, res.reason or "", res.op_id))
                     continue
-                c.execute("DELETE FROM outbox WHERE op_id=?", (res.op_id,))
-                if row[0] == OpKind.plan_submit:  # a plan's entity id is its day
+                done.append((res.op_id,))
+                if kind == OpKind.plan_submit:  # a plan's entity id is its day
                     if res.rev is not None:
-                        c.execute("UPDATE plans SET rev=max(rev, ?) WHERE day=?",
-                                  (res.rev, res.entity_id))
+                        plan_revs.append((res.rev, res.entity_id))
                     continue
-                table = "customers" if row[0].startswith("customer") else "visits"
+                table = "customers" if kind.startswith("customer") else "visits"
+                if res.record is not None and table == "visits":
+                    records.append(res.record)
                 # A card's rev is the base of the rep's next edit, so it must name a
                 # revision whose content the laptop holds. After `merged` or `conflict`
                 # the archive's card has changes the laptop has not pulled yet: keep the
                 # old rev until the pull brings that card, or a lost pull would let the
                 # next edit silently overwrite the office's value.
-                if res.rev is not None and (table == "visits" or res.status == OpStatus.accepted):
-                    c.execute(
-                        f"UPDATE {table} SET rev=max(rev, ?) WHERE id=?",  # noqa: S608
-                        (res.rev, res.entity_id),
-                    )
+                elif res.rev is not None and (table == "visits" or res.status == OpStatus.accepted):
+                    revs[table].append((res.rev, res.entity_id))
                 if res.card_no:
-                    c.execute(
-                        "UPDATE customers SET card_no=? WHERE id=?", (res.card_no, res.entity_id)
-                    )
+                    card_nos.append((res.card_no, res.entity_id))
+            c.executemany("UPDATE outbox SET state=?, reason=? WHERE op_id=?", held)
+            c.executemany("DELETE FROM outbox WHERE op_id=?", done)
+            c.executemany("UPDATE plans SET rev=max(rev, ?) WHERE day=?", plan_revs)
+            for table, pairs in revs.items():
+                c.executemany(f"UPDATE {table} SET rev=max(rev, ?) WHERE id=?", pairs)  # noqa: S608
+            c.executemany("UPDATE customers SET card_no=? WHERE id=?", card_nos)
+            if records:
+                c.executemany(_UPSERT_VISIT, _visit_rows(records))
+                _note_served(c, records)
+                self._reapply_pending({r["id"] for r in records})
         return tally
+
+    def _outbox_kinds(self, op_ids: list[str]) -> dict[str, str]:
+        """op_id -> kind of the ops still in the outbox, read in bounded IN lists."""
+        kinds: dict[str, str] = {}
+        for i in range(0, len(op_ids), 500):
+            chunk = op_ids[i:i + 500]
+            kinds.update(self.conn.execute(
+                f"SELECT op_id, kind FROM outbox WHERE op_id IN ({','.join('?' * len(chunk))})",  # noqa: S608
+                chunk).fetchall())
+        return kinds
+
+    def _keep_conflict(self, res: OpResult, kind: str) -> None:
+        """The op leaves the outbox: keep the rep's values of the fields the archive
+        did not take, so the rep sees what was not kept."""
+        (raw,) = self.conn.execute("SELECT data FROM outbox WHERE op_id=?", (res.op_id,)).fetchone()
+        data = orjson.loads(raw)
+        self.conn.execute(
+            "INSERT OR IGNORE INTO conflicts (op_id, entity_id, kind, fields, mine, at) "
+            "VALUES (?,?,?,?,?,?)",
+            (res.op_id, res.entity_id, kind, orjson.dumps(res.conflicts).decode(),
+             orjson.dumps({f: data.get(f) for f in res.conflicts}).decode(),
+             iso(self.clock.now())),
+        )
 
     # --- pull ----------------------------------------------------------------
 
@@ -514,17 +558,7 @@ class Store(Plans, Attention):
                 c.executemany(_UPSERT_CUSTOMER, _customer_rows(customers))
             if visits:
                 c.executemany(_UPSERT_VISIT, _visit_rows(visits))
-                # The archive moves a card's last_served_at with each accepted visit
-                # without a new card revision; derive it from the visits that arrive.
-                latest: dict[str, str] = {}
-                for v in visits:
-                    if v["started_at"] > latest.get(v["customer_id"], ""):
-                        latest[v["customer_id"]] = v["started_at"]
-                c.executemany(
-                    "UPDATE customers SET last_served_at=? WHERE id=? "
-                    "AND (last_served_at IS NULL OR last_served_at < ?)",
-                    [(at, cid, at) for cid, at in latest.items()],
-                )
+                _note_served(c, visits)
             if visits or evicted:
                 attachments.note_pulled(c, visits, iso(self.clock.now()))
             touched = {r["id"] for r in customers} | {r["id"] for r in visits}

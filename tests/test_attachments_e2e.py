@@ -237,7 +237,10 @@ def test_bytes_that_are_not_their_sha256_are_discarded(world: World) -> None:
         transport.close()
 
 
-def test_a_tampered_signature_and_a_missing_attachment_are_refused(world: World) -> None:
+def test_a_tampered_signature_is_flagged_and_a_missing_attachment_refused(world: World) -> None:
+    """The push checks what is cheap (a well-formed signature, the attachments all
+    received); the signature itself is verified after the push (rules/evidence_check.py),
+    and one that does not verify is marked and audited, the visit kept."""
     cust = _customer(world, "篡改检测有限公司")
     config = AgentConfig.load(world.home)
     assert config is not None
@@ -250,9 +253,14 @@ def test_a_tampered_signature_and_a_missing_attachment_are_refused(world: World)
         assert key is not None
     transport = open_transport(world.home, config)
     try:
-        # the laptop's own op, its summary changed on the way (a fresh op_id: the real
-        # one still goes up at the next sync, untouched)
-        tampered = {**op, "op_id": harness.new_id(), "data": {**op["data"], "summary": "改过的记录"}}
+        # the laptop's own op, its summary changed on the way (fresh ids: the real one
+        # still goes up at the next sync, untouched)
+        altered_id = harness.new_id()
+        tampered = {**op, "op_id": harness.new_id(), "entity_id": altered_id,
+                    "data": {**op["data"], "summary": "改过的记录"}}
+        malformed = {**op, "op_id": harness.new_id(), "entity_id": harness.new_id(),
+                     "seq": op["seq"] + 2,
+                     "evidence": {**op["evidence"], "signature": b64e(b"\0" * 63)}}
         # signed properly, but naming a photo the server never received
         ghost = {"sha256": "ab" * 32, "name": "ghost.jpg", "size": 10,
                  "content_type": "image/jpeg"}
@@ -265,17 +273,25 @@ def test_a_tampered_signature_and_a_missing_attachment_are_refused(world: World)
                   "evidence": {"device_time": op["at"], "attachments": [ghost],
                                "signature": b64e(key.sign(message))}}
         answer = transport.request("POST", "/v1/push", payload=orjson.dumps(
-            {"ops": [tampered, unsent]}))
+            {"ops": [tampered, unsent, malformed]}))
     finally:
         transport.close()
-    bad, missing = answer["results"]
+    altered, missing, bad = answer["results"]
+    assert altered["status"] == "accepted"
     assert (bad["status"], bad["reason"]) == ("rejected", BAD_SIGNATURE)
     assert missing["status"] == "rejected"
     assert "ghost.jpg" in missing["reason"] and "has not reached the server" in missing["reason"]
-    for visit_id in (op["entity_id"], other_id):
+    for visit_id in (op["entity_id"], other_id, malformed["entity_id"]):
         with pytest.raises(NotFound):
             world.archive.get_visit(visit_id)
     assert harness.lib_sync(world.home).results == {"accepted": 1}  # the real one
+    checked = world.archive.check_evidence()
+    assert (checked["failed"], checked["left"]) == (1, 0)
+    verdicts = {vid: [e["verified"] for e in world.archive.visit_evidence(vid)["evidence"]]
+                for vid in (altered_id, op["entity_id"])}
+    assert verdicts == {altered_id: [False], op["entity_id"]: [True]}
+    flagged = [e for e in world.archive.audit_entries() if e["action"] == "evidence.invalid"]
+    assert [e["subject"] for e in flagged] == [altered_id]
 
 
 def test_the_successor_reads_the_photo_with_the_history_and_the_old_copy_goes(

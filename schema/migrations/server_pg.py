@@ -28,6 +28,7 @@ from .server import (
     M008_ATTACHMENTS,
     M009_CONSOLE,
     M010_CHECKIN_BACKLOG,
+    M011_SYNC_SPEED,
     VISIT_COLUMNS,
 )
 
@@ -330,6 +331,7 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
     ("m008_attachments", _pg(M008_ATTACHMENTS)),
     ("m009_console", _pg(M009_CONSOLE)),
     ("m010_checkin_backlog", _pg(M010_CHECKIN_BACKLOG)),
+    ("m011_sync_speed", _pg(M011_SYNC_SPEED)),
 )
 KNOWN: tuple[str, ...] = tuple(name for name, _ in MIGRATIONS)
 

@@ -64,6 +64,23 @@ class AttachmentSql(SqlBase):
             r["attachments"] = orjson.loads(r["attachments"])
         return rows
 
+    def unchecked_evidence(self, limit: int) -> list[dict[str, Any]]:
+        rows = self.tx.rows(
+            "SELECT e.*, d.sign_public_key FROM visit_evidence e "
+            "JOIN devices d ON d.id = e.device_id WHERE e.verified IS NULL "
+            "ORDER BY e.received_at, e.visit_id, e.rev LIMIT ?", (limit,))
+        for r in rows:
+            r["attachments"] = orjson.loads(r["attachments"])
+        return rows
+
+    def set_evidence_verdicts(self, verdicts: list[tuple[int, str, int]]) -> None:
+        if verdicts:
+            self.tx.executemany("UPDATE visit_evidence SET verified=? WHERE visit_id=? AND rev=?",
+                                verdicts)
+
+    def count_unchecked_evidence(self) -> int:
+        return int(self.tx.scalar("SELECT count(*) FROM visit_evidence WHERE verified IS NULL"))
+
     def attachment_totals(self) -> dict[str, int]:
         row = self.tx.one("SELECT count(*) AS n, coalesce(sum(size), 0) AS b FROM attachments")
         assert row is not None

@@ -312,15 +312,27 @@ class SqlStore(StaffSql, ReviewSql, PoolSql, PlanSql, ReportSql, ConsoleSql, Ops
 
     # --- feed and ops -----------------------------------------------------------
 
-    def append_feed(self, rep_id: str | None, kind: str, entity_id: str, customer_id: str) -> int:
+    def append_feed(self, rep_id: str | None, kind: str, entity_id: str, customer_id: str,
+                    origin: str | None = None) -> int:
         return int(self.tx.scalar(
-            "INSERT INTO feed (rep_id, kind, entity_id, customer_id) VALUES (?,?,?,?) "
-            "RETURNING seq", (rep_id, kind, entity_id, customer_id)))
+            "INSERT INTO feed (rep_id, kind, entity_id, customer_id, origin) VALUES (?,?,?,?,?) "
+            "RETURNING seq", (rep_id, kind, entity_id, customer_id, origin)))
 
-    def feed(self, rep_id: str, after_seq: int, limit: int) -> list[FeedRow]:
+    def feed(self, rep_id: str, after_seq: int, limit: int,
+             skip_origin: str | None = None) -> list[FeedRow]:
+        if skip_origin is None:
+            return [FeedRow(**r) for r in self.tx.rows(
+                "SELECT seq, kind, entity_id, customer_id FROM feed WHERE rep_id=? AND seq>? "
+                "ORDER BY seq LIMIT ?", (rep_id, after_seq, limit))]
         return [FeedRow(**r) for r in self.tx.rows(
             "SELECT seq, kind, entity_id, customer_id FROM feed WHERE rep_id=? AND seq>? "
-            "ORDER BY seq LIMIT ?", (rep_id, after_seq, limit))]
+            "AND (origin IS NULL OR origin<>?) ORDER BY seq LIMIT ?",
+            (rep_id, after_seq, skip_origin, limit))]
+
+    def feed_last(self, rep_id: str, after_seq: int) -> int:
+        last = self.tx.scalar("SELECT max(seq) FROM feed WHERE rep_id=? AND seq>?",
+                              (rep_id, after_seq))
+        return after_seq if last is None else int(last)
 
     def feed_size(self, rep_id: str, after_seq: int) -> int:
         return int(self.tx.scalar("SELECT count(*) FROM feed WHERE rep_id=? AND seq>?",

@@ -268,14 +268,23 @@ class Visits(Protocol):
 
 
 class Feed(Protocol):
-    def append_feed(self, rep_id: str | None, kind: str, entity_id: str, customer_id: str) -> int:
+    def append_feed(self, rep_id: str | None, kind: str, entity_id: str, customer_id: str,
+                    origin: str | None = None) -> int:
         """A change addressed to `rep_id`; returns its sequence number, higher than
-        every sequence committed before (only inside a serial write)."""
+        every sequence committed before (only inside a serial write). `origin`: the
+        device whose pushed operation made the change (it has the result already)."""
         ...
 
-    def feed(self, rep_id: str, after_seq: int, limit: int) -> list[FeedRow]:
-        """The rep's changes after `after_seq`, in sequence order. Costs in
-        proportion to the rows returned, not to the archive."""
+    def feed(self, rep_id: str, after_seq: int, limit: int,
+             skip_origin: str | None = None) -> list[FeedRow]:
+        """The rep's changes after `after_seq`, in sequence order, leaving out those
+        whose origin is `skip_origin`. Costs in proportion to the rows read, not to
+        the archive."""
+        ...
+
+    def feed_last(self, rep_id: str, after_seq: int) -> int:
+        """The rep's last feed sequence number, or `after_seq` when there is none after
+        it (an index lookup)."""
         ...
 
     def feed_size(self, rep_id: str, after_seq: int) -> int:
@@ -767,7 +776,21 @@ class Attachments(Protocol):
 
     def insert_visit_evidence(self, row: dict[str, Any]) -> None:
         """One revision's evidence: visit_id, rev, device_id, device_time, signature,
-        attachments (list of sha256), received_at."""
+        attachments (list of sha256), received_at, kind and content (the op kind and the
+        signed content as JSON); stored unchecked (verified NULL)."""
+        ...
+
+    def unchecked_evidence(self, limit: int) -> list[dict[str, Any]]:
+        """Up to `limit` evidence rows not checked yet, oldest first, each with its
+        device's `sign_public_key`; attachments as a list."""
+        ...
+
+    def set_evidence_verdicts(self, verdicts: list[tuple[int, str, int]]) -> None:
+        """Store (verified 0/1, visit_id, rev) verdicts."""
+        ...
+
+    def count_unchecked_evidence(self) -> int:
+        """Evidence rows not checked yet (cost: an index count of them)."""
         ...
 
     def visit_evidence(self, visit_id: str) -> list[dict[str, Any]]:

@@ -24,6 +24,10 @@ class JobsRun(BaseModel):
     returned: int = Field(description="Customers returned to the pool")
     returned_cards: list[str]
     warned: int = Field(description="New warnings to owners")
+    evidence_checked: int = Field(0, description="Pushed visit revisions whose device "
+                                  "signature was verified in this run")
+    evidence_failed: int = Field(0, description="Of those, signatures that do not verify "
+                                 "(each in the audit log as evidence.invalid)")
 
 
 @router.post("/jobs/run", response_model=JobsRun)

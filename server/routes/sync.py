@@ -114,7 +114,8 @@ async def pull(
     rules (公海) the laptop warns its rep by."""
     epoch = await run_in_threadpool(archive.current_epoch)
     after = decode_cursor(cursor, epoch)
-    page = await run_in_threadpool(archive.pull, device.rep_id, after, limit, bool(count))
+    page = await run_in_threadpool(archive.pull, device.rep_id, after, limit, bool(count),
+                                   device.id)
     metrics.PULL_REQUESTS.inc()
     metrics.PULL_CHANGES.labels("customer").inc(len(page.customers))
     metrics.PULL_CHANGES.labels("visit").inc(len(page.visits))

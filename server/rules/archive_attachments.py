@@ -11,6 +11,7 @@ from typing import Any
 from ..archive.store import Device
 from ..blobs import Blobs
 from . import attachment_access as access
+from . import evidence_check
 from .facade import ArchiveBase
 
 
@@ -48,6 +49,18 @@ class AttachmentMethods(ArchiveBase):
         """A visit's attachments and each revision's device signature and laptop time."""
         with self._read() as s:
             return access.evidence_for_staff(s, by, visit_id)
+
+    def check_evidence(self, limit: int = evidence_check.BATCH) -> dict[str, int]:
+        """Verify up to `limit` visit revisions' device signatures stored unchecked at
+        push (rules/evidence_check.py); {"checked", "failed", "left"}. The verification
+        runs between a read and a short write, never inside a write transaction."""
+        with self._read() as s:
+            rows = s.unchecked_evidence(limit)
+        found = evidence_check.verdicts(rows)
+        with self._write() as s:
+            failed = evidence_check.record(s, self.now(), found) if found else 0
+            left = s.count_unchecked_evidence()
+        return {"checked": len(found), "failed": failed, "left": left}
 
     def attachment_totals(self) -> dict[str, int]:
         """Rows and bytes the archive records, and the files the blob folder holds."""

@@ -55,6 +55,8 @@ class PoolMethods(ArchiveBase):
     if TYPE_CHECKING:  # the facade's own (rules/archive.py), which the jobs run too
         def process_due_revocations(self, at: str | None = None) -> list[str]: ...
 
+        def check_evidence(self, limit: int = ...) -> dict[str, int]: ...
+
     # --- policy and warnings ---------------------------------------------------------
 
     def pool_policy(self) -> dict[str, int]:
@@ -89,8 +91,9 @@ class PoolMethods(ArchiveBase):
 
     def run_jobs(self, at: str | None = None, by: str | None = None) -> dict[str, Any]:
         """Every due job as of `at` (default now): departures that have come due, pool
-        returns, then warnings. Idempotent: a second run at the same time does nothing.
-        With `by`, a staff member's order (authorized, audited)."""
+        returns, then warnings, and a batch of pushed visits' signatures to verify.
+        Idempotent: a second run at the same time does nothing. With `by`, a staff
+        member's order (authorized, audited)."""
         try:
             when = parse_iso(at) if at else self.clock.now()
         except ValueError:
@@ -111,8 +114,10 @@ class PoolMethods(ArchiveBase):
                 break
         with self._write() as s:
             warned = pool.warn_due(s, when)
+        proofs = self.check_evidence()
         return {"at": iso(when), "departures_applied": departed, "returned": len(returned),
-                "returned_cards": [c["card_no"] for c in returned], "warned": warned}
+                "returned_cards": [c["card_no"] for c in returned], "warned": warned,
+                "evidence_checked": proofs["checked"], "evidence_failed": proofs["failed"]}
 
     # --- locks and assignment ------------------------------------------------------------
 

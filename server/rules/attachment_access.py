@@ -12,7 +12,7 @@ from schema.evidence import MAX_ATTACHMENT_BYTES
 from ..archive.errors import ArchiveError, NotFound
 from ..archive.store import Device, Store
 from ..blobs import Blobs
-from . import access, review
+from . import access, evidence_check, review
 
 
 def check_upload(size: int, offset: int, length: int) -> None:
@@ -70,4 +70,4 @@ def evidence_for_staff(s: Store, by: str | None, visit_id: str) -> dict[str, Any
     access.caller(s, by, "visit.read", visit["rep_id"])
     return {"visit_id": visit_id,
             "attachments": s.attachments_of_visits([visit_id]).get(visit_id, []),
-            "evidence": s.visit_evidence(visit_id)}
+            "evidence": evidence_check.with_verdicts(s, s.visit_evidence(visit_id))}

@@ -16,17 +16,23 @@ def pool_rules(store: Meta) -> dict[str, Any]:
             "warn_days": rules.warn_days, "grace_days": rules.grace_days}
 
 
-def read_page(store: Store, rep_id: str, after_seq: int, limit: int) -> PullPage:
-    """The rep's changes since `after_seq`, with the pool's rules.
+def read_page(store: Store, rep_id: str, after_seq: int, limit: int,
+              device_id: str | None = None) -> PullPage:
+    """The rep's changes since `after_seq`, with the pool's rules. `device_id`: the
+    pulling device, which is not sent the changes its own pushes made (their push
+    results carried the records as the archive keeps them).
 
     The feed may name an entity several times and may name customers that have
     since left the rep; only what is in scope now is sent, and an evict is sent
     only when the customer is out of scope now (a later grant wins). A plan is
     the rep's own whoever owns its customers now: it is always sent, as it is now.
     """
-    rows = store.feed(rep_id, after_seq, limit)
-    page = PullPage(last_seq=rows[-1].seq if rows else after_seq, more=len(rows) == limit,
-                    pool_rules=pool_rules(store))
+    rows = store.feed(rep_id, after_seq, limit, skip_origin=device_id)
+    more = len(rows) == limit
+    # A short page read to the end of the feed (this read's snapshot): the cursor moves
+    # past the device's own rows after the last one sent, so they are not read again.
+    last = rows[-1].seq if more else store.feed_last(rep_id, after_seq)
+    page = PullPage(last_seq=last, more=more, pool_rules=pool_rules(store))
     if not rows:
         return page
     plan_ids = list(dict.fromkeys(r.entity_id for r in rows if r.kind == "plan"))

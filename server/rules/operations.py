@@ -32,6 +32,7 @@ from schema.signing import MAX_CLOCK_SKEW_S
 
 from ..archive.store import Device, Store
 from . import attachments, callback, cards, duplicates, plans, pool
+from .feed import visit_for_rep
 
 _VISIT_FIELDS = tuple(VisitCreate.model_fields)
 
@@ -98,18 +99,19 @@ def ownership_windows(
 
 def store_visit(store: Store, row: dict[str, Any], owner: str | None, author: str,
                 device_id: str | None, op_id: str | None, insert: bool,
-                picker: callback.Picker | None = None) -> None:
+                picker: callback.Picker | None = None, origin: str | None = None) -> None:
     """Write a visit's new state with its revision and the feed row for the card's owner.
 
     Every path that saves a visit comes here, so a visit saved as submitted is picked
     for call-back by the policy whichever way it came (rules/callback.py). A batch
-    passes its `picker`, which reads the policy and dispute counts once."""
+    passes its `picker`, which reads the policy and dispute counts once. `origin`: the
+    device whose push this is, when its result carries the record (feed.read_page)."""
     (picker or callback.Picker(store)).select(row)
     if insert:
         store.insert_visit(row)
     else:
         store.update_visit(row)
-    seq = store.append_feed(owner, "visit", row["id"], row["customer_id"])
+    seq = store.append_feed(owner, "visit", row["id"], row["customer_id"], origin)
     store.insert_visit_revision(row, seq, author, device_id, op_id, row["updated_at"])
 
 
@@ -210,6 +212,14 @@ class _Apply:
         self.accepting = accepting
         self.picker = callback.Picker(store)
         self.reads = _BatchReads(store)
+        # Accepted from review, an op's result is not the device's to see: its rows are
+        # pulled as anyone else's change.
+        self.origin = None if accepting else device.id
+
+    def sent(self, row: dict[str, Any]) -> dict[str, Any] | None:
+        """The visit as the result carries it to the device: what a pull would send
+        (a new row has the review and call-back columns' defaults; contract-tested)."""
+        return None if self.accepting else visit_for_rep({**_NEW_VISIT, **row})
 
     def result(self, op: Any, status: OpStatus, **kw: Any) -> OpResult:
         return OpResult(op_id=op.op_id, status=status, entity_id=op.entity_id, **kw)
@@ -322,7 +332,7 @@ class _Apply:
         row = {"id": op.entity_id, "rev": 1, **data, "rep_id": rep, "device_id": self.device.id,
                "void_reason": "", "created_at": iso(op.at), "updated_at": self.now}
         store_visit(self.store, row, customer["owner_rep_id"], rep, self.device.id, op.op_id, True,
-                    self.picker)
+                    self.picker, self.origin)
         self.reads.visit_created(row["id"])
         attachments.record(self.store, self.device, op, row, self.now)
         if (customer["last_served_at"] or "") < data["started_at"]:
@@ -333,7 +343,7 @@ class _Apply:
         if customer["owner_rep_id"] is None and pool.after_visit_accepted(
                 self.store, self.now, customer, row) is not None:
             self.reads.forget(customer["id"])
-        return self.result(op, OpStatus.accepted, rev=1)
+        return self.result(op, OpStatus.accepted, rev=1, record=self.sent(row))
 
     def _editable_visit(self, op: Any) -> tuple[dict[str, Any] | None, OpResult | None]:
         row = self.store.visit(op.entity_id)
@@ -356,9 +366,9 @@ class _Apply:
         customer = self.reads.customer(row["customer_id"])
         assert customer is not None  # visits reference their customer
         store_visit(self.store, row, customer["owner_rep_id"], self.device.rep_id,
-                    self.device.id, op.op_id, False, self.picker)
+                    self.device.id, op.op_id, False, self.picker, self.origin)
         attachments.record(self.store, self.device, op, row, self.now)
-        return self.result(op, OpStatus.accepted, rev=row["rev"])
+        return self.result(op, OpStatus.accepted, rev=row["rev"], record=self.sent(row))
 
     def visit_update(self, op: VisitUpdateOp) -> OpResult:
         row, refused = self._editable_visit(op)
@@ -434,12 +444,14 @@ def _each_once(applier: _Apply, ops: list[Any], handle: Callable[[Any], OpResult
         seen = reads.applied_op(op.op_id)
         if seen is not None:
             if seen["device_id"] == device.id:
-                results.append(OpResult.model_validate_json(seen["result"]))
+                results.append(_replayed(store, op, seen["result"]))
             else:
                 results.append(applier.result(op, OpStatus.rejected, reason="op_id already used"))
             continue
         res = handle(op)
-        reads.record_op(op.op_id, device.id, op.seq, res.model_dump_json(), applier.now)
+        # Stored without the record: a replay reads the visit as it is then.
+        reads.record_op(op.op_id, device.id, op.seq, res.model_dump_json(exclude={"record"}),
+                        applier.now)
         results.append(res)
         max_seq = max(max_seq, op.seq)
     if max_seq:
@@ -448,6 +460,23 @@ def _each_once(applier: _Apply, ops: list[Any], handle: Callable[[Any], OpResult
     # full sync shows none without waiting for the next check-in.
     store.shrink_device_backlog(device.id, len(ops))
     return results
+
+
+def _replayed(store: Store, op: Any, stored: str) -> OpResult:
+    """The stored result of an op applied before; an accepted visit op's carries the
+    visit as it is now, since this device's pulls leave out the rows its pushes made."""
+    res = OpResult.model_validate_json(stored)
+    if res.status == OpStatus.accepted and op.kind in _VISIT_KINDS:
+        row = store.visit(op.entity_id)
+        if row is not None:
+            res.record = visit_for_rep(row)
+    return res
+
+
+# The columns of a visit the push does not set, as a new row holds them.
+_NEW_VISIT: dict[str, Any] = {"review_comment": "", "reviewed_by": None, "reviewed_at": None,
+                              "callback": None, "callback_note": ""}
+_VISIT_KINDS = frozenset({OpKind.visit_create, OpKind.visit_update, OpKind.visit_void})
 
 
 def apply_ops(store: Store, device: Device, ops: list[Any], now: datetime) -> list[OpResult]:

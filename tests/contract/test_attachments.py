@@ -1,7 +1,8 @@
 """Attachments and visit evidence on both backends: the rows the store keeps, a
 chunked upload verified by sha256 into the blob folder, a signed visit accepted with
-its attachments (and pulled with them), a bad signature or a missing attachment
-refused with the reason."""
+its attachments (and pulled with them), a malformed signature or a missing attachment
+refused with the reason, and a signature that does not verify found by the check after
+the push (marked, audited, shown to staff)."""
 
 from __future__ import annotations
 
@@ -63,7 +64,7 @@ def test_store_rows_of_attachments_and_evidence(ctx: Ctx) -> None:
         s.link_visit_attachments(visit_id, 2, [{"sha256": sha, "name": "renamed.jpg"}])
         s.insert_visit_evidence({"visit_id": visit_id, "rev": 1, "device_id": ctx.a.id,
                                  "device_time": at(), "signature": "c2ln", "attachments": [sha],
-                                 "received_at": at()})
+                                 "received_at": at(), "kind": "visit.create", "content": "{}"})
     with ctx.stores.read() as s:
         assert s.attachment(sha) == row
         assert s.attachment("0" * 64) is None
@@ -74,6 +75,13 @@ def test_store_rows_of_attachments_and_evidence(ctx: Ctx) -> None:
         assert not s.rep_may_read_attachment(sha, ctx.b.rep_id)
         (proof,) = s.visit_evidence(visit_id)
         assert (proof["rev"], proof["device_id"], proof["attachments"]) == (1, ctx.a.id, [sha])
+        (unchecked,) = s.unchecked_evidence(10)
+        assert (unchecked["visit_id"], unchecked["sign_public_key"]) == (
+            visit_id, ctx.a.sign_public_key)
+    with ctx.stores.write() as s:
+        s.set_evidence_verdicts([(0, visit_id, 1)])
+    with ctx.stores.read() as s:
+        assert s.unchecked_evidence(10) == [] and s.count_unchecked_evidence() == 0
         assert s.attachment_totals() == {"attachments": 1, "bytes": len(PHOTO)}
 
 
@@ -95,18 +103,34 @@ def test_a_signed_visit_with_an_uploaded_photo_is_accepted_and_pulled_with_it(ct
     good = _signed(device, key, visit_create(cust["id"]), [ref])
     tampered = _signed(device, key, visit_create(cust["id"]), [])
     tampered["data"] = {**tampered["data"], "summary": "changed on the way"}  # type: ignore[dict-item]
+    malformed = _signed(device, key, visit_create(cust["id"]), [])
+    malformed["evidence"] = {**malformed["evidence"], "signature": b64e(b"x" * 63)}  # type: ignore[dict-item]
     ghost = {**ref, "sha256": "ab" * 32, "name": "ghost.jpg"}
     missing = _signed(device, key, visit_create(cust["id"]), [ghost])
-    accepted, bad, unsent = ctx.push(device, good, tampered, missing)
+    accepted, altered, bad, unsent = ctx.push(device, good, tampered, malformed, missing)
     assert accepted.status == "accepted"
+    # Verified after the push, not in it: the visit is kept, the verdict comes later.
+    assert altered.status == "accepted"
     assert (bad.status, bad.reason) == ("rejected", BAD_SIGNATURE)
     assert unsent.status == "rejected" and "ghost.jpg" in (unsent.reason or "")
 
-    visit_id = str(good["entity_id"])
+    visit_id, altered_id = str(good["entity_id"]), str(tampered["entity_id"])
+    # Read before the check runs: verified as it is read.
     proof = ctx.archive.visit_evidence(visit_id)
     assert proof["attachments"] == [ref]
-    assert [(e["rev"], e["device_id"], e["device_time"]) for e in proof["evidence"]] == [
-        (1, device.id, at())]
+    assert [(e["rev"], e["device_id"], e["device_time"], e["verified"])
+            for e in proof["evidence"]] == [(1, device.id, at(), True)]
+    assert [e["verified"] for e in ctx.archive.visit_evidence(altered_id)["evidence"]] == [False]
+    with ctx.stores.read() as s:
+        assert s.count_unchecked_evidence() == 2
+    assert ctx.archive.check_evidence() == {"checked": 2, "failed": 1, "left": 0}
+    assert ctx.archive.check_evidence() == {"checked": 0, "failed": 0, "left": 0}
+    with ctx.stores.read() as s:
+        assert s.unchecked_evidence(10) == []
+        assert [(e["visit_id"], e["verified"]) for e in s.visit_evidence(altered_id)] == [
+            (altered_id, 0)]
+        flagged = [e for e in s.audit_all() if e["action"] == "evidence.invalid"]
+    assert [(e["subject"], e["actor"]) for e in flagged] == [(altered_id, "server:evidence")]
     (pulled,) = [v for v in ctx.pull_all(ctx.a.rep_id).visits if v["id"] == visit_id]
     assert pulled["attachments"] == [ref]
     row, data = ctx.archive.attachment_for_rep(ctx.a.rep_id, sha)

@@ -154,6 +154,18 @@ def test_store_feed_pages_a_reps_rows_only(stores: Stores) -> None:
         assert s.feed("rep_nobody", 0, 3) == []
 
 
+def test_store_feed_leaves_out_one_origins_rows(stores: Stores) -> None:
+    with stores.write() as s:
+        office = s.append_feed("rep_a", "customer", "c1", "c1")
+        own = [s.append_feed("rep_a", "visit", f"v{i}", "c1", origin="dev_a") for i in range(3)]
+        other = s.append_feed("rep_a", "visit", "v9", "c1", origin="dev_b")
+    with stores.read() as s:
+        assert [r.seq for r in s.feed("rep_a", 0, 10)] == [office, *own, other]
+        assert [r.seq for r in s.feed("rep_a", 0, 10, skip_origin="dev_a")] == [office, other]
+        assert [r.seq for r in s.feed("rep_a", office, 1, skip_origin="dev_a")] == [other]
+        assert s.feed_last("rep_a", 0) == other and s.feed_last("rep_a", other) == other
+
+
 def test_store_feed_read_cost_does_not_grow_with_other_reps_rows(archive: Archive,
                                                                   stores: Stores) -> None:
     with stores.write() as s:

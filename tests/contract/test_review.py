@@ -138,3 +138,32 @@ def test_store_visits_to_review(ctx: Ctx, stores: Stores) -> None:
         assert [v["id"] for v in s.visits_to_review(t.boss_rep)] == [rows[0]["id"], rows[1]["id"]]
         assert [v["id"] for v in s.visits_to_review(t.c.rep_id)] == [rows[1]["id"]]
         assert s.visits_to_review(ctx.a.rep_id) == [] and len(s.visits_to_review(limit=1)) == 1
+
+
+def test_a_devices_own_pushes_come_back_in_their_results_not_in_its_pulls(ctx: Ctx) -> None:
+    """Issue 10: a pushed visit's result carries the visit as the archive keeps it, and
+    the device's pulls leave out the rows its own pushes made; anyone else's change to
+    that visit (a manager's return) still reaches it, and so does a replay's record."""
+    t = team(ctx)
+    cust = ctx.archive.add_customer(CustomerCreate(name="青禾食品"), t.c.rep_id)
+    visit = visit_create(cust["id"], purpose="service", summary="检修2号包装线")
+    (result,) = ctx.push(t.c, visit)
+    visit_id = str(visit["entity_id"])
+    everyone = ctx.pull_all(t.c.rep_id)  # as another laptop of the rep would see it
+    (as_pulled,) = [v for v in everyone.visits if v["id"] == visit_id]
+    assert result.record == {k: v for k, v in as_pulled.items() if k != "attachments"}
+    assert "device_id" not in result.record and "callback_reason" not in result.record
+
+    mine = ctx.archive.pull(t.c.rep_id, 0, 1000, device_id=t.c.id)
+    assert [c["id"] for c in mine.customers] == [cust["id"]] and mine.visits == []
+    assert (mine.last_seq, mine.more) == (everyone.last_seq, False)  # moved past its own rows
+
+    ctx.archive.return_visit(visit_id, "boss", "写明洽谈结果")
+    (back,) = ctx.archive.pull(t.c.rep_id, mine.last_seq, 1000, device_id=t.c.id).visits
+    assert (back["id"], back["status"], back["review_comment"]) == (
+        visit_id, "returned", "写明洽谈结果")
+    (replayed,) = ctx.push(t.c, visit)  # a lost answer: the record is the visit as it is now
+    assert replayed.record is not None and replayed.record["status"] == "returned"
+    with ctx.stores.read() as s:
+        assert s.feed_last(t.c.rep_id, 0) == s.feed_last(t.c.rep_id, mine.last_seq) > 0
+        assert s.feed_last(t.c.rep_id, 10**12) == 10**12
