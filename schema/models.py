@@ -343,7 +343,7 @@ class OpResult(BaseModel):
     conflicts: list[str] = Field(default_factory=list)
     card_no: str | None = None
     record: dict[str, Any] | None = Field(
-        None, description="An accepted visit op's visit as the archive now keeps it, shaped "
+        default=None, description="An accepted visit op's visit as the archive now keeps it, shaped "
         "as a pull sends it (without its attachments, which the laptop holds): the laptop "
         "stores it, and later pulls leave out the changes this device's pushes made.")
 
