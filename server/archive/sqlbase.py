@@ -6,6 +6,7 @@ The store is one class (`sqlstore.SqlStore`) assembled from parts, one per conce
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,9 +25,12 @@ def with_limit(sql: str, params: Sequence[Any], limit: int | None) -> tuple[str,
 
 
 def insert_row(tx: Tx, table: str, row: dict[str, Any]) -> None:
-    cols = ", ".join(row)
-    tx.execute(f"INSERT INTO {table} ({cols}) VALUES ({', '.join('?' for _ in row)})",
-               tuple(row.values()))
+    tx.execute(_insert_sql(table, tuple(row)), tuple(row.values()))
+
+
+@functools.lru_cache(maxsize=256)
+def _insert_sql(table: str, cols: tuple[str, ...]) -> str:
+    return f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})"
 
 
 def update_row(tx: Tx, table: str, row: dict[str, Any]) -> None:

@@ -131,6 +131,9 @@ class _BatchReads:
         self.owners: dict[str, list[dict[str, Any]]] = {}
         self.visits_checked: set[str] = set()
         self.visits_existing: set[str] = set()
+        # (customer, rep) -> (card start, ownership windows): what `misdated` judges a
+        # visit's date by, the same for every visit of the batch on that card.
+        self.windows: dict[tuple[str, str], tuple[str, list[tuple[str, str | None]]]] = {}
 
     def load(self, ops: list[Any]) -> None:
         self.applied = self.store.applied_ops_by_ids([op.op_id for op in ops])
@@ -192,6 +195,17 @@ class _BatchReads:
         """The batch changed this card (or its owner): read it from the store again."""
         for cache in (self.cards, self.makers, self.owners):
             cache.pop(customer_id, None)
+        for key in [k for k in self.windows if k[0] == customer_id]:
+            del self.windows[key]
+
+    def spans(self, customer: dict[str, Any], rep_id: str
+              ) -> tuple[str, list[tuple[str, str | None]]]:
+        """The card start and the ownership windows of `rep_id` on this card."""
+        key = (customer["id"], rep_id)
+        if key not in self.windows:
+            made = card_start_for(self, customer, rep_id)
+            self.windows[key] = (made, ownership_windows(self, customer, rep_id, made))
+        return self.windows[key]
 
 
 class _Apply:
@@ -209,6 +223,7 @@ class _Apply:
         self.device = device
         self.now_dt = now
         self.now = iso(now)
+        self.latest_start = iso(now + timedelta(seconds=MAX_CLOCK_SKEW_S))
         self.accepting = accepting
         self.picker = callback.Picker(store)
         self.reads = _BatchReads(store)
@@ -248,12 +263,11 @@ class _Apply:
         """
         if self.accepting:
             return None
-        made = card_start_for(self.reads, customer, self.device.rep_id)
+        made, spans = self.reads.spans(customer, self.device.rep_id)
         if started_at < min(customer["created_at"], made):
             return BEFORE_CARD
-        if started_at > iso(self.now_dt + timedelta(seconds=MAX_CLOCK_SKEW_S)):
+        if started_at > self.latest_start:
             return IN_FUTURE
-        spans = ownership_windows(self.reads, customer, self.device.rep_id, made)
         if not any(start <= started_at and (end is None or started_at < end) for start, end in spans):
             return NOT_OWNED
         return None
