@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from .sqlbase import SqlBase, insert_row
+from .sqlbase import SqlBase, insert_sql
 
 _REF = "va.sha256, va.name, a.size, a.content_type"
 
@@ -54,8 +54,8 @@ class AttachmentSql(SqlBase):
             (sha256, rep_id, rep_id)) is not None
 
     def insert_visit_evidence(self, row: dict[str, Any]) -> None:
-        insert_row(self.tx, "visit_evidence", {
-            **row, "attachments": orjson.dumps(row["attachments"]).decode()})
+        row = {**row, "attachments": orjson.dumps(row["attachments"]).decode()}
+        self.tx.defer(insert_sql("visit_evidence", tuple(row)), tuple(row.values()))
 
     def visit_evidence(self, visit_id: str) -> list[dict[str, Any]]:
         rows = self.tx.rows("SELECT * FROM visit_evidence WHERE visit_id=? ORDER BY rev",

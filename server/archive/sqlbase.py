@@ -25,11 +25,11 @@ def with_limit(sql: str, params: Sequence[Any], limit: int | None) -> tuple[str,
 
 
 def insert_row(tx: Tx, table: str, row: dict[str, Any]) -> None:
-    tx.execute(_insert_sql(table, tuple(row)), tuple(row.values()))
+    tx.execute(insert_sql(table, tuple(row)), tuple(row.values()))
 
 
 @functools.lru_cache(maxsize=256)
-def _insert_sql(table: str, cols: tuple[str, ...]) -> str:
+def insert_sql(table: str, cols: tuple[str, ...]) -> str:
     return f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})"
 
 

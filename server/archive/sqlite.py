@@ -86,10 +86,12 @@ class SQLiteTx:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+        self.deferred: dict[tuple[int, str], list[Sequence[Any]]] = {}
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        # The hot path of a push (~5 statements a visit): a plain try costs less than
-        # entering the _mapped() context manager each time.
+        if self.deferred:
+            self.flush()
+        # A plain try costs less than entering the _mapped() context manager each time.
         try:
             return self.conn.execute(sql, params).rowcount
         except sqlite3.DatabaseError:
@@ -97,24 +99,45 @@ class SQLiteTx:
                 raise
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if self.deferred:
+            self.flush()
         with _mapped():
             self.conn.executemany(sql, rows)
 
+    def defer(self, sql: str, params: Sequence[Any], rank: int = 1) -> None:
+        self.deferred.setdefault((rank, sql), []).append(params)
+
+    def flush(self) -> None:
+        """Run what was deferred (engine.Tx.defer): one executemany per statement."""
+        deferred, self.deferred = self.deferred, {}
+        with _mapped():
+            # sorted() is stable: equal ranks keep the dict's first-deferred order.
+            for (_, sql), rows in sorted(deferred.items(), key=lambda item: item[0][0]):
+                self.conn.executemany(sql, rows)
+
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        if self.deferred:
+            self.flush()
         with _mapped():
             return [dict(r) for r in self.conn.execute(sql, params)]
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
+        if self.deferred:
+            self.flush()
         with _mapped():
             row = self.conn.execute(sql, params).fetchone()
         return dict(row) if row is not None else None
 
     def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        if self.deferred:
+            self.flush()
         with _mapped():
             row = self.conn.execute(sql, params).fetchone()
         return row[0] if row is not None else None
 
     def stream(self, sql: str, params: Sequence[Any] = ()) -> Iterator[dict[str, Any]]:
+        if self.deferred:
+            self.flush()
         with _mapped():
             cursor = self.conn.execute(sql, params)  # runs, and fails, now
         return (dict(r) for r in cursor)
@@ -192,7 +215,8 @@ class SQLiteEngine:
     def read(self) -> Iterator[SQLiteTx]:
         conn = self._conn()
         if conn.in_transaction:  # inside this thread's own write: read what it wrote
-            yield SQLiteTx(conn)
+            writing = getattr(self._local, "tx", None)
+            yield writing if writing is not None and writing.conn is conn else SQLiteTx(conn)
             return
         with _mapped():
             conn.execute("BEGIN")
@@ -211,12 +235,16 @@ class SQLiteEngine:
         conn = self._conn()
         with _mapped():
             conn.execute("BEGIN IMMEDIATE")
+        tx = self._local.tx = SQLiteTx(conn)
         try:
-            yield SQLiteTx(conn)
+            yield tx
+            tx.flush()
         except BaseException:
             if conn.in_transaction:  # SQLite already rolled back after e.g. a full disk
                 conn.execute("ROLLBACK")
             raise
+        finally:
+            self._local.tx = None
         with _mapped():
             conn.execute("COMMIT")
 

@@ -21,8 +21,11 @@ from .sql_pool import PoolSql
 from .sql_reports import ReportSql
 from .sql_review import ReviewSql
 from .sql_staff import StaffSql
-from .sqlbase import DEVICE_COLUMNS, SqlBase, insert_row, update_row, with_limit
+from .sqlbase import DEVICE_COLUMNS, SqlBase, insert_row, insert_sql, update_row, with_limit
 from .store import Device, FeedRow
+
+# Feed numbers a writer takes at a time (PostgreSQL: one round trip per block).
+_FEED_BLOCK = 256
 
 
 class SqlStore(StaffSql, ReviewSql, PoolSql, PlanSql, ReportSql, ConsoleSql, OpsSql,
@@ -185,7 +188,7 @@ class SqlStore(StaffSql, ReviewSql, PoolSql, PlanSql, ReportSql, ConsoleSql, Ops
         update_row(self.tx, "customers", row)
 
     def set_last_served(self, customer_id: str, at: str) -> None:
-        self.tx.execute("UPDATE customers SET last_served_at=? WHERE id=?", (at, customer_id))
+        self.tx.defer("UPDATE customers SET last_served_at=? WHERE id=?", (at, customer_id))
 
     @staticmethod
     def _customers_of(owner: str | None, pool: bool) -> tuple[str, tuple[Any, ...]]:
@@ -257,7 +260,9 @@ class SqlStore(StaffSql, ReviewSql, PoolSql, PlanSql, ReportSql, ConsoleSql, Ops
     # --- visits -----------------------------------------------------------------
 
     def insert_visit(self, row: dict[str, Any]) -> None:
-        insert_row(self.tx, "visits", row)
+        # Deferred (Tx.defer): the callers check the id is new first. Rank 0: before
+        # the revisions and evidence that name it.
+        self.tx.defer(insert_sql("visits", tuple(row)), tuple(row.values()), rank=0)
 
     def update_visit(self, row: dict[str, Any]) -> None:
         update_row(self.tx, "visits", row)
@@ -298,7 +303,7 @@ class SqlStore(StaffSql, ReviewSql, PoolSql, PlanSql, ReportSql, ConsoleSql, Ops
 
     def insert_visit_revision(self, row: dict[str, Any], seq: int, author: str,
                               device_id: str | None, op_id: str | None, at: str) -> None:
-        self.tx.execute(
+        self.tx.defer(
             "INSERT INTO visit_revisions (visit_id, rev, server_seq, snapshot, author, device_id, "
             "op_id, at) VALUES (?,?,?,?,?,?,?,?)",
             (row["id"], row["rev"], seq, orjson.dumps(row).decode(), author, device_id, op_id, at))
@@ -314,9 +319,30 @@ class SqlStore(StaffSql, ReviewSql, PoolSql, PlanSql, ReportSql, ConsoleSql, Ops
 
     def append_feed(self, rep_id: str | None, kind: str, entity_id: str, customer_id: str,
                     origin: str | None = None) -> int:
-        return int(self.tx.scalar(
-            "INSERT INTO feed (rep_id, kind, entity_id, customer_id, origin) VALUES (?,?,?,?,?) "
-            "RETURNING seq", (rep_id, kind, entity_id, customer_id, origin)))
+        # The number is taken here and the row written later (Tx.defer): a push's rows
+        # go in one executemany. Only serial writers append, one at a time.
+        seq = self._next_feed_seq()
+        self.tx.defer("INSERT INTO feed (seq, rep_id, kind, entity_id, customer_id, origin) "
+                      "VALUES (?,?,?,?,?,?)", (seq, rep_id, kind, entity_id, customer_id, origin))
+        return seq
+
+    def _next_feed_seq(self) -> int:
+        free: list[int] = self.__dict__.setdefault("_feed_free", [])
+        if not free:
+            if self.tx.dialect == "sqlite":
+                # The writer holds the database's one write lock: every number after
+                # the highest ever handed out (AUTOINCREMENT's own record) is free.
+                last = int(self.tx.scalar(
+                    "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name='feed'), 0), "
+                    "coalesce((SELECT max(seq) FROM feed), 0))"))
+                free.extend(range(last + _FEED_BLOCK, last, -1))
+            else:
+                # A block of the sequence in one round trip; numbers left unused are
+                # gaps, which the feed allows (it promises order, not density).
+                free.extend(sorted((int(r["n"]) for r in self.tx.rows(
+                    "SELECT nextval(pg_get_serial_sequence('feed', 'seq')) AS n "
+                    "FROM generate_series(1, ?)", (_FEED_BLOCK,))), reverse=True))
+        return free.pop()
 
     def feed(self, rep_id: str, after_seq: int, limit: int,
              skip_origin: str | None = None) -> list[FeedRow]:
@@ -352,8 +378,8 @@ class SqlStore(StaffSql, ReviewSql, PoolSql, PlanSql, ReportSql, ConsoleSql, Ops
                             (device_id,))
 
     def record_op(self, op_id: str, device_id: str, seq: int, result: str, at: str) -> None:
-        self.tx.execute("INSERT INTO applied_ops (op_id, device_id, seq, result, at) "
-                        "VALUES (?,?,?,?,?)", (op_id, device_id, seq, result, at))
+        self.tx.defer("INSERT INTO applied_ops (op_id, device_id, seq, result, at) "
+                      "VALUES (?,?,?,?,?)", (op_id, device_id, seq, result, at))
 
     # --- departures -------------------------------------------------------------
 

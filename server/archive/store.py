@@ -235,7 +235,8 @@ class Cards(Protocol):
 
 class Visits(Protocol):
     def insert_visit(self, row: dict[str, Any]) -> None:
-        """A new visit; UniqueViolation when the id exists."""
+        """A new visit; UniqueViolation when the id exists, raised by the transaction's
+        next statement or its commit (the write is deferred: engine.Tx.defer)."""
         ...
 
     def update_visit(self, row: dict[str, Any]) -> None: ...
@@ -307,7 +308,8 @@ class Ops(Protocol):
         ...
 
     def record_op(self, op_id: str, device_id: str, seq: int, result: str, at: str) -> None:
-        """Remember an op's result; UniqueViolation when `op_id` is recorded."""
+        """Remember an op's result; UniqueViolation when `op_id` is recorded (deferred
+        like insert_visit)."""
         ...
 
 

@@ -45,6 +45,27 @@ def test_write_commits_whole_or_not_at_all(stores: Stores) -> None:
         assert tx.rows("SELECT key FROM meta WHERE key IN ('a', 'b')") == []
 
 
+def test_deferred_writes_run_by_rank_before_the_next_statement_and_commit(stores: Stores) -> None:
+    insert = "INSERT INTO meta (key, value) VALUES (?, ?)"
+    with stores.engine.write() as tx:
+        tx.defer("UPDATE meta SET value = value || '+' WHERE key = ?", ("d1",))
+        tx.defer(insert, ("d1", "a"), rank=0)  # ranked first: the update finds its row
+        tx.defer(insert, ("d2", "b"), rank=0)
+        # a read sees what was deferred before it
+        assert tx.rows("SELECT key, value FROM meta WHERE key IN ('d1', 'd2') ORDER BY key") == [
+            {"key": "d1", "value": "a+"}, {"key": "d2", "value": "b"}]
+        tx.defer(insert, ("d3", "c"))  # left for the commit
+    with stores.engine.read() as tx:
+        assert tx.scalar("SELECT value FROM meta WHERE key = 'd3'") == "c"
+    # a deferred duplicate fails the transaction at its commit: nothing of it is kept
+    with pytest.raises(UniqueViolation), stores.engine.write() as tx:
+        tx.execute(insert, ("d4", "x"))
+        tx.defer(insert, ("d1", "again"))
+    with stores.engine.read() as tx:
+        assert tx.scalar("SELECT count(*) FROM meta WHERE key IN ('d4')") == 0
+        assert tx.scalar("SELECT value FROM meta WHERE key = 'd1'") == "a+"
+
+
 def test_a_read_is_one_snapshot(stores: Stores) -> None:
     def write() -> None:
         with stores.engine.write() as tx:
