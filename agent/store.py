@@ -120,6 +120,17 @@ def _note_served(c: Any, visits: list[dict[str, Any]]) -> None:
     )
 
 
+# What the archive sets on a visit the rep created (the rest is the rep's, as sent).
+_SERVER_SET = ("rev", "status", "created_at", "updated_at", "review_comment", "reviewed_by",
+               "reviewed_at", "callback", "callback_note")
+_SERVER_SET_SQL = (f"UPDATE visits SET {', '.join(f'{c}=?' for c in _SERVER_SET)} "  # noqa: S608
+                   "WHERE id=?")
+
+
+def _server_set(record: dict[str, Any]) -> tuple[Any, ...]:
+    return (*(record.get(c, _DEFAULTS.get(c)) for c in _SERVER_SET), record["id"])
+
+
 _UPSERT_CUSTOMER = _upsert_sql("customers", CUSTOMER_COLUMNS)
 _UPSERT_VISIT = _upsert_sql("visits", VISIT_COLUMNS)
 
@@ -431,6 +442,7 @@ class Store(Plans, Attention):
             plan_revs: list[tuple[int, str]] = []
             card_nos: list[tuple[str, str]] = []
             records: list[dict[str, Any]] = []
+            created: list[dict[str, Any]] = []
             for res in results:
                 kind = kinds.get(res.op_id)
                 if kind is None:
@@ -447,7 +459,7 @@ class Store(Plans, Attention):
                     continue
                 table = "customers" if kind.startswith("customer") else "visits"
                 if res.record is not None and table == "visits":
-                    records.append(res.record)
+                    (created if kind == OpKind.visit_create else records).append(res.record)
                 # A card's rev is the base of the rep's next edit, so it must name a
                 # revision whose content the laptop holds. After `merged` or `conflict`
                 # the archive's card has changes the laptop has not pulled yet: keep the
@@ -463,10 +475,16 @@ class Store(Plans, Attention):
             for table, pairs in revs.items():
                 c.executemany(f"UPDATE {table} SET rev=max(rev, ?) WHERE id=?", pairs)  # noqa: S608
             c.executemany("UPDATE customers SET card_no=? WHERE id=?", card_nos)
-            if records:
+            if created:
+                # The archive kept the rep's content as sent: only what it sets itself
+                # changes, and rewriting just those columns leaves the search index and
+                # the other indexes alone.
+                c.executemany(_SERVER_SET_SQL, [_server_set(r) for r in created])
+            if records:  # an edit: the archive's whole row (it may differ, e.g. a review)
                 c.executemany(_UPSERT_VISIT, _visit_rows(records))
-                _note_served(c, records)
-                self._reapply_pending({r["id"] for r in records})
+            if records or created:
+                _note_served(c, records + created)
+                self._reapply_pending({r["id"] for r in records + created})
         return tally
 
     def _outbox_kinds(self, op_ids: list[str]) -> dict[str, str]:

@@ -101,33 +101,85 @@ def _within_bytes(ops: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]
 def push(store: Store, transport: Transport, report: SyncReport,
          batch: int = PUSH_BATCH, progress: Progress | None = None) -> None:
     """Push the outbox. A revoked device's push is its final flush: the server
-    quarantines it and answers with a wipe order, raised once all is sent."""
+    quarantines it and answers with a wipe order, raised once all is sent.
+
+    Pipelined: as soon as a batch's answer arrives the next batch goes out, and the
+    answer is recorded in the vault while the server applies that next batch, so the
+    laptop's work and the server's overlap. Batches still reach the server one after
+    the other, in device order (the next is sent only once the previous is applied);
+    a crash before an answer is recorded is repaired by the replay the next sync
+    makes (the server answers a replayed op_id from its record)."""
     order: DeviceRevoked | None = None
     if progress:
         progress("push-total", store.outbox_counts()["pending"])
-    for _ in range(MAX_ROUNDS):
+    epoch = store.get_state("archive_epoch") or None
+    ahead = _Ahead(transport)
+    try:
         ops = _within_bytes(store.pending_ops(batch), PUSH_MAX_BYTES)
-        if not ops:
-            store.compact_envelopes()  # acknowledged ops need no envelope any more
-            if order is not None:
-                raise order
-            return
-        body = {"ops": ops, "archive_epoch": store.get_state("archive_epoch") or None}
-        answer = transport.request("POST", "/v1/push", payload=orjson.dumps(body))
-        if "wipe_order" in answer:
-            order = _verified(transport, answer["wipe_order"])
-        # Imported here: the pydantic models cost a no-op sync (a timer's) ~0.1 s start-up.
-        from schema.models import OpResult
-
-        results = [OpResult.model_validate(r) for r in answer["results"]]
-        if {r.op_id for r in results} != {op["op_id"] for op in ops}:
-            raise RuntimeError("server answered for different operations than were sent")
-        for status, n in store.apply_results(results).items():
-            report.results[status] = report.results.get(status, 0) + n
-        report.pushed += len(ops)
-        if progress:
-            progress("push", len(ops))
+        if ops:
+            ahead.send(ops, epoch)
+        for _ in range(MAX_ROUNDS):
+            if not ops:
+                store.compact_envelopes()  # acknowledged ops need no envelope any more
+                if order is not None:
+                    raise order
+                return
+            answer = ahead.answer()
+            sent = ops
+            ops = _within_bytes(store.pending_ops(batch, after_seq=sent[-1]["seq"]),
+                                PUSH_MAX_BYTES)
+            if ops:
+                ahead.send(ops, epoch)
+            if "wipe_order" in answer:
+                order = _verified(transport, answer["wipe_order"])
+            _record(store, sent, answer, report)
+            if progress:
+                progress("push", len(sent))
+    finally:
+        ahead.close()
     raise RuntimeError("push did not drain the outbox")
+
+
+class _Ahead:
+    """The one push request in flight, sent from a worker thread (the vault is only
+    touched by the caller's thread)."""
+
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+        self.pool: ThreadPoolExecutor | None = None
+        self.pending: Future[Any] | None = None
+
+    def send(self, ops: list[dict[str, Any]], epoch: str | None) -> None:
+        if self.pool is None:
+            self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fieldvault-push")
+        body = orjson.dumps({"ops": ops, "archive_epoch": epoch})
+        self.pending = self.pool.submit(self.transport.request, "POST", "/v1/push", payload=body)
+
+    def answer(self) -> Any:
+        assert self.pending is not None
+        pending, self.pending = self.pending, None
+        return pending.result()
+
+    def close(self) -> None:
+        """Wait for (and drop) a request still in flight: its ops stay pending and the
+        server answers them again, from its record, at the next push."""
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
+        self.pool, self.pending = None, None
+
+
+def _record(store: Store, sent: list[dict[str, Any]], answer: dict[str, Any],
+            report: SyncReport) -> None:
+    """Store one batch's answer in the vault."""
+    # Imported here: the pydantic models cost a no-op sync (a timer's) ~0.1 s start-up.
+    from schema.models import OpResult
+
+    results = [OpResult.model_validate(r) for r in answer["results"]]
+    if {r.op_id for r in results} != {op["op_id"] for op in sent}:
+        raise RuntimeError("server answered for different operations than were sent")
+    for status, n in store.apply_results(results).items():
+        report.results[status] = report.results.get(status, 0) + n
+    report.pushed += len(sent)
 
 
 def pull(store: Store, transport: Transport, report: SyncReport,

@@ -418,6 +418,15 @@ class Profiler:
         self.out = out
         self.py_spy = py_spy
 
+    def wrap(self, name: str, cmd: list[str]) -> list[str]:
+        """`cmd` run under py-spy (NAME.agent.txt) when profiling with --py-spy: the
+        agent's side of a whole-process figure (its time and RSS then include py-spy's)."""
+        if self.out is None or not self.py_spy:
+            return cmd
+        self.out.mkdir(parents=True, exist_ok=True)
+        return [self.py_spy, "record", "--rate", "250", "--format", "raw", "--output",
+                str(self.out / f"{name}.agent.txt"), "--", *cmd]
+
     @contextmanager
     def __call__(self, name: str, server: ServerProcess | None = None) -> Iterator[None]:
         if self.out is None:
@@ -1058,8 +1067,9 @@ def push_figure(agents: dict[str, Agent], servers: dict[str, ServerProcess],
         for backend, agent in agents.items():
             log(f"push: timing a whole `fieldvault sync` process ({backend})")
             with prof(profile_name("push", backend), servers[backend]):
-                elapsed, rss, text = run_process(
-                    [FIELDVAULT, "sync", "--home", str(agent.home), "--json"])
+                elapsed, rss, text = run_process(prof.wrap(
+                    profile_name("push", backend),
+                    [FIELDVAULT, "sync", "--home", str(agent.home), "--json"]))
             report = json.loads(text)
             if (report["results"].get("accepted") != n_push
                     or agent.store.outbox_counts()["pending"]):
