@@ -48,6 +48,8 @@ if TYPE_CHECKING:  # pydantic models and sqlite-utils cost start-up time `status
         VisitVoid,
     )
 
+    from .sync import PushResult
+
 CUSTOMER_COLUMNS = (
     "id", "rev", "card_no", *CUSTOMER_EDITABLE_FIELDS, "created_by", "created_at",
     "owner_rep_id", "owned_since", "ownership_source", "last_served_at", "updated_at", "locked",
@@ -189,7 +191,7 @@ POOL_WARNINGS_FRESH = timedelta(hours=1)
 # How many migrations schema/migrations/agent.py holds (tests/test_startup.py checks it).
 # A vault already at this version opens without importing sqlite-utils, which was a
 # good part of every command's start-up time.
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 9
 # How far ahead of the laptop's clock a visit may start (the server allows the 300 s
 # skew of a signed request; the laptop a little less).
 VISIT_AHEAD_TOLERANCE = timedelta(minutes=4)
@@ -423,7 +425,7 @@ class Store(Plans, Attention):
             )
         ]
 
-    def apply_results(self, results: Iterable[OpResult]) -> dict[str, int]:
+    def apply_results(self, results: Iterable[OpResult | PushResult]) -> dict[str, int]:
         """Record the server's answers; applied ops leave the outbox, others stay visible.
 
         An accepted visit op's result carries the visit as the archive keeps it
@@ -497,7 +499,7 @@ class Store(Plans, Attention):
                 chunk).fetchall())
         return kinds
 
-    def _keep_conflict(self, res: OpResult, kind: str) -> None:
+    def _keep_conflict(self, res: OpResult | PushResult, kind: str) -> None:
         """The op leaves the outbox: keep the rep's values of the fields the archive
         did not take, so the rep sees what was not kept."""
         (raw,) = self.conn.execute("SELECT data FROM outbox WHERE op_id=?", (res.op_id,)).fetchone()
@@ -587,12 +589,15 @@ class Store(Plans, Attention):
 
     def _reapply_pending(self, touched: set[str]) -> None:
         """Keep the rep's not-yet-pushed edits visible on top of fresher server rows."""
-        rows = self.conn.execute(
-            "SELECT kind, entity_id, data FROM outbox WHERE state='pending' ORDER BY seq"
-        ).fetchall()
-        for kind, entity_id, data in rows:
-            if entity_id not in touched:
-                continue
+        ids = list(touched)
+        rows: list[tuple[int, str, str, str]] = []
+        for i in range(0, len(ids), 500):  # the outbox_entity index, in bounded IN lists
+            chunk = ids[i:i + 500]
+            rows += self.conn.execute(
+                "SELECT seq, kind, entity_id, data FROM outbox WHERE state='pending' "
+                f"AND entity_id IN ({','.join('?' * len(chunk))})", chunk).fetchall()  # noqa: S608
+        rows.sort()
+        for _, kind, entity_id, data in rows:
             changes = orjson.loads(data)
             if kind == OpKind.customer_update:
                 self._update_row("customers", entity_id, changes)
