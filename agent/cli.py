@@ -201,7 +201,7 @@ def sync(home: HomeOpt, as_json: JsonOpt = False) -> None:
     unreachable, 3 when this device was revoked (its local copy is then wiped)."""
     # Usually not reached: agent/cli_main.py runs a plain `fieldvault sync` without
     # typer; this is the same command for `python -m agent.cli` and unusual arguments.
-    from .cli_main import sync_command
+    from .cli_sync import sync_command
 
     sync_command(home, as_json)
 
