@@ -21,21 +21,19 @@ from . import keystore, wipe
 from .cli_attachments import attachments_command, inbox_app
 from .cli_base import (
     EXIT_OFFLINE,
-    EXIT_REVOKED,
     EXTRA,
     HomeOpt,
     JsonOpt,
     LimitOpt,
     config_of,
     pin_of,
-    server_errors,
     validate,
     vault,
 )
 from .cli_plan import plan_app
 from .cli_pool import pool_app
 from .home import AgentConfig
-from .keystore import KeyError_, VaultWiped
+from .keystore import KeyError_
 
 app = cli_app(add_completion=False,
                   help="FieldVault agent: your customers and visits, offline, encrypted.")
@@ -201,35 +199,11 @@ def _attention_lines(groups: dict[str, Any]) -> list[str]:
 def sync(home: HomeOpt, as_json: JsonOpt = False) -> None:
     """Send local changes up, bring assignments down. Exit 2 when the server is
     unreachable, 3 when this device was revoked (its local copy is then wiped)."""
-    from . import service
-    from .progress import sync_bar, wanted
-    from .store import StoreError
+    # Usually not reached: agent/cli_main.py runs a plain `fieldvault sync` without
+    # typer; this is the same command for `python -m agent.cli` and unusual arguments.
+    from .cli_sync import sync_command
 
-    config = config_of(home)
-    try:
-        with sync_bar(wanted(as_json)) as progress:
-            outcome = service.sync(home, config, pin_of(home), progress)
-    except service.Revoked as exc:
-        tail = "" if exc.delivered else "; the wipe receipt will be sent at the next `fieldvault sync`"
-        fail(str(exc) + tail, EXIT_REVOKED)
-    except service.SyncFailed as exc:
-        with server_errors(exc.stage):
-            raise exc.cause from None
-    except (StoreError, KeyError_) as exc:
-        fail(str(exc), EXIT_REVOKED if isinstance(exc, VaultWiped) else 1)
-    report = outcome.report
-    out = outcome.as_dict()
-    if as_json:
-        emit_json(out)
-        return
-    res = ", ".join(f"{n} {s}" for s, n in sorted(report.results.items())) or "nothing to send"
-    typer.echo(f"pushed {report.pushed} ({res}); pulled {report.pulled_customers} customers, "
-               f"{report.pulled_visits} visits; evicted {report.evicted}")
-    if outcome.needs_attention:
-        typer.echo(f"{outcome.needs_attention} change(s) need attention: see `fieldvault status`")
-    if outcome.returned or outcome.pool_warnings:
-        typer.echo(f"{outcome.returned} returned by your manager, {outcome.pool_warnings} "
-                   "pool warning(s): see `fieldvault status`")
+    sync_command(home, as_json)
 
 
 # --- the local web UI -------------------------------------------------------------

@@ -2,13 +2,12 @@
 vault, and turning each way a command can fail into one line and its exit code.
 
 Light by rule (tests/test_startup.py): the vault store, the models and the HTTP
-client are imported inside the helpers that need them.
+client are imported inside the helpers that need them. What needs no typer lives in
+cli_core (re-exported here): the typer-less `fieldvault sync` uses it too.
 """
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,12 +17,15 @@ import typer
 
 from schema.output import TABLE_ROWS, fail, validation_message
 
-from . import wipe
-from .home import AgentConfig, ConfigDamaged, default_home
-from .keystore import KeyError_, VaultWiped, needs_pin
+from .cli_core import EXIT_OFFLINE, EXIT_REVOKED, config_of, pin_of, server_errors
+from .home import default_home
+from .keystore import KeyError_, VaultWiped
 
 if TYPE_CHECKING:
     from .store import Store
+
+__all__ = ["EXIT_OFFLINE", "EXIT_REVOKED", "EXTRA", "HomeOpt", "JsonOpt", "LimitOpt", "config_of",
+           "pin_of", "server_errors", "validate", "validation_error", "vault"]
 
 HomeOpt = Annotated[Path, typer.Option("--home", help="Agent home "
                                        "[default: $FIELDVAULT_HOME or ~/.fieldvault]",
@@ -33,21 +35,6 @@ LimitOpt = Annotated[int | None, typer.Option(
     "--limit", min=0, help="Show at most N rows; 0 = all [default: all with --json, "
     f"else the first {TABLE_ROWS}, with a note when some are left out]", show_default=False)]
 EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
-EXIT_OFFLINE = 2
-EXIT_REVOKED = 3
-
-
-def config_of(home: Path) -> AgentConfig:
-    if (home / wipe.WIPED_MARKER).exists():
-        fail(f"{home} was revoked and wiped; nothing is left here. Ask your admin "
-             "for a new enrollment if you still work for the company", EXIT_REVOKED)
-    try:
-        config = AgentConfig.load(home)
-    except ConfigDamaged as exc:
-        fail(str(exc))
-    if config is None:
-        fail(f"{home} is not enrolled: run `fieldvault enroll --server URL --code CODE`")
-    return config
 
 
 @contextmanager
@@ -79,39 +66,8 @@ def validation_error() -> type[Exception]:
     return ValidationError
 
 
-def pin_of(home: Path) -> str | None:
-    """The rep's PIN when the vault needs one: $FIELDVAULT_PIN, else asked on a terminal."""
-    pin = os.environ.get("FIELDVAULT_PIN")
-    if pin:
-        return pin
-    try:
-        needed = needs_pin(home)
-    except KeyError_:
-        return None  # a damaged keyring: opening the vault says so
-    if needed and sys.stdin.isatty():
-        return str(typer.prompt("FieldVault PIN", hide_input=True))
-    return None
-
-
 def validate(model: Any, data: dict[str, Any]) -> Any:
     try:
         return model.model_validate(data)
     except validation_error() as exc:
         fail(validation_message(exc))
-
-
-@contextmanager
-def server_errors(what: str) -> Iterator[None]:
-    """One line and the documented exit code for each way a talk with the server fails."""
-    from .transport import Offline, ServerRefused, UntrustedResponse
-
-    try:
-        yield
-    except Offline as exc:  # ServerUnavailable too: the server cannot store data now
-        fail(f"{exc}; your data is kept on this laptop, sync again later", EXIT_OFFLINE)
-    except ServerRefused as exc:
-        # Never exit 3 here, even for a 403: 3 means the local copy was wiped, and
-        # nothing was (a revocation that leads to a wipe is handled by the caller).
-        fail(f"server refused the {what}: {exc.message}")
-    except UntrustedResponse as exc:
-        fail(str(exc))

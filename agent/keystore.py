@@ -24,7 +24,6 @@ from typing import Any
 
 import orjson
 from cryptography.exceptions import InvalidSignature, InvalidTag
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -62,6 +61,8 @@ def sqlcipher_key_pragma(dek: bytes) -> str:
 
 def create_device_keys(home: Path) -> tuple[str, str]:
     """Generate the device's Ed25519 (signing) and X25519 (box) pairs; return public halves."""
+    from cryptography.hazmat.primitives import serialization
+
     sign = Ed25519PrivateKey.generate()
     box = X25519PrivateKey.generate()
     pem = serialization.PrivateFormat.PKCS8
@@ -74,22 +75,57 @@ def create_device_keys(home: Path) -> tuple[str, str]:
             base64.b64encode(box.public_key().public_bytes(enc, raw)).decode())
 
 
-def _load_private(home: Path, name: str) -> Any:
+# The unencrypted PKCS#8 DER of an Ed25519 / X25519 private key (RFC 8410), as
+# create_device_keys writes it: these 16 bytes (SEQUENCE, version 0, the algorithm's
+# OID, OCTET STRING of OCTET STRING), then the 32-byte private key.
+_PKCS8_PREFIX = {
+    "ed25519": bytes.fromhex("302e020100300506032b657004220420"),
+    "x25519": bytes.fromhex("302e020100300506032b656e04220420"),
+}
+_PEM_BEGIN, _PEM_END = b"-----BEGIN PRIVATE KEY-----", b"-----END PRIVATE KEY-----"
+
+
+def _raw_private(pem: bytes, kind: str) -> bytes | None:
+    """The 32 private-key bytes of `pem` when it is exactly the PKCS#8 layout this
+    module writes for `kind`; None for anything else (then cryptography's own PEM
+    loader reads it). Why not always the loader: importing it
+    (cryptography.hazmat.primitives.serialization, which pulls in the SSH, RSA, DSA
+    and EC modules) was ~25 ms of every `fieldvault sync`, which only needs these two
+    fixed-size keys. This is a comparison of bytes, not cryptography: the key object
+    is still made by cryptography (from_private_bytes)."""
+    lines = pem.strip().splitlines()
+    if len(lines) < 3 or lines[0] != _PEM_BEGIN or lines[-1] != _PEM_END:
+        return None
+    try:
+        der = base64.b64decode(b"".join(line.strip() for line in lines[1:-1]), validate=True)
+    except ValueError:
+        return None
+    prefix = _PKCS8_PREFIX[kind]
+    return der[len(prefix):] if len(der) == len(prefix) + 32 and der.startswith(prefix) else None
+
+
+def _load_private(home: Path, name: str, kind: str) -> Any:
     path = home / name
     if not path.exists():
         raise KeyError_("this agent is not enrolled: run `fieldvault enroll --server URL --code C`")
-    return serialization.load_pem_private_key(path.read_bytes(), password=None)
+    pem = path.read_bytes()
+    raw = _raw_private(pem, kind)
+    if raw is not None:
+        return (Ed25519PrivateKey if kind == "ed25519" else X25519PrivateKey).from_private_bytes(raw)
+    from cryptography.hazmat.primitives import serialization
+
+    return serialization.load_pem_private_key(pem, password=None)
 
 
 def load_sign_key(home: Path) -> Ed25519PrivateKey:
-    key = _load_private(home, SIGN_KEY_FILE)
+    key = _load_private(home, SIGN_KEY_FILE, "ed25519")
     if not isinstance(key, Ed25519PrivateKey):
         raise KeyError_(f"{home / SIGN_KEY_FILE} does not hold an Ed25519 key")
     return key
 
 
 def load_box_key(home: Path) -> X25519PrivateKey:
-    key = _load_private(home, BOX_KEY_FILE)
+    key = _load_private(home, BOX_KEY_FILE, "x25519")
     if not isinstance(key, X25519PrivateKey):
         raise KeyError_(f"{home / BOX_KEY_FILE} does not hold an X25519 key")
     return key

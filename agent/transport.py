@@ -4,9 +4,14 @@ every successful response must carry the pinned server key's signature."""
 from __future__ import annotations
 
 import gzip
+import http.client
 import ipaddress
+import os
 import secrets
+import select
+import ssl
 import sys
+import threading
 import time
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -16,13 +21,6 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from schema import signing
-
-# httpx imports its own command-line client (click, rich, pygments) whenever those are
-# installed, which made every `fieldvault sync` pay for them at start-up. We never use
-# it: an absent module makes httpx fall back to its stub.
-sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
-
-import httpx  # noqa: E402
 
 GZIP_MIN_BYTES = 64 * 1024
 
@@ -71,7 +69,9 @@ def check_url(url: str, insecure: bool) -> str:
     return url.rstrip("/")
 
 
-def _raise_for(resp: httpx.Response) -> None:
+def _raise_for(resp: Any) -> None:
+    """ServerRefused (or ServerUnavailable) for an error answer: an httpx.Response or a
+    _Response, which have the same attributes."""
     try:
         body = resp.json()
         code, message = body.get("error", "http_error"), body.get("message", resp.text)
@@ -82,8 +82,19 @@ def _raise_for(resp: httpx.Response) -> None:
     raise ServerRefused(resp.status_code, code, message)
 
 
+def _httpx() -> Any:
+    """httpx, imported only where it is still used (enrollment, a configured proxy).
+    httpx imports its own command-line client (click, rich, pygments) whenever those
+    are installed; we never use it: an absent module makes httpx fall back to its stub."""
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+    import httpx
+
+    return httpx
+
+
 def unsigned_post(url: str, path: str, payload: dict[str, Any], timeout: float = 30) -> Any:
     """A request made before the device has keys on the server (enrollment)."""
+    httpx = _httpx()
     try:
         resp = httpx.post(url + path, content=orjson.dumps(payload), timeout=timeout,
                           headers={"content-type": "application/json"})
@@ -92,6 +103,156 @@ def unsigned_post(url: str, path: str, payload: dict[str, Any], timeout: float =
     if resp.status_code >= 400:
         _raise_for(resp)
     return resp.json()
+
+
+def _tls_for(url: str) -> ssl.SSLContext | bool:
+    """TLS settings for an httpx client of `url`: httpx's default (verify against
+    certifi's CAs) for https://. For a plain http:// server (loopback, or --insecure) no
+    CA bundle is loaded: loading one costs ~30-50 ms here, a tenth of a no-op sync, for
+    a context that would never be used. The context given instead trusts no CA at all
+    while still requiring a verified certificate and host name, so a TLS connection
+    through it (there is none: requests go to the base URL, redirects are not followed)
+    fails closed rather than going unverified."""
+    if urlsplit(url).scheme == "https":
+        return True
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED, check_hostname, no CA
+
+
+def verified_tls_context() -> ssl.SSLContext:
+    """The CAs an https:// server is verified against, as httpx's default chooses them:
+    $SSL_CERT_FILE, else $SSL_CERT_DIR, else certifi's bundle. Certificate and host
+    name are both required (ssl.create_default_context)."""
+    if os.environ.get("SSL_CERT_FILE"):
+        return ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
+    if os.environ.get("SSL_CERT_DIR"):
+        return ssl.create_default_context(capath=os.environ["SSL_CERT_DIR"])
+    import certifi
+
+    return ssl.create_default_context(cafile=certifi.where())
+
+
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy")
+
+
+def proxy_configured() -> bool:
+    """Whether the environment names an outbound proxy (any case): then the requests go
+    through httpx, which applies it (and no_proxy) exactly as before."""
+    return any(os.environ.get(v) or os.environ.get(v.upper()) for v in PROXY_VARIABLES)
+
+
+class _Unreachable(Exception):
+    """The request did not get an answer (connection refused or dropped, timeout, TLS)."""
+
+
+class _Response:
+    """What Transport reads of an answer: the attributes of an httpx.Response it used."""
+
+    def __init__(self, status_code: int, reason_phrase: str, headers: http.client.HTTPMessage,
+                 content: bytes) -> None:
+        self.status_code = status_code
+        self.reason_phrase = reason_phrase
+        self.headers = headers  # case-insensitive .get, as httpx's
+        self.content = content
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        return orjson.loads(self.content)  # orjson.JSONDecodeError is a ValueError
+
+
+def _readable(sock: Any) -> bool:
+    """Whether an idle socket has something to read (for a kept-alive connection: EOF,
+    the server hung up). poll where there is one (no descriptor limit), else select."""
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(0))
+    readable, _, _ = select.select([sock], [], [], 0)
+    return bool(readable)
+
+
+class _Connection:
+    """One keep-alive HTTP/1.1 connection to the server, on the standard library's
+    http.client. Why not httpx here: importing httpx and httpcore (h11, anyio, idna,
+    cookiejar and urllib.request, logging) was ~40% of a `fieldvault sync` with nothing
+    new; the agent makes one request at a time to one server, which http.client does
+    well. As httpcore does, a kept-alive socket the server has closed meanwhile (it is
+    readable: EOF) is replaced before the request rather than failing it. One request at
+    a time, whichever thread sends it (the pull's prefetch thread, the UI's)."""
+
+    def __init__(self, url: str, timeout: float) -> None:
+        parts = urlsplit(url)
+        self.https = parts.scheme == "https"
+        self.host, self.port = parts.hostname or "", parts.port
+        self.prefix = parts.path.rstrip("/")  # a server under a path: https://host/fv
+        self.timeout = timeout
+        self.tls = verified_tls_context() if self.https else None
+        self.conn: http.client.HTTPConnection | None = None
+        self.lock = threading.Lock()
+
+    def _connection(self) -> http.client.HTTPConnection:
+        conn = self.conn
+        if conn is not None and conn.sock is not None:
+            if _readable(conn.sock):  # the server closed it (idle limit) or sent unasked
+                conn.close()
+                conn = None
+        if conn is None:
+            if self.https:
+                conn = http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout,
+                                                   context=self.tls)
+            else:
+                conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            self.conn = conn
+        return conn
+
+    def send(self, method: str, path_qs: str, body: bytes, headers: dict[str, str]) -> _Response:
+        with self.lock:
+            conn = self._connection()
+            try:
+                conn.request(method, self.prefix + path_qs, body=body,
+                             headers={**headers, "accept-encoding": "gzip"})
+                resp = conn.getresponse()
+                content = resp.read()
+            except (OSError, http.client.HTTPException) as exc:  # timeouts and TLS too
+                self.close_now()
+                raise _Unreachable(exc.__class__.__name__) from exc
+            if resp.will_close:
+                self.close_now()
+        if (resp.getheader("content-encoding") or "").strip().lower() == "gzip":
+            try:
+                content = gzip.decompress(content)
+            except (OSError, EOFError) as exc:  # not gzip after all, or cut short
+                raise _Unreachable("DecodingError") from exc
+        return _Response(resp.status, resp.reason, resp.headers, content)
+
+    def close_now(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+    def close(self) -> None:
+        with self.lock:
+            self.close_now()
+
+
+class _HttpxConnection:
+    """The same through httpx, for a configured proxy (see proxy_configured)."""
+
+    def __init__(self, url: str, timeout: float) -> None:
+        self.httpx = httpx = _httpx()
+        self.client = httpx.Client(base_url=url, timeout=timeout, verify=_tls_for(url),
+                                   headers={"accept-encoding": "gzip"})
+
+    def send(self, method: str, path_qs: str, body: bytes, headers: dict[str, str]) -> Any:
+        try:
+            return self.client.request(method, path_qs, content=body, headers=headers)
+        except self.httpx.TransportError as exc:
+            raise _Unreachable(exc.__class__.__name__) from exc
+
+    def close(self) -> None:
+        self.client.close()
 
 
 class Transport:
@@ -105,8 +266,9 @@ class Transport:
         self.server_pub_raw = server_pub
         self.server_pub = Ed25519PublicKey.from_public_bytes(server_pub)
         self.last_nonce = ""  # binds a wipe order to the request that fetched it
-        self.client = httpx.Client(base_url=self.url, timeout=timeout,
-                                   headers={"accept-encoding": "gzip"})
+        self.client: _Connection | _HttpxConnection = (
+            _HttpxConnection(self.url, timeout) if proxy_configured()
+            else _Connection(self.url, timeout))
 
     def close(self) -> None:
         self.client.close()
@@ -128,9 +290,9 @@ class Transport:
             signing.HDR_NONCE: nonce, signing.HDR_SIGNATURE: signing.b64e(sig),
         })
         try:
-            resp = self.client.request(method, path_qs, content=body, headers=headers)
-        except httpx.TransportError as exc:
-            raise Offline(f"cannot reach {self.url}: {exc.__class__.__name__}") from exc
+            resp = self.client.send(method, path_qs, body, headers)
+        except _Unreachable as exc:
+            raise Offline(f"cannot reach {self.url}: {exc}") from exc
         if resp.status_code >= 400:
             _raise_for(resp)
         try:

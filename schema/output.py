@@ -6,18 +6,24 @@ from __future__ import annotations
 import errno
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import orjson
-import typer
 
-# rich is imported only when a table is printed: it costs start-up time that other
-# output, `--help` and error paths should not pay.
+if TYPE_CHECKING:
+    import typer
+
+# rich is imported only when a table is printed, and typer only by what builds or runs
+# a command line: both cost start-up time, and `fieldvault sync` (what a timer runs)
+# is dispatched without typer (agent/cli_main.py) yet prints through this module.
+
 
 def cli_app(**settings: Any) -> typer.Typer:
     """A Typer app (or sub-app) with both CLIs' settings: plain click help instead of
     rich's, so `--help` starts without importing rich; plain tracebacks (rich's cost
     start-up time, and with locals shown they could print a vault key on a terminal)."""
+    import typer
+
     return typer.Typer(no_args_is_help=True, rich_markup_mode=None,
                        pretty_exceptions_enable=False, **settings)
 
@@ -27,12 +33,17 @@ def emit_json(payload: Any) -> None:
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
+    """One line on stderr, then exit `code`. SystemExit rather than typer.Exit: inside a
+    command it passes through click unchanged (same exit code, see run_app), and the
+    typer-less `fieldvault sync` (agent/cli_main.py) fails the same way."""
     sys.stderr.write(f"error: {message}\n")
-    raise typer.Exit(code)
+    raise SystemExit(code)
 
 
 def _click_error(name: str) -> type[Exception]:
     """click's exception class `name`, from whichever click typer runs on (it may vendor one)."""
+    import typer
+
     return next(c for c in typer.BadParameter.__mro__ if c.__name__ == name)
 
 
@@ -52,13 +63,19 @@ def run_app(app: typer.Typer) -> NoReturn:
         sys.stderr.write(f"error: {message}{hint}\n")
         raise SystemExit(1) from None
     except Exception as exc:  # only a full disk is handled here
-        problem = disk_full(exc)
-        if problem is None:
-            raise
+        exit_if_disk_full(exc)
+        raise
+    raise SystemExit(code if isinstance(code, int) else 0)
+
+
+def exit_if_disk_full(exc: Exception) -> None:
+    """Exit 1 with one line when `exc` is a write that failed for lack of space; else
+    return (the caller re-raises)."""
+    problem = disk_full(exc)
+    if problem is not None:
         sys.stderr.write(f"error: {problem}: free some space, then run the command again "
                          "(this change was not saved; nothing saved before is lost)\n")
         raise SystemExit(1) from None
-    raise SystemExit(code if isinstance(code, int) else 0)
 
 
 def emit_json_rows(rows: Iterable[Any]) -> None:
@@ -154,6 +171,8 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[str], title: str | N
 def show(payload: dict[str, Any] | list[dict[str, Any]], as_json: bool,
          columns: Sequence[str] = (), title: str | None = None) -> None:
     """Print a record or listing: JSON when asked, else a table or key/value lines."""
+    import typer
+
     if as_json:
         emit_json(payload)
     elif isinstance(payload, list):

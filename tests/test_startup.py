@@ -69,11 +69,12 @@ def test_status_on_an_enrolled_device_loads_no_heavy_module(data_dir: Path,
     assert json.loads(out) == [] and heavy(modules) == []
     modules, out = imported_by("agent.cli", "plan", "show", "--home", str(home), "--json")
     assert json.loads(out)["status"] == "draft" and heavy(modules) == []
-    # A sync with nothing to send (what a timer runs) needs the HTTP client, not the
-    # pydantic models, nor rich (not on a terminal), nor httpx's own CLI.
+    # A sync with nothing to send (what a timer runs) needs the sync engine, not the
+    # pydantic models, nor rich (not on a terminal), nor httpx; and, run as `fieldvault`
+    # runs it (agent.cli_main), not typer either (test_noop_sync_...).
     modules, out = imported_by("agent.cli", "sync", "--home", str(home), "--json")
     assert json.loads(out)["pushed"] == 0
-    assert heavy(modules, allowed=("httpx", "agent.sync", "agent.transport")) == []
+    assert heavy(modules, allowed=("agent.sync", "agent.transport")) == []
     # A vault written before SCHEMA_VERSION existed (user_version 0) is checked by the
     # migrations once, then opens light again.
     with open_store(home) as store:
@@ -106,3 +107,63 @@ def test_schema_version_counts_the_agent_migrations(tmp_path: Path) -> None:
     """A vault at SCHEMA_VERSION opens without loading the migrations: the constant must
     follow schema/migrations/agent.py."""
     assert len(migrations._migrations) == SCHEMA_VERSION
+
+
+# What the no-op sync run by `fieldvault` (agent.cli_main, without typer) must not load:
+# the command-line framework, the models, tables, the archive helpers, cryptography's
+# PEM/SSH serialization (the device keys are read without it), and what httpx's own
+# command-line client would bring (click, rich, pygments).
+NOOP_HEAVY = (*HEAVY, "typer", "click", "rich", "pygments",
+              "cryptography.hazmat.primitives.serialization")
+
+
+def test_noop_sync_as_fieldvault_runs_it_loads_no_heavy_module(data_dir: Path,
+                                                                server: ServerProcess,
+                                                                tmp_path: Path) -> None:
+    arch = archive(data_dir)
+    rep = arch.add_rep("Timer Rep")["id"]
+    code, _ = arch.create_enroll_code(rep, timedelta(hours=1))
+    home = tmp_path / "agent"
+    enroll(home, server.url, code)
+    with open_store(home):  # a vault that exists and is migrated, as after enrollment
+        pass
+    keyring = (home / "keyring.json").read_bytes()
+    modules, out = imported_by("agent.cli_main", "sync", "--home", str(home), "--json")
+    report = json.loads(out)
+    assert report["pushed"] == 0 and report["pages"] == 1
+    # Still the whole sync: the lease was renewed (a new keyring), the pull was made.
+    assert (home / "keyring.json").read_bytes() != keyring
+    allowed = ("agent.sync", "agent.transport")  # httpx too: the agent's requests use http.client
+    assert [m for m in modules for h in NOOP_HEAVY
+            if (m == h or m.startswith(h + ".")) and h not in allowed] == []
+    # The same typer-less path prints the text line, and `--home=DIR` is read too.
+    modules, out = imported_by("agent.cli_main", "sync", f"--home={home}")
+    assert out.startswith("pushed 0 (nothing to send); pulled 0 customers") and "typer" not in modules
+    # Anything else goes to the typer app, which parses, helps and refuses as before.
+    modules, out = imported_by("agent.cli_main", "sync", "--help")
+    assert "--home" in out and "typer" in modules
+    proc = subprocess.run([sys.executable, "-m", "agent.cli_main", "sync", "--home", str(home),
+                           "--no-such-option"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and proc.stderr.startswith("error: No such option")
+
+
+def test_noop_sync_failures_are_one_line_without_typer(tmp_path: Path) -> None:
+    """The typer-less sync fails as the typer command does: one line, its exit code."""
+    cmd = [sys.executable, "-m", "agent.cli_main", "sync", "--home", str(tmp_path / "nobody"),
+           "--json"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.splitlines() == [
+        f"error: {tmp_path / 'nobody'} is not enrolled: run `fieldvault enroll --server URL "
+        "--code CODE`"]
+
+
+def test_plain_sync_args_only_takes_what_it_knows() -> None:
+    from agent.cli_main import plain_sync_args
+
+    assert plain_sync_args([]) == (None, False)
+    assert plain_sync_args(["--json", "--home", "h"]) == (Path("h"), True)
+    assert plain_sync_args(["--home=h", "--home", "g"]) == (Path("g"), False)  # click: the last
+    for args in (["--help"], ["--home"], ["--home", "--json"], ["--home="], ["-h"], ["x"],
+                 ["--jsonx"], ["--home", "h", "--insecure"]):
+        assert plain_sync_args(args) is None, args
