@@ -258,7 +258,7 @@ CREATE INDEX conflicts_open ON conflicts(at) WHERE dismissed_at IS NULL;
 
 
 @migrations()
-def m009_outbox_entity(db: Database) -> None:
+def m008_outbox_entity(db: Database) -> None:
     # Recording a push's answers re-applies the rep's later pending edits of the same
     # records on top (Store._reapply_pending): found by entity through this index, not
     # by reading every pending op for each batch (quadratic in a 100k-visit outbox).
