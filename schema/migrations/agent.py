@@ -258,8 +258,11 @@ CREATE INDEX conflicts_open ON conflicts(at) WHERE dismissed_at IS NULL;
 
 
 @migrations()
-def m008_outbox_entity(db: Database) -> None:
+def m008_outbox_edits(db: Database) -> None:
     # Recording a push's answers re-applies the rep's later pending edits of the same
     # records on top (Store._reapply_pending): found by entity through this index, not
     # by reading every pending op for each batch (quadratic in a 100k-visit outbox).
-    db.executescript("CREATE INDEX IF NOT EXISTS outbox_entity ON outbox(entity_id, seq);")
+    # Edits only: an outbox of new visits leaves it empty, and each lookup is free.
+    db.executescript(
+        "CREATE INDEX IF NOT EXISTS outbox_edits ON outbox(entity_id, seq) "
+        "WHERE kind IN ('customer.update', 'visit.update', 'visit.void');")

@@ -327,21 +327,23 @@ class SqlStore(StaffSql, ReviewSql, PoolSql, PlanSql, ReportSql, ConsoleSql, Ops
         return seq
 
     def _next_feed_seq(self) -> int:
-        free: list[int] = self.__dict__.setdefault("_feed_free", [])
-        if not free:
-            if self.tx.dialect == "sqlite":
-                # The writer holds the database's one write lock: every number after
-                # the highest ever handed out (AUTOINCREMENT's own record) is free.
+        if self.tx.dialect == "sqlite":
+            # The writer holds the database's one write lock: every number after the
+            # highest ever handed out (AUTOINCREMENT's own record) is free.
+            last = self.__dict__.get("_feed_last")
+            if last is None:
                 last = int(self.tx.scalar(
                     "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name='feed'), 0), "
                     "coalesce((SELECT max(seq) FROM feed), 0))"))
-                free.extend(range(last + _FEED_BLOCK, last, -1))
-            else:
-                # A block of the sequence in one round trip; numbers left unused are
-                # gaps, which the feed allows (it promises order, not density).
-                free.extend(sorted((int(r["n"]) for r in self.tx.rows(
-                    "SELECT nextval(pg_get_serial_sequence('feed', 'seq')) AS n "
-                    "FROM generate_series(1, ?)", (_FEED_BLOCK,))), reverse=True))
+            self.__dict__["_feed_last"] = last + 1
+            return last + 1
+        free: list[int] = self.__dict__.setdefault("_feed_free", [])
+        if not free:
+            # PostgreSQL: a block of the sequence in one round trip; numbers left unused
+            # are gaps, which the feed allows (it promises order, not density).
+            free.extend(sorted((int(r["n"]) for r in self.tx.rows(
+                "SELECT nextval(pg_get_serial_sequence('feed', 'seq')) AS n "
+                "FROM generate_series(1, ?)", (_FEED_BLOCK,))), reverse=True))
         return free.pop()
 
     def feed(self, rep_id: str, after_seq: int, limit: int,
