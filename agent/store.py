@@ -150,7 +150,8 @@ def open_vault(path: Path, dek: bytes) -> sqlcipher3.Connection:
 # Set in `state` while the FTS indexes lag their tables (a fresh vault's first sync
 # fills the tables first and indexes once; the triggers of migration m005 wait for it).
 FTS_PENDING = "fts_pending"
-# Set in `state` (a JSON list of their SQL) while a first fill's dropped indexes wait.
+# Set in `state` (a JSON list of their SQL) while a first fill's dropped indexes and
+# FTS triggers wait.
 INDEXES_PENDING = "indexes_pending"
 CUSTOMER_TEXT = ("name", "card_no", "decision_maker", "address", "needs", "business_contact",
                  "notes")
@@ -495,36 +496,42 @@ class Store(Plans, Attention):
     def build_search_index(self) -> None:
         """Index every row at once and go back to keeping the index row by row; one
         transaction, so a crash leaves the exact scan in place and the flag set."""
+        # Triggers first: once the flag is gone, they alone keep the index complete.
+        self.restore_indexes()
         with self.transaction() as c:
             c.execute("INSERT INTO customers_fts(customers_fts) VALUES ('rebuild')")
             c.execute("INSERT INTO visits_fts(visits_fts) VALUES ('rebuild')")
             c.execute("DELETE FROM state WHERE key=?", (FTS_PENDING,))
 
     def _drop_fill_indexes(self) -> None:
-        """Drop the secondary indexes of the customer and visit tables for a first fill
-        (~30% less vault work per record: each row is then one B-tree insert, and the
-        indexes are built once, sorted, by `restore_indexes`). Their SQL is kept in
-        `state` in the same transaction, so a crash meanwhile leaves them listed: the
-        next pull (or `run`/`ui`) creates them; queries are only slower without them."""
+        """Drop the secondary indexes and the FTS triggers of the customer and visit
+        tables for a first fill: each row is then one B-tree insert (~30% less vault
+        work per record), and the indexes are built once, sorted, by `restore_indexes`.
+        The triggers would do nothing meanwhile (they wait while `fts_pending` is set),
+        but their condition costs a query per row. Their SQL is kept in `state` in the
+        same transaction, so a crash meanwhile leaves them listed: the next pull, or
+        the search index builder, creates them first; queries are only slower."""
         rows = self.conn.execute(
-            "SELECT name, sql FROM sqlite_master WHERE type='index' AND sql IS NOT NULL "
-            "AND tbl_name IN ('customers', 'visits')").fetchall()
+            "SELECT type, name, sql FROM sqlite_master WHERE type IN ('index', 'trigger') "
+            "AND sql IS NOT NULL AND tbl_name IN ('customers', 'visits')").fetchall()
         if not rows or self.get_state(INDEXES_PENDING) is not None:
             return
         with self.transaction() as c:
-            self._set_state(INDEXES_PENDING, orjson.dumps([sql for _, sql in rows]).decode())
-            for name, _ in rows:
-                c.execute(f'DROP INDEX "{name}"')
+            self._set_state(INDEXES_PENDING, orjson.dumps([sql for _, _, sql in rows]).decode())
+            for kind, name, _ in rows:
+                c.execute(f'DROP {kind.upper()} "{name}"')
 
     def restore_indexes(self) -> None:
-        """Create the indexes a first fill dropped (or a crash left dropped); one
-        transaction with the removal of their listing."""
+        """Create the indexes and triggers a first fill dropped (or a crash left
+        dropped); one transaction with the removal of their listing."""
         pending = self.get_state(INDEXES_PENDING)
         if pending is None:
             return
         with self.transaction() as c:
             for sql in orjson.loads(pending):
-                c.execute(sql.replace("CREATE INDEX", "CREATE INDEX IF NOT EXISTS", 1))
+                for kind in ("INDEX", "TRIGGER"):
+                    sql = sql.replace(f"CREATE {kind} ", f"CREATE {kind} IF NOT EXISTS ", 1)
+                c.execute(sql)
             c.execute("DELETE FROM state WHERE key=?", (INDEXES_PENDING,))
 
     @contextmanager

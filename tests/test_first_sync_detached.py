@@ -64,9 +64,13 @@ def assert_complete_and_indexed(home: Path, customers: list[dict]) -> None:
     with open_store(home) as store:
         assert store.counts() == {"customers": N_CUSTOMERS, "visits": N_VISITS}
         assert store.search_index_ready() and store.get_state(INDEXES_PENDING) is None
-        name = customers[123]["name"]
-        assert customers[123]["id"] in {c["id"] for c in store.iter_customers(name)}
+        for card in (customers[123], customers[-1]):  # an early page's, the last page's
+            assert card["id"] in {c["id"] for c in store.iter_customers(card["name"])}
     assert SECONDARY <= index_names(home)
+    with open_store(home) as store:  # and the index is kept row by row again
+        assert {"visits_ai", "visits_ad", "visits_au", "customers_ai", "customers_ad",
+                "customers_au"} <= {r[0] for r in store.conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type='trigger'")}
 
 
 def test_enroll_reports_before_the_index_and_a_detached_process_builds_it(
@@ -186,9 +190,12 @@ class HoldingProxy:
             self.listener.close()
 
 
+@pytest.mark.parametrize("builder_first", [False, True])
 def test_a_first_sync_killed_in_its_unsynced_window_is_repaired_by_syncing_again(
         company: tuple[Path, ServerProcess, ArchiveBuilder, str, list[dict]],
-        tmp_path: Path) -> None:
+        tmp_path: Path, builder_first: bool) -> None:
+    """`builder_first`: a builder (from `run`/`ui`) runs before the next sync: it puts
+    the FTS triggers back before the index, which they then keep complete."""
     _, server, b, rep, customers = company
     home = tmp_path / "agent"
     proxy = HoldingProxy(server.port)
@@ -218,10 +225,20 @@ def test_a_first_sync_killed_in_its_unsynced_window_is_repaired_by_syncing_again
             assert store.get_state(INDEXES_PENDING) is not None
             assert store.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert not SECONDARY & index_names(home)
+        with open_store(home) as store:  # the FTS triggers wait with them
+            assert not store.conn.execute(
+                "SELECT name FROM sqlite_master WHERE type='trigger' AND tbl_name='visits'"
+            ).fetchall()
         # Searches are complete over what arrived (the exact scan).
         held_name = customers[0]["name"]
         assert customers[0]["id"] in {c["id"] for c in agent_cli(
             home, "customer", "list", "--search", held_name)}
+        if builder_first:
+            assert search_index.build_detached(home, None)
+            assert search_index.wait_ready(home, 120)
+            with open_store(home) as store:
+                assert store.search_index_ready() and store.get_state(INDEXES_PENDING) is None
+            assert SECONDARY <= index_names(home)
         proxy.hold.clear()
         report = agent_cli(home, "sync")
         assert report["pulled_customers"] + report["pulled_visits"] > 0
