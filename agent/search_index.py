@@ -88,7 +88,7 @@ def _child(home: Path, lock_fd: int) -> int:
     from .store import Store
 
     pin = sys.stdin.buffer.read(PIN_MAX).decode() or None
-    with contextlib.closing(Store.open(home, pin=pin)) as store:
+    with contextlib.closing(Store.open(home, pin=pin, must_exist=True)) as store:
         if not store.search_index_ready():
             store.build_search_index()
     os.close(lock_fd)

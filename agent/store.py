@@ -117,12 +117,19 @@ _UPSERT_CUSTOMER = _upsert_sql("customers", CUSTOMER_COLUMNS)
 _UPSERT_VISIT = _upsert_sql("visits", VISIT_COLUMNS)
 
 
-def open_vault(path: Path, dek: bytes) -> sqlcipher3.Connection:
-    """Open (creating if needed) the SQLCipher file with a raw key and safe pragmas."""
-    if not path.exists():
-        # SQLite gives the WAL and SHM files the main file's mode: 0600 for all.
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    conn = sqlcipher3.connect(str(path), timeout=10, check_same_thread=False)
+def open_vault(path: Path, dek: bytes, must_exist: bool = False) -> sqlcipher3.Connection:
+    """Open (creating if needed, unless `must_exist`) the SQLCipher file with a raw key
+    and safe pragmas."""
+    if must_exist:
+        # Never created: a detached index builder racing a wipe must not leave a new,
+        # empty vault behind it (SQLite would create the file on connect).
+        conn = sqlcipher3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True, timeout=10,
+                                  check_same_thread=False)
+    else:
+        if not path.exists():
+            # SQLite gives the WAL and SHM files the main file's mode: 0600 for all.
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        conn = sqlcipher3.connect(str(path), timeout=10, check_same_thread=False)
     conn.execute(keystore.sqlcipher_key_pragma(dek))
     try:
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
@@ -220,8 +227,9 @@ class Store(Plans, Attention):
 
     @classmethod
     def open(cls, home: Path, rep_id: str = "", clock: Clock | None = None,
-             pin: str | None = None) -> Store:
-        """Open an enrolled home's vault; the lease decides whether it may be opened."""
+             pin: str | None = None, must_exist: bool = False) -> Store:
+        """Open an enrolled home's vault; the lease decides whether it may be opened.
+        `must_exist`: fail (sqlcipher3.OperationalError) rather than create it."""
         from schema.signing import b64d
 
         from .home import AgentConfig
@@ -236,8 +244,8 @@ class Store(Plans, Attention):
                                clock, pin)
         sealer = (envelopes.Sealer(home, config.device_id, keys.server_box_public_key)
                   if keys.server_box_public_key else None)
-        store = cls(open_vault(home / VAULT_FILE, keys.dek), rep_id or config.rep_id, clock,
-                    sealer)
+        store = cls(open_vault(home / VAULT_FILE, keys.dek, must_exist), rep_id or config.rep_id,
+                    clock, sealer)
         store.device_id, store.evidence_key = config.device_id, keystore.load_sign_key(home)
         return store
 

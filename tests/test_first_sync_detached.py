@@ -266,3 +266,18 @@ def test_run_builds_a_missing_index(
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_a_builder_never_creates_a_vault(
+        company: tuple[Path, ServerProcess, ArchiveBuilder, str, list[dict]],
+        tmp_path: Path) -> None:
+    """A builder that starts after a wipe removed the vault (a race) leaves no new one."""
+    _, server, b, rep, _ = company
+    home = tmp_path / "agent"
+    agent_cli(home, "enroll", "--server", server.url, "--code", code_for(b, rep), "--no-sync")
+    for name in ("vault.db", "vault.db-wal", "vault.db-shm"):
+        (home / name).unlink(missing_ok=True)
+    assert search_index.build_detached(home, None)
+    assert search_index.wait_ready(home, 120)
+    assert not (home / "vault.db").exists()
+
