@@ -543,7 +543,7 @@ class Store(Plans, Attention):
             c.execute("DELETE FROM state WHERE key=?", (INDEXES_PENDING,))
 
     @contextmanager
-    def first_fill(self) -> Iterator[None]:
+    def first_fill(self, index_now: bool = True) -> Iterator[None]:
         """The window of a first sync into an empty vault: commits are not fsynced
         (synchronous=NORMAL) and this connection does not checkpoint; then FULL is
         restored, and the WAL is synced and checkpointed before the sync reports done.
@@ -554,7 +554,9 @@ class Store(Plans, Attention):
         (WAL with NORMAL: SQLite's documented guarantee; frames are checksummed, and
         the vault file is only ever written by a checkpoint, which fsyncs). A visit the
         rep saves meanwhile from another process commits on its own connection, under
-        FULL, which fsyncs the whole WAL: the frames before its own included."""
+        FULL, which fsyncs the whole WAL: the frames before its own included.
+        `index_now=False` leaves the dropped indexes to `build_search_index` (the
+        detached builder), which creates them before the search index."""
         self._drop_fill_indexes()
         self.conn.execute("PRAGMA synchronous = NORMAL")
         self.conn.execute("PRAGMA wal_autocheckpoint = 0")
@@ -565,7 +567,8 @@ class Store(Plans, Attention):
             self._served = None
             self.conn.execute("PRAGMA synchronous = FULL")
             self.conn.execute("PRAGMA wal_autocheckpoint = 1000")
-        self.restore_indexes()
+        if index_now:
+            self.restore_indexes()
         # A commit under FULL fsyncs the whole WAL, the window's frames with it
         # (rewriting the cursor as it is: a write that changes nothing).
         self.set_state("cursor", self.get_state("cursor", "") or "")

@@ -139,8 +139,9 @@ def pull(store: Store, transport: Transport, report: SyncReport,
     """Pull to the end of the feed; returns the server's time of the last page
     (stored as last_server_time unless the caller stores it itself). `page`: records
     per request (default: FIRST_PULL_PAGE while the search index waits, else PULL_PAGE).
-    `build_index=False` leaves a pending search index to the caller (the commands
-    build it in a detached process: agent/search_index.py); searches scan meanwhile."""
+    `build_index=False` leaves a pending search index, and the indexes a first fill
+    dropped, to the caller (the commands build them in a detached process:
+    agent/search_index.py); searches and queries scan meanwhile."""
     cursor = store.get_state("cursor", "") or ""
     first = not cursor and store.is_empty()
     if first:
@@ -155,7 +156,7 @@ def pull(store: Store, transport: Transport, report: SyncReport,
     try:
         # An empty vault's first sync can start again from scratch: no fsync per page
         # (Store.first_fill says why nothing acknowledged can be lost).
-        with store.first_fill() if first else nullcontext():
+        with store.first_fill(index_now=build_index) if first else nullcontext():
             server_time = _pull_pages(store, transport, report, cursor, page, progress,
                                       record_time, prefetch)
     finally:
