@@ -43,6 +43,9 @@ PULL_PAGE = 2000
 # A fresh vault's first sync asks for the server's largest pages: fewer round trips and
 # commits. Later pulls keep smaller pages (less to fetch again when a link drops).
 FIRST_PULL_PAGE = 5000
+# Up to this many records, a pending search index is built by the sync itself even
+# when the caller would leave it to a detached process (tens of milliseconds).
+INLINE_INDEX_RECORDS = 2000
 # The first request of a pull, whose answer nothing overlaps (~30 ms of server time).
 FIRST_PAGE = 500
 MAX_ROUNDS = 100_000  # bounds every loop; ~10^8 records, far beyond any rep's scope
@@ -161,7 +164,10 @@ def pull(store: Store, transport: Transport, report: SyncReport,
                                       record_time, prefetch)
     finally:
         prefetch.discard()
-    if build_index and not store.search_index_ready():  # this pull's, or an interrupted one
+    # This pull's index, or one an interrupted pull or build left. A small vault's is
+    # built here at once (milliseconds): no process to start, nothing to wait for.
+    if not store.search_index_ready() and (
+            build_index or sum(store.counts().values()) <= INLINE_INDEX_RECORDS):
         store.build_search_index()
     return server_time
 
