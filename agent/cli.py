@@ -110,12 +110,22 @@ def _first_sync(home: Path, config: AgentConfig,
 
     transport = sync_mod.open_transport(home, config)
     try:
-        store = Store.open(home, config.rep_id, pin=pin_of(home))
+        pin = pin_of(home)
+        store = Store.open(home, config.rep_id, pin=pin)
         try:
             with sync_bar(wanted(as_json)) as progress:
-                return sync_mod.sync(store, transport, progress).as_dict(), None
+                # The search index is built after this command reports, by a detached
+                # process (agent/search_index.py); searches scan until it is ready.
+                report = sync_mod.sync(store, transport, progress, build_index=False).as_dict()
+            ready = store.search_index_ready()
         finally:
             store.close()
+        report["search_index"] = "ready" if ready else "building"
+        if not ready:
+            from .search_index import build_detached
+
+            build_detached(home, pin)
+        return report, None
     except Offline as exc:
         return None, str(exc)
     except ServerRefused as exc:

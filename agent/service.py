@@ -170,7 +170,9 @@ def sync(home: Path, config: AgentConfig, pin: str | None = None,
         else:
             try:
                 with _stage("sync"):
-                    report = sync_mod.sync(store, transport, progress)
+                    # A pending search index (a first sync, or a build a crash cut
+                    # short) is built by a detached process once the vault is closed.
+                    report = sync_mod.sync(store, transport, progress, build_index=False)
                 outcome = SyncOutcome(report)
             except wipe.DeviceRevoked as exc:
                 order = exc.order
@@ -179,7 +181,12 @@ def sync(home: Path, config: AgentConfig, pin: str | None = None,
                     outcome.needs_attention = len(store.needs_attention())
                     outcome.returned = len(store.returned_visits()) + len(store.returned_plans())
                     outcome.pool_warnings = store.pool_warnings_after_sync(report.moved())
+                index_pending = outcome is not None and not store.search_index_ready()
                 store.close()
+                if index_pending:
+                    from .search_index import build_detached
+
+                    build_detached(home, pin)
         if order is not None:
             if before_wipe is not None:
                 before_wipe()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,11 @@ PULL_PAGE = 2000
 # A fresh vault's first sync asks for the server's largest pages: fewer round trips and
 # commits. Later pulls keep smaller pages (less to fetch again when a link drops).
 FIRST_PULL_PAGE = 5000
+# Up to this many records, a pending search index is built by the sync itself even
+# when the caller would leave it to a detached process (tens of milliseconds).
+INLINE_INDEX_RECORDS = 2000
+# The first request of a pull, whose answer nothing overlaps (~30 ms of server time).
+FIRST_PAGE = 500
 MAX_ROUNDS = 100_000  # bounds every loop; ~10^8 records, far beyond any rep's scope
 # The server's refusals that mean "hand over, obey the wipe order, wipe": revoked, or
 # already wiped (this is a copy or a restored backup of a laptop that sent its receipt).
@@ -182,24 +188,36 @@ def _record(store: Store, sent: list[dict[str, Any]], answer: dict[str, Any],
 
 def pull(store: Store, transport: Transport, report: SyncReport,
          page: int | None = None, progress: Progress | None = None,
-         record_time: bool = True) -> str:
+         record_time: bool = True, build_index: bool = True) -> str:
     """Pull to the end of the feed; returns the server's time of the last page
     (stored as last_server_time unless the caller stores it itself). `page`: records
-    per request (default: FIRST_PULL_PAGE while the search index waits, else PULL_PAGE)."""
+    per request (default: FIRST_PULL_PAGE while the search index waits, else PULL_PAGE).
+    `build_index=False` leaves a pending search index, and the indexes a first fill
+    dropped, to the caller (the commands build them in a detached process:
+    agent/search_index.py); searches and queries scan meanwhile."""
     cursor = store.get_state("cursor", "") or ""
-    if not cursor and store.is_empty():
+    first = not cursor and store.is_empty()
+    if first:
         # A first sync: fill the tables, then build the search index once (~3x less
         # local work than tokenizing row by row). Searches scan meanwhile.
         store.defer_search_index()
+    else:
+        store.restore_indexes()  # a first fill a crash cut short
     if page is None:
         page = FIRST_PULL_PAGE if not store.search_index_ready() else PULL_PAGE
     prefetch = _Prefetch()
     try:
-        server_time = _pull_pages(store, transport, report, cursor, page, progress,
-                                  record_time, prefetch)
+        # An empty vault's first sync can start again from scratch: no fsync per page
+        # (Store.first_fill says why nothing acknowledged can be lost).
+        with store.first_fill(index_now=build_index) if first else nullcontext():
+            server_time = _pull_pages(store, transport, report, cursor, page, progress,
+                                      record_time, prefetch)
     finally:
         prefetch.discard()
-    if not store.search_index_ready():  # this pull's, or one a crash interrupted
+    # This pull's index, or one an interrupted pull or build left. A small vault's is
+    # built here at once (milliseconds): no process to start, nothing to wait for.
+    if not store.search_index_ready() and (
+            build_index or sum(store.counts().values()) <= INLINE_INDEX_RECORDS):
         store.build_search_index()
     return server_time
 
@@ -232,14 +250,17 @@ class _Prefetch:
 
 def _pull_pages(store: Store, transport: Transport, report: SyncReport, cursor: str, page: int,
                 progress: Progress | None, record_time: bool, prefetch: _Prefetch) -> str:
-    def fetch(at: str, count: bool = False) -> Callable[[], Any]:
-        params: dict[str, Any] = {"cursor": at, "limit": page}
+    def fetch(at: str, count: bool = False, limit: int = page) -> Callable[[], Any]:
+        params: dict[str, Any] = {"cursor": at, "limit": limit}
         if count:  # the server counts what is left, for the progress bar's total
             params["count"] = 1
         return lambda: transport.request("GET", "/v1/pull", params=params)
 
     for n in range(MAX_ROUNDS):
-        answer = prefetch.take(fetch(cursor, count=progress is not None and n == 0))
+        # The first page is the one nothing overlaps (the laptop waits for all of it):
+        # a small one, so the vault writes start early; the next is fetched meanwhile.
+        answer = prefetch.take(fetch(cursor, count=progress is not None and n == 0,
+                                     limit=min(page, FIRST_PAGE) if n == 0 else page))
         if progress and "remaining" in answer:
             progress("pull-total", int(answer["remaining"]))
         if answer["more"] and answer["cursor"] != cursor:
@@ -363,9 +384,11 @@ def _flushed_whole(store: Store) -> None:
             "reach the server: its copy is kept, not wiped; sync again"))
 
 
-def sync(store: Store, transport: Transport, progress: Progress | None = None) -> SyncReport:
+def sync(store: Store, transport: Transport, progress: Progress | None = None,
+         build_index: bool = True) -> SyncReport:
     """Push everything pending, then pull to the end of the feed. If the archive
-    was restored meanwhile (409 epoch_changed), reconcile first, then go again."""
+    was restored meanwhile (409 epoch_changed), reconcile first, then go again.
+    `build_index`: as for `pull`."""
     report = SyncReport()
     try:
         attachment_sync.upload(store, transport)  # before the visits that name them
@@ -374,7 +397,8 @@ def sync(store: Store, transport: Transport, progress: Progress | None = None) -
         except DeviceRevoked:
             _flushed_whole(store)  # the wipe destroys the only copy of what is left
             raise
-        server_time = pull(store, transport, report, progress=progress, record_time=False)
+        server_time = pull(store, transport, report, progress=progress, record_time=False,
+                           build_index=build_index)
         attachment_sync.download(store, transport)
     except ServerRefused as exc:
         if exc.code in REVOKED_CODES:
@@ -385,7 +409,8 @@ def sync(store: Store, transport: Transport, progress: Progress | None = None) -
 
         report.reconciled = reconcile(store, transport)
         push(store, transport, report, progress=progress)
-        server_time = pull(store, transport, report, progress=progress, record_time=False)
+        server_time = pull(store, transport, report, progress=progress, record_time=False,
+                           build_index=build_index)
     # One commit for both: a sync with nothing new then costs a single fsync.
     store.set_states({"last_server_time": server_time, "last_sync_at": iso(store.clock.now())})
     return report

@@ -33,6 +33,22 @@ def background_services(home: Path, ui: UI, runner: Runner) -> list[Service]:
     return [InboxService(ui)]
 
 
+def build_missing_index(ui: UI) -> None:
+    """A search index a first sync left to build (its builder killed, or never started)
+    is built now, by a detached process: searches scan until it is ready."""
+    from ..keystore import KeyError_
+    from ..search_index import build_detached
+    from ..store import StoreError
+
+    try:
+        with ui.store() as store:
+            missing = not store.search_index_ready()
+    except (KeyError_, StoreError):
+        return  # not enrolled, blocked or wiped: the pages say so
+    if missing:
+        build_detached(ui.home, ui.pin)
+
+
 def serve(home: Path, config: AgentConfig, port: int, open_browser: bool, auto: bool,
           pin: str | None, schedule: Schedule | None = None) -> None:
     import uvicorn
@@ -49,6 +65,7 @@ def serve(home: Path, config: AgentConfig, port: int, open_browser: bool, auto: 
         for svc in background_services(home, ui, runner):
             runner.add_service(svc)
     app = create_app(ui)
+    build_missing_index(ui)
     print(f"FieldVault is running at {ui.launch_url}", flush=True)  # noqa: T201 - the one line
     if open_browser:
         import webbrowser

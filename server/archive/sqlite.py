@@ -119,7 +119,13 @@ class SQLiteTx:
         if self.deferred:
             self.flush()
         with _mapped():
-            return [dict(r) for r in self.conn.execute(sql, params)]
+            # Plain tuples zipped with the column names: dict(sqlite3.Row) cost ~2x as
+            # much per row (a first sync's pull pages read ~100,000 rows).
+            cur = self.conn.cursor()
+            cur.row_factory = None
+            cur.execute(sql, params)
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, r, strict=True)) for r in cur]
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
         if self.deferred:

@@ -199,6 +199,11 @@ class Cards(Protocol):
         """The named cards that exist, in no particular order."""
         ...
 
+    def customer_owners(self, ids: list[str]) -> dict[str, str | None]:
+        """id -> owner rep (None: in the pool) of the named cards that exist: what a
+        pull page asks of every card its visits name, without reading the whole cards."""
+        ...
+
     def customer_revs(self, rep_id: str, ids: list[str]) -> dict[str, int]:
         """id -> rev of the named cards the rep owns or made."""
         ...

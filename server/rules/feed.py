@@ -38,9 +38,13 @@ def read_page(store: Store, rep_id: str, after_seq: int, limit: int,
     plan_ids = list(dict.fromkeys(r.entity_id for r in rows if r.kind == "plan"))
     page.plans = [p for p in store.plans_by_ids(plan_ids) if p["rep_id"] == rep_id]
     rows = [r for r in rows if r.kind != "plan"]
-    # Every card the page names, read once: for its owner now, and to send it.
-    cards = {c["id"]: c for c in store.customers_by_ids(list({r.customer_id for r in rows}))}
-    owned = {cid for cid, card in cards.items() if card["owner_rep_id"] == rep_id}
+    # The owner now of every card the page names; only the cards to send are read
+    # whole (a page of visits names ~one card per visit: reading each long card only
+    # for its owner was most of the server's time on a first sync).
+    # Ids in order, here and below: each IN chunk then reads neighbouring B-tree pages
+    # (~30% less read time than random chunks).
+    owners = store.customer_owners(sorted({r.customer_id for r in rows}))
+    owned = {cid for cid, owner in owners.items() if owner == rep_id}
     send_customers: dict[str, None] = {}
     granted: dict[str, None] = {}
     visit_ids: dict[str, None] = {}
@@ -57,10 +61,11 @@ def read_page(store: Store, rep_id: str, after_seq: int, limit: int,
             if r.kind == "grant":
                 granted[r.customer_id] = None
     page.evicted = list(evicted)
+    cards = {c["id"]: c for c in store.customers_by_ids(sorted(send_customers))}
     page.customers = [card_for_rep(cards[cid]) for cid in send_customers]
     visits = store.visits_of_customers(list(granted))
     have = {v["id"] for v in visits}
-    visits += store.visits_by_ids([v for v in visit_ids if v not in have])
+    visits += store.visits_by_ids(sorted(v for v in visit_ids if v not in have))
     page.visits = [visit_for_rep(v) for v in visits]
     attachments.decorate(store, page.visits)
     return page
