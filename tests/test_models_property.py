@@ -17,6 +17,7 @@ from schema.merge import changed_fields, fields_changed_by_others, merge_fields
 from schema.models import (
     CustomerCreate,
     CustomerPatch,
+    OpResult,
     PushRequest,
     VisitCreate,
     VisitPatch,
@@ -374,3 +375,25 @@ def test_a_chain_of_office_revisions_reports_every_field_they_changed(
     for before, after, own in chain:
         if not own:
             assert changed_fields(before, after) <= result
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
+                                                                max_size=3),
+    max_leaves=10)
+
+
+@many
+@given(st.sampled_from(["accepted", "merged", "conflict", "rejected", "quarantined"]),
+       st.none() | st.integers(1, 10**6), st.none() | st.text(max_size=30),
+       st.lists(st.text(max_size=10), max_size=3), st.none() | st.text(max_size=12),
+       st.none() | st.dictionaries(st.text(max_size=10), json_values, max_size=6))
+def test_a_push_result_on_the_wire_is_its_json_dump(
+    status: str, rev: int | None, reason: str | None, conflicts: list[str],
+    card_no: str | None, record: dict[str, Any] | None
+) -> None:
+    # OpResult.wire() is built by hand for speed: it must say what model_dump would
+    result = OpResult(op_id="o1", status=status, entity_id="e1", rev=rev, reason=reason,
+                      conflicts=conflicts, card_no=card_no, record=record)
+    assert orjson.loads(orjson.dumps(result.wire())) == orjson.loads(result.model_dump_json())

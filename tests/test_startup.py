@@ -51,16 +51,22 @@ def heavy(modules: set[str], allowed: tuple[str, ...] = ()) -> list[str]:
                   if (m == h or m.startswith(h + ".")) and h not in allowed)
 
 
-def test_status_on_an_enrolled_device_loads_no_heavy_module(data_dir: Path,
-                                                             server: ServerProcess,
-                                                             tmp_path: Path) -> None:
+def enrolled(data_dir: Path, server: ServerProcess, tmp_path: Path, rep_name: str) -> Path:
+    """The home of a laptop enrolled for a new rep, its vault created and migrated."""
     arch = archive(data_dir)
-    rep = arch.add_rep("Startup Rep")["id"]
+    rep = arch.add_rep(rep_name)["id"]
     code, _ = arch.create_enroll_code(rep, timedelta(hours=1))
     home = tmp_path / "agent"
     enroll(home, server.url, code)
     with open_store(home):  # a vault that exists and is migrated, as after enrollment
         pass
+    return home
+
+
+def test_status_on_an_enrolled_device_loads_no_heavy_module(data_dir: Path,
+                                                             server: ServerProcess,
+                                                             tmp_path: Path) -> None:
+    home = enrolled(data_dir, server, tmp_path, "Startup Rep")
     modules, out = imported_by("agent.cli", "status", "--home", str(home))
     assert "state: active" in out  # it really opened the vault and read the lease
     assert "agent.store" in modules and "sqlcipher3" in modules
@@ -120,13 +126,7 @@ NOOP_HEAVY = (*HEAVY, "typer", "click", "rich", "pygments",
 def test_noop_sync_as_fieldvault_runs_it_loads_no_heavy_module(data_dir: Path,
                                                                 server: ServerProcess,
                                                                 tmp_path: Path) -> None:
-    arch = archive(data_dir)
-    rep = arch.add_rep("Timer Rep")["id"]
-    code, _ = arch.create_enroll_code(rep, timedelta(hours=1))
-    home = tmp_path / "agent"
-    enroll(home, server.url, code)
-    with open_store(home):  # a vault that exists and is migrated, as after enrollment
-        pass
+    home = enrolled(data_dir, server, tmp_path, "Timer Rep")
     keyring = (home / "keyring.json").read_bytes()
     modules, out = imported_by("agent.cli_main", "sync", "--home", str(home), "--json")
     report = json.loads(out)

@@ -88,7 +88,7 @@ async def push(
     if device.state != "active":
         results, order = await run_in_threadpool(archive.final_flush, device, list(batch.ops))
         return signer.json({
-            "results": [r.model_dump(mode="json") for r in results],
+            "results": [r.wire() for r in results],
             "server_time": iso(clock.now()), "archive_epoch": epoch,
             "wipe_order": signer.wipe_order(order),
         })
@@ -98,7 +98,7 @@ async def push(
     for r in results:
         metrics.PUSH_OPS.labels(r.status.value).inc()
     return signer.json({
-        "results": [r.model_dump(mode="json") for r in results],
+        "results": [r.wire() for r in results],
         "server_time": iso(clock.now()), "archive_epoch": epoch,
     })
 

@@ -140,7 +140,7 @@ async def final_flush(
     results, order = await run_in_threadpool(final_flush_envelopes, archive, opener, device,
                                              body.envelopes)
     return signer.json({
-        "results": [r.model_dump(mode="json") for r in results],
+        "results": [r.wire() for r in results],
         "server_time": iso(clock.now()), "wipe_order": signer.wipe_order(order),
     })
 

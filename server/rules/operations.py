@@ -463,9 +463,9 @@ def _each_once(applier: _Apply, ops: list[Any], handle: Callable[[Any], OpResult
                 results.append(applier.result(op, OpStatus.rejected, reason="op_id already used"))
             continue
         res = handle(op)
-        # Stored without the record: a replay reads the visit as it is then.
-        reads.record_op(op.op_id, device.id, op.seq, res.model_dump_json(exclude={"record"}),
-                        applier.now)
+        # Stored without the record (null): a replay reads the visit as it is then.
+        reads.record_op(op.op_id, device.id, op.seq,
+                        orjson.dumps({**res.wire(), "record": None}).decode(), applier.now)
         results.append(res)
         max_seq = max(max_seq, op.seq)
     if max_seq:
