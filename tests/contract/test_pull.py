@@ -154,6 +154,15 @@ def test_store_feed_pages_a_reps_rows_only(stores: Stores) -> None:
         assert s.feed("rep_nobody", 0, 3) == []
 
 
+def test_store_customer_owners_names_each_existing_cards_owner(ctx: Ctx) -> None:
+    mine = [ctx.customer(ctx.a, f"Owned {i}") for i in range(3)]
+    pooled = ctx.customer(None, "Pooled")
+    ids = [c["id"] for c in mine] + [pooled["id"], "no-such-card"]
+    with ctx.stores.read() as s:
+        owners = s.customer_owners(ids * 400)  # repeated ids, beyond one IN list
+    assert owners == {**{c["id"]: ctx.a.rep_id for c in mine}, pooled["id"]: None}
+
+
 def test_store_feed_leaves_out_one_origins_rows(stores: Stores) -> None:
     with stores.write() as s:
         office = s.append_feed("rep_a", "customer", "c1", "c1")
