@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser, Page, expect
 
 from schema.enums import Grade
 from schema.models import CustomerCreate
@@ -136,7 +136,8 @@ def test_a_manager_reviews_plans_customers_and_reports(world: World, chromium: B
     shown = page.request.get(url + str(link.get_attribute("href")))
     assert shown.status == 200 and shown.body() == png(40, 30)
     assert shown.headers["content-type"] == "image/png"
-    page.wait_for_function("document.querySelector('img.thumb').complete", timeout=30_000)
+    # (a property check: wait_for_function polls through eval, which the CSP refuses)
+    expect(page.locator("img.thumb").first).to_have_js_property("complete", True, timeout=30_000)
     assert page.evaluate("document.querySelector('img.thumb').naturalWidth") == 40
     assert page.locator("#evidence tbody tr").count() >= 1
     look(page, "console-manager-visit")

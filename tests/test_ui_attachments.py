@@ -124,7 +124,8 @@ def test_offline_visit_with_a_photo_and_an_inbox_form_syncs_with_its_signature(
     thumb = page.locator("img.thumb")
     expect(thumb).to_have_count(1)
     # The thumbnail is served from the vault; wait (bounded) until the browser decoded it.
-    page.wait_for_function("document.querySelector('img.thumb').complete", timeout=30_000)
+    # (a property check: wait_for_function polls through eval, which the CSP refuses)
+    expect(thumb).to_have_js_property("complete", True, timeout=30_000)
     assert page.evaluate("document.querySelector('img.thumb').naturalWidth") == 64
     src = w.ui.base + str(thumb.get_attribute("src"))
     shown = page.request.get(src)
