@@ -120,59 +120,41 @@ def push(store: Store, transport: Transport, report: SyncReport,
     if progress:
         progress("push-total", store.outbox_counts()["pending"])
     epoch = store.get_state("archive_epoch") or None
-    ahead = _Ahead(transport)
+
+    def post(ops: list[dict[str, Any]]) -> Callable[[], Any]:
+        body = orjson.dumps({"ops": ops, "archive_epoch": epoch})
+        return lambda: transport.request("POST", "/v1/push", payload=body)
+
+    # The vault is only touched by this thread; the request in flight runs in another.
+    ahead = _Prefetch("fieldvault-push")
     try:
         ops = _within_bytes(store.pending_ops(batch), PUSH_MAX_BYTES)
+        request = post(ops)
         if ops:
-            ahead.send(ops, epoch)
+            ahead.start(request)
         for _ in range(MAX_ROUNDS):
             if not ops:
                 store.compact_envelopes()  # acknowledged ops need no envelope any more
                 if order is not None:
                     raise order
                 return
-            answer = ahead.answer()
+            answer = ahead.take(request)
             sent = ops
             ops = _within_bytes(store.pending_ops(batch, after_seq=sent[-1]["seq"]),
                                 PUSH_MAX_BYTES)
+            request = post(ops)
             if ops:
-                ahead.send(ops, epoch)
+                ahead.start(request)
             if "wipe_order" in answer:
                 order = _verified(transport, answer["wipe_order"])
             _record(store, sent, answer, report)
             if progress:
                 progress("push", len(sent))
     finally:
-        ahead.close()
+        # A request still in flight is waited for and dropped: its ops stay pending
+        # and the server answers them again, from its record, at the next push.
+        ahead.discard()
     raise RuntimeError("push did not drain the outbox")
-
-
-class _Ahead:
-    """The one push request in flight, sent from a worker thread (the vault is only
-    touched by the caller's thread)."""
-
-    def __init__(self, transport: Transport) -> None:
-        self.transport = transport
-        self.pool: ThreadPoolExecutor | None = None
-        self.pending: Future[Any] | None = None
-
-    def send(self, ops: list[dict[str, Any]], epoch: str | None) -> None:
-        if self.pool is None:
-            self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fieldvault-push")
-        body = orjson.dumps({"ops": ops, "archive_epoch": epoch})
-        self.pending = self.pool.submit(self.transport.request, "POST", "/v1/push", payload=body)
-
-    def answer(self) -> Any:
-        assert self.pending is not None
-        pending, self.pending = self.pending, None
-        return pending.result()
-
-    def close(self) -> None:
-        """Wait for (and drop) a request still in flight: its ops stay pending and the
-        server answers them again, from its record, at the next push."""
-        if self.pool is not None:
-            self.pool.shutdown(wait=True)
-        self.pool, self.pending = None, None
 
 
 def _record(store: Store, sent: list[dict[str, Any]], answer: dict[str, Any],
@@ -223,18 +205,20 @@ def pull(store: Store, transport: Transport, report: SyncReport,
 
 
 class _Prefetch:
-    """Fetches the next pull page while the current one is written to the vault, so a
-    long pull costs max(network + server, vault writes) per page instead of their sum.
-    Pages are still applied one by one, in order, each with its own cursor; at most one
-    request is ahead, and nothing is ever applied from it before the page before it."""
+    """One request ahead: the next pull page fetched, or the next push batch sent, while
+    the current one is written to the vault, so a long sync costs max(network + server,
+    vault writes) per page or batch instead of their sum. Pages and answers are still
+    recorded one by one, in order; at most one request is ahead, and nothing is ever
+    recorded from it before the one before it."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str = "fieldvault-pull") -> None:
+        self.name = name
         self.pool: ThreadPoolExecutor | None = None
         self.ahead: Future[Any] | None = None
 
     def start(self, fetch: Callable[[], Any]) -> None:
         if self.pool is None:
-            self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fieldvault-pull")
+            self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self.name)
         self.ahead = self.pool.submit(fetch)
 
     def take(self, fetch: Callable[[], Any]) -> Any:
