@@ -14,7 +14,6 @@ import operator
 import os
 import secrets
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -70,15 +69,17 @@ def _non_empty(path: Path) -> bool:
 
 
 def new_id() -> str:
-    return uuid.uuid4().hex
-
-
-def new_op_id() -> str:
-    """An operation id (32 hex, like `new_id`): creation time in microseconds, then 72
-    random bits. Never typed by anyone, and time-ordered, so the archive's applied-ops
-    index grows at its end instead of at a random page per operation (~10% less server
-    time per pushed operation)."""
+    """A record or operation id made on this laptop (32 hex): creation time in
+    microseconds, then 72 random bits. Time-ordered, so the archive's and the vault's
+    indexes on these ids (visits, revisions, evidence, applied ops) grow at their end
+    instead of at a random page per record: a push of many offline visits writes a few
+    pages per batch, not one per visit and index. The tail is what tells two of a day's
+    records apart, so a record is found by the first or the last digits of its id
+    (`Store._get`). 72 random bits keep ids made in the same microsecond distinct."""
     return f"{time.time_ns() // 1000:014x}{secrets.token_hex(9)}"
+
+
+new_op_id = new_id
 
 
 def _upsert_sql(table: str, columns: tuple[str, ...]) -> str:
@@ -754,7 +755,7 @@ class Store(Plans, Attention):
         return self.get_customer(current["id"])
 
     def get_customer(self, ref: str) -> dict[str, Any]:
-        """A customer by id, card number or unique id prefix."""
+        """A customer by id, card number, or the unique first or last digits of its id."""
         return self._get("customers", ref, extra="OR card_no = :ref")
 
     def _get(self, table: str, ref: str, extra: str = "") -> dict[str, Any]:
@@ -767,10 +768,13 @@ class Store(Plans, Attention):
             f"SELECT * FROM {table} WHERE id = :ref {extra} LIMIT 1", {"ref": ref}  # noqa: S608
         ):
             return row
+        # Ids made on a laptop start with their creation time (`new_id`): the same
+        # day's records share their first digits and differ in their last ones.
+        digits = ref.replace("%", "").replace("_", "")
         rows = list(self._stream(
             f"SELECT * FROM {table} WHERE id = :ref {extra} "  # noqa: S608
-            f"UNION SELECT * FROM {table} WHERE id LIKE :prefix LIMIT 2",
-            {"ref": ref, "prefix": ref.replace("%", "").replace("_", "") + "%"},
+            f"UNION SELECT * FROM {table} WHERE id LIKE :prefix OR id LIKE :suffix LIMIT 2",
+            {"ref": ref, "prefix": digits + "%", "suffix": "%" + digits},
         ))
         exact = [r for r in rows if r["id"] == ref or r.get("card_no") == ref]
         if exact:

@@ -437,7 +437,7 @@ class Profiler:
         spy = None
         if self.py_spy and server is not None and server.proc is not None:
             spy = subprocess.Popen(
-                [self.py_spy, "record", "--rate", "250", "--nonblocking", "--format", "raw",
+                [self.py_spy, "record", "--rate", "250", "--nonblocking", "--gil", "--format", "raw",
                  "--subprocesses", "--output", str(self.out / f"{name}.server.txt"),
                  "--pid", str(server.proc.pid)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -1137,7 +1137,9 @@ def push_figure(agents: dict[str, Agent], servers: dict[str, ServerProcess],
                 elapsed, rss, text = run_process(prof.wrap(
                     profile_name("push", backend),
                     [FIELDVAULT, "sync", "--home", str(agent.home), "--json"]))
-            report = json.loads(text)
+            # py-spy (--py-spy) writes its own lines around the report.
+            report = json.loads("\n".join(line for line in text.splitlines()
+                                           if not line.startswith("py-spy> ")))
             if (report["results"].get("accepted") != n_push
                     or agent.store.outbox_counts()["pending"]):
                 raise RuntimeError(f"push ({backend}) did not accept everything: "
