@@ -147,6 +147,15 @@ _SERVER_SET_SQL = (f"UPDATE visits SET {', '.join(f'{c}=?' for c in _SERVER_SET)
                    "WHERE id=?")
 
 
+# The rep's pending edits of some records, by the outbox_edits index (an outbox of new
+# visits leaves it empty). Named: left to itself, the planner prefers outbox_state and
+# reads every pending op for each lookup, ~0.2 s per 500 ids in a 100k-visit outbox.
+_PENDING_EDITS_SQL = (
+    "SELECT seq, kind, entity_id, data FROM outbox INDEXED BY outbox_edits "
+    "WHERE kind IN ('customer.update', 'visit.update', 'visit.void') "  # the index's WHERE
+    "AND entity_id IN ({}) AND state='pending'")
+
+
 def _server_set(record: dict[str, Any]) -> tuple[Any, ...]:
     return (*(record.get(c, _DEFAULTS.get(c)) for c in _SERVER_SET), record["id"])
 
@@ -703,12 +712,10 @@ class Store(Plans, Attention):
         """Keep the rep's not-yet-pushed edits visible on top of fresher server rows."""
         ids = list(touched)
         rows: list[tuple[int, str, str, str]] = []
-        for i in range(0, len(ids), 500):  # the outbox_edits index, in bounded IN lists
+        for i in range(0, len(ids), 500):
             chunk = ids[i:i + 500]
-            rows += self.conn.execute(
-                "SELECT seq, kind, entity_id, data FROM outbox WHERE state='pending' "
-                "AND kind IN ('customer.update', 'visit.update', 'visit.void') "  # the index's
-                f"AND entity_id IN ({','.join('?' * len(chunk))})", chunk).fetchall()  # noqa: S608
+            rows += self.conn.execute(_PENDING_EDITS_SQL.format(",".join("?" * len(chunk))),
+                                      chunk).fetchall()
         rows.sort()
         for _, kind, entity_id, data in rows:
             changes = orjson.loads(data)

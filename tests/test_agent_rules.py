@@ -24,6 +24,7 @@ import orjson
 import pytest
 
 from agent import plans as agent_plans
+from agent import store as agent_store
 from schema import models
 from schema.clock import ManualClock, iso
 from schema.enums import OpStatus
@@ -379,3 +380,29 @@ def test_ids_made_on_the_laptop_are_time_ordered_and_found_by_either_end(laptop:
     assert one_error_line(proc) == f"{common!r} matches several visits; give more of the id"
     harness.lib_sync(home)
     assert [op for op in pending(home) if op["entity_id"] in (first, second)] == []
+
+
+def test_a_pending_edit_stays_on_top_of_its_creates_answer_found_by_its_index(
+        laptop: Laptop) -> None:
+    """The answer to a visit's creation carries the archive's row; the rep's later edit,
+    still pending, is applied again on top. The lookup goes through the outbox_edits
+    index: through outbox_state it read every pending op (quadratic in a long outbox)."""
+    home, card = laptop.home, laptop.cards[3]
+    visit = agent_cli(home, "visit", "log", "--customer", card["card_no"], "--purpose",
+                      "service", "--summary", "回访 draft")
+    agent_cli(home, "visit", "edit", visit["id"], "--outcome", "补充: 已送样品")
+    create = next(op for op in pending(home) if op["entity_id"] == visit["id"]
+                  and op["kind"] == "visit.create")
+    archived = {**device_visit(home, visit["id"]), "rev": 1, "outcome": "", "status": "submitted"}
+    with harness.open_store(home) as store:
+        store.apply_results([OpResult(op_id=create["op_id"], status=OpStatus.accepted,
+                                      entity_id=visit["id"], rev=1, record=archived)])
+        plan = " ".join(str(r[-1]) for r in store.conn.execute(
+            "EXPLAIN QUERY PLAN " + agent_store._PENDING_EDITS_SQL.format(",".join("?" * 500)),
+            [f"v{i}" for i in range(500)]))  # a whole batch's lookup
+    assert "outbox_edits" in plan and "outbox_state" not in plan, plan
+    assert device_visit(home, visit["id"])["outcome"] == "补充: 已送样品"
+    assert [op["kind"] for op in pending(home) if op["entity_id"] == visit["id"]] == [
+        "visit.update"]
+    harness.lib_sync(home)
+    assert [op for op in pending(home) if op["entity_id"] == visit["id"]] == []
