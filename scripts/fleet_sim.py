@@ -807,9 +807,14 @@ class Fleet:
         tasks = [asyncio.create_task(self.agent_loop(a, server, deadline)) for a in self.agents]
         office = asyncio.create_task(self.office(server, t0, duration))
 
+        # The server's RSS at the end of each minute: flat after the first, or a leak.
+        by_minute: list[float] = []
+
         async def monitor() -> None:
             while True:
                 await asyncio.to_thread(tree.sample)
+                if time.monotonic() - t0 >= 60 * (len(by_minute) + 1):
+                    by_minute.append(round(tree.rss_last / 2**20, 1))
                 await asyncio.sleep(1)
 
         sampler = asyncio.create_task(monitor())
@@ -832,6 +837,10 @@ class Fleet:
                        "cpu_cores_avg": round((tree.cpu_seconds() - cpu0) / wall, 2),
                        "rss_peak_mb": round(tree.rss_peak / 2**20, 1),
                        "rss_end_mb": round(tree.rss_last / 2**20, 1),
+                       "rss_mb_by_minute": by_minute,
+                       "rss_growth_after_minute_1_mb": (
+                           round(tree.rss_last / 2**20 - by_minute[0], 1) if by_minute
+                           else None),
                        "processes": tree.processes},
             "client_cpu_s": round(usage1.ru_utime + usage1.ru_stime
                                   - usage0.ru_utime - usage0.ru_stime, 1),
@@ -942,7 +951,8 @@ def summary(r: dict[str, Any]) -> str:
         f"{r['final_flush_ops']} op(s), {r['wipe_receipts']} wipe receipt(s); reassignments "
         f"{r['reassignments']} ({r['reassignments_seen_by_both']} seen by both agents)",
         f"server CPU {srv['cpu_s']} s ({srv['cpu_cores_avg']} cores avg), RSS peak "
-        f"{srv['rss_peak_mb']} MiB, end {srv['rss_end_mb']} MiB, {srv['processes']} process(es)"
+        f"{srv['rss_peak_mb']} MiB, end {srv['rss_end_mb']} MiB (by minute: "
+        f"{srv['rss_mb_by_minute']}), {srv['processes']} process(es)"
         + (" (PostgreSQL's own processes not included)" if r["archive"] == "postgresql" else ""),
         "set-up " + ", ".join(f"{k} {v}s" for k, v in r["setup_s"].items()),
         f"archive growth {growth}; client CPU {r['client_cpu_s']} s; host busy "

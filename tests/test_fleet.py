@@ -86,6 +86,9 @@ def test_tiny_fleet_counts_what_the_archive_holds(tmp_path: Path, backend: list[
     # The archive grew and the server's resources were sampled.
     assert report["archive_bytes"]["growth"] > 0
     assert report["server"]["cpu_s"] > 0 and report["server"]["rss_peak_mb"] > 0
+    # an RSS per whole minute (none in a run of 18 s): what shows a leak in a long run
+    assert (report["server"]["rss_mb_by_minute"],
+            report["server"]["rss_growth_after_minute_1_mb"]) == ([], None)
 
     text = fleet_module().summary(report)
     for figure in ("p50", "p95", "p99", "errors 0", "server CPU", "RSS peak", "archive growth"):
