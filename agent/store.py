@@ -259,10 +259,14 @@ class Store(Plans, Attention):
         # What sqlite-utils' Database() sets, set here whether or not it is ever loaded.
         conn.execute("PRAGMA recursive_triggers = on")
         if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
-            from schema.migrations.agent import migrations
+            from schema.migrations import agent_fresh
 
-            migrations.apply(self.db)
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            # A brand-new vault (every enrollment) gets the whole schema at once.
+            if not agent_fresh.create(conn, SCHEMA_VERSION):
+                from schema.migrations.agent import migrations
+
+                migrations.apply(self.db)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         # Without a sealer (a lease from before the server had a box key) operations
         # are only in the vault until the next open with one seals them (`_seal_backlog`).
         self.sealer = sealer

@@ -93,6 +93,24 @@ def test_status_on_an_enrolled_device_loads_no_heavy_module(data_dir: Path,
     assert heavy(modules) == []
 
 
+def test_enroll_loads_neither_httpx_nor_the_migrations(data_dir: Path, server: ServerProcess,
+                                                       tmp_path: Path) -> None:
+    """A brand-new vault is created from one script (schema/migrations/agent_fresh.py) and
+    the enrollment request goes through http.client (issue 10: both were ~0.2 s of
+    every enrollment)."""
+    arch = archive(data_dir)
+    code, _ = arch.create_enroll_code(arch.add_rep("Fresh Rep")["id"], timedelta(hours=1))
+    home = tmp_path / "fresh"
+    modules, out = imported_by("agent.cli", "enroll", "--server", server.url, "--code", code,
+                               "--home", str(home), "--json")
+    assert json.loads(out)["first_sync"]["pages"] == 1
+    assert "sqlite_utils" not in modules and "httpx" not in modules
+    assert "schema.migrations.agent" not in modules
+    with open_store(home) as store:
+        assert store.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert len(migrations.applied(store.db)) == SCHEMA_VERSION
+
+
 def test_help_loads_no_heavy_module() -> None:
     modules, out = imported_by("agent.cli", "--help")
     assert "enroll" in out and heavy(modules) == []
