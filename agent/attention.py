@@ -35,11 +35,18 @@ def _ms(moment: datetime) -> int:
     return (moment - _EPOCH) // timedelta(milliseconds=1)
 
 
+def short_id(record_id: str) -> str:
+    """A record's id as shown to the rep: its last digits. Ids made on a laptop start
+    with their creation time, so the same day's records differ at their end; the
+    commands that take an id take these digits too (`Store._get`)."""
+    return record_id[-12:]
+
+
 def card_label(name: str | None, card_no: str | None, customer_id: str) -> str:
     """How a card is named to the rep: its name and number (a card made here has no
     number until the archive gives it one)."""
     if name is None:
-        return f"customer {customer_id[:12]} (no longer on this laptop)"
+        return f"customer {short_id(customer_id)} (no longer on this laptop)"
     return f"{name} ({card_no or 'new card'})"
 
 

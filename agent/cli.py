@@ -18,6 +18,7 @@ from schema.fields import CUSTOMER_EDITABLE_FIELDS, VISIT_EDITABLE_FIELDS
 from schema.output import cli_app, emit_json, fail, field_args, run_app, show, show_rows
 
 from . import keystore
+from .attention import short_id
 from .cli_attachments import attachments_command, inbox_app
 from .cli_base import (
     EXTRA,
@@ -113,7 +114,7 @@ def _attention_lines(groups: dict[str, Any]) -> list[str]:
             if key == "pool_warnings":
                 lines.append(f"  pool: {item['message']}")
             elif key == "refused":
-                lines.append(f"  {item['state']}: {item['kind']} {item['id'][:12]} "
+                lines.append(f"  {item['state']}: {item['kind']} {short_id(item['id'])} "
                              f"{item['customer']}: {item['reason']}")
             elif key == "conflicts":
                 for f in item["fields"]:
@@ -123,7 +124,7 @@ def _attention_lines(groups: dict[str, Any]) -> list[str]:
             elif key == "returned_plans":
                 lines.append(f"  returned: plan for {item['id']}: {item['reason']}{by}")
             else:
-                lines.append(f"  returned: {item['kind']} {item['id'][:12]} "
+                lines.append(f"  returned: {item['kind']} {short_id(item['id'])} "
                              f"{item['customer']}: {item['reason']}{by}")
         if counts[key] > len(groups[key]):
             lines.append(f"  ... and {counts[key] - len(groups[key])} more {noun}s")
@@ -201,7 +202,7 @@ def customer_list(
 
 @customer_app.command("show")
 def customer_show(
-    customer: Annotated[str, typer.Argument(help="Id, id prefix or card number.")],
+    customer: Annotated[str, typer.Argument(help="Id (or its first or last digits) or card number.")],
     home: HomeOpt, as_json: JsonOpt = False,
 ) -> None:
     """One customer card with its visits, and when it returns to the pool (公海)
@@ -231,7 +232,7 @@ def customer_add(
 @customer_app.command("edit", context_settings=EXTRA, help="Edit a card. " + FIELDS_HELP)
 def customer_edit(
     ctx: typer.Context,
-    customer: Annotated[str, typer.Argument(help="Id, id prefix or card number.")],
+    customer: Annotated[str, typer.Argument(help="Id (or its first or last digits) or card number.")],
     home: HomeOpt, as_json: JsonOpt = False,
 ) -> None:
     from schema.models import CustomerPatch
@@ -262,7 +263,7 @@ Opt = typer.Option
 @visit_app.command("log")
 def visit_log(
     home: HomeOpt,
-    customer: Annotated[str, Opt(help="Customer id, id prefix or card number.")],
+    customer: Annotated[str, Opt(help="Customer id (or its first or last digits) or card number.")],
     purpose: Annotated[VisitPurpose, Opt(help="Why you went.")],
     summary: Annotated[str, Opt(help="What happened.")],
     outcome: Annotated[str, Opt(help="Negotiation result (洽谈结果).")] = "",
@@ -349,7 +350,7 @@ def visit_list(
 
 @visit_app.command("show")
 def visit_show(
-    visit: Annotated[str, typer.Argument(help="Visit id or id prefix.")],
+    visit: Annotated[str, typer.Argument(help="Visit id, or its first or last digits.")],
     home: HomeOpt, as_json: JsonOpt = False,
 ) -> None:
     """One visit record: its review status and the manager's comment, and the result
@@ -366,7 +367,7 @@ def visit_show(
                    + ", ".join("--" + f.replace("_", "-") for f in VISIT_EDITABLE_FIELDS))
 def visit_edit(
     ctx: typer.Context,
-    visit: Annotated[str, typer.Argument(help="Visit id or id prefix.")],
+    visit: Annotated[str, typer.Argument(help="Visit id, or its first or last digits.")],
     home: HomeOpt, as_json: JsonOpt = False,
 ) -> None:
     from schema.models import VisitPatch
@@ -378,7 +379,7 @@ def visit_edit(
 
 @visit_app.command("void")
 def visit_void(
-    visit: Annotated[str, typer.Argument(help="Visit id or id prefix.")],
+    visit: Annotated[str, typer.Argument(help="Visit id, or its first or last digits.")],
     home: HomeOpt,
     reason: Annotated[str, Opt("--reason", help="Why the record is void; it stays archived.")],
     as_json: JsonOpt = False,

@@ -15,8 +15,9 @@ from .cli_base import HomeOpt, JsonOpt, vault
 plan_app = cli_app(help="Your daily visit plans (每日拜访计划).")
 
 DateOpt = Annotated[str, typer.Option("--date", help="The day, YYYY-MM-DD.")]
-CustomerOpt = Annotated[str, typer.Option("--customer", help="Customer id, id prefix or card "
-                                          "number (it must be on this laptop).")]
+CustomerOpt = Annotated[str, typer.Option("--customer", help="Customer id (or its first or "
+                                          "last digits) or card number (it must be on "
+                                          "this laptop).")]
 ITEM_COLUMNS = ["time", "customer", "purpose", "result"]
 
 

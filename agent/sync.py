@@ -25,7 +25,7 @@ from . import attachment_sync, attachments, envelopes, keystore
 from .home import AgentConfig
 from .push_result import PushResult
 from .store import Store, vault_rows
-from .transport import Offline, ServerRefused, Transport, UntrustedResponse
+from .transport import Offline, ServerRefused, Transport, UntrustedResponse, encode
 from .wipe import (
     DeviceRevoked,
     destroy_vault,
@@ -121,15 +121,18 @@ def push(store: Store, transport: Transport, report: SyncReport,
         progress("push-total", store.outbox_counts()["pending"])
     epoch = store.get_state("archive_epoch") or None
 
-    def post(ops: list[dict[str, Any]]) -> Callable[[], Any]:
-        body = orjson.dumps({"ops": ops, "archive_epoch": epoch})
-        return lambda: transport.request("POST", "/v1/push", payload=body)
+    def prepare(after_seq: int) -> tuple[list[dict[str, Any]], Callable[[], Any]]:
+        """The next batch after `after_seq`, and its request with the body encoded."""
+        ops = _within_bytes(store.pending_ops(batch, after_seq=after_seq), PUSH_MAX_BYTES)
+        body = encode(orjson.dumps({"ops": ops, "archive_epoch": epoch}))
+        return ops, lambda: transport.request("POST", "/v1/push", payload=body)
 
     # The vault is only touched by this thread; the request in flight runs in another.
+    # While a batch is in flight this thread records the answer before it and reads and
+    # encodes the batch after it, so the next one leaves the moment the answer arrives.
     ahead = _Prefetch("fieldvault-push")
     try:
-        ops = _within_bytes(store.pending_ops(batch), PUSH_MAX_BYTES)
-        request = post(ops)
+        ops, request = prepare(0)
         if ops:
             ahead.start(request)
         for _ in range(MAX_ROUNDS):
@@ -138,11 +141,9 @@ def push(store: Store, transport: Transport, report: SyncReport,
                 if order is not None:
                     raise order
                 return
-            answer = ahead.take(request)
-            sent = ops
-            ops = _within_bytes(store.pending_ops(batch, after_seq=sent[-1]["seq"]),
-                                PUSH_MAX_BYTES)
-            request = post(ops)
+            sent, in_flight = ops, request
+            ops, request = prepare(sent[-1]["seq"])
+            answer = ahead.take(in_flight)
             if ops:
                 ahead.start(request)
             if "wipe_order" in answer:

@@ -13,6 +13,7 @@ import ssl
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -260,6 +261,21 @@ class _HttpxConnection:
         self.client.close()
 
 
+@dataclass(frozen=True)
+class Encoded:
+    """A request body as it goes on the wire."""
+
+    body: bytes
+    gzipped: bool
+
+
+def encode(payload: bytes) -> Encoded:
+    """A large JSON body gzipped (level 1: most of the saving at a fraction of the CPU)."""
+    if len(payload) >= GZIP_MIN_BYTES:
+        return Encoded(gzip.compress(payload, compresslevel=1), True)
+    return Encoded(payload, False)
+
+
 class Transport:
     """A keep-alive HTTP client that signs requests as one device."""
 
@@ -279,12 +295,14 @@ class Transport:
         self.client.close()
 
     def request(self, method: str, path: str, params: dict[str, Any] | None = None,
-                payload: bytes | None = None) -> Any:
+                payload: bytes | Encoded | None = None) -> Any:
+        """`payload`: JSON bytes, or a body `encode` already made (a push prepares its next
+        batch's while the current one is in flight)."""
         path_qs = path + ("?" + urlencode(params) if params else "")
-        body = payload or b""
+        encoded = payload if isinstance(payload, Encoded) else encode(payload or b"")
+        body = encoded.body
         headers = {"content-type": "application/json"}
-        if len(body) >= GZIP_MIN_BYTES:
-            body = gzip.compress(body, compresslevel=1)
+        if encoded.gzipped:
             headers["content-encoding"] = "gzip"
         ts, nonce = str(int(time.time())), secrets.token_urlsafe(18)
         self.last_nonce = nonce

@@ -1,8 +1,8 @@
 """`fieldvault visit import FILE.csv`: visits kept in a spreadsheet, logged as offline visits.
 
 The header names visit fields (those of `fieldvault visit log`) plus `customer`, the
-customer's id, id prefix or card number. Every row becomes a normal offline visit with
-its outbox operation, all in one transaction: a file with one bad row imports nothing,
+customer's id (or its first or last digits) or card number. Every row becomes a normal
+offline visit with its outbox operation, all in one transaction: a file with one bad row imports nothing,
 and the refusal names that row's line and field.
 """
 

@@ -82,6 +82,8 @@ EntityId = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 def _has_utc_form(value: datetime) -> datetime:
     """9999-12-31T23:59:59-14:00 is valid ISO but has no UTC form (astimezone overflows),
     and every time is stored and sent as UTC text."""
+    if 1 < value.year < 9999:  # an offset is under a day: only the calendar's ends overflow
+        return value
     try:
         value.astimezone(UTC)
     except OverflowError:

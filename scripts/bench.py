@@ -437,7 +437,7 @@ class Profiler:
         spy = None
         if self.py_spy and server is not None and server.proc is not None:
             spy = subprocess.Popen(
-                [self.py_spy, "record", "--rate", "250", "--nonblocking", "--format", "raw",
+                [self.py_spy, "record", "--rate", "250", "--nonblocking", "--gil", "--format", "raw",
                  "--subprocesses", "--output", str(self.out / f"{name}.server.txt"),
                  "--pid", str(server.proc.pid)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -556,9 +556,30 @@ def child_env(work: Path) -> dict[str, str]:
     return env
 
 
-def run_process(cmd: list[str], timeout: float = 3600) -> tuple[float, float, str]:
+def server_pgid(server: ServerProcess) -> int:
+    assert server.proc is not None, "the server is not running"
+    return server.proc.pid  # the leader of its own session and group (tests/harness.py)
+
+
+def group_cpu_s(pgid: int) -> float:
+    """CPU seconds (user + system) used so far by the live processes of a process
+    group: a server and its workers (ServerProcess starts them in a group of their own)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile
+        if int(fields[2]) == pgid:  # after the name: state, ppid, pgrp, ...
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
+
+
+def run_process(cmd: list[str], timeout: float = 3600,
+                cpu: dict[str, float] | None = None) -> tuple[float, float, str]:
     """Wall seconds, peak RSS (MB, sampled every 10 ms) and stdout of one run of `cmd`,
-    which must succeed."""
+    which must succeed. `cpu`, when given, gets the run's CPU seconds under "s"."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
@@ -567,8 +588,10 @@ def run_process(cmd: list[str], timeout: float = 3600) -> tuple[float, float, st
         peak_kb = 0
         while True:  # bounded: the deadline below
             peak_kb = max(peak_kb, _peak_rss_kb(proc.pid))
-            pid, status, _ = os.wait4(proc.pid, os.WNOHANG)
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
+                if cpu is not None:
+                    cpu["s"] = usage.ru_utime + usage.ru_stime
                 break
             if time.monotonic() > deadline:
                 proc.kill()
@@ -1141,16 +1164,21 @@ def push_figure(agents: dict[str, Agent], servers: dict[str, ServerProcess],
         out = {}
         for backend, agent in agents.items():
             log(f"push: timing a whole `fieldvault sync` process ({backend})")
+            cpu: dict[str, float] = {}
+            server_cpu = group_cpu_s(server_pgid(servers[backend]))
             with prof(profile_name("push", backend), servers[backend]):
                 elapsed, rss, text = run_process(prof.wrap(
                     profile_name("push", backend),
-                    [FIELDVAULT, "sync", "--home", str(agent.home), "--json"]))
-            report = json.loads(text)
+                    [FIELDVAULT, "sync", "--home", str(agent.home), "--json"]), cpu=cpu)
+            cpu["server"] = group_cpu_s(server_pgid(servers[backend])) - server_cpu
+            # py-spy (--py-spy) writes its own lines around the report.
+            report = json.loads("\n".join(line for line in text.splitlines()
+                                           if not line.startswith("py-spy> ")))
             if (report["results"].get("accepted") != n_push
                     or agent.store.outbox_counts()["pending"]):
                 raise RuntimeError(f"push ({backend}) did not accept everything: "
                                    f"{report['results']}")
-            out[backend] = (elapsed, rss, report)
+            out[backend] = (elapsed, rss, {**report, "cpu": cpu})
         return out
 
     log("baseline: raw SQLCipher bulk insert of the same visits, before and after")
@@ -1162,6 +1190,9 @@ def push_figure(agents: dict[str, Agent], servers: dict[str, ServerProcess],
             "figure": "push", "ops": n_push, "seconds": round(elapsed, 3),
             "ops_per_s": round(rate), "peak_rss_mb": round(rss, 1),
             "pulled_back": report["pulled_visits"],
+            # CPU per op on each side: what the machine's other load does not change.
+            "agent_cpu_us_per_op": round(report["cpu"]["s"] * 1e6 / n_push, 1),
+            "server_cpu_us_per_op": round(report["cpu"]["server"] * 1e6 / n_push, 1),
             "what": "whole `fieldvault sync` process: check-in, push of the outbox, and the "
                     "pull that brings the accepted visits back as the archive holds them",
             "baseline_rows_per_s": round(base),

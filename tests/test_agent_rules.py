@@ -12,6 +12,7 @@ flows against the merged server are in tests/test_agent_rules_e2e.py.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ import orjson
 import pytest
 
 from agent import plans as agent_plans
+from agent import store as agent_store
 from schema import models
 from schema.clock import ManualClock, iso
 from schema.enums import OpStatus
@@ -125,13 +127,14 @@ def test_a_returned_visit_needs_attention_and_an_edit_submits_it_again(laptop: L
 
     out = text(home, "status")
     assert "needs attention: 1 returned visit" in out
-    assert (f"returned: visit {visit['id'][:12]} 上海华联超市 ({card['card_no']}): "
+    assert (f"returned: visit {visit['id'][-12:]} 上海华联超市 ({card['card_no']}): "
             "缺少订单金额, 请补充 (王经理)") in out
     assert agent_cli(home, "status")["attention"]["counts"]["returned_visits"] == 1
     (item,) = agent_cli(home, "visit", "list", "--attention")
     assert (item["state"], item["id"], item["reason"], item["by"]) == (
         "returned", visit["id"], "缺少订单金额, 请补充", "王经理")
-    shown = agent_cli(home, "visit", "show", visit["id"])
+    # the digits the status line shows find the visit
+    shown = agent_cli(home, "visit", "show", visit["id"][-12:])
     assert (shown["status"], shown["review_comment"]) == ("returned", "缺少订单金额, 请补充")
 
     edited = agent_cli(home, "visit", "edit", visit["id"], "--outcome", "订单金额 ¥48,000")
@@ -176,7 +179,7 @@ def test_refused_changes_show_with_the_servers_reason(laptop: Laptop) -> None:
     assert (held["kind"], held["id"], held["customer"], held["reason"]) == (
         "customer.create", copy["id"], "华联超市 (copy) (new card)", reason)
     out = text(home, "status")
-    assert f"quarantined: customer.create {copy['id'][:12]} 华联超市 (copy) (new card): {reason}" in out
+    assert f"quarantined: customer.create {copy['id'][-12:]} 华联超市 (copy) (new card): {reason}" in out
     # still kept for the rep, never sent again
     assert pending(home) == [] and agent_cli(home, "status")["outbox"]["quarantined"] == 1
 
@@ -354,3 +357,52 @@ def test_the_pool_needs_the_network(laptop: Laptop, tmp_path: Path) -> None:
         assert proc.returncode == 2, proc.stderr
         assert one_error_line(proc).startswith(f"{what} needs the network (cannot reach ")
     assert pending(away) == before  # nothing queued: a claim is never made offline
+
+
+# --- ids -------------------------------------------------------------------------------
+
+
+def test_ids_made_on_the_laptop_are_time_ordered_and_found_by_either_end(laptop: Laptop) -> None:
+    """A laptop's ids start with their creation time (the archive's indexes on them grow
+    at their end), so visits logged a moment apart share their first digits: the rep
+    finds one by its last digits, or by enough of its first."""
+    home, card = laptop.home, laptop.cards[2]
+    first, second = (agent_cli(home, "visit", "log", "--customer", card["card_no"],
+                               "--purpose", "service", "--summary", f"visit {n}")["id"]
+                     for n in (1, 2))
+    assert first < second and len(first) == len(second) == 32
+    common = os.path.commonprefix([first, second])
+    assert len(common) >= 4  # the same ~12 days
+    for ref, summary in ((first[-8:], "visit 1"), (second[-8:], "visit 2"),
+                         (second, "visit 2"), (first[:len(common) + 1], "visit 1")):
+        assert agent_cli(home, "visit", "show", ref)["summary"] == summary, ref
+    proc = agent_cli(home, "visit", "show", common, check=False)
+    assert one_error_line(proc) == f"{common!r} matches several visits; give more of the id"
+    harness.lib_sync(home)
+    assert [op for op in pending(home) if op["entity_id"] in (first, second)] == []
+
+
+def test_a_pending_edit_stays_on_top_of_its_creates_answer_found_by_its_index(
+        laptop: Laptop) -> None:
+    """The answer to a visit's creation carries the archive's row; the rep's later edit,
+    still pending, is applied again on top. The lookup goes through the outbox_edits
+    index: through outbox_state it read every pending op (quadratic in a long outbox)."""
+    home, card = laptop.home, laptop.cards[3]
+    visit = agent_cli(home, "visit", "log", "--customer", card["card_no"], "--purpose",
+                      "service", "--summary", "回访 draft")
+    agent_cli(home, "visit", "edit", visit["id"], "--outcome", "补充: 已送样品")
+    create = next(op for op in pending(home) if op["entity_id"] == visit["id"]
+                  and op["kind"] == "visit.create")
+    archived = {**device_visit(home, visit["id"]), "rev": 1, "outcome": "", "status": "submitted"}
+    with harness.open_store(home) as store:
+        store.apply_results([OpResult(op_id=create["op_id"], status=OpStatus.accepted,
+                                      entity_id=visit["id"], rev=1, record=archived)])
+        plan = " ".join(str(r[-1]) for r in store.conn.execute(
+            "EXPLAIN QUERY PLAN " + agent_store._PENDING_EDITS_SQL.format(",".join("?" * 500)),
+            [f"v{i}" for i in range(500)]))  # a whole batch's lookup
+    assert "outbox_edits" in plan and "outbox_state" not in plan, plan
+    assert device_visit(home, visit["id"])["outcome"] == "补充: 已送样品"
+    assert [op["kind"] for op in pending(home) if op["entity_id"] == visit["id"]] == [
+        "visit.update"]
+    harness.lib_sync(home)
+    assert [op for op in pending(home) if op["entity_id"] == visit["id"]] == []

@@ -218,6 +218,10 @@ class SqlStore(StaffSql, ReviewSql, PoolSql, PlanSql, ReportSql, ConsoleSql, Ops
     def customers_by_ids(self, ids: list[str]) -> list[dict[str, Any]]:
         return self._in("SELECT * FROM customers WHERE id IN ({})", ids)
 
+    def customer_heads(self, ids: list[str]) -> list[dict[str, Any]]:
+        return self._in("SELECT id, owner_rep_id, owned_since, created_at, last_served_at "
+                        "FROM customers WHERE id IN ({})", ids)
+
     def customer_owners(self, ids: list[str]) -> dict[str, str | None]:
         rows = self._in("SELECT id, owner_rep_id FROM customers WHERE id IN ({})", ids)
         return {r["id"]: r["owner_rep_id"] for r in rows}

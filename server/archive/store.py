@@ -205,6 +205,12 @@ class Cards(Protocol):
         """The named cards that exist, in no particular order."""
         ...
 
+    def customer_heads(self, ids: list[str]) -> list[dict[str, Any]]:
+        """What a push batch's visits need of their cards, without their long text: id,
+        owner_rep_id, owned_since, created_at and last_served_at of the named cards
+        that exist, in no particular order."""
+        ...
+
     def customer_owners(self, ids: list[str]) -> dict[str, str | None]:
         """id -> owner rep (None: in the pool) of the named cards that exist: what a
         pull page asks of every card its visits name, without reading the whole cards."""

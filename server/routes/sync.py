@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections import Counter
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
@@ -100,8 +101,8 @@ async def push(
     if batch.archive_epoch and batch.archive_epoch != epoch:
         raise epoch_changed()
     results = await run_in_threadpool(archive.push, device, list(batch.ops))
-    for r in results:
-        metrics.PUSH_OPS.labels(r.status.value).inc()
+    for status, n in Counter(r.status.value for r in results).items():
+        metrics.PUSH_OPS.labels(status).inc(n)
     return signer.json({
         "results": [r.wire() for r in results],
         "server_time": iso(clock.now()), "archive_epoch": epoch,

@@ -41,7 +41,7 @@ def refusal(store: Store, device: Device, op: Any) -> str | None:
             return BAD_SIGNATURE
     except ValueError:
         return BAD_SIGNATURE
-    present = store.attachments_present(shas)
+    present = store.attachments_present(shas) if shas else set()
     for ref in proof.attachments:
         if ref.sha256 not in present:
             return (f"attachment {ref.name} ({ref.sha256[:12]}) has not reached the server: "

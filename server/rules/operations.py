@@ -129,6 +129,7 @@ class _BatchReads:
         self.cards: dict[str, dict[str, Any] | None] = {}
         self.makers: dict[str, dict[str, Any] | None] = {}
         self.owners: dict[str, list[dict[str, Any]]] = {}
+        self.history_due = False
         self.visits_checked: set[str] = set()
         self.visits_existing: set[str] = set()
         # (customer, rep) -> (card start, ownership windows): what `misdated` judges a
@@ -145,9 +146,17 @@ class _BatchReads:
         self.visits_existing = {v["id"] for v in self.store.visits_by_ids(ids)}
         self.visits_checked = set(ids)
         cids = list(dict.fromkeys(op.data.customer_id for op in creates))
-        found = {c["id"]: c for c in self.store.customers_by_ids(cids)}
-        makers = self.store.card_makers(cids)
+        found = {c["id"]: c for c in self.store.customer_heads(cids)}
         self.cards = {cid: found.get(cid) for cid in cids}
+        self.history_due = True
+
+    def _load_history(self) -> None:
+        """The makers and ownership records of the batch's cards, read once, when the
+        first visit needs them: most visits are judged by their card's current owner
+        alone (`_Apply.misdated`)."""
+        self.history_due = False
+        cids = [cid for cid, card in self.cards.items() if card is not None]
+        makers = self.store.card_makers(cids)
         self.makers = {cid: makers.get(cid) for cid in cids}
         self.owners = self.store.ownerships(cids)
 
@@ -168,11 +177,15 @@ class _BatchReads:
         return self.store.customer(customer_id)
 
     def card_maker(self, customer_id: str) -> dict[str, Any] | None:
+        if self.history_due and customer_id in self.cards:
+            self._load_history()
         if customer_id in self.makers:
             return self.makers[customer_id]
         return self.store.card_maker(customer_id)
 
     def ownership(self, customer_id: str) -> list[dict[str, Any]]:
+        if self.history_due and customer_id in self.cards:
+            self._load_history()
         if customer_id in self.owners:
             return list(self.owners[customer_id])
         return self.store.ownership(customer_id)
@@ -263,7 +276,16 @@ class _Apply:
         """
         if self.accepting:
             return None
-        made, spans = self.reads.spans(customer, self.device.rep_id)
+        rep = self.device.rep_id
+        # The common case, judged without the card's history: the author owns the card
+        # and the visit starts inside their current ownership, which began at
+        # owned_since (cards.assign writes it with the ownership record), after the card
+        # existed and not ahead of the server's clock.
+        if (customer["owner_rep_id"] == rep and customer["owned_since"] is not None
+                and customer["owned_since"] <= started_at <= self.latest_start
+                and customer["created_at"] <= started_at):
+            return None
+        made, spans = self.reads.spans(customer, rep)
         if started_at < min(customer["created_at"], made):
             return BEFORE_CARD
         if started_at > self.latest_start:

@@ -184,6 +184,22 @@ def test_store_rows_of_cards_and_visits_in_the_pull_columns(ctx: Ctx) -> None:
     assert {len(r) for r in by_id + of_cards} == {len(PULL_VISIT_ROW)}
 
 
+def test_store_customer_heads_give_what_a_pushed_visit_needs_of_each_card(ctx: Ctx) -> None:
+    mine = [ctx.customer(ctx.a, f"Owned {i}") for i in range(3)]
+    pooled = ctx.customer(None, "Pooled")
+    ids = [c["id"] for c in mine] + [pooled["id"], "no-such-card"]
+    with ctx.stores.read() as s:
+        # more ids than one IN list takes
+        heads = s.customer_heads([f"absent-{i}" for i in range(1200)] + ids)
+        whole = {c["id"]: c for c in s.customers_by_ids(ids)}
+    assert sorted(h["id"] for h in heads) == sorted(ids[:4])
+    for head in heads:
+        assert set(head) == {"id", "owner_rep_id", "owned_since", "created_at", "last_served_at"}
+        assert head == {k: whole[head["id"]][k] for k in head}
+    assert {h["id"]: h["owned_since"] is not None for h in heads} == {
+        **{c["id"]: True for c in mine}, pooled["id"]: False}
+
+
 def test_store_feed_leaves_out_one_origins_rows(stores: Stores) -> None:
     with stores.write() as s:
         office = s.append_feed("rep_a", "customer", "c1", "c1")
