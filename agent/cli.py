@@ -15,13 +15,12 @@ import typer
 from schema.clock import SystemClock
 from schema.enums import VisitPurpose
 from schema.fields import CUSTOMER_EDITABLE_FIELDS, VISIT_EDITABLE_FIELDS
-from schema.output import cli_app, disk_full, emit_json, fail, field_args, run_app, show, show_rows
+from schema.output import cli_app, emit_json, fail, field_args, run_app, show, show_rows
 
-from . import keystore, wipe
+from . import keystore
 from .attention import short_id
 from .cli_attachments import attachments_command, inbox_app
 from .cli_base import (
-    EXIT_OFFLINE,
     EXTRA,
     HomeOpt,
     JsonOpt,
@@ -33,7 +32,6 @@ from .cli_base import (
 )
 from .cli_plan import plan_app
 from .cli_pool import pool_app
-from .home import AgentConfig
 from .keystore import KeyError_
 
 app = cli_app(add_completion=False,
@@ -66,79 +64,9 @@ def enroll(
 ) -> None:
     """Enroll this laptop once, with a code from your admin; then a first sync brings
     your customers and visits down. Exit 2 when enrolled but that sync failed."""
-    from .enroll import AlreadyEnrolled
-    from .enroll import enroll as do_enroll
-    from .transport import Offline, ServerRefused
+    from .cli_enroll import enroll_command
 
-    try:
-        config = do_enroll(home, server, code, insecure, name)
-    except (ValueError, AlreadyEnrolled, KeyError_) as exc:
-        fail(str(exc))
-    except Offline as exc:
-        fail(f"{exc}; check the address and your network", EXIT_OFFLINE)
-    except ServerRefused as exc:
-        fail(exc.message)
-    with vault(home) as store:
-        store.set_state("archive_epoch", config.archive_epoch)
-    out: dict[str, Any] = {
-        "id": config.device_id, "device_id": config.device_id, "rep_id": config.rep_id,
-        "rep_name": config.rep_name, "server": config.server_url}
-    problem = None
-    if not no_sync:
-        report, problem = _first_sync(home, config, as_json)
-        out["first_sync"] = report
-    if as_json:
-        emit_json(out)
-    else:
-        show({k: v for k, v in out.items() if k != "first_sync"}, False)
-        if out.get("first_sync"):
-            report = out["first_sync"]
-            typer.echo(f"first sync: pulled {report['pulled_customers']} customers, "
-                       f"{report['pulled_visits']} visits")
-    if problem:
-        fail(f"enrolled, but the first sync failed ({problem}); your enrollment stands: "
-             "run `fieldvault sync` when the server is reachable", EXIT_OFFLINE)
-
-
-def _first_sync(home: Path, config: AgentConfig,
-                as_json: bool) -> tuple[dict[str, Any] | None, str | None]:
-    """The first sync after enrollment, as `fieldvault sync` runs it (the lease is brand
-    new, so no check-in first): its report, or why it failed."""
-    from . import sync as sync_mod
-    from .progress import sync_bar, wanted
-    from .store import Store, StoreError
-    from .transport import Offline, ServerRefused, UntrustedResponse
-
-    transport = sync_mod.open_transport(home, config)
-    try:
-        pin = pin_of(home)
-        store = Store.open(home, config.rep_id, pin=pin)
-        try:
-            with sync_bar(wanted(as_json)) as progress:
-                # The search index is built after this command reports, by a detached
-                # process (agent/search_index.py); searches scan until it is ready.
-                report = sync_mod.sync(store, transport, progress, build_index=False).as_dict()
-            ready = store.search_index_ready()
-        finally:
-            store.close()
-        report["search_index"] = "ready" if ready else "building"
-        if not ready:
-            from .search_index import build_detached
-
-            build_detached(home, pin)
-        return report, None
-    except Offline as exc:
-        return None, str(exc)
-    except ServerRefused as exc:
-        return None, f"server refused the sync: {exc.message}"
-    except (UntrustedResponse, StoreError, KeyError_, wipe.DeviceRevoked) as exc:
-        return None, str(exc) or type(exc).__name__
-    except Exception as exc:
-        if (problem := disk_full(exc)) is None:
-            raise
-        return None, f"{problem}: free some space"
-    finally:
-        transport.close()
+    enroll_command(home, server, code, insecure, name, no_sync, as_json)
 
 
 @app.command()

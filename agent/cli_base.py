@@ -8,21 +8,23 @@ cli_core (re-exported here): the typer-less `fieldvault sync` uses it too.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
 from schema.output import TABLE_ROWS, fail, validation_message
 
-from .cli_core import EXIT_OFFLINE, EXIT_REVOKED, config_of, pin_of, server_errors
+from .cli_core import (
+    EXIT_OFFLINE,
+    EXIT_REVOKED,
+    config_of,
+    pin_of,
+    server_errors,
+    validation_error,
+    vault,
+)
 from .home import default_home
-from .keystore import KeyError_, VaultWiped
-
-if TYPE_CHECKING:
-    from .store import Store
 
 __all__ = ["EXIT_OFFLINE", "EXIT_REVOKED", "EXTRA", "HomeOpt", "JsonOpt", "LimitOpt", "config_of",
            "pin_of", "server_errors", "validate", "validation_error", "vault"]
@@ -35,35 +37,6 @@ LimitOpt = Annotated[int | None, typer.Option(
     "--limit", min=0, help="Show at most N rows; 0 = all [default: all with --json, "
     f"else the first {TABLE_ROWS}, with a note when some are left out]", show_default=False)]
 EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
-
-
-@contextmanager
-def vault(home: Path) -> Iterator[Store]:
-    """The open vault; a refusal inside the block (StoreError, a bad field) ends the
-    command with its one line."""
-    from .store import Store, StoreError
-
-    config = config_of(home)
-    try:
-        store = Store.open(home, config.rep_id, pin=pin_of(home))
-    except VaultWiped as exc:
-        fail(str(exc), EXIT_REVOKED)
-    except (StoreError, KeyError_) as exc:
-        fail(str(exc))
-    try:
-        yield store
-    except StoreError as exc:
-        fail(str(exc))
-    except validation_error() as exc:  # evaluated only when something was raised
-        fail(validation_message(exc))
-    finally:
-        store.close()
-
-
-def validation_error() -> type[Exception]:
-    from pydantic import ValidationError
-
-    return ValidationError
 
 
 def validate(model: Any, data: dict[str, Any]) -> Any:

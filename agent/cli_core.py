@@ -1,9 +1,10 @@
 """What `fieldvault` commands share that needs no typer: the exit codes, the agent's
-config, the PIN, and one line per way a talk with the server fails.
+config, the PIN, opening the vault, and one line per way a talk with the server fails.
 
 Kept apart from cli_base (the typer options) so that `fieldvault sync`, which a timer
-runs every few minutes, can be dispatched without building the typer app
-(agent/cli_main.py). tests/test_startup.py keeps typer out of that path.
+runs every few minutes, and `fieldvault enroll --json` can be dispatched without
+building the typer app (agent/cli_main.py). tests/test_startup.py keeps typer out of
+those paths.
 """
 
 from __future__ import annotations
@@ -13,12 +14,16 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from schema.output import fail
+from schema.output import fail, validation_message
 
 from . import wipe
 from .home import AgentConfig, ConfigDamaged
-from .keystore import KeyError_, needs_pin
+from .keystore import KeyError_, VaultWiped, needs_pin
+
+if TYPE_CHECKING:
+    from .store import Store
 
 EXIT_OFFLINE = 2
 EXIT_REVOKED = 3
@@ -68,3 +73,32 @@ def server_errors(what: str) -> Iterator[None]:
         fail(f"server refused the {what}: {exc.message}")
     except UntrustedResponse as exc:
         fail(str(exc))
+
+
+@contextmanager
+def vault(home: Path) -> Iterator[Store]:
+    """The open vault; a refusal inside the block (StoreError, a bad field) ends the
+    command with its one line."""
+    from .store import Store, StoreError
+
+    config = config_of(home)
+    try:
+        store = Store.open(home, config.rep_id, pin=pin_of(home))
+    except VaultWiped as exc:
+        fail(str(exc), EXIT_REVOKED)
+    except (StoreError, KeyError_) as exc:
+        fail(str(exc))
+    try:
+        yield store
+    except StoreError as exc:
+        fail(str(exc))
+    except validation_error() as exc:  # evaluated only when something was raised
+        fail(validation_message(exc))
+    finally:
+        store.close()
+
+
+def validation_error() -> type[Exception]:
+    from pydantic import ValidationError
+
+    return ValidationError

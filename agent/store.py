@@ -114,6 +114,21 @@ def _rows_getter(columns: tuple[str, ...]) -> Callable[[list[dict[str, Any]]], l
 
 _customer_rows = _rows_getter(CUSTOMER_COLUMNS)
 _visit_rows = _rows_getter(VISIT_COLUMNS)
+# Where apply_rows finds what it needs in a row besides the values it writes.
+_CUSTOMER_SERVED = CUSTOMER_COLUMNS.index("last_served_at")
+_VISIT_CUSTOMER = VISIT_COLUMNS.index("customer_id")
+_VISIT_STARTED = VISIT_COLUMNS.index("started_at")
+
+
+def vault_rows(rows: list[list[Any]], columns: list[str], kind: str) -> list[Any]:
+    """A pull page's rows (`shape=rows`: arrays of the `columns` the server names) in the
+    vault's column order: as they came when those are the vault's (the usual case, no
+    work per row), else by name, a column the server did not send at its default."""
+    own = CUSTOMER_COLUMNS if kind == "customer" else VISIT_COLUMNS
+    if tuple(columns) == own:
+        return rows
+    at = {name: i for i, name in enumerate(columns)}
+    return [tuple(r[at[k]] if k in at else _DEFAULTS.get(k) for k in own) for r in rows]
 
 
 def _note_served(c: Any, visits: list[dict[str, Any]],
@@ -125,6 +140,11 @@ def _note_served(c: Any, visits: list[dict[str, Any]],
     for v in visits:
         if v["started_at"] > latest.get(v["customer_id"], ""):
             latest[v["customer_id"]] = v["started_at"]
+    _raise_served(c, latest, served)
+
+
+def _raise_served(c: Any, latest: dict[str, str], served: dict[str, str | None] | None) -> None:
+    """`_note_served` once each card's latest visit start is known."""
     if served is not None:
         # A first fill knows each card's value as it wrote it (cards carry the
         # archive's, usually the latest already): skip the UPDATEs that would not
@@ -249,10 +269,14 @@ class Store(Plans, Attention):
         # What sqlite-utils' Database() sets, set here whether or not it is ever loaded.
         conn.execute("PRAGMA recursive_triggers = on")
         if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
-            from schema.migrations.agent import migrations
+            from schema.migrations import agent_fresh
 
-            migrations.apply(self.db)
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            # A brand-new vault (every enrollment) gets the whole schema at once.
+            if not agent_fresh.create(conn, SCHEMA_VERSION):
+                from schema.migrations.agent import migrations
+
+                migrations.apply(self.db)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         # Without a sealer (a lease from before the server had a box key) operations
         # are only in the vault until the next open with one seals them (`_seal_backlog`).
         self.sealer = sealer
@@ -678,6 +702,18 @@ class Store(Plans, Attention):
     ) -> None:
         """Apply one pulled page and its cursor atomically; with it the rep's plans and
         the pool rules it carried (None: the server sent none, the last ones stand)."""
+        self.apply_rows(_customer_rows(customers), _visit_rows(visits),
+                        {v["id"]: v["attachments"] for v in visits if v.get("attachments")},
+                        evicted, cursor, epoch, plans, pool_rules)
+
+    def apply_rows(
+        self, customers: list[Any], visits: list[Any], attached: dict[str, list[dict[str, Any]]],
+        evicted: list[str], cursor: str, epoch: str, plans: list[dict[str, Any]] | None = None,
+        pool_rules: dict[str, Any] | None = None,
+    ) -> None:
+        """`apply_changes` with the cards and visits as rows of CUSTOMER_COLUMNS and
+        VISIT_COLUMNS (a page pulled in rows goes in as it arrived: `vault_rows`), and
+        the attachments of the visits that name any (`attached`, by visit id)."""
         rules = orjson.dumps(pool_rules, option=orjson.OPT_SORT_KEYS).decode() if pool_rules else None
         if rules == self.get_state(POOL_RULES_STATE):
             rules = None
@@ -694,15 +730,21 @@ class Store(Plans, Attention):
                 c.execute("DELETE FROM visits WHERE customer_id=?", (cid,))
                 c.execute("DELETE FROM customers WHERE id=?", (cid,))
             if customers:
-                c.executemany(_UPSERT_CUSTOMER, _customer_rows(customers))
+                c.executemany(_UPSERT_CUSTOMER, customers)
                 if self._served is not None:
-                    self._served.update((r["id"], r.get("last_served_at")) for r in customers)
+                    self._served.update((r[0], r[_CUSTOMER_SERVED]) for r in customers)
             if visits:
-                c.executemany(_UPSERT_VISIT, _visit_rows(visits))
-                _note_served(c, visits, self._served)
+                c.executemany(_UPSERT_VISIT, visits)
+                latest: dict[str, str] = {}
+                for r in visits:
+                    if r[_VISIT_STARTED] > latest.get(r[_VISIT_CUSTOMER], ""):
+                        latest[r[_VISIT_CUSTOMER]] = r[_VISIT_STARTED]
+                _raise_served(c, latest, self._served)
             if visits or evicted:
-                attachments.note_pulled(c, visits, iso(self.clock.now()))
-            touched = {r["id"] for r in customers} | {r["id"] for r in visits}
+                attachments.note_pulled(c, [{"id": vid, "attachments": refs}
+                                            for vid, refs in attached.items()],
+                                        iso(self.clock.now()))
+            touched = {r[0] for r in customers} | {r[0] for r in visits}
             if touched:
                 self._reapply_pending(touched)
             self._set_state("cursor", cursor)

@@ -24,7 +24,7 @@ from schema.enums import ChangeKind
 from . import attachment_sync, attachments, envelopes, keystore
 from .home import AgentConfig
 from .push_result import PushResult
-from .store import Store
+from .store import Store, vault_rows
 from .transport import Offline, ServerRefused, Transport, UntrustedResponse, encode
 from .wipe import (
     DeviceRevoked,
@@ -236,7 +236,9 @@ class _Prefetch:
 def _pull_pages(store: Store, transport: Transport, report: SyncReport, cursor: str, page: int,
                 progress: Progress | None, record_time: bool, prefetch: _Prefetch) -> str:
     def fetch(at: str, count: bool = False, limit: int = page) -> Callable[[], Any]:
-        params: dict[str, Any] = {"cursor": at, "limit": limit}
+        # In rows: a page goes into the vault as it arrives (an older server ignores
+        # `shape` and answers in records, read below as before).
+        params: dict[str, Any] = {"cursor": at, "limit": limit, "shape": "rows"}
         if count:  # the server counts what is left, for the progress bar's total
             params["count"] = 1
         return lambda: transport.request("GET", "/v1/pull", params=params)
@@ -250,8 +252,8 @@ def _pull_pages(store: Store, transport: Transport, report: SyncReport, cursor: 
             progress("pull-total", int(answer["remaining"]))
         if answer["more"] and answer["cursor"] != cursor:
             prefetch.start(fetch(answer["cursor"]))
-        customers: list[dict[str, Any]] = []
-        visits: list[dict[str, Any]] = []
+        customers: list[Any] = []
+        visits: list[Any] = []
         evicted: list[str] = []
         plans: list[dict[str, Any]] = []
         for change in answer["changes"]:
@@ -264,8 +266,15 @@ def _pull_pages(store: Store, transport: Transport, report: SyncReport, cursor: 
                 evicted.append(change["id"])
             elif kind == ChangeKind.plan:
                 plans.append(change["record"])
-        store.apply_changes(customers, visits, evicted, answer["cursor"], answer["archive_epoch"],
-                            plans, answer.get("pool_rules"))
+        if "columns" in answer:  # in rows
+            columns = answer["columns"]
+            customers = vault_rows(answer["customers"], columns["customer"], "customer")
+            visits = vault_rows(answer["visits"], columns["visit"], "visit")
+            store.apply_rows(customers, visits, answer["attachments"], evicted, answer["cursor"],
+                             answer["archive_epoch"], plans, answer.get("pool_rules"))
+        else:
+            store.apply_changes(customers, visits, evicted, answer["cursor"],
+                                answer["archive_epoch"], plans, answer.get("pool_rules"))
         report.pulled_customers += len(customers)
         report.pulled_visits += len(visits)
         report.pulled_plans += len(plans)

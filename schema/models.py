@@ -433,6 +433,15 @@ class PullResponse(BaseModel):
     pool_rules: PoolRules | None = None
     # With `count=1`: the feed rows left from this page on (a progress bar's total).
     remaining: int | None = None
+    # With `shape=rows` (issue 10): cards and visits as arrays of the columns `columns`
+    # names per kind ("customer", "visit"; schema.fields.PULL_CUSTOMER_ROW and
+    # PULL_VISIT_ROW), booleans as 0/1, instead of `changes` entries; `attachments`: the
+    # attachments of those visits that name any, by visit id. `changes` then holds only
+    # evictions and plans.
+    columns: dict[str, list[str]] | None = None
+    customers: list[list[Any]] | None = None
+    visits: list[list[Any]] | None = None
+    attachments: dict[str, list[AttachmentRef]] | None = None
 
 
 # --- the pool (公海), as a rep browses it online -------------------------------------

@@ -93,6 +93,41 @@ def test_status_on_an_enrolled_device_loads_no_heavy_module(data_dir: Path,
     assert heavy(modules) == []
 
 
+def test_enroll_loads_neither_httpx_nor_the_migrations(data_dir: Path, server: ServerProcess,
+                                                       tmp_path: Path) -> None:
+    """A brand-new vault is created from one script (schema/migrations/agent_fresh.py) and
+    the enrollment request goes through http.client (issue 10: both were ~0.2 s of
+    every enrollment)."""
+    arch = archive(data_dir)
+    code, _ = arch.create_enroll_code(arch.add_rep("Fresh Rep")["id"], timedelta(hours=1))
+    home = tmp_path / "fresh"
+    modules, out = imported_by("agent.cli", "enroll", "--server", server.url, "--code", code,
+                               "--home", str(home), "--json")
+    assert json.loads(out)["first_sync"]["pages"] == 1
+    assert "sqlite_utils" not in modules and "httpx" not in modules
+    assert "schema.migrations.agent" not in modules
+    with open_store(home) as store:
+        assert store.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert len(migrations.applied(store.db)) == SCHEMA_VERSION
+    # As `fieldvault` runs it (agent.cli_main), an enrollment with --json builds no
+    # typer app either; its answer is the typer command's.
+    code, _ = arch.create_enroll_code(arch.add_rep("Fast Rep")["id"], timedelta(hours=1))
+    modules, fast = imported_by("agent.cli_main", "enroll", f"--server={server.url}",
+                                "--code", code, "--home", str(tmp_path / "fast"), "--json")
+    assert "typer" not in modules and "click" not in modules and "httpx" not in modules
+    assert set(json.loads(fast)) == set(json.loads(out))
+    assert json.loads(fast)["first_sync"]["search_index"] == "ready"
+    # Its failures are the typer command's: one line, the same exit code.
+    for cmd in (["enroll", "--server", server.url, "--code", code, "--home",
+                 str(tmp_path / "again"), "--json"],  # the code was used
+                ["enroll", "--server", "http://127.0.0.1:9", "--code", "X",
+                 "--home", str(tmp_path / "offline"), "--json"]):
+        procs = [subprocess.run([sys.executable, "-m", entry, *cmd], capture_output=True,
+                                text=True, timeout=60) for entry in ("agent.cli_main", "agent.cli")]
+        assert procs[0].returncode == procs[1].returncode != 0
+        assert procs[0].stderr.startswith("error: ") and procs[0].stderr.count("\n") == 1
+
+
 def test_help_loads_no_heavy_module() -> None:
     modules, out = imported_by("agent.cli", "--help")
     assert "enroll" in out and heavy(modules) == []
@@ -156,6 +191,22 @@ def test_noop_sync_failures_are_one_line_without_typer(tmp_path: Path) -> None:
     assert proc.stderr.splitlines() == [
         f"error: {tmp_path / 'nobody'} is not enrolled: run `fieldvault enroll --server URL "
         "--code CODE`"]
+
+
+def test_plain_enroll_args_only_takes_what_it_knows() -> None:
+    from agent.cli_main import plain_enroll_args
+
+    base = ["--server", "http://s", "--code", "C", "--json"]
+    assert plain_enroll_args(base) == {
+        "home": None, "server": "http://s", "code": "C", "insecure": False, "name": None,
+        "no_sync": False, "as_json": True}
+    got = plain_enroll_args(["--home=h", *base, "--name", "lap", "--insecure", "--no-sync",
+                             "--code=D"])  # click: the last value wins
+    assert got is not None and (got["home"], got["code"], got["name"]) == (Path("h"), "D", "lap")
+    assert got["insecure"] and got["no_sync"]
+    for args in (base[:-1], base[2:], base[:2] + base[4:], [*base, "--help"], [*base, "x"],
+                 [*base, "--home"], [*base, "--name", "--json"], [*base, "--name="], ["-h"]):
+        assert plain_enroll_args(args) is None, args  # typer parses, helps and refuses
 
 
 def test_plain_sync_args_only_takes_what_it_knows() -> None:

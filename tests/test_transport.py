@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ec import SECP256R1, generate_pri
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.x509.oid import NameOID
 
-from agent.transport import Offline, Transport, _Connection, _HttpxConnection
+from agent.transport import Offline, Transport, _Connection, _HttpxConnection, unsigned_post
 
 
 def _answer(body: bytes, extra: str = "") -> bytes:
@@ -168,10 +168,14 @@ def test_https_is_verified_against_the_cas_and_fails_closed(tmp_path: Path,
         with pytest.raises(Offline, match="SSLCertVerificationError"):
             untrusted.request("GET", "/v1/whoami")
         untrusted.close()
+        # Enrollment's unsigned request goes through the same verification.
+        with pytest.raises(Offline, match="SSLCertVerificationError"):
+            unsigned_post(url, "/v1/enroll", {"code": "X"})
         monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))  # as httpx read it
         trusted = _Connection(url, timeout=10)
         assert trusted.send("GET", "/v1/whoami", b"", {}).status_code == 200
         trusted.close()
+        assert unsigned_post(url, "/v1/enroll", {"code": "X"}) == {}
 
 
 def test_a_configured_proxy_still_goes_through_httpx(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -79,6 +79,11 @@ class Tx(Protocol):
         """Every row of a query."""
         ...
 
+    def tuples(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Every row of a query as a plain tuple, in the order of its columns (a pull
+        page's rows go out as they are read, with no dict per row)."""
+        ...
+
     def one(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
         """The first row of a query, or None."""
         ...

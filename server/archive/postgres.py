@@ -37,7 +37,7 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.pq import TransactionStatus
-from psycopg.rows import dict_row
+from psycopg.rows import dict_row, tuple_row
 from psycopg.types.numeric import NumericLoader
 from psycopg_pool import ConnectionPool
 
@@ -195,6 +195,12 @@ class PgTx:
             self.flush()
         with self._errors.mapped(self._writable):
             return self._conn.execute(translate(sql), _params(params)).fetchall()
+
+    def tuples(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        if self.deferred:
+            self.flush()
+        with self._errors.mapped(self._writable), self._conn.cursor(row_factory=tuple_row) as cur:
+            return cur.execute(translate(sql), _params(params)).fetchall()
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
         if self.deferred:

@@ -52,3 +52,11 @@ class SqlBase:
             chunk = ids[i : i + _CHUNK]
             out.extend(self.tx.rows(sql.format(",".join("?" for _ in chunk)), (*chunk, *extra)))
         return out
+
+    def _in_tuples(self, sql: str, ids: list[str]) -> list[tuple[Any, ...]]:
+        """`_in`, each row a plain tuple in the order of the query's columns."""
+        out: list[tuple[Any, ...]] = []
+        for i in range(0, len(ids), _CHUNK):
+            chunk = ids[i : i + _CHUNK]
+            out.extend(self.tx.tuples(sql.format(",".join("?" for _ in chunk)), chunk))
+        return out

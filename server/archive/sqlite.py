@@ -127,6 +127,14 @@ class SQLiteTx:
             names = [d[0] for d in cur.description]
             return [dict(zip(names, r, strict=True)) for r in cur]
 
+    def tuples(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        if self.deferred:
+            self.flush()
+        with _mapped():
+            cur = self.conn.cursor()
+            cur.row_factory = None
+            return cur.execute(sql, params).fetchall()
+
     def one(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
         if self.deferred:
             self.flush()

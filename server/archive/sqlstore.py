@@ -13,6 +13,8 @@ from typing import Any
 
 import orjson
 
+from schema.fields import PULL_CUSTOMER_ROW, PULL_VISIT_ROW
+
 from .sql_attachments import AttachmentSql
 from .sql_console import ConsoleSql
 from .sql_ops import OpsSql
@@ -26,6 +28,12 @@ from .store import Device, FeedRow
 
 # Feed numbers a writer takes at a time (PostgreSQL: one round trip per block).
 _FEED_BLOCK = 256
+# The columns of a pull page in rows (Store.customer_rows, visit_rows): a pending
+# call-back reads as null, as feed.visit_for_rep sends it in records.
+_CUSTOMER_ROW_SQL = ", ".join(PULL_CUSTOMER_ROW)
+_VISIT_ROW_SQL = ", ".join(
+    "CASE WHEN callback = 'pending' THEN NULL ELSE callback END AS callback" if c == "callback"
+    else c for c in PULL_VISIT_ROW)
 
 
 class SqlStore(StaffSql, ReviewSql, PoolSql, PlanSql, ReportSql, ConsoleSql, OpsSql,
@@ -283,6 +291,15 @@ class SqlStore(StaffSql, ReviewSql, PoolSql, PlanSql, ReportSql, ConsoleSql, Ops
 
     def visits_of_customers(self, customer_ids: list[str]) -> list[dict[str, Any]]:
         return self._in("SELECT * FROM visits WHERE customer_id IN ({})", customer_ids)
+
+    def customer_rows(self, ids: list[str]) -> list[tuple[Any, ...]]:
+        return self._in_tuples(
+            f"SELECT {_CUSTOMER_ROW_SQL} FROM customers WHERE id IN ({{}})", ids)  # noqa: S608
+
+    def visit_rows(self, ids: list[str], of_customers: bool = False) -> list[tuple[Any, ...]]:
+        key = "customer_id" if of_customers else "id"
+        return self._in_tuples(
+            f"SELECT {_VISIT_ROW_SQL} FROM visits WHERE {key} IN ({{}})", ids)  # noqa: S608
 
     @staticmethod
     def _visits_of(rep_id: str | None, customer_id: str | None) -> tuple[str, tuple[Any, ...]]:

@@ -41,6 +41,12 @@ class PullPage:
     pool_rules: dict[str, Any] | None = None
     # Feed rows from this page to the end, when asked (an agent's progress bar).
     remaining: int | None = None
+    # A page asked for in rows (feed.read_page `rows`): the cards and visits as
+    # Store.customer_rows / visit_rows read them (`customers`, `visits` stay empty), and
+    # the attachments of those visits that name any.
+    customer_rows: list[tuple[Any, ...]] = field(default_factory=list)
+    visit_rows: list[tuple[Any, ...]] = field(default_factory=list)
+    attachments: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -258,6 +264,17 @@ class Visits(Protocol):
 
     def visits_of_customers(self, customer_ids: list[str]) -> list[dict[str, Any]]:
         """Every visit (any author) of the named customers."""
+        ...
+
+    def customer_rows(self, ids: list[str]) -> list[tuple[Any, ...]]:
+        """The named cards as a pull sends them in rows: `schema.fields.PULL_CUSTOMER_ROW`
+        in that order, `locked` as 0/1; in any order, absent ids left out."""
+        ...
+
+    def visit_rows(self, ids: list[str], of_customers: bool = False) -> list[tuple[Any, ...]]:
+        """The named visits (or, `of_customers`, every visit of the named customers) as a
+        pull sends them in rows: `schema.fields.PULL_VISIT_ROW` in that order, `planned`
+        as 0/1, a pending call-back as null (the rep is never told one is coming)."""
         ...
 
     def visits(self, rep_id: str | None, customer_id: str | None,

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import base64
 from collections import Counter
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BeforeValidator
 from starlette.concurrency import run_in_threadpool
 
 from schema.clock import iso
+from schema.fields import PULL_CUSTOMER_ROW, PULL_VISIT_ROW
 from schema.models import (
     PullResponse,
     PushRequest,
@@ -37,6 +38,10 @@ from ..openapi import request_body
 from ..signed import SIGNED_RESPONSE
 
 router = APIRouter(prefix="/v1", tags=["sync"])
+
+# A pull page in rows names its columns: an agent whose own differ (another version)
+# can still read it by name.
+PULL_COLUMNS = {"customer": list(PULL_CUSTOMER_ROW), "visit": list(PULL_VISIT_ROW)}
 
 
 def encode_cursor(seq: int, epoch: str) -> str:
@@ -110,16 +115,20 @@ async def pull(
     cursor: str = Query("", max_length=200),
     limit: Annotated[int, BeforeValidator(_ascii_int), Query(ge=1, le=5000)] = 2000,
     count: Annotated[int, BeforeValidator(_ascii_int), Query(ge=0, le=1)] = 0,
+    shape: Literal["records", "rows"] = "records",
 ) -> Response:
     """Changes in the device's scope since `cursor`, one page at a time, and the pool's
-    rules (公海) the laptop warns its rep by."""
+    rules (公海) the laptop warns its rep by. `shape=rows`: cards and visits as arrays
+    of the columns the answer's `columns` names (`customers`, `visits`, `attachments`),
+    evictions and plans still in `changes`; agents that do not ask get records."""
     epoch = await run_in_threadpool(archive.current_epoch)
     after = decode_cursor(cursor, epoch)
+    rows = shape == "rows"
     page = await run_in_threadpool(archive.pull, device.rep_id, after, limit, bool(count),
-                                   device.id)
+                                   device.id, rows)
     metrics.PULL_REQUESTS.inc()
-    metrics.PULL_CHANGES.labels("customer").inc(len(page.customers))
-    metrics.PULL_CHANGES.labels("visit").inc(len(page.visits))
+    metrics.PULL_CHANGES.labels("customer").inc(len(page.customers) + len(page.customer_rows))
+    metrics.PULL_CHANGES.labels("visit").inc(len(page.visits) + len(page.visit_rows))
     metrics.PULL_CHANGES.labels("evict").inc(len(page.evicted))
     metrics.PULL_CHANGES.labels("plan").inc(len(page.plans))
     changes = (
@@ -128,8 +137,10 @@ async def pull(
         + [{"kind": "visit", "id": r["id"], "record": r} for r in page.visits]
         + [{"kind": "plan", "id": r["id"], "record": r} for r in page.plans]
     )
+    in_rows = {"columns": PULL_COLUMNS, "customers": page.customer_rows,
+               "visits": page.visit_rows, "attachments": page.attachments} if rows else {}
     return signer.json({
-        "changes": changes, "cursor": encode_cursor(page.last_seq, epoch),
+        "changes": changes, **in_rows, "cursor": encode_cursor(page.last_seq, epoch),
         "more": page.more, "server_time": iso(clock.now()), "archive_epoch": epoch,
         "pool_rules": page.pool_rules,
         **({"remaining": page.remaining} if page.remaining is not None else {}),

@@ -351,12 +351,13 @@ class Archive(StaffMethods, ReviewMethods, PoolMethods, PlanMethods, ConsoleMeth
             return operations.apply_ops(s, device, ops, self.clock.now())
 
     def pull(self, rep_id: str, after_seq: int, limit: int, count: bool = False,
-             device_id: str | None = None) -> PullPage:
+             device_id: str | None = None, in_rows: bool = False) -> PullPage:
         """One page of the rep's changes (without those `device_id`'s pushes made);
         with `count`, how many feed rows are left from this page on (the total of a
-        progress bar; the agent asks on its first page)."""
+        progress bar; the agent asks on its first page); `in_rows`: cards and visits as
+        tuples (feed.read_page)."""
         with self._read() as s:
-            page = read_page(s, rep_id, after_seq, limit, device_id)
+            page = read_page(s, rep_id, after_seq, limit, device_id, in_rows)
             if count:
                 page.remaining = s.feed_size(rep_id, after_seq)
             return page

@@ -17,10 +17,12 @@ def pool_rules(store: Meta) -> dict[str, Any]:
 
 
 def read_page(store: Store, rep_id: str, after_seq: int, limit: int,
-              device_id: str | None = None) -> PullPage:
+              device_id: str | None = None, in_rows: bool = False) -> PullPage:
     """The rep's changes since `after_seq`, with the pool's rules. `device_id`: the
     pulling device, which is not sent the changes its own pushes made (their push
-    results carried the records as the archive keeps them).
+    results carried the records as the archive keeps them). `in_rows`: the cards and
+    visits as tuples (PullPage.customer_rows, visit_rows), read in the wire's column
+    order without a dict per record.
 
     The feed may name an entity several times and may name customers that have
     since left the rep; only what is in scope now is sent, and an evict is sent
@@ -61,6 +63,9 @@ def read_page(store: Store, rep_id: str, after_seq: int, limit: int,
             if r.kind == "grant":
                 granted[r.customer_id] = None
     page.evicted = list(evicted)
+    if in_rows:
+        _read_rows(store, page, send_customers, granted, visit_ids)
+        return page
     cards = {c["id"]: c for c in store.customers_by_ids(sorted(send_customers))}
     page.customers = [card_for_rep(cards[cid]) for cid in send_customers]
     visits = store.visits_of_customers(list(granted))
@@ -69,6 +74,19 @@ def read_page(store: Store, rep_id: str, after_seq: int, limit: int,
     page.visits = [visit_for_rep(v) for v in visits]
     attachments.decorate(store, page.visits)
     return page
+
+
+def _read_rows(store: Store, page: PullPage, customers: dict[str, None],
+               granted: dict[str, None], visit_ids: dict[str, None]) -> None:
+    """The rows of a page: the same cards and visits as in records (card_for_rep and
+    visit_for_rep's rules are in Store.customer_rows / visit_rows' SQL)."""
+    page.customer_rows = store.customer_rows(sorted(customers))
+    page.visit_rows = store.visit_rows(sorted(granted), of_customers=True)
+    have = {v[0] for v in page.visit_rows}
+    page.visit_rows += store.visit_rows(sorted(v for v in visit_ids if v not in have))
+    if page.visit_rows:
+        named = store.attachments_of_visits([v[0] for v in page.visit_rows])
+        page.attachments = {vid: refs for vid, refs in named.items() if refs}
 
 
 # What the archive keeps about a record but the rep's laptop is not told: duplicate

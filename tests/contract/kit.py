@@ -13,6 +13,7 @@ from typing import Any
 import psycopg
 
 from schema.clock import ManualClock, iso
+from schema.fields import PULL_CUSTOMER_ROW, PULL_VISIT_ROW
 from schema.models import CustomerCreate, OpResult, PushRequest
 from server.archive import Device, PullPage
 from server.archive.engine import Engine, JobLock, Tx
@@ -123,10 +124,13 @@ class Ctx:
         return self.archive.push(device, ops(*wire))
 
     def pull_all(self, rep_id: str, after: int = 0, limit: int = 3) -> PullPage:
-        """Every page from `after` to the end, merged (small pages to exercise paging)."""
+        """Every page from `after` to the end, merged (small pages to exercise paging).
+        Each page is also read in rows (`shape=rows`), which must say the same."""
         total = PullPage(last_seq=after)
         for _ in range(10_000):
             page = self.archive.pull(rep_id, total.last_seq, limit)
+            assert_rows_say_the_same(page, self.archive.pull(rep_id, total.last_seq, limit,
+                                                             in_rows=True))
             assert page.last_seq >= total.last_seq
             total.customers += page.customers
             total.visits += page.visits
@@ -247,3 +251,28 @@ def storage_work(archive: Archive, call: Callable[[Archive], Any]) -> tuple[Any,
     result = call(Archive(_RecordingEngine(archive.engine, log), archive.clock))
     assert log and all(sql.lstrip().upper().startswith("SELECT") for sql, _ in log), log
     return result, sum(_work_of(archive.engine, sql, params) for sql, params in log)
+
+
+def records_of_rows(rows: PullPage) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The cards and visits of a page read in rows, as records (what an agent makes of
+    the columns): booleans from 0/1, each visit with its attachments."""
+    customers = [dict(zip(PULL_CUSTOMER_ROW, r, strict=True)) for r in rows.customer_rows]
+    for c in customers:
+        c["locked"] = bool(c["locked"])
+    visits = [dict(zip(PULL_VISIT_ROW, r, strict=True)) for r in rows.visit_rows]
+    for v in visits:
+        v["planned"] = bool(v["planned"])
+        v["attachments"] = rows.attachments.get(v["id"], [])
+    assert all(rows.attachments.values())  # only visits that name any
+    return customers, visits
+
+
+def assert_rows_say_the_same(page: PullPage, rows: PullPage) -> None:
+    """A page in rows holds the same cards and visits as in records (order aside)."""
+    assert rows.customers == [] and rows.visits == []
+    customers, visits = records_of_rows(rows)
+    by_id = lambda records: sorted(records, key=lambda r: r["id"])  # noqa: E731
+    assert by_id(customers) == by_id(page.customers)
+    assert by_id(visits) == by_id(page.visits)
+    assert (rows.evicted, rows.plans, rows.last_seq, rows.more, rows.pool_rules) == (
+        page.evicted, page.plans, page.last_seq, page.more, page.pool_rules)

@@ -23,6 +23,8 @@ def test_tx_statements_and_types(stores: Stores) -> None:
         assert tx.rows("SELECT nonce, seen_at FROM nonces ORDER BY nonce") == [
             {"nonce": "n1", "seen_at": 2.5}, {"nonce": "n2", "seen_at": 3.5}]
         assert tx.one("SELECT nonce FROM nonces WHERE nonce=?", ("n2",)) == {"nonce": "n2"}
+        assert tx.tuples("SELECT nonce, seen_at FROM nonces WHERE seen_at>? ORDER BY nonce",
+                         (3,)) == [("n2", 3.5)]
         assert tx.one("SELECT nonce FROM nonces WHERE nonce='none'") is None
         assert tx.scalar("SELECT count(*) FROM nonces") == 2
         assert type(tx.scalar("SELECT sum(seen_at) FROM nonces")) is float

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 
+from schema.fields import PULL_CUSTOMER_ROW, PULL_VISIT_ROW
 from schema.models import CustomerPatch
 from server.archive.store import FeedRow
 from server.rules import Archive
@@ -163,6 +164,26 @@ def test_store_customer_owners_names_each_existing_cards_owner(ctx: Ctx) -> None
     assert owners == {**{c["id"]: ctx.a.rep_id for c in mine}, pooled["id"]: None}
 
 
+def test_store_rows_of_cards_and_visits_in_the_pull_columns(ctx: Ctx) -> None:
+    cards = [ctx.customer(ctx.a, f"Rows {i}") for i in range(3)]
+    visits = [visit_create(c["id"]) for c in cards for _ in range(2)]
+    ctx.push(ctx.a, *visits)
+    # Absent ids left out, beyond one IN list.
+    card_ids = [c["id"] for c in cards] + [f"no-such-card-{i}" for i in range(1000)]
+    visit_ids = [str(v["entity_id"]) for v in visits]
+    with ctx.stores.read() as s:
+        rows = s.customer_rows(card_ids)
+        assert {r[0]: r for r in rows} == {
+            c["id"]: tuple(int(c[k]) if k == "locked" else c[k] for k in PULL_CUSTOMER_ROW)
+            for c in s.customers_by_ids(card_ids[:3])}
+        by_id = s.visit_rows(visit_ids[:3])
+        of_cards = s.visit_rows(card_ids[:2], of_customers=True)
+    assert [len(r) for r in rows] == [len(PULL_CUSTOMER_ROW)] * 3
+    assert sorted(r[0] for r in by_id) == sorted(visit_ids[:3])
+    assert sorted(r[0] for r in of_cards) == sorted(visit_ids[:4])
+    assert {len(r) for r in by_id + of_cards} == {len(PULL_VISIT_ROW)}
+
+
 def test_store_customer_heads_give_what_a_pushed_visit_needs_of_each_card(ctx: Ctx) -> None:
     mine = [ctx.customer(ctx.a, f"Owned {i}") for i in range(3)]
     pooled = ctx.customer(None, "Pooled")
@@ -240,3 +261,25 @@ def test_pull_counts_what_is_left_when_asked(ctx: Ctx) -> None:
     with Stores(ctx.archive).read() as s:
         assert s.feed_size(ctx.a.rep_id, later.last_seq) == 2
         assert s.feed_size(ctx.b.rep_id, 0) == 1
+
+
+def test_a_page_in_rows_holds_what_the_records_hold(ctx: Ctx) -> None:
+    """`shape=rows` (issue 10): columns in the agent's vault order, booleans as 0/1, a
+    pending call-back as null, as in records; kit.pull_all compares every page."""
+    ctx.archive.add_staff("boss", "admin")
+    key = ctx.customer(ctx.a, "Key Account")
+    ctx.archive.lock_customer(key["card_no"], "boss", "top-10 account")
+    other = ctx.customer(ctx.a, "Other")
+    ctx.archive.set_callback_policy({"sample_pct": 100}, "boss")
+    called = visit_create(key["id"], purpose="order", planned=True)
+    ctx.push(ctx.a, called, visit_create(other["id"], purpose="service"))
+    assert ctx.archive.get_visit(str(called["entity_id"]))["callback"] == "pending"
+
+    page = ctx.archive.pull(ctx.a.rep_id, 0, 100, in_rows=True)
+    assert page.customers == [] and page.visits == [] and page.attachments == {}
+    cards = {r[0]: dict(zip(PULL_CUSTOMER_ROW, r, strict=True)) for r in page.customer_rows}
+    assert (cards[key["id"]]["locked"], cards[other["id"]]["locked"]) == (1, 0)
+    visits = {r[0]: dict(zip(PULL_VISIT_ROW, r, strict=True)) for r in page.visit_rows}
+    mine = visits[str(called["entity_id"])]
+    assert (mine["planned"], mine["callback"], mine["purpose"]) == (1, None, "order")
+    assert ctx.pull_all(ctx.a.rep_id).visits  # and the same in records, page by page
