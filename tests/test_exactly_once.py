@@ -370,18 +370,21 @@ def test_server_sigkill_during_repeated_syncs(backend: Backend, tmp_path: Path) 
     try:
         rep, ledger = enrolled_rep(data_dir, server.url, tmp_path / "agent", "Server Killed", 5)
         device = device_id(ledger.home)
-        ledger.log(300)
+        # Each round's backlog takes two push batches (1,000 ops each), so a kill right
+        # after the first commit lands inside the sync: a sync of one batch is over in
+        # a fraction of a second, before most kills.
+        ledger.log(1300)
         outcomes: list[int] = []
         unheard = 0
         for round_no in range(5):
             if round_no:
-                ledger.log(rng.randint(30, 80))
+                ledger.log(rng.randint(1100, 1500))
                 ledger.edit_and_void(rng, edits=rng.randint(2, 8), voids=rng.randint(0, 2))
             before = applied_ops(data_dir, device)
             proc = start_sync(ledger.home)
             try:
                 if rng.random() < 0.5:
-                    time.sleep(rng.uniform(0.3, 1.5))
+                    time.sleep(rng.uniform(0.05, 0.8))
                 elif wait_for_commit(data_dir, device, before, proc):
                     time.sleep(rng.choice([0.0, rng.uniform(0, 0.05)]))
                 server.kill()
