@@ -79,8 +79,6 @@ def new_id() -> str:
     return f"{time.time_ns() // 1000:014x}{secrets.token_hex(9)}"
 
 
-new_op_id = new_id
-
 
 def _upsert_sql(table: str, columns: tuple[str, ...]) -> str:
     cols = ", ".join(columns)
@@ -131,20 +129,16 @@ def vault_rows(rows: list[list[Any]], columns: list[str], kind: str) -> list[Any
     return [tuple(r[at[k]] if k in at else _DEFAULTS.get(k) for k in own) for r in rows]
 
 
-def _note_served(c: Any, visits: list[dict[str, Any]],
+def _note_served(c: Any, starts: Iterable[tuple[str, str]],
                  served: dict[str, str | None] | None = None) -> None:
     """The archive moves a card's last_served_at with each accepted visit without a new
-    card revision; derive it from the visits that arrive. `served`: during a first
-    fill, each card's value as it was written (Store._served)."""
+    card revision; derive it from the (customer_id, started_at) of the visits that
+    arrive. `served`: during a first fill, each card's value as it was written
+    (Store._served)."""
     latest: dict[str, str] = {}
-    for v in visits:
-        if v["started_at"] > latest.get(v["customer_id"], ""):
-            latest[v["customer_id"]] = v["started_at"]
-    _raise_served(c, latest, served)
-
-
-def _raise_served(c: Any, latest: dict[str, str], served: dict[str, str | None] | None) -> None:
-    """`_note_served` once each card's latest visit start is known."""
+    for cid, started in starts:
+        if started > latest.get(cid, ""):
+            latest[cid] = started
     if served is not None:
         # A first fill knows each card's value as it wrote it (cards carry the
         # archive's, usually the latest already): skip the UPDATEs that would not
@@ -380,7 +374,7 @@ class Store(Plans, Attention):
                  at: str | None = None, attached: list[dict[str, Any]] | None = None) -> str:
         """Queue one op; a visit's is signed by the device key (`attached`: the
         attachments the revision names)."""
-        op_id = new_op_id()
+        op_id = new_id()
         raw = orjson.dumps(data).decode()
         at = at or iso(self.clock.now())
         proof = (visit_evidence.sign(self.evidence_key, self.device_id, kind, entity_id, data,
@@ -562,7 +556,7 @@ class Store(Plans, Attention):
             if records:  # an edit: the archive's whole row (it may differ, e.g. a review)
                 c.executemany(_UPSERT_VISIT, _visit_rows(records))
             if records or created:
-                _note_served(c, records + created)
+                _note_served(c, ((v["customer_id"], v["started_at"]) for v in records + created))
                 self._reapply_pending({r["id"] for r in records + created})
 
     def _outbox_kinds(self, op_ids: list[str]) -> dict[str, str]:
@@ -735,11 +729,8 @@ class Store(Plans, Attention):
                     self._served.update((r[0], r[_CUSTOMER_SERVED]) for r in customers)
             if visits:
                 c.executemany(_UPSERT_VISIT, visits)
-                latest: dict[str, str] = {}
-                for r in visits:
-                    if r[_VISIT_STARTED] > latest.get(r[_VISIT_CUSTOMER], ""):
-                        latest[r[_VISIT_CUSTOMER]] = r[_VISIT_STARTED]
-                _raise_served(c, latest, self._served)
+                _note_served(c, ((r[_VISIT_CUSTOMER], r[_VISIT_STARTED]) for r in visits),
+                             self._served)
             if visits or evicted:
                 attachments.note_pulled(c, [{"id": vid, "attachments": refs}
                                             for vid, refs in attached.items()],

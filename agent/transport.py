@@ -97,8 +97,7 @@ def unsigned_post(url: str, path: str, payload: dict[str, Any], timeout: float =
     """A request made before the device has keys on the server (enrollment); on the
     same client as Transport (http.client, httpx only through a proxy): importing httpx
     was ~0.1-0.3 s of every `fieldvault enroll`."""
-    client: _Connection | _HttpxConnection = (
-        _HttpxConnection(url, timeout) if proxy_configured() else _Connection(url, timeout))
+    client = _client(url, timeout)
     try:
         resp = client.send("POST", path, orjson.dumps(payload),
                            {"content-type": "application/json"})
@@ -261,6 +260,11 @@ class _HttpxConnection:
         self.client.close()
 
 
+def _client(url: str, timeout: float) -> _Connection | _HttpxConnection:
+    """The agent's HTTP client: http.client, or httpx when a proxy is configured."""
+    return _HttpxConnection(url, timeout) if proxy_configured() else _Connection(url, timeout)
+
+
 @dataclass(frozen=True)
 class Encoded:
     """A request body as it goes on the wire."""
@@ -287,9 +291,7 @@ class Transport:
         self.server_pub_raw = server_pub
         self.server_pub = Ed25519PublicKey.from_public_bytes(server_pub)
         self.last_nonce = ""  # binds a wipe order to the request that fetched it
-        self.client: _Connection | _HttpxConnection = (
-            _HttpxConnection(self.url, timeout) if proxy_configured()
-            else _Connection(self.url, timeout))
+        self.client = _client(self.url, timeout)
 
     def close(self) -> None:
         self.client.close()

@@ -7,11 +7,12 @@ The store is one class (`sqlstore.SqlStore`) assembled from parts, one per conce
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from .engine import Tx
 
+R = TypeVar("R")
 # Keeps an IN (...) list far below SQLite's and PostgreSQL's parameter limits.
 _CHUNK = 900
 
@@ -47,16 +48,17 @@ class SqlBase:
 
     def _in(self, sql: str, ids: list[str], extra: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         """`sql` has one `{}` for the IN list, then `extra` params; run in bounded chunks."""
-        out: list[dict[str, Any]] = []
-        for i in range(0, len(ids), _CHUNK):
-            chunk = ids[i : i + _CHUNK]
-            out.extend(self.tx.rows(sql.format(",".join("?" for _ in chunk)), (*chunk, *extra)))
-        return out
+        return self._chunked(self.tx.rows, sql, ids, extra)
 
     def _in_tuples(self, sql: str, ids: list[str]) -> list[tuple[Any, ...]]:
         """`_in`, each row a plain tuple in the order of the query's columns."""
-        out: list[tuple[Any, ...]] = []
+        return self._chunked(self.tx.tuples, sql, ids, ())
+
+    @staticmethod
+    def _chunked(read: Callable[[str, tuple[Any, ...]], list[R]], sql: str, ids: list[str],
+                 extra: tuple[Any, ...]) -> list[R]:
+        out: list[R] = []
         for i in range(0, len(ids), _CHUNK):
             chunk = ids[i : i + _CHUNK]
-            out.extend(self.tx.tuples(sql.format(",".join("?" for _ in chunk)), chunk))
+            out.extend(read(sql.format(",".join("?" for _ in chunk)), (*chunk, *extra)))
         return out
