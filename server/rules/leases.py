@@ -15,11 +15,15 @@ from . import audit, days
 
 
 def policy(store: Store) -> dict[str, Any]:
-    return {"offline_block_hours": float(store.meta("offline_block_hours") or 72),
-            "offline_wipe_days": float(store.meta("offline_wipe_days") or 30),
-            "require_pin": store.meta("require_pin") == "1",
+    # One read (every check-in reads the policy): a statement each was a PostgreSQL
+    # round trip each.
+    stored = store.metas(["offline_block_hours", "offline_wipe_days", "require_pin",
+                          days.META_KEY])
+    return {"offline_block_hours": float(stored.get("offline_block_hours") or 72),
+            "offline_wipe_days": float(stored.get("offline_wipe_days") or 30),
+            "require_pin": stored.get("require_pin") == "1",
             # The company's zone: the calendar days plans and reports count in.
-            "timezone": days.zone_name(store)}
+            "timezone": stored.get(days.META_KEY) or days.DEFAULT_ZONE}
 
 
 def set_policy(store: Store, now: str, block_hours: float | None, wipe_days: float | None,

@@ -194,8 +194,8 @@ class _RecordingEngine:
         self.kind = engine.kind
 
     @contextmanager
-    def read(self) -> Iterator[Tx]:
-        with self._engine.read() as tx:
+    def read(self, one_statement: bool = False) -> Iterator[Tx]:
+        with self._engine.read(one_statement) as tx:
             yield _RecordingTx(tx, self._log)
 
     @contextmanager

@@ -283,3 +283,32 @@ def test_a_page_in_rows_holds_what_the_records_hold(ctx: Ctx) -> None:
     mine = visits[str(called["entity_id"])]
     assert (mine["planned"], mine["callback"], mine["purpose"]) == (1, None, "order")
     assert ctx.pull_all(ctx.a.rep_id).visits  # and the same in records, page by page
+
+
+def test_the_pull_route_reads_the_epoch_and_the_page_in_one_transaction(ctx: Ctx) -> None:
+    """Archive.pull_after: the epoch the cursor is judged by and the page it names come
+    from one snapshot; a cursor the judge refuses reads nothing and leaves nothing open."""
+    mine = [ctx.customer(ctx.a, f"After {i}") for i in range(3)]
+    seen: list[str] = []
+
+    def judge(epoch: str) -> int:
+        seen.append(epoch)
+        return 0
+
+    epoch, page = ctx.archive.pull_after(ctx.a.rep_id, judge, 100, count=True, in_rows=True)
+    assert seen == [epoch] and epoch == ctx.archive.current_epoch() != ""
+    assert sorted(r[0] for r in page.customer_rows) == sorted(c["id"] for c in mine)
+    same = ctx.archive.pull(ctx.a.rep_id, 0, 100, count=True, in_rows=True)
+    assert (page.last_seq, page.more, page.remaining) == (same.last_seq, same.more, 3)
+
+    class Refused(Exception):
+        pass
+
+    def refuse(epoch: str) -> int:
+        raise Refused(epoch)
+
+    with pytest.raises(Refused):
+        ctx.archive.pull_after(ctx.a.rep_id, refuse, 100)
+    _, later = ctx.archive.pull_after(ctx.a.rep_id, lambda _: page.last_seq, 100)
+    assert (later.customer_rows, later.last_seq) == ([], page.last_seq)
+
