@@ -312,3 +312,14 @@ def test_the_pull_route_reads_the_epoch_and_the_page_in_one_transaction(ctx: Ctx
     _, later = ctx.archive.pull_after(ctx.a.rep_id, lambda _: page.last_seq, 100)
     assert (later.customer_rows, later.last_seq) == ([], page.last_seq)
 
+
+def test_id_lists_longer_than_a_statement_holds_are_read_whole(ctx: Ctx) -> None:
+    """SqlBase._in: SQLite reads a long list in chunks of placeholders, PostgreSQL as one
+    array; either way every row named is found, whichever part of the list names it."""
+    cards = [ctx.customer(ctx.a, f"Listed {i}") for i in range(4)]
+    # Small ids sort first: the real cards are at the end of 1,904 (a third chunk).
+    wanted = sorted([f"{i:032x}" for i in range(1900)] + [c["id"] for c in cards])
+    with Stores(ctx.archive).read() as s:
+        assert s.customer_owners(wanted) == {c["id"]: ctx.a.rep_id for c in cards}
+        assert sorted(r[0] for r in s.customer_rows(wanted)) == sorted(c["id"] for c in cards)
+        assert s.customer_owners([]) == {}
