@@ -185,12 +185,11 @@ class Archive(StaffMethods, ReviewMethods, PoolMethods, PlanMethods, ConsoleMeth
         # Not serial: a nonce is one independent upsert per request, and every
         # worker's requests would otherwise queue behind every push.
         with self._write(serial=False, durable=False) as s:
-            fresh = s.remember_nonce(device_id, nonce, now_ts)
+            fresh = s.remember_nonce(device_id, nonce, now_ts, last_seen=self.now())
             # Nonces older than twice the accepted skew can never be replayed
             # (their timestamps are refused), so they are pruned now and then.
             if fresh and secrets.randbelow(64) == 0:
                 s.prune_nonces(now_ts - 2 * window_s)
-            s.set_device_seen(device_id, self.now())
         return fresh
 
     # --- customers ------------------------------------------------------------------------

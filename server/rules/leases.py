@@ -85,9 +85,8 @@ def issue(store: Store, now_dt: datetime, device_id: str, have_epoch: int | None
     secret = secrets.token_bytes(32)
     block_at = iso(now_dt + timedelta(hours=rules["offline_block_hours"]))
     wipe_at = iso(now_dt + timedelta(days=rules["offline_wipe_days"]))
-    store.set_lease(device_id, epoch + 1, secret, prev, now, block_at, wipe_at)
-    if backlog is not None:  # an agent too old to report it leaves the last report standing
-        store.set_device_backlog(device_id, *backlog)
+    # An agent too old to report its backlog leaves the last report standing.
+    store.set_lease(device_id, epoch + 1, secret, prev, now, block_at, wipe_at, backlog)
     lease = {"device_id": device_id, "epoch": epoch + 1, "issued_at": now,
              "block_at": block_at, "wipe_at": wipe_at, "require_pin": rules["require_pin"],
              "secret": b64e(secret)}

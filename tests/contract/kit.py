@@ -175,6 +175,10 @@ class _RecordingTx:
         self._note(sql, params)
         return self._tx.rows(sql, params)
 
+    def tuples(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        self._note(sql, params)
+        return self._tx.tuples(sql, params)
+
     def one(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
         self._note(sql, params)
         return self._tx.one(sql, params)

@@ -210,6 +210,17 @@ def test_store_feed_leaves_out_one_origins_rows(stores: Stores) -> None:
         assert [r.seq for r in s.feed("rep_a", 0, 10, skip_origin="dev_a")] == [office, other]
         assert [r.seq for r in s.feed("rep_a", office, 1, skip_origin="dev_a")] == [other]
         assert s.feed_last("rep_a", 0) == other and s.feed_last("rep_a", other) == other
+        # feed_page: the same page and the rep's last number, in one statement
+        for after, limit, skip in [(0, 10, None), (0, 10, "dev_a"), (office, 1, "dev_a"),
+                                   (0, 2, "dev_a"), (other, 10, "dev_a"), (own[0], 2, None)]:
+            page, last = s.feed_page("rep_a", after, limit, skip_origin=skip)
+            assert page == s.feed("rep_a", after, limit, skip_origin=skip)
+            assert last == s.feed_last("rep_a", after)
+        # past the device's own last rows, a page holds nothing and the last is theirs
+        assert s.feed_page("rep_a", other, 10, "dev_b") == ([], other)
+        assert s.feed_page("rep_a", office, 10, "dev_a") == (s.feed("rep_a", office, 10, "dev_a"),
+                                                             other)
+        assert s.feed_page("rep_nobody", 5, 10) == ([], 5)
 
 
 def test_store_feed_read_cost_does_not_grow_with_other_reps_rows(archive: Archive,
@@ -323,3 +334,18 @@ def test_id_lists_longer_than_a_statement_holds_are_read_whole(ctx: Ctx) -> None
         assert s.customer_owners(wanted) == {c["id"]: ctx.a.rep_id for c in cards}
         assert sorted(r[0] for r in s.customer_rows(wanted)) == sorted(c["id"] for c in cards)
         assert s.customer_owners([]) == {}
+
+
+def test_a_long_key_list_reads_keys_with_any_characters(ctx: Ctx) -> None:
+    """On PostgreSQL a long list goes as one text[] literal built by the store: quotes,
+    backslashes, commas, braces, spaces and the word NULL must stay the keys they are."""
+    odd = ['a"b', "c\\d", "e,f", "{g}", " h ", "NULL", "", "\\\"", "中文"]
+    keys = odd + [f"setting_{i}" for i in range(40)]
+    with Stores(ctx.archive).write() as s:
+        for i, key in enumerate(keys):
+            s.set_meta(f"test:{key}", str(i))
+    with Stores(ctx.archive).read() as s:
+        assert s.metas([f"test:{k}" for k in keys] + ["test:absent"]) == {
+            f"test:{k}": str(i) for i, k in enumerate(keys)}
+        assert s.metas([f"test:{k}" for k in odd]) == {  # a short list: placeholders
+            f"test:{k}": str(i) for i, k in enumerate(odd)}
