@@ -475,7 +475,6 @@ def _each_once(applier: _Apply, ops: list[Any], handle: Callable[[Any], OpResult
     store, device, reads = applier.store, applier.device, applier.reads
     reads.load(ops)
     results: list[OpResult] = []
-    max_seq = 0
     for op in ops:
         seen = reads.applied_op(op.op_id)
         if seen is not None:
@@ -489,9 +488,10 @@ def _each_once(applier: _Apply, ops: list[Any], handle: Callable[[Any], OpResult
         reads.record_op(op.op_id, device.id, op.seq,
                         orjson.dumps({**res.wire(), "record": None}).decode(), applier.now)
         results.append(res)
-        max_seq = max(max_seq, op.seq)
-    if max_seq:
-        store.raise_last_seq(device.id, max_seq)
+    # Every op of the batch is answered now, replayed and refused ones too: the device's
+    # next batch, which may already be waiting for its turn (Archive.push), may go.
+    if ops:
+        store.raise_last_seq(device.id, max(op.seq for op in ops))
     # The backlog the device reported at its check-in shrinks by what it pushed, so a
     # full sync shows none without waiting for the next check-in.
     store.shrink_device_backlog(device.id, len(ops))
