@@ -216,6 +216,8 @@ class _Flights:
             self.transport.abort(lane)
         if self.pool is not None:
             self.pool.shutdown(wait=True)
+        if self.queue:
+            self.transport.resume()
         self.pool = None
         self.queue.clear()
 

@@ -198,6 +198,7 @@ class _Connection:
         self.tls = verified_tls_context() if self.https else None
         self.conn: http.client.HTTPConnection | None = None
         self.lock = threading.Lock()
+        self.aborted = False
 
     def _connection(self) -> http.client.HTTPConnection:
         conn = self.conn
@@ -220,6 +221,8 @@ class _Connection:
             try:
                 conn.request(method, self.prefix + path_qs, body=body,
                              headers={**headers, "accept-encoding": "gzip"})
+                if self.aborted:  # abandoned while it was being sent
+                    raise ConnectionAbortedError
                 resp = conn.getresponse()
                 content = resp.read()
             except (OSError, http.client.HTTPException) as exc:  # timeouts and TLS too
@@ -235,13 +238,18 @@ class _Connection:
         return _Response(resp.status, resp.reason, resp.headers, content)
 
     def abort(self) -> None:
-        """Called from another thread: the request waiting on this connection fails now
-        (shutdown wakes a blocked read; close alone would not)."""
+        """Called from another thread: the request on this connection fails now, whether
+        it waits for its answer (shutdown wakes a blocked read; close alone would not)
+        or has not been sent yet (the flag, checked once it is). `resume` clears it."""
+        self.aborted = True
         conn = self.conn
         sock = conn.sock if conn is not None else None
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
+
+    def resume(self) -> None:
+        self.aborted = False
 
     def close_now(self) -> None:
         if self.conn is not None:
@@ -317,8 +325,18 @@ class Transport:
         """Close a lane's connection from another thread: a request waiting on it fails
         (Offline) at once instead of waiting for its answer."""
         client = self.lanes.get(lane)
-        if client is not None:
-            (client.abort if isinstance(client, _Connection) else client.close)()
+        if isinstance(client, _Connection):
+            client.abort()
+        elif client is not None and lane != 0:  # through a proxy: closed, made anew if used
+            with self._lanes_lock:
+                self.lanes.pop(lane, None)
+            client.close()
+
+    def resume(self) -> None:
+        """Every lane takes requests again (after `abort`, once its request has ended)."""
+        for client in self.lanes.values():
+            if isinstance(client, _Connection):
+                client.resume()
 
     def request(self, method: str, path: str, params: dict[str, Any] | None = None,
                 payload: bytes | Encoded | None = None) -> Any:

@@ -353,7 +353,10 @@ class OpResult(BaseModel):
     record: Annotated[dict[str, Any] | None, SkipValidation] = Field(
         default=None, description="An accepted visit op's visit as the archive now keeps it, shaped "
         "as a pull sends it (without its attachments, which the laptop holds): the laptop "
-        "stores it, and later pulls leave out the changes this device's pushes made.")
+        "stores it, and later pulls leave out the changes this device's pushes made. For a "
+        "new visit (visit.create) only what the archive set: id, customer_id, started_at, "
+        "rev, status, created_at, updated_at and the review and call-back columns; the "
+        "archive keeps the content as sent, so the laptop keeps its own.")
 
     def wire(self) -> dict[str, Any]:
         """The JSON shape of `model_dump(mode="json")`, built directly: a push answers
