@@ -488,8 +488,9 @@ class Store(Plans, Attention):
         """Record the server's answers; applied ops leave the outbox, others stay visible.
 
         An accepted visit op's result carries the visit as the archive keeps it
-        (`record`): it is stored here, as a pull would, because later pulls leave out
-        what this device's own pushes changed. Statements go per kind, not per op: a
+        (`record`; for a new visit only the columns the archive set): it is stored
+        here, as a pull would, because later pulls leave out what this device's own
+        pushes changed. Statements go per kind, not per op: a
         push of 100,000 visits answers in 100 batches of 1,000."""
         results = list(results)
         tally: dict[str, int] = {}

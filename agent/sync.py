@@ -9,6 +9,7 @@ of applied operations.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext
@@ -25,7 +26,7 @@ from . import attachment_sync, attachments, envelopes, keystore
 from .home import AgentConfig
 from .push_result import PushResult
 from .store import Store, vault_rows
-from .transport import Offline, ServerRefused, Transport, UntrustedResponse, encode
+from .transport import Encoded, Offline, ServerRefused, Transport, UntrustedResponse, encode
 from .wipe import (
     DeviceRevoked,
     destroy_vault,
@@ -38,6 +39,8 @@ from .wipe import (
 # The server's maximum: half the commits and round trips of 500 (~15% faster push);
 # PUSH_MAX_BYTES still bounds a batch of long cards.
 PUSH_BATCH = 1000
+# Push batches travelling at once: the server applies one while the next arrives.
+PUSH_IN_FLIGHT = 2
 # Half the server's 8 MiB body limit: 500 long cards in Chinese could exceed it.
 PUSH_MAX_BYTES = 4 * 1024 * 1024
 PULL_PAGE = 2000
@@ -86,10 +89,12 @@ def open_transport(home: Path, config: AgentConfig, timeout: float = 60) -> Tran
                      timeout=timeout)
 
 
-def _verified(transport: Transport, order: dict[str, Any]) -> DeviceRevoked:
-    """A wipe order we may obey; a forged or replayed one is refused, never obeyed."""
-    if not verify_order(order, transport.last_nonce, transport.server_pub_raw,
-                        transport.device_id):
+def _verified(transport: Transport, order: dict[str, Any], nonce: str | None = None
+              ) -> DeviceRevoked:
+    """A wipe order we may obey; a forged or replayed one is refused, never obeyed.
+    `nonce`: the request's that fetched it (default: the last one on lane 0)."""
+    if not verify_order(order, transport.last_nonce if nonce is None else nonce,
+                        transport.server_pub_raw, transport.device_id):
         raise UntrustedResponse("ignored a wipe order that is not validly signed for this device")
     return DeviceRevoked(order)
 
@@ -110,52 +115,111 @@ def push(store: Store, transport: Transport, report: SyncReport,
     """Push the outbox. A revoked device's push is its final flush: the server
     quarantines it and answers with a wipe order, raised once all is sent.
 
-    Pipelined: as soon as a batch's answer arrives the next batch goes out, and the
-    answer is recorded in the vault while the server applies that next batch, so the
-    laptop's work and the server's overlap. Batches still reach the server one after
-    the other, in device order (the next is sent only once the previous is applied);
-    a crash before an answer is recorded is repaired by the replay the next sync
-    makes (the server answers a replayed op_id from its record)."""
+    Pipelined: PUSH_IN_FLIGHT batches travel at once, each naming the last op seq of
+    the batch before it (`after_seq`), which the server applies first
+    (server/rules/push_turns.py); so the server has the next batch as soon as it has
+    answered one, while the laptop records that answer and reads and encodes the batch
+    after. Answers are recorded one by one, in device order; a crash before an answer
+    is recorded is repaired by the replay the next sync makes (the server answers a
+    replayed op_id from its record)."""
     order: DeviceRevoked | None = None
     if progress:
         progress("push-total", store.outbox_counts()["pending"])
     epoch = store.get_state("archive_epoch") or None
 
-    def prepare(after_seq: int) -> tuple[list[dict[str, Any]], Callable[[], Any]]:
-        """The next batch after `after_seq`, and its request with the body encoded."""
+    def prepare(after_seq: int) -> tuple[list[dict[str, Any]], Encoded]:
+        """The batch after `after_seq` (the last op of the batch sent before it, which
+        the server then applies first), with its body encoded."""
         ops = _within_bytes(store.pending_ops(batch, after_seq=after_seq), PUSH_MAX_BYTES)
-        body = encode(orjson.dumps({"ops": ops, "archive_epoch": epoch}))
-        return ops, lambda: transport.request("POST", "/v1/push", payload=body)
+        return ops, encode(orjson.dumps({"ops": ops, "archive_epoch": epoch,
+                                         "after_seq": after_seq}))
 
-    # The vault is only touched by this thread; the request in flight runs in another.
-    # While a batch is in flight this thread records the answer before it and reads and
-    # encodes the batch after it, so the next one leaves the moment the answer arrives.
-    ahead = _Prefetch("fieldvault-push")
+    # The vault is only touched by this thread; the requests run in the flights' threads.
+    flights = _Flights(transport, PUSH_IN_FLIGHT)
     try:
-        ops, request = prepare(0)
-        if ops:
-            ahead.start(request)
+        ops, body = prepare(0)
         for _ in range(MAX_ROUNDS):
-            if not ops:
+            while ops and flights.room():
+                flights.send(ops, body)
+                ops, body = prepare(ops[-1]["seq"])
+            if not flights.busy():
                 store.compact_envelopes()  # acknowledged ops need no envelope any more
                 if order is not None:
                     raise order
                 return
-            sent, in_flight = ops, request
-            ops, request = prepare(sent[-1]["seq"])
-            answer = ahead.take(in_flight)
-            if ops:
-                ahead.start(request)
+            sent, answer, nonce = flights.take()
+            refill = bool(ops)
+            if refill:  # the server gets the next batch before this answer is recorded
+                flights.send(ops, body)
             if "wipe_order" in answer:
-                order = _verified(transport, answer["wipe_order"])
+                order = _verified(transport, answer["wipe_order"], nonce)
             _record(store, sent, answer, report)
             if progress:
                 progress("push", len(sent))
+            if refill:
+                ops, body = prepare(flights.last_seq())
     finally:
-        # A request still in flight is waited for and dropped: its ops stay pending
-        # and the server answers them again, from its record, at the next push.
-        ahead.discard()
+        flights.discard()
     raise RuntimeError("push did not drain the outbox")
+
+
+class _Flights:
+    """A push's batches in flight, oldest first, each on a connection of its own (a
+    transport lane). Answers are taken in the order the batches were sent."""
+
+    def __init__(self, transport: Transport, size: int) -> None:
+        self.transport = transport
+        self.size = size
+        self.pool: ThreadPoolExecutor | None = None
+        self.queue: deque[tuple[list[dict[str, Any]], Encoded, int, Future[Any]]] = deque()
+
+    def room(self) -> bool:
+        return len(self.queue) < self.size
+
+    def busy(self) -> bool:
+        return bool(self.queue)
+
+    def last_seq(self) -> int:
+        """The last op seq of the newest batch in flight."""
+        return int(self.queue[-1][0][-1]["seq"])
+
+    def send(self, ops: list[dict[str, Any]], body: Encoded) -> None:
+        if self.pool is None:
+            self.pool = ThreadPoolExecutor(max_workers=self.size,
+                                           thread_name_prefix="fieldvault-push")
+        used = {lane for _, _, lane, _ in self.queue}
+        lane = next(n for n in range(self.size) if n not in used)
+        self.queue.append((ops, body, lane, self.pool.submit(self._post, lane, body)))
+
+    def _post(self, lane: int, body: Encoded) -> tuple[Any, str]:
+        return self.transport.request_on(lane, "POST", "/v1/push", payload=body)
+
+    def take(self) -> tuple[list[dict[str, Any]], Any, str]:
+        """The oldest batch and its answer, with the nonce of the request that got it."""
+        ops, body, lane, future = self.queue.popleft()
+        try:
+            answer, nonce = future.result()
+        except ServerRefused as exc:
+            if exc.code != "push_out_of_order":
+                raise
+            # The batch before it took longer than the server waits; it is answered now
+            # (its answer came first): this batch's turn has come.
+            answer, nonce = self._post(lane, body)
+        return ops, answer, nonce
+
+    def discard(self) -> None:
+        """Drop the batches still in flight (after a failure): their connections are
+        shut so their threads end now; a batch waiting for its turn on the server would
+        otherwise hold the sync until the server gives up on it. Their ops stay pending
+        and are sent again, and answered from the server's record, at the next push."""
+        for _, _, lane, _ in self.queue:
+            self.transport.abort(lane)
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
+        if self.queue:
+            self.transport.resume()
+        self.pool = None
+        self.queue.clear()
 
 
 def _record(store: Store, sent: list[dict[str, Any]], answer: dict[str, Any],

@@ -3,12 +3,14 @@ every successful response must carry the pinned server key's signature."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import http.client
 import ipaddress
 import os
 import secrets
 import select
+import socket
 import ssl
 import sys
 import threading
@@ -196,6 +198,7 @@ class _Connection:
         self.tls = verified_tls_context() if self.https else None
         self.conn: http.client.HTTPConnection | None = None
         self.lock = threading.Lock()
+        self.aborted = False
 
     def _connection(self) -> http.client.HTTPConnection:
         conn = self.conn
@@ -218,6 +221,8 @@ class _Connection:
             try:
                 conn.request(method, self.prefix + path_qs, body=body,
                              headers={**headers, "accept-encoding": "gzip"})
+                if self.aborted:  # abandoned while it was being sent
+                    raise ConnectionAbortedError
                 resp = conn.getresponse()
                 content = resp.read()
             except (OSError, http.client.HTTPException) as exc:  # timeouts and TLS too
@@ -231,6 +236,20 @@ class _Connection:
             except (OSError, EOFError) as exc:  # not gzip after all, or cut short
                 raise _Unreachable("DecodingError") from exc
         return _Response(resp.status, resp.reason, resp.headers, content)
+
+    def abort(self) -> None:
+        """Called from another thread: the request on this connection fails now, whether
+        it waits for its answer (shutdown wakes a blocked read; close alone would not)
+        or has not been sent yet (the flag, checked once it is). `resume` clears it."""
+        self.aborted = True
+        conn = self.conn
+        sock = conn.sock if conn is not None else None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def resume(self) -> None:
+        self.aborted = False
 
     def close_now(self) -> None:
         if self.conn is not None:
@@ -291,15 +310,48 @@ class Transport:
         self.server_pub_raw = server_pub
         self.server_pub = Ed25519PublicKey.from_public_bytes(server_pub)
         self.last_nonce = ""  # binds a wipe order to the request that fetched it
+        self.timeout = timeout
         self.client = _client(self.url, timeout)
+        # More connections, for requests in flight at once (a push's two batches): one
+        # keep-alive connection carries one request at a time.
+        self.lanes: dict[int, _Connection | _HttpxConnection] = {0: self.client}
+        self._lanes_lock = threading.Lock()
 
     def close(self) -> None:
-        self.client.close()
+        for client in self.lanes.values():
+            client.close()
+
+    def abort(self, lane: int) -> None:
+        """Close a lane's connection from another thread: a request waiting on it fails
+        (Offline) at once instead of waiting for its answer."""
+        client = self.lanes.get(lane)
+        if isinstance(client, _Connection):
+            client.abort()
+        elif client is not None and lane != 0:  # through a proxy: closed, made anew if used
+            with self._lanes_lock:
+                self.lanes.pop(lane, None)
+            client.close()
+
+    def resume(self) -> None:
+        """Every lane takes requests again (after `abort`, once its request has ended)."""
+        for client in self.lanes.values():
+            if isinstance(client, _Connection):
+                client.resume()
 
     def request(self, method: str, path: str, params: dict[str, Any] | None = None,
                 payload: bytes | Encoded | None = None) -> Any:
         """`payload`: JSON bytes, or a body `encode` already made (a push prepares its next
         batch's while the current one is in flight)."""
+        return self.request_on(0, method, path, params, payload)[0]
+
+    def request_on(self, lane: int, method: str, path: str,
+                   params: dict[str, Any] | None = None,
+                   payload: bytes | Encoded | None = None) -> tuple[Any, str]:
+        """`request` on connection `lane` (threads may use different lanes at once); the
+        answer and the request's nonce, which a wipe order in the answer is bound to."""
+        with self._lanes_lock:
+            if lane not in self.lanes:
+                self.lanes[lane] = _client(self.url, self.timeout)
         path_qs = path + ("?" + urlencode(params) if params else "")
         encoded = payload if isinstance(payload, Encoded) else encode(payload or b"")
         body = encoded.body
@@ -307,7 +359,8 @@ class Transport:
         if encoded.gzipped:
             headers["content-encoding"] = "gzip"
         ts, nonce = str(int(time.time())), secrets.token_urlsafe(18)
-        self.last_nonce = nonce
+        if lane == 0:
+            self.last_nonce = nonce  # also when the request fails: as before lanes existed
         sig = self.key.sign(signing.request_message(method, path_qs, ts, nonce, body,
                                                     device_id=self.device_id))
         headers.update({
@@ -315,7 +368,7 @@ class Transport:
             signing.HDR_NONCE: nonce, signing.HDR_SIGNATURE: signing.b64e(sig),
         })
         try:
-            resp = self.client.send(method, path_qs, body, headers)
+            resp = self.lanes[lane].send(method, path_qs, body, headers)
         except _Unreachable as exc:
             raise Offline(f"cannot reach {self.url}: {exc}") from exc
         if resp.status_code >= 400:
@@ -329,4 +382,4 @@ class Transport:
             raise UntrustedResponse(
                 "the server's answer is not signed by the key pinned at enrollment"
             ) from None
-        return orjson.loads(resp.content)
+        return orjson.loads(resp.content), nonce

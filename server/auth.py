@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import dataclass
 from typing import Annotated
 
 from cryptography.exceptions import InvalidSignature
@@ -26,6 +27,7 @@ from schema.validation import ASCII_INT
 from .archive import Device
 from .errors import ApiError
 from .rules import Archive
+from .rules.archive import Nonce
 from .settings import Settings
 from .state import ArchiveDep, SettingsDep
 
@@ -70,9 +72,11 @@ def check_headers(archive: Archive, headers: dict[str, str], skew_s: int,
 
 def check_signature(
     archive: Archive, device: Device, method: str, path_qs: str, headers: dict[str, str],
-    body: bytes, skew_s: int, now: float | None = None,
+    body: bytes, skew_s: int, now: float | None = None, record_nonce: bool = True,
 ) -> Device:
-    """`device` (from check_headers) if it signed this very request, never seen before."""
+    """`device` (from check_headers) if it signed this very request, never seen before.
+    `record_nonce=False`: the caller records the nonce itself, before it acts (a push,
+    in the transaction that applies it: pushing_device)."""
     ts = headers[signing.HDR_TIMESTAMP.lower()]
     nonce = headers[signing.HDR_NONCE.lower()]
     try:
@@ -83,7 +87,7 @@ def check_signature(
     except (InvalidSignature, ValueError):
         raise _unauthorized("bad request signature") from None
     now = time.time() if now is None else now
-    if not archive.remember_nonce(device.id, nonce, now, skew_s):
+    if record_nonce and not archive.remember_nonce(device.id, nonce, now, skew_s):
         raise _unauthorized("replayed request (nonce already used)")
     return device
 
@@ -96,7 +100,8 @@ def require_state(device: Device, allowed: tuple[str, ...]) -> Device:
     return device
 
 
-async def authenticate(request: Request, archive: Archive, settings: Settings) -> Device:
+async def authenticate(request: Request, archive: Archive, settings: Settings,
+                       record_nonce: bool = True) -> Device:
     path_qs = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     headers = {k.lower(): v for k, v in request.headers.items()}
     device = await run_in_threadpool(check_headers, archive, headers, settings.clock_skew_s)
@@ -105,7 +110,7 @@ async def authenticate(request: Request, archive: Archive, settings: Settings) -
     body = await request.body()
     device = await run_in_threadpool(
         check_signature, archive, device, request.method, path_qs, headers, body,
-        settings.clock_skew_s,
+        settings.clock_skew_s, None, record_nonce,
     )
     request.state.nonce = headers[signing.HDR_NONCE.lower()]
     return device
@@ -117,10 +122,31 @@ async def active_device(request: Request, _: SignatureHeader, archive: ArchiveDe
     return require_state(await authenticate(request, archive, settings), ("active",))
 
 
+_FLUSHING = ("active", "revoked", "wipe_pending", "wiped")
+
+
+@dataclass(frozen=True)
+class Pusher:
+    """A push's signing device, and its request's nonce, which the push records in the
+    transaction that applies it (Archive.push) instead of in one of its own: on SQLite
+    that write would wait for the batch ahead of it to commit, and the push could not be
+    parsed meanwhile. Its signature is checked here, before its body is parsed."""
+
+    device: Device
+    nonce: Nonce
+
+
+async def pushing_device(request: Request, _: SignatureHeader, archive: ArchiveDep,
+                         settings: SettingsDep) -> Pusher:
+    """flushing_device for a push, with the nonce left to the push to record."""
+    device = require_state(await authenticate(request, archive, settings, record_nonce=False),
+                           _FLUSHING)
+    return Pusher(device, Nonce(request.state.nonce, time.time(), settings.clock_skew_s))
+
+
 async def flushing_device(request: Request, _: SignatureHeader, archive: ArchiveDep,
                           settings: SettingsDep) -> Device:
     """Also lets a revoked device through, for its final flush, wipe order and receipt.
     A wiped one too: a copy or a restored backup of the laptop that connects after the
     receipt must still hand over its work and obey the (signed, nonce-bound) order."""
-    return require_state(await authenticate(request, archive, settings),
-                         ("active", "revoked", "wipe_pending", "wiped"))
+    return require_state(await authenticate(request, archive, settings), _FLUSHING)

@@ -12,7 +12,7 @@ from fastapi import Depends, Request
 from pydantic import BaseModel, ValidationError
 
 from .archive import Device
-from .auth import active_device, flushing_device
+from .auth import Pusher, active_device, flushing_device, pushing_device
 from .errors import ApiError, problem
 from .state import (
     ArchiveDep,
@@ -30,8 +30,10 @@ CurrentDevice = Annotated[Device, Depends(active_device)]
 # Only for the routes a revoked device still needs to leave cleanly: push and
 # final-flush (its unsynced work, into quarantine), the wipe order and the receipt.
 FlushingDevice = Annotated[Device, Depends(flushing_device)]
+# The push: a flushing device whose request nonce the push records itself (auth.Pusher).
+PushingDevice = Annotated[Pusher, Depends(pushing_device)]
 
-__all__ = ["ArchiveDep", "BoxKey", "ClockDep", "CurrentDevice", "FlushingDevice",
+__all__ = ["ArchiveDep", "BoxKey", "ClockDep", "CurrentDevice", "FlushingDevice", "PushingDevice",
            "ReplicationDep", "ResponseSigner", "SettingsDep", "SigningKey", "decode_body",
            "json_body", "parse_json"]
 

@@ -36,7 +36,7 @@ STORAGE_RETRY_AFTER_S = 60
 
 # What each kind of refusal from the archive is over HTTP.
 _STATUS = {"invalid": 400, "not_found": 404, "conflict": 409, "forbidden": 403,
-           "unavailable": 503}
+           "unauthorized": 401, "unavailable": 503}
 
 
 def located(loc: Any, msg: Any) -> str:

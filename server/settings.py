@@ -20,6 +20,8 @@ class Settings(BaseSettings):
     pull_page_max: int = PULL_PAGE_MAX
     clock_skew_s: int = MAX_CLOCK_SKEW_S
     revocation_check_s: float = 15
+    # How long a push batch waits for the device's batch before it (rules/push_turns.py).
+    push_turn_wait_s: float = 30
     hr_inbox: Path | None = None
     # How long a captured transaction may wait for the replica before health says so
     # (Litestream syncs every second and backs off on errors: a minute is far beyond

@@ -21,7 +21,7 @@ from agent import sync as sync_mod
 from agent.enroll import enroll
 from agent.home import KEYRING_FILE, AgentConfig
 from agent.store import Store
-from agent.transport import Transport, UntrustedResponse
+from agent.transport import Encoded, Transport, UntrustedResponse
 from schema import signing
 from schema.clock import ManualClock, iso
 from schema.models import CustomerCreate, VisitCreate
@@ -307,12 +307,13 @@ class TamperingTransport(Transport):
 
     inject: Callable[[str], dict[str, Any]] | None = None
 
-    def request(self, method: str, path: str, params: dict[str, Any] | None = None,
-                payload: bytes | None = None) -> Any:
-        answer = super().request(method, path, params, payload)
+    def request_on(self, lane: int, method: str, path: str,
+                   params: dict[str, Any] | None = None,
+                   payload: bytes | Encoded | None = None) -> tuple[Any, str]:
+        answer, nonce = super().request_on(lane, method, path, params, payload)
         if self.inject is not None and path in ("/v1/wipe-order", "/v1/push"):
-            answer["wipe_order"] = self.inject(self.last_nonce)
-        return answer
+            answer["wipe_order"] = self.inject(nonce)
+        return answer, nonce
 
 
 @pytest.fixture

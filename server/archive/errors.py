@@ -39,6 +39,12 @@ class Forbidden(ArchiveError):
     kind = "forbidden"
 
 
+class Unauthorized(ArchiveError):
+    """The caller is not who it says, or repeats a request already made (a replay)."""
+
+    kind = "unauthorized"
+
+
 class Unavailable(ArchiveError):
     """The archive cannot serve now for a reason the operator must fix (its folder
     is shared with other users, its schema is from another version)."""

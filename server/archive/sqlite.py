@@ -173,6 +173,7 @@ class SQLiteEngine:
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._writer = threading.RLock()  # reentrant: a nested write fails in SQLite, as before
 
     @classmethod
     def open(cls, path: Path) -> SQLiteEngine:
@@ -248,20 +249,24 @@ class SQLiteEngine:
         # IMMEDIATE takes the write lock up front, avoiding deadlock-style
         # SQLITE_BUSY when two readers both try to upgrade.
         conn = self._conn()
-        with _mapped():
-            conn.execute("BEGIN IMMEDIATE")
-        tx = self._local.tx = SQLiteTx(conn)
-        try:
-            yield tx
-            tx.flush()
-        except BaseException:
-            if conn.in_transaction:  # SQLite already rolled back after e.g. a full disk
-                conn.execute("ROLLBACK")
-            raise
-        finally:
-            self._local.tx = None
-        with _mapped():
-            conn.execute("COMMIT")
+        # This process's writers queue here, each woken as the one before it ends; on
+        # SQLite's lock alone they would poll it with sleeps of up to 100 ms (its busy
+        # handler), which a push batch waiting behind another would pay in full.
+        with self._writer:
+            with _mapped():
+                conn.execute("BEGIN IMMEDIATE")
+            tx = self._local.tx = SQLiteTx(conn)
+            try:
+                yield tx
+                tx.flush()
+            except BaseException:
+                if conn.in_transaction:  # SQLite already rolled back after e.g. a full disk
+                    conn.execute("ROLLBACK")
+                raise
+            finally:
+                self._local.tx = None
+            with _mapped():
+                conn.execute("COMMIT")
 
     @contextmanager
     def job_lock(self, name: str) -> Iterator[JobLock]:

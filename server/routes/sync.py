@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BeforeValidator
 from starlette.concurrency import run_in_threadpool
 
-from schema.clock import iso
+from schema.clock import Clock, iso
 from schema.fields import PULL_CUSTOMER_ROW, PULL_VISIT_ROW
 from schema.models import (
     PullResponse,
@@ -23,11 +23,13 @@ from schema.models import (
 from schema.validation import ASCII_INT
 
 from .. import metrics
+from ..archive.errors import ArchiveError, Unavailable
+from ..auth import Pusher
 from ..deps import (
     ArchiveDep,
     ClockDep,
     CurrentDevice,
-    FlushingDevice,
+    PushingDevice,
     ResponseSigner,
     SettingsDep,
     decode_body,
@@ -35,7 +37,9 @@ from ..deps import (
 )
 from ..errors import ApiError
 from ..openapi import request_body
-from ..signed import SIGNED_RESPONSE
+from ..rules import Archive
+from ..settings import Settings
+from ..signed import SIGNED_RESPONSE, Signer
 
 router = APIRouter(prefix="/v1", tags=["sync"])
 
@@ -81,18 +85,35 @@ def _ascii_int(value: Any) -> Any:
 @router.post("/push", response_model=PushResponse, responses=SIGNED_RESPONSE,
              openapi_extra=request_body(PushRequest))
 async def push(
-    request: Request, signer: ResponseSigner, device: FlushingDevice, archive: ArchiveDep, clock: ClockDep,
-    settings: SettingsDep,
+    request: Request, signer: ResponseSigner, pusher: PushingDevice, archive: ArchiveDep,
+    clock: ClockDep, settings: SettingsDep,
 ) -> Response:
-    """Apply a batch of operations; each op_id is applied at most once.
+    """Apply a batch of operations; each op_id is applied at most once. A batch naming
+    `after_seq` waits for the device's batch before it (two may be in flight).
 
     From a revoked device the batch is its final flush: every op is quarantined
     for review and the answer carries a wipe order signed by the server key."""
+    try:
+        return await _push(request, signer, pusher, archive, clock, settings)
+    except (ApiError, ArchiveError) as exc:
+        if not isinstance(exc, Unavailable):  # a refusal, not the archive failing
+            # Refused before its transaction, a push still records its verified
+            # signature's nonce, as every other request does (auth.check_signature).
+            nonce = pusher.nonce
+            await run_in_threadpool(archive.remember_nonce, pusher.device.id, nonce.value,
+                                    nonce.at, nonce.window_s)
+        raise
+
+
+async def _push(request: Request, signer: Signer, pusher: Pusher, archive: Archive,
+                clock: Clock, settings: Settings) -> Response:
     raw = decode_body(request, await request.body(), settings.max_body_bytes)
     batch = parse_json(PushRequest, raw)
     epoch = await run_in_threadpool(archive.current_epoch)
+    device, wait_s = pusher.device, settings.push_turn_wait_s
     if device.state != "active":
-        results, order = await run_in_threadpool(archive.final_flush, device, list(batch.ops))
+        results, order = await run_in_threadpool(archive.final_flush, device, list(batch.ops),
+                                                 batch.after_seq, wait_s, pusher.nonce)
         return signer.json({
             "results": [r.wire() for r in results],
             "server_time": iso(clock.now()), "archive_epoch": epoch,
@@ -100,7 +121,8 @@ async def push(
         })
     if batch.archive_epoch and batch.archive_epoch != epoch:
         raise epoch_changed()
-    results = await run_in_threadpool(archive.push, device, list(batch.ops))
+    results = await run_in_threadpool(archive.push, device, list(batch.ops), batch.after_seq,
+                                      wait_s, pusher.nonce)
     for status, n in Counter(r.status.value for r in results).items():
         metrics.PUSH_OPS.labels(status).inc(n)
     return signer.json({

@@ -13,6 +13,7 @@ import hmac
 import secrets
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -24,10 +25,10 @@ from schema.enums import OwnershipSource, RepTier
 from schema.models import CustomerCreate, CustomerPatch, OpResult
 
 from ..archive.engine import Engine, UniqueViolation
-from ..archive.errors import ArchiveError, Conflict, NotFound
+from ..archive.errors import ArchiveError, Conflict, NotFound, Unauthorized
 from ..archive.sqlstore import SqlStore
 from ..archive.store import Device, PullPage, Store
-from . import audit, cards, departures, duplicates, enrollment, imports, leases, operations, wipes
+from . import audit, cards, departures, duplicates, enrollment, imports, leases, operations, push_turns, wipes
 from .archive_attachments import AttachmentMethods
 from .archive_console import ConsoleMethods
 from .archive_ops import OpsMethods
@@ -37,6 +38,7 @@ from .archive_review import ReviewMethods
 from .archive_staff import StaffMethods
 from .facade import ArchiveBase, customer_of, rep_of, visit_filters
 from .feed import read_page
+from .push_turns import OutOfTurn
 
 # Meta rows every archive has from its first day (written by `initialize`).
 _DEFAULT_META = {"card_counter": "0"}
@@ -185,12 +187,7 @@ class Archive(StaffMethods, ReviewMethods, PoolMethods, PlanMethods, ConsoleMeth
         # Not serial: a nonce is one independent upsert per request, and every
         # worker's requests would otherwise queue behind every push.
         with self._write(serial=False, durable=False) as s:
-            fresh = s.remember_nonce(device_id, nonce, now_ts, last_seen=self.now())
-            # Nonces older than twice the accepted skew can never be replayed
-            # (their timestamps are refused), so they are pruned now and then.
-            if fresh and secrets.randbelow(64) == 0:
-                s.prune_nonces(now_ts - 2 * window_s)
-        return fresh
+            return _remember_nonce(s, device_id, Nonce(nonce, now_ts, window_s), self.now())
 
     # --- customers ------------------------------------------------------------------------
 
@@ -346,9 +343,33 @@ class Archive(StaffMethods, ReviewMethods, PoolMethods, PlanMethods, ConsoleMeth
 
     # --- sync ------------------------------------------------------------------------------
 
-    def push(self, device: Device, ops: list[Any]) -> list[OpResult]:
-        with self._write() as s:
-            return operations.apply_ops(s, device, ops, self.clock.now())
+    def push(self, device: Device, ops: list[Any], after_seq: int = 0,
+             wait_s: float = push_turns.WAIT_S, nonce: Nonce | None = None) -> list[OpResult]:
+        """Apply one batch of the device's ops, after the batch it names as sent before it
+        (`after_seq`, see push_turns.py); Conflict `push_out_of_order` when that one is
+        not answered within `wait_s`. `nonce`: the request's, recorded in the batch's own
+        transaction (auth.pushing_device); Unauthorized `unauthorized` for a replay."""
+        self._wait_turn(device, after_seq, wait_s)
+        try:
+            with self._write() as s:
+                _check_nonce(s, device, nonce, self.now())
+                return operations.apply_ops(s, device, ops, self.clock.now())
+        finally:
+            self.push_turns.answered()
+
+    def _wait_turn(self, device: Device, after_seq: int, wait_s: float) -> None:
+        def answered() -> int:  # the device's highest answered op seq, as committed
+            with self._read() as s:
+                row = s.device_row(device.id)
+                return int(row["last_seq"]) if row is not None else 0
+
+        if after_seq == 0:  # the first batch of a push, or an agent that sends one at a time
+            return
+        try:
+            self.push_turns.wait(answered, after_seq, wait_s)
+        except OutOfTurn:
+            raise Conflict("push_out_of_order", "the batch sent before this one has not been "
+                           "applied: send this batch again after it") from None
 
     def pull(self, rep_id: str, after_seq: int, limit: int, count: bool = False,
              device_id: str | None = None, in_rows: bool = False) -> PullPage:
@@ -459,15 +480,22 @@ class Archive(StaffMethods, ReviewMethods, PoolMethods, PlanMethods, ConsoleMeth
             return None
         return str(row["name"])
 
-    def final_flush(self, device: Device, ops: list[Any]) -> tuple[list[OpResult], dict[str, Any]]:
+    def final_flush(self, device: Device, ops: list[Any], after_seq: int = 0,
+                    wait_s: float = push_turns.WAIT_S, nonce: Nonce | None = None
+                    ) -> tuple[list[OpResult], dict[str, Any]]:
         """A revoked device's last push, or the ops of its opened outbox envelopes:
         everything goes to quarantine for review (company data, not merged blindly),
         once per op_id, and the device gets its wipe order."""
-        with self._write() as s:
-            results = operations.quarantine_ops(
-                s, device, ops, "final flush from a revoked device; held for review",
-                self.clock.now())
-            return results, wipes.order_for(s, self.now(), device)
+        self._wait_turn(device, after_seq, wait_s)
+        try:
+            with self._write() as s:
+                _check_nonce(s, device, nonce, self.now())
+                results = operations.quarantine_ops(
+                    s, device, ops, "final flush from a revoked device; held for review",
+                    self.clock.now())
+                return results, wipes.order_for(s, self.now(), device)
+        finally:
+            self.push_turns.answered()
 
     def record_wipe_receipt(self, device: Device, receipt: dict[str, Any]) -> None:
         """Conflict `unknown_order` when no wipe with that order_id was ordered."""
@@ -481,4 +509,31 @@ class Archive(StaffMethods, ReviewMethods, PoolMethods, PlanMethods, ConsoleMeth
             return departures.report(s, self.now(), rep_of(s, rep))
 
 
-__all__ = ["Archive"]
+@dataclass(frozen=True)
+class Nonce:
+    """A signed request's nonce, its time (seconds) and the window replays are refused in."""
+
+    value: str
+    at: float
+    window_s: float
+
+
+def _remember_nonce(s: SqlStore, device_id: str, nonce: Nonce, now: str) -> bool:
+    # The nonce and the device's last-seen time: one statement on PostgreSQL.
+    fresh = s.remember_nonce(device_id, nonce.value, nonce.at, last_seen=now)
+    # Nonces older than twice the accepted skew can never be replayed (their timestamps
+    # are refused), so they are pruned now and then.
+    if fresh and secrets.randbelow(64) == 0:
+        s.prune_nonces(nonce.at - 2 * nonce.window_s)
+    return fresh
+
+
+def _check_nonce(s: SqlStore, device: Device, nonce: Nonce | None, now: str) -> None:
+    """A push records its request's nonce in its own transaction: its signature was
+    checked before its body was parsed (auth.pushing_device), and a replay is refused
+    here, before anything is applied."""
+    if nonce is not None and not _remember_nonce(s, device.id, nonce, now):
+        raise Unauthorized("unauthorized", "replayed request (nonce already used)")
+
+
+__all__ = ["Archive", "Nonce"]

@@ -16,10 +16,11 @@ from ..archive.errors import ArchiveError, NotFound
 from ..archive.sqlstore import SqlStore
 from ..archive.store import CardFilter, Store
 from . import access
+from .push_turns import PushTurns
 
 
 class ArchiveBase:
-    """The archive's engine and clock; `_read()`/`_write()` give a store over one
+    """The archive's engine, clock and push turns; `_read()`/`_write()` give a store over one
     transaction."""
 
     def __init__(self, engine: Engine, clock: Clock | None = None,
@@ -28,6 +29,8 @@ class ArchiveBase:
         self.clock = clock or SystemClock()
         # The server's own folder (keys, filed HR files), whatever the backend.
         self.data_dir = data_dir
+        # Wakes a device's push batch waiting for the one before it (push_turns.py).
+        self.push_turns = PushTurns()
 
     # --- plumbing ----------------------------------------------------------------
 

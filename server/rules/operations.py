@@ -244,6 +244,12 @@ class _Apply:
         # pulled as anyone else's change.
         self.origin = None if accepting else device.id
 
+    def created(self, row: dict[str, Any]) -> dict[str, Any] | None:
+        """A new visit as its result carries it: what the archive set (CREATED_KEYS),
+        for the laptop to store beside the content it sent, which the archive kept as
+        sent. The content is not sent back: it was most of a push's answer."""
+        return None if self.accepting else created_record(row)
+
     def sent(self, row: dict[str, Any]) -> dict[str, Any] | None:
         """The visit as the result carries it to the device: what a pull would send
         (a new row has the review and call-back columns' defaults; contract-tested)."""
@@ -379,7 +385,7 @@ class _Apply:
         if customer["owner_rep_id"] is None and pool.after_visit_accepted(
                 self.store, self.now, customer, row) is not None:
             self.reads.forget(customer["id"])
-        return self.result(op, OpStatus.accepted, rev=1, record=self.sent(row))
+        return self.result(op, OpStatus.accepted, rev=1, record=self.created(row))
 
     def _editable_visit(self, op: Any) -> tuple[dict[str, Any] | None, OpResult | None]:
         row = self.store.visit(op.entity_id)
@@ -475,7 +481,6 @@ def _each_once(applier: _Apply, ops: list[Any], handle: Callable[[Any], OpResult
     store, device, reads = applier.store, applier.device, applier.reads
     reads.load(ops)
     results: list[OpResult] = []
-    max_seq = 0
     for op in ops:
         seen = reads.applied_op(op.op_id)
         if seen is not None:
@@ -489,9 +494,10 @@ def _each_once(applier: _Apply, ops: list[Any], handle: Callable[[Any], OpResult
         reads.record_op(op.op_id, device.id, op.seq,
                         orjson.dumps({**res.wire(), "record": None}).decode(), applier.now)
         results.append(res)
-        max_seq = max(max_seq, op.seq)
-    if max_seq:
-        store.raise_last_seq(device.id, max_seq)
+    # Every op of the batch is answered now, replayed and refused ones too: the device's
+    # next batch, which may already be waiting for its turn (Archive.push), may go.
+    if ops:
+        store.raise_last_seq(device.id, max(op.seq for op in ops))
     # The backlog the device reported at its check-in shrinks by what it pushed, so a
     # full sync shows none without waiting for the next check-in.
     store.shrink_device_backlog(device.id, len(ops))
@@ -505,13 +511,25 @@ def _replayed(store: Store, op: Any, stored: str) -> OpResult:
     if res.status == OpStatus.accepted and op.kind in _VISIT_KINDS:
         row = store.visit(op.entity_id)
         if row is not None:
-            res.record = visit_for_rep(row)
+            res.record = (created_record(row) if op.kind == OpKind.visit_create
+                          else visit_for_rep(row))
     return res
 
 
 # The columns of a visit the push does not set, as a new row holds them.
 _NEW_VISIT: dict[str, Any] = {"review_comment": "", "reviewed_by": None, "reviewed_at": None,
                               "callback": None, "callback_note": ""}
+# A new visit's result: its id, card and start (the laptop notes the card served), and
+# the columns the archive sets, which is what agent.store applies of it.
+CREATED_KEYS = ("id", "customer_id", "started_at", "rev", "status", "created_at", "updated_at",
+                *_NEW_VISIT)
+
+
+def created_record(row: dict[str, Any]) -> dict[str, Any]:
+    """A visit.create's result record: CREATED_KEYS of the visit as a pull sends it (a
+    new row without the review columns has their defaults)."""
+    sent = visit_for_rep({**_NEW_VISIT, **row})
+    return {k: sent[k] for k in CREATED_KEYS}
 _VISIT_KINDS = frozenset({OpKind.visit_create, OpKind.visit_update, OpKind.visit_void})
 
 

@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 
-from schema.models import CustomerCreate
+from schema.models import CustomerCreate, VisitCreate, VisitCreateOp
+from schema.records import to_record
 from server.archive.errors import ArchiveError
 from server.archive.store import Device
+from server.rules.operations import CREATED_KEYS
 
 from ..harness import op
 from .kit import Ctx, Stores, at, enroll_device, visit_create, visit_row
@@ -151,8 +153,13 @@ def test_a_devices_own_pushes_come_back_in_their_results_not_in_its_pulls(ctx: C
     visit_id = str(visit["entity_id"])
     everyone = ctx.pull_all(t.c.rep_id)  # as another laptop of the rep would see it
     (as_pulled,) = [v for v in everyone.visits if v["id"] == visit_id]
-    assert result.record == {k: v for k, v in as_pulled.items() if k != "attachments"}
-    assert "device_id" not in result.record and "callback_reason" not in result.record
+    # A new visit's result carries what the archive set, as a pull sends it; the laptop
+    # holds the content it sent, which the archive kept as sent.
+    assert result.record is not None
+    assert set(result.record) == set(CREATED_KEYS) and "callback_note" in CREATED_KEYS
+    assert result.record == {k: as_pulled[k] for k in result.record}
+    assert {k: as_pulled[k] for k in VisitCreate.model_fields} == {
+        k: to_record(VisitCreateOp.model_validate(visit).data)[k] for k in VisitCreate.model_fields}
 
     mine = ctx.archive.pull(t.c.rep_id, 0, 1000, device_id=t.c.id)
     assert [c["id"] for c in mine.customers] == [cust["id"]] and mine.visits == []
