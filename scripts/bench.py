@@ -886,7 +886,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.work is not None and args.work.exists() and any(args.work.iterdir()):
         ap.error(f"--work {args.work} is not empty")
     pg: Postgres | None = None
-    if "postgresql" in backends and only & {"initial_sync", "push", "noop_sync"}:
+    if "postgresql" in backends and only & {"initial_sync", "first_sync_process",
+                                            "noop_sync_process", "push", "noop_sync"}:
         try:
             pg = Postgres()
         except pgcluster.PostgresMissing as exc:
@@ -960,7 +961,8 @@ def run_figures(args: argparse.Namespace, only: set[str], work: Path, prof: Prof
             archives = {"sqlite": b.archive}
             agents = {"sqlite": stack.enter_context(closing(
                 Agent(work / "agent", servers["sqlite"], b.archive, rep)))}
-            if pg is not None and only & {"initial_sync", "first_sync_process", "push"}:
+            if pg is not None and only & {"initial_sync", "first_sync_process",
+                                          "noop_sync_process", "push"}:
                 log("PostgreSQL: copying the scope archive")
                 pg_data, url = pg.copy_of(data)
                 servers["postgresql"] = stack.enter_context(serving(pg_data, url))

@@ -166,6 +166,15 @@ def test_non_ascii_digit_cursor_is_400(world: World, seq: str) -> None:
     assert_json_error(resp, 400, "invalid_cursor")
 
 
+def test_a_cursor_of_another_archive_epoch_is_409_and_one_of_this_epoch_pulls(world: World) -> None:
+    """The pull judges the cursor by the epoch it reads with the page (one transaction)."""
+    ours = base64.urlsafe_b64encode(f"1:{world.archive.epoch}:0".encode()).decode()
+    assert world.a.send("GET", f"/v1/pull?cursor={ours.rstrip('=')}").status_code == 200
+    other = base64.urlsafe_b64encode(f"1:{'0' * 32}:0".encode()).decode()
+    resp = world.a.send("GET", f"/v1/pull?cursor={other.rstrip('=')}")
+    assert_json_error(resp, 409, "epoch_changed")
+
+
 @pytest.mark.parametrize("limit", ["+5", "%2B5", "1_0", "%205", "5%20", "%EF%BC%95", "0x10",
                                    "5.0", ""])
 def test_lax_query_integer_is_422(world: World, limit: str) -> None:

@@ -16,13 +16,14 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg import errors as pg_errors
+from psycopg.pq import TransactionStatus
 from sqlite_utils import Database
 
 from schema.migrations import server as sqlite_migrations
 from schema.migrations import server_pg
 from server.archive import engine
 from server.archive.errors import ArchiveError, StorageError, Unavailable
-from server.archive.postgres import PostgresEngine, translate
+from server.archive.postgres import PgTx, PostgresEngine, translate
 from server.archive.url import parse_archive_url, redact
 
 from .pgcluster import PgCluster
@@ -498,6 +499,56 @@ def test_lost_connections_are_replaced_and_describe_hides_the_password(
         _feed_insert(tx, "after")
     with pg.read() as tx:
         assert tx.scalar("SELECT count(*) AS n FROM feed") == 2
+
+
+def _terminate_pool(pg_cluster: PgCluster, pg_url: str) -> None:
+    """What a server restart or a failover does to every connection the pool holds."""
+    with psycopg.connect(pg_cluster.url("postgres"), autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                      "WHERE datname = %s AND pid <> pg_backend_pid()", (pg_url.rsplit("/", 1)[1],))
+
+
+def test_a_one_statement_read_sends_one_statement_and_no_transaction(pg: PostgresEngine) -> None:
+    with pg.write() as tx:
+        _feed_insert(tx, "one")
+    with pg.read(one_statement=True) as tx:
+        assert tx.scalar("SELECT count(*) AS n FROM feed") == 1
+        # No BEGIN was sent, and none is left open for COMMIT to close.
+        assert isinstance(tx, PgTx)
+        assert tx.conn.info.transaction_status == TransactionStatus.IDLE
+        with pytest.raises(RuntimeError, match="second statement"):
+            tx.scalar("SELECT count(*) AS n FROM feed")
+    with pg.read(one_statement=True) as tx:  # a write would commit on its own: refused
+        with pytest.raises(RuntimeError, match="outside a transaction"):
+            tx.execute("DELETE FROM feed")
+    with pg.read(one_statement=True) as tx, pytest.raises(RuntimeError):
+        tx.stream("SELECT * FROM feed")
+    with pg.read() as tx:
+        assert tx.scalar("SELECT count(*) AS n FROM feed") == 1
+
+
+def test_connections_lost_while_idle_are_replaced_for_every_kind_of_transaction(
+        pg_cluster: PgCluster, pg_url: str) -> None:
+    """The pool does not check a connection before handing it out: the transaction's
+    first statement finds a dead one, before anything was done, and it is replaced."""
+    eng = PostgresEngine.open(pg_url, min_size=3)
+    try:
+        with eng.write() as tx:
+            _feed_insert(tx, "before")
+        kinds = [lambda: eng.read(one_statement=True), eng.read,
+                 lambda: eng.write(serial=False, durable=False), eng.write]
+        for i, kind in enumerate(kinds):
+            _terminate_pool(pg_cluster, pg_url)
+            time.sleep(0.2)  # the terminated backends' goodbyes have reached the sockets
+            with kind() as tx:
+                if i < 2:
+                    assert tx.scalar("SELECT count(*) AS n FROM feed") == 1
+                else:
+                    assert tx.execute("UPDATE feed SET kind = kind WHERE entity_id = 'before'") == 1
+        with eng.read() as tx:
+            assert tx.scalar("SELECT count(*) AS n FROM feed") == 1
+    finally:
+        eng.close()
 
 
 def test_a_terminated_transaction_is_a_storage_error(pg: PostgresEngine, pg_cluster: PgCluster) -> None:

@@ -101,8 +101,11 @@ class Tx(Protocol):
 class Engine(Protocol):
     kind: str  # "sqlite" or "postgresql"
 
-    def read(self) -> AbstractContextManager[Tx]:
-        """A read-only view; every query in it sees one consistent snapshot."""
+    def read(self, one_statement: bool = False) -> AbstractContextManager[Tx]:
+        """A read-only view; every query in it sees one consistent snapshot.
+        `one_statement`: the block runs exactly one query (a statement is its own
+        snapshot), so PostgreSQL needs no transaction around it: two round trips fewer,
+        and a second statement raises RuntimeError."""
         ...
 
     def write(self, serial: bool = True, durable: bool = True) -> AbstractContextManager[Tx]:

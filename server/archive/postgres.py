@@ -28,10 +28,10 @@ import functools
 import itertools
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -53,6 +53,9 @@ WRITE_LOCK_KEY = 0x4656_7772_6974_6572  # "FVwriter"
 JOB_LOCK_CLASS = 0x4656_4A42  # "FVJB"
 CONNECT_TIMEOUT_S = 5  # a wrong host or port fails fast instead of hanging a CLI
 POOL_TIMEOUT_S = 15.0  # waiting for a free pooled connection before reporting a failure
+
+T = TypeVar("T")
+Conn = psycopg.Connection[Any]
 
 
 # --- SQL translation ----------------------------------------------------------
@@ -156,30 +159,63 @@ _stream_names = itertools.count(1)
 
 
 class PgTx:
-    """engine.Tx over one psycopg connection inside an open transaction."""
+    """engine.Tx over one psycopg connection inside an open transaction; or, `one_read`
+    (PostgresEngine.read(one_statement=True)), outside any: for a block that runs one
+    read statement, which sees one snapshot by itself. Then BEGIN and COMMIT, two of
+    its three round trips, are not sent; a second statement is a bug and raises, and a
+    connection found broken by the statement (dropped while idle in the pool: a server
+    restart, a failover) is replaced by `replace` and the read sent again."""
 
     dialect = "postgresql"
 
-    def __init__(self, conn: psycopg.Connection[Any], errors: _Errors, writable: bool) -> None:
+    def __init__(self, conn: Conn, errors: _Errors, writable: bool, one_read: bool = False,
+                 replace: Callable[[Conn], Conn] | None = None) -> None:
         self._conn = conn
         self._errors = errors
         self._writable = writable
+        self._one_read = one_read
+        self._replace = replace
         self.deferred: dict[tuple[int, str], list[Sequence[Any]]] = {}
 
+    @property
+    def conn(self) -> Conn:
+        return self._conn
+
+    def _run(self, statement: Callable[[Conn], T]) -> T:
+        if not self._one_read:
+            return statement(self._conn)
+        if self._replace is None:
+            raise RuntimeError("a one-statement read ran a second statement")
+        replace, self._replace = self._replace, None
+        try:
+            return statement(self._conn)
+        except psycopg.OperationalError:
+            if not self._conn.broken:
+                raise
+        self._conn = replace(self._conn)
+        return statement(self._conn)
+
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        self._in_transaction()  # a write outside a transaction would commit at once
         if self.deferred:
             self.flush()
         with self._errors.mapped(self._writable):
             return self._conn.execute(translate(sql), _params(params)).rowcount
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._in_transaction()
         if self.deferred:
             self.flush()
         with self._errors.mapped(self._writable), self._conn.cursor() as cur:
             cur.executemany(translate(sql), [_params(r) for r in rows])
 
     def defer(self, sql: str, params: Sequence[Any], rank: int = 1) -> None:
+        self._in_transaction()
         self.deferred.setdefault((rank, sql), []).append(params)
+
+    def _in_transaction(self) -> None:
+        if self._one_read:  # writes need a transaction, and so does a server-side cursor
+            raise RuntimeError("a one-statement read runs one query, outside a transaction")
 
     def flush(self) -> None:
         """Run what was deferred (engine.Tx.defer): psycopg pipelines each executemany,
@@ -194,19 +230,24 @@ class PgTx:
         if self.deferred:
             self.flush()
         with self._errors.mapped(self._writable):
-            return self._conn.execute(translate(sql), _params(params)).fetchall()
+            return self._run(lambda c: c.execute(translate(sql), _params(params)).fetchall())
 
     def tuples(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         if self.deferred:
             self.flush()
-        with self._errors.mapped(self._writable), self._conn.cursor(row_factory=tuple_row) as cur:
-            return cur.execute(translate(sql), _params(params)).fetchall()
+
+        def run(conn: Conn) -> list[tuple[Any, ...]]:
+            with conn.cursor(row_factory=tuple_row) as cur:
+                return cur.execute(translate(sql), _params(params)).fetchall()
+
+        with self._errors.mapped(self._writable):
+            return self._run(run)
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
         if self.deferred:
             self.flush()
         with self._errors.mapped(self._writable):
-            return self._conn.execute(translate(sql), _params(params)).fetchone()
+            return self._run(lambda c: c.execute(translate(sql), _params(params)).fetchone())
 
     def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
         row = self.one(sql, params)
@@ -215,6 +256,7 @@ class PgTx:
     def stream(self, sql: str, params: Sequence[Any] = ()) -> Iterator[dict[str, Any]]:
         """A server-side cursor: rows arrive in batches as they are consumed. The query
         is declared (and fails) now, not at the first row."""
+        self._in_transaction()
         if self.deferred:
             self.flush()
         cur = self._conn.cursor(name=f"fv_stream_{next(_stream_names)}")
@@ -272,9 +314,10 @@ class PostgresEngine:
         self._pool = ConnectionPool(
             self._conninfo, min_size=min_size, max_size=max_size, timeout=timeout,
             kwargs={"autocommit": True, "row_factory": dict_row}, configure=_configure,
-            # A connection broken while idle (server restart, failover) is replaced
-            # on checkout instead of failing the request that drew it.
-            check=ConnectionPool.check_connection,
+            # Not checked on checkout (a round trip each time, and a no-op sync's request
+            # takes three): a connection broken while idle (server restart, failover)
+            # is found by the transaction's first statement, before anything was done,
+            # and replaced then (_checkout, PgTx).
             name="fieldvault-archive", open=False,
         )
         with self._errors.mapped():
@@ -344,7 +387,17 @@ class PostgresEngine:
     # --- engine.Engine ------------------------------------------------------------
 
     @contextmanager
-    def read(self) -> Iterator[PgTx]:
+    def read(self, one_statement: bool = False) -> Iterator[PgTx]:
+        if one_statement:
+            # One statement sees one snapshot by itself: no BEGIN or COMMIT (PgTx).
+            with self._errors.mapped(False):
+                conn = self._pool.getconn()
+            try:
+                yield PgTx(conn, self._errors, writable=False, one_read=True,
+                           replace=self._replace)
+            finally:
+                self._pool.putconn(conn)
+            return
         # Custom plans only: psycopg prepares a statement after 5 runs, and PostgreSQL then
         # tends to a generic plan, which for the pull's feed query (rep_id=$1 AND seq>$2
         # ORDER BY seq LIMIT $3) walks the primary key from the cursor filtering rep_id:
@@ -378,10 +431,33 @@ class PostgresEngine:
                                    writable=True) as tx:
                 yield tx
 
+    def _replace(self, broken: Conn) -> Conn:
+        """A connection for one found broken before anything was done on it. The pool
+        drops the broken one; its idle siblings are checked now, as they are likely gone
+        too (a server restart drops every connection)."""
+        self._pool.putconn(broken)
+        self._pool.check()
+        return self._pool.getconn()
+
+    @contextmanager
+    def _checkout(self, begin: bytes) -> Iterator[Conn]:
+        """A pooled connection with `begin` run on it (replaced once if found broken)."""
+        conn = self._pool.getconn()
+        try:
+            try:
+                conn.execute(begin)
+            except psycopg.OperationalError:
+                if not conn.broken:
+                    raise
+                conn = self._replace(conn)
+                conn.execute(begin)
+            yield conn
+        finally:
+            self._pool.putconn(conn)
+
     @contextmanager
     def _transaction(self, begin: str, writable: bool) -> Iterator[PgTx]:
-        with self._errors.mapped(writable), self._pool.connection() as conn:
-            conn.execute(begin.encode())
+        with self._errors.mapped(writable), self._checkout(begin.encode()) as conn:
             try:
                 tx = PgTx(conn, self._errors, writable)
                 yield tx

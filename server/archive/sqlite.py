@@ -227,7 +227,8 @@ class SQLiteEngine:
         return conn
 
     @contextmanager
-    def read(self) -> Iterator[SQLiteTx]:
+    def read(self, one_statement: bool = False) -> Iterator[SQLiteTx]:
+        # one_statement changes nothing here: BEGIN and COMMIT cost no round trip.
         conn = self._conn()
         if conn.in_transaction:  # inside this thread's own write: read what it wrote
             writing = getattr(self._local, "tx", None)

@@ -142,11 +142,19 @@ class SqlStore(StaffSql, ReviewSql, PoolSql, PlanSql, ReportSql, ConsoleSql, Ops
                             (state, device_id, only_from))
 
     def set_lease(self, device_id: str, epoch: int, secret: bytes, prev_secret: bytes | None,
-                  issued_at: str, block_at: str, wipe_at: str) -> None:
+                  issued_at: str, block_at: str, wipe_at: str,
+                  backlog: tuple[int, str | None] | None = None) -> None:
+        if backlog is None:
+            self.tx.execute(
+                "UPDATE devices SET lease_epoch=?, lease_secret=?, lease_prev_secret=?, "
+                "lease_issued_at=?, block_at=?, wipe_at=? WHERE id=?",
+                (epoch, secret, prev_secret, issued_at, block_at, wipe_at, device_id))
+            return
         self.tx.execute(
             "UPDATE devices SET lease_epoch=?, lease_secret=?, lease_prev_secret=?, "
-            "lease_issued_at=?, block_at=?, wipe_at=? WHERE id=?",
-            (epoch, secret, prev_secret, issued_at, block_at, wipe_at, device_id))
+            "lease_issued_at=?, block_at=?, wipe_at=?, unsynced_ops=?, oldest_unsynced_at=? "
+            "WHERE id=?",
+            (epoch, secret, prev_secret, issued_at, block_at, wipe_at, *backlog, device_id))
 
     def set_device_backlog(self, device_id: str, unsynced_ops: int,
                            oldest_unsynced_at: str | None) -> None:
@@ -165,10 +173,19 @@ class SqlStore(StaffSql, ReviewSql, PoolSql, PlanSql, ReportSql, ConsoleSql, Ops
         self.tx.execute("UPDATE devices SET last_seq=? WHERE id=? AND last_seq < ?",
                         (seq, device_id, seq))
 
-    def remember_nonce(self, device_id: str, nonce: str, seen_at: float) -> bool:
-        return self.tx.execute(
-            "INSERT INTO nonces (device_id, nonce, seen_at) VALUES (?,?,?) "
-            "ON CONFLICT DO NOTHING", (device_id, nonce, seen_at)) == 1
+    def remember_nonce(self, device_id: str, nonce: str, seen_at: float,
+                       last_seen: str | None = None) -> bool:
+        insert = ("INSERT INTO nonces (device_id, nonce, seen_at) VALUES (?,?,?) "
+                  "ON CONFLICT DO NOTHING")
+        if last_seen is not None and self.tx.dialect == "postgresql":
+            # One statement (a data-modifying WITH): its count is the INSERT's.
+            return self.tx.execute(
+                "WITH seen AS (UPDATE devices SET last_seen_at=? WHERE id=?) " + insert,
+                (last_seen, device_id, device_id, nonce, seen_at)) == 1
+        fresh = self.tx.execute(insert, (device_id, nonce, seen_at)) == 1
+        if last_seen is not None:
+            self.set_device_seen(device_id, last_seen)
+        return fresh
 
     def prune_nonces(self, before: float) -> None:
         self.tx.execute("DELETE FROM nonces WHERE seen_at < ?", (before,))
@@ -381,6 +398,24 @@ class SqlStore(StaffSql, ReviewSql, PoolSql, PlanSql, ReportSql, ConsoleSql, Ops
             "SELECT seq, kind, entity_id, customer_id FROM feed WHERE rep_id=? AND seq>? "
             "AND (origin IS NULL OR origin<>?) ORDER BY seq LIMIT ?",
             (rep_id, after_seq, skip_origin, limit))]
+
+    def feed_page(self, rep_id: str, after_seq: int, limit: int,
+                  skip_origin: str | None = None) -> tuple[list[FeedRow], int]:
+        # One statement where a pull used two (a no-op pull reads no row and then asked
+        # for the last number: on PostgreSQL a statement each, ~0.2 ms each in-process).
+        # The last number comes as a row of its own (part 1) after the page (part 0).
+        origin = " AND (origin IS NULL OR origin<>?)" if skip_origin is not None else ""
+        rows = self.tx.tuples(
+            "SELECT 0 AS part, seq, kind, entity_id, customer_id FROM (SELECT seq, kind, "
+            f"entity_id, customer_id FROM feed WHERE rep_id=? AND seq>?{origin} ORDER BY seq "
+            "LIMIT ?) AS page UNION ALL SELECT 1, max(seq), NULL, NULL, NULL FROM feed "
+            "WHERE rep_id=? AND seq>? ORDER BY 1, 2",
+            (rep_id, after_seq, *(() if skip_origin is None else (skip_origin,)), limit,
+             rep_id, after_seq))
+        *page, (_, last, _, _, _) = rows
+        return ([FeedRow(seq=seq, kind=kind, entity_id=entity, customer_id=customer)
+                 for _, seq, kind, entity, customer in page],
+                after_seq if last is None else int(last))
 
     def feed_last(self, rep_id: str, after_seq: int) -> int:
         last = self.tx.scalar("SELECT max(seq) FROM feed WHERE rep_id=? AND seq>?",

@@ -142,7 +142,11 @@ class Directory(Protocol):
         ...
 
     def set_lease(self, device_id: str, epoch: int, secret: bytes, prev_secret: bytes | None,
-                  issued_at: str, block_at: str, wipe_at: str) -> None: ...
+                  issued_at: str, block_at: str, wipe_at: str,
+                  backlog: tuple[int, str | None] | None = None) -> None:
+        """The device's new lease; with `backlog`, set_device_backlog's two values in the
+        same statement (a check-in writes both)."""
+        ...
 
     def set_device_backlog(self, device_id: str, unsynced_ops: int,
                            oldest_unsynced_at: str | None) -> None:
@@ -160,8 +164,11 @@ class Directory(Protocol):
         """The device's highest applied op seq becomes at least `seq`."""
         ...
 
-    def remember_nonce(self, device_id: str, nonce: str, seen_at: float) -> bool:
-        """Record a request nonce; False when it was recorded before. Idempotent."""
+    def remember_nonce(self, device_id: str, nonce: str, seen_at: float,
+                       last_seen: str | None = None) -> bool:
+        """Record a request nonce; False when it was recorded before. Idempotent. With
+        `last_seen`, also set_device_seen (in the same statement where the engine can:
+        every request does both)."""
         ...
 
     def prune_nonces(self, before: float) -> None:
@@ -309,6 +316,12 @@ class Feed(Protocol):
         """The rep's changes after `after_seq`, in sequence order, leaving out those
         whose origin is `skip_origin`. Costs in proportion to the rows read, not to
         the archive."""
+        ...
+
+    def feed_page(self, rep_id: str, after_seq: int, limit: int,
+                  skip_origin: str | None = None) -> tuple[list[FeedRow], int]:
+        """`feed` and `feed_last` in one statement: the page, and the rep's last
+        sequence number after `after_seq` (whatever its origin; `after_seq` when none)."""
         ...
 
     def feed_last(self, rep_id: str, after_seq: int) -> int:

@@ -143,11 +143,10 @@ async def pull(
     rules (公海) the laptop warns its rep by. `shape=rows`: cards and visits as arrays
     of the columns the answer's `columns` names (`customers`, `visits`, `attachments`),
     evictions and plans still in `changes`; agents that do not ask get records."""
-    epoch = await run_in_threadpool(archive.current_epoch)
-    after = decode_cursor(cursor, epoch)
     rows = shape == "rows"
-    page = await run_in_threadpool(archive.pull, device.rep_id, after, limit, bool(count),
-                                   device.id, rows)
+    epoch, page = await run_in_threadpool(
+        archive.pull_after, device.rep_id, lambda epoch: decode_cursor(cursor, epoch), limit,
+        bool(count), device.id, rows)
     metrics.PULL_REQUESTS.inc()
     metrics.PULL_CHANGES.labels("customer").inc(len(page.customers) + len(page.customer_rows))
     metrics.PULL_CHANGES.labels("visit").inc(len(page.visits) + len(page.visit_rows))

@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import secrets
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -27,7 +27,7 @@ from schema.models import CustomerCreate, CustomerPatch, OpResult
 from ..archive.engine import Engine, UniqueViolation
 from ..archive.errors import ArchiveError, Conflict, NotFound, Unauthorized
 from ..archive.sqlstore import SqlStore
-from ..archive.store import Device, PullPage
+from ..archive.store import Device, PullPage, Store
 from . import audit, cards, departures, duplicates, enrollment, imports, leases, operations, push_turns, wipes
 from .archive_attachments import AttachmentMethods
 from .archive_console import ConsoleMethods
@@ -75,7 +75,7 @@ class Archive(StaffMethods, ReviewMethods, PoolMethods, PlanMethods, ConsoleMeth
     def current_epoch(self) -> str:
         """The archive's identity as stored now: read each time, never cached, because
         another worker or `fieldvault-server new-epoch` may have changed it."""
-        with self._read() as s:
+        with self._read(one_statement=True) as s:
             return s.meta("archive_epoch") or ""
 
     @property
@@ -173,7 +173,8 @@ class Archive(StaffMethods, ReviewMethods, PoolMethods, PlanMethods, ConsoleMeth
                            "generate new keys and enroll again") from None
 
     def get_device(self, device_id: str) -> Device | None:
-        with self._read() as s:
+        # One statement (every signed request asks, before its body is read).
+        with self._read(one_statement=True) as s:
             return s.device(device_id)
 
     def list_devices(self, rep: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
@@ -377,10 +378,26 @@ class Archive(StaffMethods, ReviewMethods, PoolMethods, PlanMethods, ConsoleMeth
         progress bar; the agent asks on its first page); `in_rows`: cards and visits as
         tuples (feed.read_page)."""
         with self._read() as s:
-            page = read_page(s, rep_id, after_seq, limit, device_id, in_rows)
-            if count:
-                page.remaining = s.feed_size(rep_id, after_seq)
-            return page
+            return self._pull_in(s, rep_id, after_seq, limit, count, device_id, in_rows)
+
+    def pull_after(self, rep_id: str, after: Callable[[str], int], limit: int,
+                   count: bool = False, device_id: str | None = None, in_rows: bool = False,
+                   ) -> tuple[str, PullPage]:
+        """The archive epoch and `pull`'s page from the position `after(epoch)` names
+        (a cursor of that epoch; it raises for another), in one snapshot: the pull route's
+        one transaction instead of two (on PostgreSQL each is a pooled connection and
+        round trips)."""
+        with self._read() as s:
+            epoch = s.meta("archive_epoch") or ""
+            return epoch, self._pull_in(s, rep_id, after(epoch), limit, count, device_id, in_rows)
+
+    @staticmethod
+    def _pull_in(s: Store, rep_id: str, after_seq: int, limit: int, count: bool,
+                 device_id: str | None, in_rows: bool) -> PullPage:
+        page = read_page(s, rep_id, after_seq, limit, device_id, in_rows)
+        if count:
+            page.remaining = s.feed_size(rep_id, after_seq)
+        return page
 
     def revisions(self, rep_id: str, customer_ids: list[str], visit_ids: list[str]
                   ) -> tuple[dict[str, int], dict[str, int]]:
@@ -502,12 +519,12 @@ class Nonce:
 
 
 def _remember_nonce(s: SqlStore, device_id: str, nonce: Nonce, now: str) -> bool:
-    fresh = s.remember_nonce(device_id, nonce.value, nonce.at)
+    # The nonce and the device's last-seen time: one statement on PostgreSQL.
+    fresh = s.remember_nonce(device_id, nonce.value, nonce.at, last_seen=now)
     # Nonces older than twice the accepted skew can never be replayed (their timestamps
     # are refused), so they are pruned now and then.
     if fresh and secrets.randbelow(64) == 0:
         s.prune_nonces(nonce.at - 2 * nonce.window_s)
-    s.set_device_seen(device_id, now)
     return fresh
 
 

@@ -34,8 +34,9 @@ class ArchiveBase:
 
     # --- plumbing ----------------------------------------------------------------
 
-    def _read(self) -> StoreContext:
-        return StoreContext(self.engine, write=False)
+    def _read(self, one_statement: bool = False) -> StoreContext:
+        """`one_statement`: the block runs one query (Engine.read)."""
+        return StoreContext(self.engine, write=False, one_statement=one_statement)
 
     def _write(self, serial: bool = True, durable: bool = True) -> StoreContext:
         return StoreContext(self.engine, write=True, serial=serial, durable=durable)
@@ -49,8 +50,8 @@ class StoreContext:
     """`with archive._write() as store:` — a SqlStore over one engine transaction."""
 
     def __init__(self, engine: Engine, write: bool, serial: bool = True,
-                 durable: bool = True) -> None:
-        self._cm = engine.write(serial, durable) if write else engine.read()
+                 durable: bool = True, one_statement: bool = False) -> None:
+        self._cm = engine.write(serial, durable) if write else engine.read(one_statement)
 
     def __enter__(self) -> SqlStore:
         return SqlStore(self._cm.__enter__())

@@ -29,11 +29,11 @@ def read_page(store: Store, rep_id: str, after_seq: int, limit: int,
     only when the customer is out of scope now (a later grant wins). A plan is
     the rep's own whoever owns its customers now: it is always sent, as it is now.
     """
-    rows = store.feed(rep_id, after_seq, limit, skip_origin=device_id)
+    rows, feed_last = store.feed_page(rep_id, after_seq, limit, skip_origin=device_id)
     more = len(rows) == limit
     # A short page read to the end of the feed (this read's snapshot): the cursor moves
     # past the device's own rows after the last one sent, so they are not read again.
-    last = rows[-1].seq if more else store.feed_last(rep_id, after_seq)
+    last = rows[-1].seq if more else feed_last
     page = PullPage(last_seq=last, more=more, pool_rules=pool_rules(store))
     if not rows:
         return page

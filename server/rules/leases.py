@@ -15,11 +15,15 @@ from . import audit, days
 
 
 def policy(store: Store) -> dict[str, Any]:
-    return {"offline_block_hours": float(store.meta("offline_block_hours") or 72),
-            "offline_wipe_days": float(store.meta("offline_wipe_days") or 30),
-            "require_pin": store.meta("require_pin") == "1",
+    # One read (every check-in reads the policy): a statement each was a PostgreSQL
+    # round trip each.
+    stored = store.metas(["offline_block_hours", "offline_wipe_days", "require_pin",
+                          days.META_KEY])
+    return {"offline_block_hours": float(stored.get("offline_block_hours") or 72),
+            "offline_wipe_days": float(stored.get("offline_wipe_days") or 30),
+            "require_pin": stored.get("require_pin") == "1",
             # The company's zone: the calendar days plans and reports count in.
-            "timezone": days.zone_name(store)}
+            "timezone": stored.get(days.META_KEY) or days.DEFAULT_ZONE}
 
 
 def set_policy(store: Store, now: str, block_hours: float | None, wipe_days: float | None,
@@ -81,9 +85,8 @@ def issue(store: Store, now_dt: datetime, device_id: str, have_epoch: int | None
     secret = secrets.token_bytes(32)
     block_at = iso(now_dt + timedelta(hours=rules["offline_block_hours"]))
     wipe_at = iso(now_dt + timedelta(days=rules["offline_wipe_days"]))
-    store.set_lease(device_id, epoch + 1, secret, prev, now, block_at, wipe_at)
-    if backlog is not None:  # an agent too old to report it leaves the last report standing
-        store.set_device_backlog(device_id, *backlog)
+    # An agent too old to report its backlog leaves the last report standing.
+    store.set_lease(device_id, epoch + 1, secret, prev, now, block_at, wipe_at, backlog)
     lease = {"device_id": device_id, "epoch": epoch + 1, "issued_at": now,
              "block_at": block_at, "wipe_at": wipe_at, "require_pin": rules["require_pin"],
              "secret": b64e(secret)}

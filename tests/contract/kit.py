@@ -175,6 +175,10 @@ class _RecordingTx:
         self._note(sql, params)
         return self._tx.rows(sql, params)
 
+    def tuples(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        self._note(sql, params)
+        return self._tx.tuples(sql, params)
+
     def one(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
         self._note(sql, params)
         return self._tx.one(sql, params)
@@ -194,8 +198,8 @@ class _RecordingEngine:
         self.kind = engine.kind
 
     @contextmanager
-    def read(self) -> Iterator[Tx]:
-        with self._engine.read() as tx:
+    def read(self, one_statement: bool = False) -> Iterator[Tx]:
+        with self._engine.read(one_statement) as tx:
             yield _RecordingTx(tx, self._log)
 
     @contextmanager

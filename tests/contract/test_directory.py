@@ -254,6 +254,31 @@ def test_store_nonces(stores: Stores) -> None:
         assert s.remember_nonce(d2, "n", 400.0) is False
     rows = stores.rows("SELECT * FROM nonces ORDER BY device_id")
     assert_types(rows[0], floats=("seen_at",), strs=("nonce",))
+    # With last_seen: the device's last-seen time too (one statement on PostgreSQL), a
+    # replay included; the other device's is untouched.
+    with stores.write() as s:
+        assert s.remember_nonce(d1, "m", 500.0, last_seen=at(timedelta(minutes=1))) is True
+        assert s.remember_nonce(d1, "m", 501.0, last_seen=at(timedelta(minutes=2))) is False
+    with stores.read() as s:
+        assert s.device_row(d1)["last_seen_at"] == at(timedelta(minutes=2))
+        assert s.device_row(d2)["last_seen_at"] is None
+    assert len(stores.rows("SELECT * FROM nonces WHERE nonce = 'm'")) == 1
+
+
+def test_store_lease_with_the_backlog_in_one_update(stores: Stores) -> None:
+    _, (d1, d2) = _two_devices(stores)
+    with stores.write() as s:
+        s.set_device_backlog(d2, 9, at(timedelta(hours=-1)))
+        s.set_lease(d1, 2, b"\x03" * 32, None, at(), at(timedelta(hours=72)),
+                    at(timedelta(days=30)), backlog=(5, at(timedelta(hours=-2))))
+        s.set_lease(d2, 4, b"\x04" * 32, None, at(), at(timedelta(hours=72)),
+                    at(timedelta(days=30)))  # no backlog given: the last report stands
+    with stores.read() as s:
+        one, two = s.device_row(d1), s.device_row(d2)
+    assert (one["lease_epoch"], one["lease_secret"], one["unsynced_ops"],
+            one["oldest_unsynced_at"]) == (2, b"\x03" * 32, 5, at(timedelta(hours=-2)))
+    assert (two["lease_epoch"], two["unsynced_ops"], two["oldest_unsynced_at"]) == (
+        4, 9, at(timedelta(hours=-1)))
 
 
 def test_store_hr_tokens(stores: Stores) -> None:

@@ -210,6 +210,17 @@ def test_store_feed_leaves_out_one_origins_rows(stores: Stores) -> None:
         assert [r.seq for r in s.feed("rep_a", 0, 10, skip_origin="dev_a")] == [office, other]
         assert [r.seq for r in s.feed("rep_a", office, 1, skip_origin="dev_a")] == [other]
         assert s.feed_last("rep_a", 0) == other and s.feed_last("rep_a", other) == other
+        # feed_page: the same page and the rep's last number, in one statement
+        for after, limit, skip in [(0, 10, None), (0, 10, "dev_a"), (office, 1, "dev_a"),
+                                   (0, 2, "dev_a"), (other, 10, "dev_a"), (own[0], 2, None)]:
+            page, last = s.feed_page("rep_a", after, limit, skip_origin=skip)
+            assert page == s.feed("rep_a", after, limit, skip_origin=skip)
+            assert last == s.feed_last("rep_a", after)
+        # past the device's own last rows, a page holds nothing and the last is theirs
+        assert s.feed_page("rep_a", other, 10, "dev_b") == ([], other)
+        assert s.feed_page("rep_a", office, 10, "dev_a") == (s.feed("rep_a", office, 10, "dev_a"),
+                                                             other)
+        assert s.feed_page("rep_nobody", 5, 10) == ([], 5)
 
 
 def test_store_feed_read_cost_does_not_grow_with_other_reps_rows(archive: Archive,
@@ -283,3 +294,58 @@ def test_a_page_in_rows_holds_what_the_records_hold(ctx: Ctx) -> None:
     mine = visits[str(called["entity_id"])]
     assert (mine["planned"], mine["callback"], mine["purpose"]) == (1, None, "order")
     assert ctx.pull_all(ctx.a.rep_id).visits  # and the same in records, page by page
+
+
+def test_the_pull_route_reads_the_epoch_and_the_page_in_one_transaction(ctx: Ctx) -> None:
+    """Archive.pull_after: the epoch the cursor is judged by and the page it names come
+    from one snapshot; a cursor the judge refuses reads nothing and leaves nothing open."""
+    mine = [ctx.customer(ctx.a, f"After {i}") for i in range(3)]
+    seen: list[str] = []
+
+    def judge(epoch: str) -> int:
+        seen.append(epoch)
+        return 0
+
+    epoch, page = ctx.archive.pull_after(ctx.a.rep_id, judge, 100, count=True, in_rows=True)
+    assert seen == [epoch] and epoch == ctx.archive.current_epoch() != ""
+    assert sorted(r[0] for r in page.customer_rows) == sorted(c["id"] for c in mine)
+    same = ctx.archive.pull(ctx.a.rep_id, 0, 100, count=True, in_rows=True)
+    assert (page.last_seq, page.more, page.remaining) == (same.last_seq, same.more, 3)
+
+    class Refused(Exception):
+        pass
+
+    def refuse(epoch: str) -> int:
+        raise Refused(epoch)
+
+    with pytest.raises(Refused):
+        ctx.archive.pull_after(ctx.a.rep_id, refuse, 100)
+    _, later = ctx.archive.pull_after(ctx.a.rep_id, lambda _: page.last_seq, 100)
+    assert (later.customer_rows, later.last_seq) == ([], page.last_seq)
+
+
+def test_id_lists_longer_than_a_statement_holds_are_read_whole(ctx: Ctx) -> None:
+    """SqlBase._in: SQLite reads a long list in chunks of placeholders, PostgreSQL as one
+    array; either way every row named is found, whichever part of the list names it."""
+    cards = [ctx.customer(ctx.a, f"Listed {i}") for i in range(4)]
+    # Small ids sort first: the real cards are at the end of 1,904 (a third chunk).
+    wanted = sorted([f"{i:032x}" for i in range(1900)] + [c["id"] for c in cards])
+    with Stores(ctx.archive).read() as s:
+        assert s.customer_owners(wanted) == {c["id"]: ctx.a.rep_id for c in cards}
+        assert sorted(r[0] for r in s.customer_rows(wanted)) == sorted(c["id"] for c in cards)
+        assert s.customer_owners([]) == {}
+
+
+def test_a_long_key_list_reads_keys_with_any_characters(ctx: Ctx) -> None:
+    """On PostgreSQL a long list goes as one text[] literal built by the store: quotes,
+    backslashes, commas, braces, spaces and the word NULL must stay the keys they are."""
+    odd = ['a"b', "c\\d", "e,f", "{g}", " h ", "NULL", "", "\\\"", "中文"]
+    keys = odd + [f"setting_{i}" for i in range(40)]
+    with Stores(ctx.archive).write() as s:
+        for i, key in enumerate(keys):
+            s.set_meta(f"test:{key}", str(i))
+    with Stores(ctx.archive).read() as s:
+        assert s.metas([f"test:{k}" for k in keys] + ["test:absent"]) == {
+            f"test:{k}": str(i) for i, k in enumerate(keys)}
+        assert s.metas([f"test:{k}" for k in odd]) == {  # a short list: placeholders
+            f"test:{k}": str(i) for i, k in enumerate(odd)}
