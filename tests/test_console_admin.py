@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser, Page, expect
 
 from .browser import assert_accessible, new_context, screenshot
 from .harness import (
@@ -73,6 +73,7 @@ def sign_in(page: Page, url: str, name: str) -> None:
     page.get_by_label("User name").fill(name)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("navigation", name="Main menu")).to_be_visible()  # signed in
 
 
 def test_an_admin_reviews_enrolls_sets_policy_and_audits(world: World, chromium: Browser) -> None:

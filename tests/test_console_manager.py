@@ -78,6 +78,9 @@ def sign_in(page: Page, url: str, name: str) -> None:
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     assert page.url.endswith("/console/"), page.url
+    # The click returns once the request is sent: on a loaded machine the menu can still
+    # be on its way when the caller counts its links.
+    expect(page.get_by_role("navigation", name="Main menu")).to_be_visible()
 
 
 def look(page: Page, name: str) -> None:
