@@ -17,6 +17,8 @@ import orjson
 import pytest
 
 from agent import sync as sync_mod
+from agent.home import AgentConfig
+from agent.store import Store
 from agent.transport import ServerRefused
 from schema.enums import VisitPurpose
 from schema.models import CustomerCreate, VisitCreate, VisitPatch
@@ -127,6 +129,16 @@ def test_a_replayed_push_is_refused_and_applies_nothing_twice(
     assert len(archive(data).visit_history(ops[0]["entity_id"])) == 1
 
 
+def _synced_with_visits(store: Store, home: Path, config: AgentConfig, card: str,
+                        n: int) -> list[dict[str, Any]]:
+    """The enrolled laptop's first sync, then `n` visits to `card` logged offline (dated
+    now: after the card was made, so none is held for review)."""
+    sync_mod.sync(store, sync_mod.open_transport(home, config))
+    start = datetime.now(UTC)
+    return [store.log_visit(VisitCreate(customer_id=card, started_at=start, purpose=VisitPurpose.order,
+                                        summary=f"visit {i}")) for i in range(n)]
+
+
 def test_the_agent_pushes_batches_in_flight_in_order(
         served: tuple[Path, ServerProcess, str, str], tmp_path: Path) -> None:
     """The agent's own push, in batches of two with two in flight: the edits in later
@@ -134,11 +146,8 @@ def test_the_agent_pushes_batches_in_flight_in_order(
     data, server, rep, card = served
     home = tmp_path / "home"
     config = lib_enroll(data, home, server.url, rep)
-    start = datetime.now(UTC)  # after the card was made: not held for review
     with open_store(home) as store:
-        sync_mod.sync(store, sync_mod.open_transport(home, config))
-        made = [store.log_visit(VisitCreate(customer_id=card, started_at=start, purpose=VisitPurpose.order,
-                                            summary=f"visit {n}")) for n in range(5)]
+        made = _synced_with_visits(store, home, config, card, 5)
         for n, visit in enumerate(made):
             store.edit_visit(visit["id"], VisitPatch(summary=f"visit {n}, corrected"))
         transport = sync_mod.open_transport(home, config)
@@ -161,11 +170,8 @@ def test_a_failed_batch_does_not_hold_the_sync_for_the_one_behind_it(
     data, server, rep, card = served
     home = tmp_path / "home"
     config = lib_enroll(data, home, server.url, rep)
-    start = datetime.now(UTC)  # after the card was made: not held for review
     with open_store(home) as store:
-        sync_mod.sync(store, sync_mod.open_transport(home, config))
-        made = [store.log_visit(VisitCreate(customer_id=card, started_at=start, purpose=VisitPurpose.order,
-                                            summary=f"visit {n}")) for n in range(4)]
+        made = _synced_with_visits(store, home, config, card, 4)
         # Damaged on disk: the server refuses the first batch as a whole (422).
         store.conn.execute("UPDATE outbox SET at=? WHERE entity_id=?",
                            ("not a time", made[0]["id"]))
