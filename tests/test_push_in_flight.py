@@ -8,7 +8,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +16,8 @@ import orjson
 import pytest
 
 from agent import sync as sync_mod
-from agent.home import AgentConfig
-from agent.store import Store
 from agent.transport import ServerRefused
-from schema.enums import VisitPurpose
-from schema.models import CustomerCreate, VisitCreate, VisitPatch
+from schema.models import CustomerCreate, VisitPatch
 
 from .harness import (
     Backend,
@@ -32,6 +28,7 @@ from .harness import (
     assert_json_error,
     enroll_device,
     lib_enroll,
+    log_visits,
     op,
     open_store,
     visit_create,
@@ -129,16 +126,6 @@ def test_a_replayed_push_is_refused_and_applies_nothing_twice(
     assert len(archive(data).visit_history(ops[0]["entity_id"])) == 1
 
 
-def _synced_with_visits(store: Store, home: Path, config: AgentConfig, card: str,
-                        n: int) -> list[dict[str, Any]]:
-    """The enrolled laptop's first sync, then `n` visits to `card` logged offline (dated
-    now: after the card was made, so none is held for review)."""
-    sync_mod.sync(store, sync_mod.open_transport(home, config))
-    start = datetime.now(UTC)
-    return [store.log_visit(VisitCreate(customer_id=card, started_at=start, purpose=VisitPurpose.order,
-                                        summary=f"visit {i}")) for i in range(n)]
-
-
 def test_the_agent_pushes_batches_in_flight_in_order(
         served: tuple[Path, ServerProcess, str, str], tmp_path: Path) -> None:
     """The agent's own push, in batches of two with two in flight: the edits in later
@@ -147,7 +134,9 @@ def test_the_agent_pushes_batches_in_flight_in_order(
     home = tmp_path / "home"
     config = lib_enroll(data, home, server.url, rep)
     with open_store(home) as store:
-        made = _synced_with_visits(store, home, config, card, 5)
+        sync_mod.sync(store, sync_mod.open_transport(home, config))
+    made = log_visits(home, [card], 5, "offline")  # dated now: after the card, not held
+    with open_store(home) as store:
         for n, visit in enumerate(made):
             store.edit_visit(visit["id"], VisitPatch(summary=f"visit {n}, corrected"))
         transport = sync_mod.open_transport(home, config)
@@ -171,7 +160,9 @@ def test_a_failed_batch_does_not_hold_the_sync_for_the_one_behind_it(
     home = tmp_path / "home"
     config = lib_enroll(data, home, server.url, rep)
     with open_store(home) as store:
-        made = _synced_with_visits(store, home, config, card, 4)
+        sync_mod.sync(store, sync_mod.open_transport(home, config))
+    made = log_visits(home, [card], 4, "offline")  # dated now: after the card, not held
+    with open_store(home) as store:
         # Damaged on disk: the server refuses the first batch as a whole (422).
         store.conn.execute("UPDATE outbox SET at=? WHERE entity_id=?",
                            ("not a time", made[0]["id"]))
