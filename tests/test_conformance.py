@@ -1,10 +1,11 @@
 """Proof suite: schemathesis against a real `fieldvault-server serve` on loopback.
 
 The published OpenAPI document is validated, then every operation is fuzzed with
-schema-valid and schema-invalid requests three ways: unauthenticated, signed as an
-enrolled device (the final request bytes are signed with schema/signing.py and the
-key of a home enrolled with the real `fieldvault enroll`) and with an HR token made
-by `fieldvault-server hr-token`. Every answer must be: no 5xx, every 4xx a JSON
+schema-valid and schema-invalid requests unauthenticated, and each secured one with
+its own credentials: signed as an enrolled device (the final request bytes are signed
+with schema/signing.py and the key of a home enrolled with the real `fieldvault
+enroll`), with an HR token made by `fieldvault-server hr-token` or with a staff
+token. Every answer must be: no 5xx, every 4xx a JSON
 {"error", "message"}, and status, headers, content type and body as published.
 
 That last check means something only if the published bodies are models, not `{}`:
@@ -44,9 +45,10 @@ from schema import signing
 
 from .harness import ServerProcess, add_rep, enroll, init_server, server_cli
 
-# Examples per operation, per generation mode, per caller: 13 operations x 2 modes x
-# 3 callers x at most 20 (fewer where the input space is small, e.g. GET /metrics),
-# about 1,300 cases; the run asserts at least 1,000 were sent.
+# Examples per operation, per generation mode, per caller: each caller fuzzes the
+# routes its credentials open with up to 20 (10 on the ~50 staff routes, fewer where
+# the input space is small, e.g. GET /healthz) and the anonymous caller every route,
+# 3 on the secured ones: about 2,200 cases; the run asserts at least 1,000 were sent.
 EXAMPLES = 20
 MIN_CASES = 1000
 STATEFUL_EXAMPLES = 30
@@ -393,12 +395,25 @@ def _is_staff(operation: Any) -> bool:
     return str(operation.path).startswith("/v1/staff/")
 
 
-# Who is fuzzed on which routes: the staff API takes only a staff token (an anonymous
-# caller checks it asks for one; device and HR credentials are refused there as
-# anonymous ones are, see tests/test_authorization.py), every other route anyone else.
+def _schemes(operation: Any) -> set[str]:
+    return {name for requirement in operation.definition.raw.get("security") or []
+            for name in requirement}
+
+
+# Who is fuzzed on which routes. The anonymous caller fuzzes every route. A caller with
+# credentials fuzzes only the routes its credentials open: on a route without a security
+# scheme its auth hook adds nothing (the requests are the anonymous caller's again), and
+# on another kind's route it is refused before the body is read, as an anonymous caller
+# is (tests/test_authorization.py covers each wrong credential on each route kind).
 _ROUTES_OF: dict[str, Callable[[Any], bool]] = {
-    "anonymous": lambda op: True, "device": lambda op: not _is_staff(op),
-    "hr": lambda op: not _is_staff(op), "staff": _is_staff}
+    "anonymous": lambda op: True,
+    "device": lambda op: bool(_schemes(op)) and not _schemes(op) & {"HRToken", "StaffToken"},
+    "hr": lambda op: "HRToken" in _schemes(op),
+    "staff": lambda op: "StaffToken" in _schemes(op)}
+
+# An anonymous call of a secured route is a 401 whatever the body: a few examples show
+# it. The staff API is ~50 routes: half the examples keep the suite in its budget.
+ANONYMOUS_ON_SECURED = 3
 
 
 def run_fuzz(live: Live, callers: list[str], examples: int,
@@ -412,10 +427,10 @@ def run_fuzz(live: Live, callers: list[str], examples: int,
             for operation in operations:
                 if not (select(operation) and _ROUTES_OF[who](operation)):
                     continue
-                # An anonymous call of a staff route is a 401 whatever the body: a few. The
-                # staff API is ~50 routes: half the examples keep the suite in its budget.
-                n = (3 if who == "anonymous" else max(examples // 2, 1)) \
-                    if _is_staff(operation) else examples
+                if who == "anonymous" and _secured(operation):
+                    n = ANONYMOUS_ON_SECURED
+                else:
+                    n = max(examples // 2, 1) if _is_staff(operation) else examples
                 for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
                     _fuzz(operation, mode, session, tally, examples=n, extra_checks=extra)
     return tally
