@@ -15,8 +15,9 @@ if [ ! -f "$STAMP" ] || [ "$ROOT/pyproject.toml" -nt "$STAMP" ] || [ "${1:-}" = 
 fi
 export PATH="$VENV/bin:$PATH"
 # Bytecode for our own packages, written now: with PYTHONDONTWRITEBYTECODE set (as in
-# this machine's environment) Python never caches it, and every CLI call, server and agent process
-# would compile ~90-200 modules again (`fieldvault-server rep list`: 1.1 s, 0.7 s with it).
-# compileall skips what is up to date, so a second run costs a stat per file.
+# this machine's environment) Python never caches it, and every CLI call, server and
+# agent process would compile ~90-200 modules again (`fieldvault-server rep list`:
+# 1.1 s, 0.7 s with it). compileall skips what is up to date: a second run costs a
+# stat per file.
 "$VENV/bin/python" -m compileall -q -j 0 "$ROOT/agent" "$ROOT/server" "$ROOT/schema" \
-    "$ROOT/scripts" "$ROOT/tests" >/dev/null
+    "$ROOT/scripts" "$ROOT/tests"
