@@ -13,7 +13,7 @@ import mimetypes
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import sqlcipher3
 
@@ -22,12 +22,16 @@ from schema.evidence import MAX_ATTACHMENT_BYTES, MAX_ATTACHMENTS, SHA256_HEX
 
 from .errors import StoreError
 
+if TYPE_CHECKING:
+    from .envelopes import Sealer
+
 
 class Store(Protocol):
     """What these functions need of agent/store.Store (which calls them: no import)."""
 
     conn: sqlcipher3.Connection
     clock: Clock
+    sealer: Sealer | None
 
     def transaction(self) -> AbstractContextManager[sqlcipher3.Connection]: ...
 
@@ -71,6 +75,18 @@ def add_bytes(store: Store, data: bytes, name: str, content_type: str | None = N
     check_size(len(data), name)
     sha = hashlib.sha256(data).hexdigest()
     kind = content_type_for(name, content_type)
+    # Sealed to the server before the vault holds it, so no photo is ever in the vault
+    # without the copy a revoked laptop hands over (agent/sealed_attachments.py); one
+    # the server already confirmed needs none.
+    if store.sealer is not None and store.conn.execute(
+            "SELECT 1 FROM blobs WHERE sha256=? AND uploaded_at IS NOT NULL",
+            (sha,)).fetchone() is None:
+        try:
+            store.sealer.seal_attachment(sha, kind, data)
+        except OSError as exc:  # a full disk, mostly: nothing was saved
+            raise StoreError(f"{name} was not saved: cannot write its sealed copy "
+                             f"({exc.strerror or exc}); free some disk space and try again"
+                             ) from None
     with store.transaction() as c:
         c.execute(
             "INSERT INTO blobs (sha256, size, content_type, name, created_at, data) "
@@ -107,6 +123,8 @@ def discard(store: Store, sha256: str) -> None:
     with store.transaction() as c:
         if c.execute("DELETE FROM blobs WHERE sha256=? AND attached=0", (sha256,)).rowcount == 0:
             raise StoreError(f"no unattached file {sha256[:12]} in the inbox")
+    if store.sealer is not None:
+        store.sealer.drop_attachment(sha256)
 
 
 def of_visit(conn: sqlcipher3.Connection, visit_id: str) -> list[dict[str, Any]]:
@@ -188,6 +206,21 @@ def chunk(store: Store, sha256: str, offset: int, size: int) -> bytes:
 def mark_uploaded(store: Store, sha256: str) -> None:
     _write(store, "UPDATE blobs SET uploaded_at=? WHERE sha256=?",
                         (iso(store.clock.now()), sha256))
+    if store.sealer is not None:  # the server has it: its sealed copy is needed no more
+        store.sealer.drop_attachment(sha256)
+
+
+def seal_unconfirmed(store: Store) -> int:
+    """Write the sealed copy of every photo the server has not confirmed (those saved
+    before this laptop knew the server's key, or sealed to an older one). How many."""
+    if store.sealer is None:
+        return 0
+    rows = store.conn.execute("SELECT sha256, content_type FROM blobs "
+                              "WHERE uploaded_at IS NULL AND data IS NOT NULL").fetchall()
+    for sha, kind in rows:
+        data = store.conn.execute("SELECT data FROM blobs WHERE sha256=?", (sha,)).fetchone()[0]
+        store.sealer.seal_attachment(sha, kind, bytes(data))
+    return len(rows)
 
 
 def save_downloaded(store: Store, sha256: str, data: bytes) -> None:

@@ -24,6 +24,7 @@ import orjson
 
 from schema import sealing
 
+from . import sealed_attachments
 from .home import write_all, write_private
 
 ENVELOPE_FILE = "outbox.sealed"
@@ -45,16 +46,28 @@ class Sealer:
     def path(self) -> Path:
         return self.home / ENVELOPE_FILE
 
+    def key(self) -> sealing.SealingKey:
+        """The session's sealing key (a fresh one when it is used up)."""
+        if self._key is None or self._key.uses >= self._key.MAX_USES:
+            self._key = sealing.SealingKey(self.server_box_public_key)
+        return self._key
+
     def lines(self, ops: list[dict[str, Any]]) -> bytes:
         """One envelope line per wire operation."""
         out = []
         for op in ops:
-            if self._key is None or self._key.uses >= self._key.MAX_USES:
-                self._key = sealing.SealingKey(self.server_box_public_key)
-            sealed = self._key.seal({"device_id": self.device_id, "op": op},
+            sealed = self.key().seal({"device_id": self.device_id, "op": op},
                                     sealing.envelope_aad(self.device_id, op["op_id"]))
             out.append(orjson.dumps({"op_id": op["op_id"], "sealed": sealed}) + b"\n")
         return b"".join(out)
+
+    def seal_attachment(self, sha256: str, content_type: str, data: bytes) -> None:
+        """Write the sealed copy of a photo or form (agent/sealed_attachments.py)."""
+        sealed_attachments.save(self.home, self.device_id, self.key(), sha256, content_type,
+                                data)
+
+    def drop_attachment(self, sha256: str) -> None:
+        sealed_attachments.drop(self.home, sha256)
 
     def append(self, data: bytes, durable: bool = True) -> int | None:
         """Append and fsync (unless the vault itself is not durable, see Store); on

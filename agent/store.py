@@ -417,6 +417,12 @@ class Store(Plans, Attention):
         when the server's key changed (envelopes to the old key would not open)."""
         assert self.sealer is not None
         key = self.sealer.server_box_public_key.hex()
+        if self.get_state("attachments_sealed_to") != key:
+            # Photos saved before this laptop sealed them (an older agent, no server
+            # key yet) or sealed to a key the server no longer holds.
+            with self.transaction():
+                attachments.seal_unconfirmed(self)
+                self._set_state("attachments_sealed_to", key)
         if self.get_state("sealed_to") != key:
             with self.transaction():
                 self.sealer.replace(self.sealer.lines(self.pending_ops(10**9)))

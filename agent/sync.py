@@ -22,7 +22,7 @@ import orjson
 from schema.clock import iso
 from schema.enums import ChangeKind
 
-from . import attachment_sync, attachments, envelopes, keystore
+from . import attachment_sync, attachments, envelopes, keystore, sealed_attachments
 from .home import AgentConfig
 from .push_result import PushResult
 from .store import Store, vault_rows
@@ -378,7 +378,9 @@ def hand_over_envelopes(home: Path, transport: Transport,
     given): send the sealed envelopes of its outbox, which only the server can open,
     and get the wipe order. Nothing is unlocked on the laptop, and the server sends
     nothing that could unlock it. Replays are harmless: the server takes each op_id
-    once, and one already pushed normally is not duplicated."""
+    once, and one already pushed normally is not duplicated. The sealed copies of the
+    photos the server lacks go first (`hand_over_attachments`)."""
+    hand_over_attachments(home, transport)
     pending = envelopes.read(home)
     for _ in range(MAX_ROUNDS):  # at least one request: an empty hand-over gets the order too
         batch = _within_bytes(pending[:PUSH_BATCH], PUSH_MAX_BYTES)
@@ -393,6 +395,39 @@ def hand_over_envelopes(home: Path, transport: Transport,
         if not pending:
             return order
     raise RuntimeError("final flush did not drain the envelopes")
+
+
+SEALED_UPLOAD_PATH = "/v1/final-flush/attachments"
+
+
+def hand_over_attachments(home: Path, transport: Transport) -> int:
+    """Send the sealed copies of the photos and forms the server never confirmed, chunk
+    by chunk, resuming where the server says it holds; how many it now has whole. A copy
+    the server cannot open or whose bytes do not hash to its name (damaged on this disk)
+    is skipped: the wipe must not wait forever for it, and its visit's text still
+    travels in its envelope."""
+    done = 0
+    for copy in sealed_attachments.copies(home):
+        chunks: dict[int, dict[str, str]] = copy["chunks"]
+        offset = 0
+        try:
+            for _ in range(len(chunks) + 2):  # bounded: one request per chunk, and a probe
+                if offset not in chunks:
+                    break  # the copy lacks the chunk the server asks for: damaged
+                body = {"sha256": copy["sha256"], "size": copy["size"],
+                        "content_type": copy["content_type"], "offset": offset,
+                        "sealed": chunks[offset]}
+                state = transport.request("POST", SEALED_UPLOAD_PATH, payload=orjson.dumps(body))
+                if state["complete"]:
+                    done += 1
+                    break
+                if int(state["received"]) == offset:
+                    break  # not taken: nothing would change on a retry
+                offset = int(state["received"])
+        except ServerRefused as exc:
+            if exc.status != 400:
+                raise
+    return done
 
 
 def fetch_wipe_order(transport: Transport) -> DeviceRevoked:

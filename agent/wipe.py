@@ -24,13 +24,15 @@ from schema import signing
 
 from .envelopes import ENVELOPE_FILE
 from .home import BOX_KEY_FILE, CONFIG_FILE, KEYRING_FILE, SIGN_KEY_FILE, VAULT_FILE, write_private
+from .sealed_attachments import SEALED_DIR
 
 RECEIPT_FILE = "wipe_receipt.json"
 WIPED_MARKER = "WIPED"
 # Everything that can hold customer data or the key to it (the sealed outbox
-# envelopes too: unreadable here, but they are the unsynced work).
+# envelopes and photos too: unreadable here, but they are the unsynced work).
 VAULT_FILES = (VAULT_FILE, f"{VAULT_FILE}-wal", f"{VAULT_FILE}-shm", f"{VAULT_FILE}-journal",
-               KEYRING_FILE, ENVELOPE_FILE, f"{ENVELOPE_FILE}.tmp", "attachments", "inbox")
+               KEYRING_FILE, ENVELOPE_FILE, f"{ENVELOPE_FILE}.tmp", SEALED_DIR, "attachments",
+               "inbox")
 
 
 class DeviceRevoked(Exception):

@@ -20,6 +20,8 @@ SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 # A visit's photos and signed forms: a few, not an album.
 MAX_ATTACHMENTS = 20
 MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024
+# An upload travels in chunks of at most this (server/routes/attachments.py).
+ATTACHMENT_CHUNK_BYTES = 512 * 1024
 DOMAIN = b"FV1-VISIT-EVIDENCE\n"
 
 

@@ -134,6 +134,15 @@ class AttachmentRef(BaseModel):
                                        pattern=r"^[a-z0-9.+-]+/[a-z0-9.+-]+$")]
 
 
+class UploadState(BaseModel):
+    """How much of an attachment's upload the server holds (`/v1/attachments/upload`,
+    and a revoked laptop's sealed copy, `/v1/final-flush/attachments`)."""
+
+    sha256: str
+    received: int = Field(description="bytes the server holds: resume from here")
+    complete: bool
+
+
 class Evidence(BaseModel):
     """The device's signature over one visit revision (schema.evidence.message)."""
 

@@ -2,8 +2,9 @@
 AES-256-GCM, with associated data binding it to its context. Only the holder of
 the private key can open it, and any change to it fails the open.
 
-Two uses: the server seals each key lease to the device's key (`schema/lease.py`),
-and the agent seals its outbox envelopes to the server's key (`agent/envelopes.py`).
+Three uses: the server seals each key lease to the device's key (`schema/lease.py`);
+the agent seals its outbox envelopes and a copy of each photo not yet uploaded to the
+server's key (`agent/envelopes.py`, `agent/sealed_attachments.py`).
 All primitives come from `cryptography`; nothing here is home-made crypto.
 """
 
@@ -68,11 +69,15 @@ class SealingKey:
         self.uses = 0
 
     def seal(self, payload: dict[str, Any], aad: bytes) -> dict[str, str]:
+        return self.seal_bytes(orjson.dumps(payload), aad)
+
+    def seal_bytes(self, plain: bytes, aad: bytes) -> dict[str, str]:
+        """Seal raw bytes (a chunk of a photo): no JSON, so no second base64 inside."""
         if self.uses >= self.MAX_USES:
             raise ValueError("this sealing key is used up: make a new one")
         self.uses += 1
         nonce = os.urandom(12)
-        ct = self._aead.encrypt(nonce, orjson.dumps(payload), aad)
+        ct = self._aead.encrypt(nonce, plain, aad)
         return {"ephemeral_public_key": self._eph_text, "nonce": b64e(nonce),
                 "ciphertext": b64e(ct)}
 
@@ -88,6 +93,10 @@ class Opener:
 
     def open(self, sealed: dict[str, str], aad: bytes) -> dict[str, Any]:
         """Decrypt; raises InvalidTag if tampered with, ValueError/KeyError if malformed."""
+        return orjson.loads(self.open_bytes(sealed, aad))  # type: ignore[no-any-return]
+
+    def open_bytes(self, sealed: dict[str, str], aad: bytes) -> bytes:
+        """Decrypt what `SealingKey.seal_bytes` sealed; raises as `open`."""
         eph_text = sealed["ephemeral_public_key"]
         aead = self._keys.get(eph_text)
         if aead is None:
@@ -96,13 +105,20 @@ class Opener:
             aead = AESGCM(_seal_key(shared, eph_pub, self.box_pub))
             if len(self._keys) < 1024:  # bounded: a request may name many ephemeral keys
                 self._keys[eph_text] = aead
-        plain = aead.decrypt(b64d(sealed["nonce"]), b64d(sealed["ciphertext"]), aad)
-        return orjson.loads(plain)  # type: ignore[no-any-return]
+        return aead.decrypt(b64d(sealed["nonce"]), b64d(sealed["ciphertext"]), aad)
 
 
 def open_sealed(device_box: X25519PrivateKey, sealed: dict[str, str], aad: bytes) -> dict[str, Any]:
     """Decrypt a sealed payload; raises cryptography's InvalidTag if it was tampered with."""
     return Opener(device_box).open(sealed, aad)
+
+
+def attachment_aad(device_id: str, sha256: str, size: int, content_type: str,
+                   offset: int) -> bytes:
+    """Associated data of one sealed chunk of an attachment: binds the device, the whole
+    file's hash, size and type, and where the chunk starts, all sent in clear beside it,
+    so a chunk opens only as the part of the file it was sealed as."""
+    return f"FV1-ATTACHMENT\n{device_id}\n{sha256}\n{size}\n{content_type}\n{offset}".encode()
 
 
 def envelope_aad(device_id: str, op_id: str) -> bytes:

@@ -23,7 +23,7 @@ import orjson
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from agent import attachment_sync, attachments, service, wipe
+from agent import attachment_sync, attachments, sealed_attachments, service, wipe
 from agent.home import AgentConfig
 from agent.sync import open_transport
 from agent.transport import ServerRefused
@@ -153,8 +153,12 @@ def test_a_visit_with_a_photo_syncs_with_it_and_the_laptops_signature(
     sha_form = hashlib.sha256(form.read_bytes()).hexdigest()
     assert {a["sha256"] for a in visit["attachments"]} == {sha_photo, sha_form}
     assert agent_cli(world.home, "attachments") == []  # the inbox photo is attached now
+    # Each also sealed to the server when saved (what a revoked laptop whose vault no
+    # longer opens hands over), until the server confirms it.
+    assert {sha_photo, sha_form} <= set(sealed_attachments.stored(world.home))
 
     agent_cli(world.home, "sync")
+    assert not {sha_photo, sha_form} & set(sealed_attachments.stored(world.home))
     for sha, raw in ((sha_photo, PHOTO), (sha_form, form.read_bytes())):
         stored = _blob(world.data, sha)
         assert hashlib.sha256(stored.read_bytes()).hexdigest() == sha

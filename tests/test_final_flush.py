@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import errno
 import hashlib
 import os
 import shutil
@@ -29,7 +30,7 @@ import httpx
 import orjson
 import pytest
 
-from agent import envelopes, keystore, wipe
+from agent import attachments, envelopes, keystore, sealed_attachments, wipe
 from agent import sync as sync_mod
 from agent.enroll import enroll
 from agent.home import KEYRING_FILE, AgentConfig
@@ -39,9 +40,10 @@ from agent.transport import GZIP_MIN_BYTES
 from schema import sealing
 from schema.clock import iso, parse_iso
 from schema.enums import OpKind
+from schema.evidence import ATTACHMENT_CHUNK_BYTES as CHUNK
 from schema.models import CustomerCreate, CustomerPatch, VisitCreate
 from schema.signing import b64e
-from server.keys import BOX_KEY_FILE
+from server.keys import BOX_KEY_FILE, load_or_create_box_key
 
 from . import harness
 from .harness import (
@@ -219,6 +221,11 @@ def test_a_copy_of_a_revoked_laptop_gets_nothing_that_opens_its_vault_and_the_la
             elif path == "/v1/attachments/upload":  # the final flush uploads photos too
                 sent = [{"sha256": hashlib.sha256(b"x").hexdigest(), "size": 1,
                          "content_type": "image/png", "offset": 0, "data": "eA=="}]
+            elif path == sync_mod.SEALED_UPLOAD_PATH:  # a photo sealed to the server
+                one = hashlib.sha256(b"x").hexdigest()
+                aad = sealing.attachment_aad(config.device_id, one, 1, "image/png", 0)
+                sent = [{"sha256": one, "size": 1, "content_type": "image/png", "offset": 0,
+                         "sealed": sealing.SealingKey(server_box_pub(data)).seal_bytes(b"x", aad)}]
             elif path == "/v1/wipe-receipt":
                 sent = [wipe.make_receipt({"order_id": "wo_bogus", "device_id": config.device_id},
                                           [], iso(datetime.now(UTC)), device.key)]
@@ -233,8 +240,8 @@ def test_a_copy_of_a_revoked_laptop_gets_nothing_that_opens_its_vault_and_the_la
                     assert "sealed_key" not in resp.json() and "sealed_lease" not in resp.json()
                 elif path == "/v1/wipe-receipt":
                     assert_json_error(resp, 409, "unknown_order")
-                elif path == "/v1/attachments/upload":
-                    assert resp.status_code == 200 and resp.json()["complete"] is True
+                elif path in ("/v1/attachments/upload", sync_mod.SEALED_UPLOAD_PATH):
+                    assert resp.status_code == 200 and resp.json()["complete"] is True, resp.text
                 else:
                     assert_json_error(resp, 403, "device_revoked")
                 if path == "/v1/final-flush" and body["envelopes"]:
@@ -277,6 +284,10 @@ def test_a_copy_of_a_revoked_laptop_gets_nothing_that_opens_its_vault_and_the_la
     finally:
         client.close()
         server.stop()
+
+
+def server_box_pub(data: Path) -> bytes:
+    return load_or_create_box_key(data).public_key().public_bytes_raw()
 
 
 # --- the route's checks ------------------------------------------------------------
@@ -382,7 +393,110 @@ def test_final_flush_takes_each_op_once_and_rejects_envelopes_that_are_not_this_
         client.close()
 
 
+def test_sealed_photo_chunks_open_only_for_their_device_file_and_offset(
+        served: ThreadedServer, tmp_path: Path) -> None:
+    """The sealed copy of a photo (agent/sealed_attachments.py) is taken chunk by chunk
+    from a revoked device only; a chunk sent by another device, changed, or relabelled
+    with another offset or type is refused and writes nothing; the agent's hand-over
+    then delivers the photo whole, and a replay delivers nothing twice."""
+    arch = served.archive
+    home_a, home_b = tmp_path / "a", tmp_path / "b"
+    a, _ = enrolled(served, home_a, "Photo Leaver")
+    b, _ = enrolled(served, home_b, "Other Leaver")
+    photo = os.urandom(CHUNK * 2 + 1000)  # three chunks
+    with harness.open_store(home_a) as store:
+        sha = attachments.add_bytes(store, photo, "shelf.jpg")["sha256"]
+    copy = sealed_attachments.load(home_a, sha)
+    assert copy is not None and sorted(copy["chunks"]) == [0, CHUNK, 2 * CHUNK]
+
+    client = httpx.Client(base_url=served.url, timeout=30)
+    dev_a = SignedDevice(client, a.device_id, a.rep_id, keystore.load_sign_key(home_a))
+    dev_b = SignedDevice(client, b.device_id, b.rep_id, keystore.load_sign_key(home_b))
+
+    def send(dev: SignedDevice, offset: int, **change: Any) -> httpx.Response:
+        body = {"sha256": sha, "size": len(photo), "content_type": copy["content_type"],
+                "offset": offset, "sealed": copy["chunks"][offset], **change}
+        return dev.send("POST", sync_mod.SEALED_UPLOAD_PATH, orjson.dumps(body))
+
+    try:
+        assert_json_error(send(dev_a, 0), 409, "not_revoked")  # still active
+        arch.revoke(a.rep_id, "left", "pool")
+        arch.revoke(b.rep_id, "left", "pool")
+        tampered = dict(copy["chunks"][0])
+        ct = bytearray(base64.b64decode(tampered["ciphertext"]))
+        ct[0] ^= 1
+        tampered["ciphertext"] = b64e(bytes(ct))
+        assert_json_error(send(dev_b, 0), 400, "sealed_chunk_invalid")  # A's, sent by B
+        assert_json_error(send(dev_a, 0, sealed=tampered), 400, "sealed_chunk_invalid")
+        assert_json_error(send(dev_a, 0, sealed=copy["chunks"][CHUNK]), 400,
+                          "sealed_chunk_invalid")  # chunk 2 passed off as chunk 1
+        assert_json_error(send(dev_a, 0, content_type="text/html"), 400, "sealed_chunk_invalid")
+        assert_json_error(send(dev_a, 0, size=len(photo) + 1), 400, "sealed_chunk_invalid")
+        # A chunk past what the server holds is not written: it answers where to resume.
+        ahead = send(dev_a, 2 * CHUNK)
+        assert ahead.status_code == 200 and ahead.json() == {
+            "sha256": sha, "received": 0, "complete": False}
+        assert arch.blobs.received(sha, a.device_id) == 0 and not arch.blobs.has(sha)
+
+        transport = sync_mod.open_transport(home_a, a)
+        try:
+            assert sync_mod.hand_over_attachments(home_a, transport) == 1
+            assert arch.blobs.read(sha) == photo
+            assert sync_mod.hand_over_attachments(home_a, transport) == 1  # a replay: done
+        finally:
+            transport.close()
+        assert arch.attachment_totals()["blob_files"] == 1
+    finally:
+        client.close()
+
+
 # --- the envelope file on the laptop -------------------------------------------------
+
+
+def test_a_photo_whose_sealed_copy_cannot_be_written_is_not_saved(
+        served: ThreadedServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No photo is ever in the vault without the copy a blocked, revoked laptop would
+    hand over: when the copy cannot be written (a full disk), the save fails whole."""
+    home = tmp_path / "a"
+    enrolled(served, home, "Full Disk Rep")
+
+    def full(*args: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(sealed_attachments, "save", full)
+    with harness.open_store(home) as store:
+        with pytest.raises(StoreError, match="not saved.*No space left.*free some disk space"):
+            attachments.add_bytes(store, os.urandom(500), "shelf.jpg")
+        assert attachments.counts(store)["attachments"] == 0
+    assert sealed_attachments.stored(home) == []
+
+
+
+def test_photos_saved_before_the_laptop_sealed_them_are_sealed_at_the_next_open(
+        served: ThreadedServer, tmp_path: Path) -> None:
+    """A laptop upgraded from an agent that kept photos in the vault alone (or one that
+    knew no server key yet): the next open seals every photo the server has not
+    confirmed, once; one the server confirmed gets no copy."""
+    home = tmp_path / "a"
+    enrolled(served, home, "Upgraded Rep")
+    photo, sent = os.urandom(3000), os.urandom(2000)
+    with harness.open_store(home) as store:
+        sha = attachments.add_bytes(store, photo, "old.jpg")["sha256"]
+        confirmed = attachments.add_bytes(store, sent, "sent.jpg")["sha256"]
+        attachments.mark_uploaded(store, confirmed)
+        assert sealed_attachments.stored(home) == [sha]
+        # As an older agent left it: no copy, and no note that photos were sealed.
+        sealed_attachments.drop(home, sha)
+        store.set_state("attachments_sealed_to", "")
+    with harness.open_store(home):
+        assert sealed_attachments.stored(home) == [sha]
+    copy = sealed_attachments.load(home, sha)
+    assert copy is not None and copy["size"] == len(photo)
+    opened = sealing.Opener(served.app.state.box_key).open_bytes(
+        copy["chunks"][0], sealing.attachment_aad(AgentConfig.load(home).device_id,  # type: ignore[union-attr]
+                                                  sha, len(photo), "image/jpeg", 0))
+    assert opened == photo
+
 
 
 def test_every_saved_op_is_sealed_before_commit_and_compacted_after_the_server_answers(

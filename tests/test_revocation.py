@@ -4,6 +4,8 @@ refusing a revoked device, and the HR API."""
 
 from __future__ import annotations
 
+import os
+import stat
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -16,17 +18,17 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from fastapi.routing import APIRoute
 
-from agent import keystore, wipe
+from agent import attachments, keystore, sealed_attachments, wipe
 from agent import sync as sync_mod
 from agent.enroll import enroll
 from agent.home import KEYRING_FILE, AgentConfig
 from agent.store import Store
 from agent.transport import Encoded, Transport, UntrustedResponse
-from schema import signing
+from schema import sealing, signing
 from schema.clock import ManualClock, iso
 from schema.models import CustomerCreate, VisitCreate
 from server.archive import ArchiveError
-from server.keys import load_or_create_signing_key
+from server.keys import load_or_create_box_key, load_or_create_signing_key
 from server.rules import Archive, init_archive
 
 from . import harness
@@ -439,7 +441,8 @@ BODIES = {"/v1/reconcile": {"customers": [], "visits": []}, "/v1/lease": {"have_
 # or its customers name: 404 for any other, the same as for one that does not exist.
 GOOD_ANSWER = {"/v1/attachments/" + "0" * 64: 404,
                "/v1/customers/FV000001/ownership": 404}  # only its owner reads it
-REVOKED_ONLY = ("/v1/wipe-order", "/v1/wipe-receipt", "/v1/push", "/v1/final-flush")
+SEALED_UPLOAD = sync_mod.SEALED_UPLOAD_PATH
+REVOKED_ONLY = ("/v1/wipe-order", "/v1/wipe-receipt", "/v1/push", "/v1/final-flush", SEALED_UPLOAD)
 # Served to a device in good standing AND to a revoked or wiped one: the final flush
 # uploads its visits' photos before pushing them to quarantine.
 FLUSH_TOO = ("/v1/attachments/upload",)
@@ -460,8 +463,16 @@ def test_every_route_refuses_a_revoked_then_wiped_device_but_the_departure_route
             ("POST", "/v1/wipe-receipt"), ("POST", "/v1/final-flush")} <= set(routes)
     assert not any(path == "/v1/flush-key" for _, path in routes)  # no key for revoked devices
 
+    # A one-byte photo as the leaving laptop sealed it to the server's key.
+    one = BODIES["/v1/attachments/upload"]
+    box = load_or_create_box_key(data).public_key().public_bytes_raw()
+    aad = sealing.attachment_aad(device.device_id, one["sha256"], 1, "image/png", 0)
+    bodies = {**BODIES, SEALED_UPLOAD: {
+        **{k: one[k] for k in ("sha256", "size", "content_type", "offset")},
+        "sealed": sealing.SealingKey(box).seal_bytes(b"x", aad)}}
+
     def call(dev: SignedDevice, method: str, path: str, body: Any = None) -> Any:
-        raw = b"" if method == "GET" else orjson.dumps(body if body is not None else BODIES.get(path, {}))
+        raw = b"" if method == "GET" else orjson.dumps(body if body is not None else bodies.get(path, {}))
         return dev.send(method, path, raw)
 
     for method, path in routes:  # control: a device in good standing gets through
@@ -469,6 +480,7 @@ def test_every_route_refuses_a_revoked_then_wiped_device_but_the_departure_route
             assert call(good, method, path).status_code == GOOD_ANSWER.get(path, 200), path
     assert_json_error(call(good, "GET", "/v1/wipe-order"), 409, "not_revoked")
     assert_json_error(call(good, "POST", "/v1/final-flush"), 409, "not_revoked")
+    assert_json_error(call(good, "POST", SEALED_UPLOAD), 409, "not_revoked")
     # No wipe was ordered for a device in good standing: the same answer as any receipt
     # for an order the device was not given.
     own = wipe.make_receipt({"order_id": "wo_none", "device_id": good.device_id}, [],
@@ -501,7 +513,7 @@ def test_every_route_refuses_a_revoked_then_wiped_device_but_the_departure_route
             answer = resp.json()
             assert set(answer) == {"results", "server_time", "wipe_order"}
             assert [r["status"] for r in answer["results"]] == ["rejected"]
-        elif path in FLUSH_TOO:
+        elif path in (*FLUSH_TOO, SEALED_UPLOAD):
             resp = call(device, method, path)
             assert resp.status_code == 200, resp.text
             assert resp.json()["complete"] is True
@@ -615,6 +627,18 @@ def test_a_blocked_revoked_laptop_still_hands_over_its_unsynced_visits(
         config = harness.lib_enroll(data, home, server.url, leaver)
         harness.lib_sync(home)
         offline = log(home, customer, OFFLINE_NOTES)
+        # A photo of 1.2 MB (three sealed chunks) on an offline visit: before this, the
+        # hand-over carried its visit but the wipe destroyed the only copy of the photo.
+        photo = os.urandom(1_200_000)
+        with harness.open_store(home) as store:
+            sha = attachments.add_bytes(store, photo, "warehouse.jpg")["sha256"]
+            offline.append(store.log_visit(VisitCreate(
+                customer_id=customer, purpose="service", summary="photo of the warehouse",
+                started_at=datetime.now(UTC)), attach=[sha])["id"])
+        copy = home / sealed_attachments.SEALED_DIR / sha
+        assert stat.S_IMODE(copy.stat().st_mode) == 0o600
+        assert stat.S_IMODE(copy.parent.stat().st_mode) == 0o700
+        assert photo[600_000:600_064] not in copy.read_bytes()  # sealed, not a plain copy
         # A policy of 3.6 ms: the next lease is past its block deadline by the time any
         # command runs (no waiting, and no secret anyone could ask for again).
         arch.set_policy(block_hours=1e-6, wipe_days=30, require_pin=None)
@@ -632,10 +656,15 @@ def test_a_blocked_revoked_laptop_still_hands_over_its_unsynced_visits(
         proc = run([AGENT, "sync", "--home", str(home)], check=False)
         assert proc.returncode == 3, proc.stderr
         assert proc.stderr.count("\n") == 1 and "revoked" in proc.stderr
-        held = [q["entity_id"] for q in arch.quarantine()]
+        held = {q["entity_id"]: q for q in arch.quarantine()}
         assert sorted(held) == sorted(offline)  # nothing the rep typed was lost, nor doubled
         assert not (home / "vault.db").exists() and not (home / KEYRING_FILE).exists()
-        assert not (home / "outbox.sealed").exists()
+        assert not (home / "outbox.sealed").exists() and not copy.parent.exists()
         assert arch.list_devices(leaver)[0]["state"] == "wiped"
+        # The photo arrived with it: the office accepts the visit, photo and all.
+        arch.add_staff("office", "admin")
+        assert arch.accept_quarantined(held[offline[-1]]["id"], "office")["decision"] == "accepted"
+        ref, data = arch.staff_attachment(offline[-1], sha, "office")
+        assert data == photo and ref["size"] == len(photo)
     finally:
         server.stop()

@@ -17,8 +17,8 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from schema.evidence import MAX_ATTACHMENT_BYTES
-from schema.models import AttachmentRef, Sha256
+from schema.evidence import ATTACHMENT_CHUNK_BYTES, MAX_ATTACHMENT_BYTES
+from schema.models import AttachmentRef, Sha256, UploadState
 
 from ..answers import attachment_response
 from ..deps import (
@@ -40,7 +40,7 @@ from ..staff_auth import require
 # (every /v1/staff route is listed under that one tag).
 router = APIRouter()
 
-CHUNK_BYTES = 512 * 1024
+CHUNK_BYTES = ATTACHMENT_CHUNK_BYTES
 # A chunk's JSON: base64 is 4/3 of the bytes, plus the other fields.
 UPLOAD_BODY_BYTES = CHUNK_BYTES * 4 // 3 + 4096
 UPLOAD_PATH = "/v1/attachments/upload"
@@ -57,12 +57,6 @@ class UploadChunk(BaseModel):
     offset: int = Field(ge=0, le=MAX_ATTACHMENT_BYTES, description="where `data` starts")
     data: str = Field(max_length=CHUNK_BYTES * 4 // 3 + 4, description=(
         f"base64 of at most {CHUNK_BYTES} bytes; empty asks how much the server holds"))
-
-
-class UploadState(BaseModel):
-    sha256: str
-    received: int = Field(description="bytes the server holds: resume from here")
-    complete: bool
 
 
 class DownloadChunk(BaseModel):

@@ -1,5 +1,5 @@
-"""The end of a revoked device: its final flush of sealed envelopes, its wipe order, and
-the receipt in which it attests (signs) that it destroyed its copy.
+"""The end of a revoked device: its final flush of sealed envelopes and sealed photos, its
+wipe order, and the receipt in which it attests (signs) that it destroyed its copy.
 
 A receipt is the device's own statement, not proof: a disk image or a modified agent
 can sign one too. The server records it and says so (departure report)."""
@@ -18,11 +18,14 @@ from starlette.concurrency import run_in_threadpool
 from schema import sealing, signing
 from schema.clock import iso
 from schema.enums import OpStatus
+from schema.evidence import ATTACHMENT_CHUNK_BYTES, MAX_ATTACHMENT_BYTES
 from schema.models import (
     FinalFlushResponse,
     Operation,
     OpResult,
     SealedBox,
+    Sha256,
+    UploadState,
     WipeOrderResponse,
     WipeReceiptResponse,
 )
@@ -74,6 +77,24 @@ class FinalFlushRequest(BaseModel):
 
     envelopes: list[Envelope] = Field(default_factory=list, max_length=MAX_OPS_PER_PUSH)
 
+
+class SealedChunk(BaseModel):
+    """One chunk of a photo or form, as the laptop sealed it to the server's key when it
+    was saved (agent/sealed_attachments.py); the fields in clear are its associated data."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sha256: Sha256
+    size: int = Field(ge=1, le=MAX_ATTACHMENT_BYTES, description="the whole file's size")
+    content_type: str = Field(min_length=3, max_length=100,
+                              pattern=r"^[a-z0-9.+-]+/[a-z0-9.+-]+$")
+    offset: int = Field(ge=0, le=MAX_ATTACHMENT_BYTES, description="where the chunk starts")
+    sealed: SealedBox
+
+
+# The sealed chunk's JSON: base64 of at most one chunk plus its tag, and the other fields.
+SEALED_CHUNK_BODY_BYTES = ATTACHMENT_CHUNK_BYTES * 4 // 3 + 8192
+SEALED_UPLOAD_PATH = "/v1/final-flush/attachments"
 
 _OPERATION: TypeAdapter[Any] = TypeAdapter(Operation)
 
@@ -143,6 +164,37 @@ async def final_flush(
         "results": [r.wire() for r in results],
         "server_time": iso(clock.now()), "wipe_order": signer.wipe_order(order),
     })
+
+
+@router.post(SEALED_UPLOAD_PATH.removeprefix("/v1"), response_model=UploadState, responses=SIGNED_RESPONSE,
+             openapi_extra=request_body(SealedChunk))
+async def final_flush_attachment(request: Request, signer: ResponseSigner, device: FlushingDevice,
+                                 archive: ArchiveDep, box_key: BoxKey) -> Response:
+    """For a revoked device whose vault no longer opens: one chunk of a photo or form its
+    rep saved but never uploaded, as it was sealed to the server's key at save time. The
+    server opens it and takes it as `/v1/attachments/upload` takes a chunk (resumable: a
+    chunk at another offset than the bytes held is not written; the whole is hashed), so
+    a quarantined visit naming the photo can be accepted. 400 `sealed_chunk_invalid` when
+    the chunk does not open for this device, file and offset; 409 `not_revoked` for a
+    device in good standing."""
+    if device.state == "active":
+        raise ApiError(409, "not_revoked",
+                       "an active device uploads its attachments with /v1/attachments/upload")
+    raw = decode_body(request, await request.body(), SEALED_CHUNK_BODY_BYTES)
+    chunk = parse_json(SealedChunk, raw)
+    aad = sealing.attachment_aad(device.id, chunk.sha256, chunk.size, chunk.content_type,
+                                 chunk.offset)
+    try:
+        data = sealing.Opener(box_key).open_bytes(chunk.sealed.model_dump(), aad)
+    except (InvalidTag, ValueError, KeyError, TypeError):
+        raise ApiError(400, "sealed_chunk_invalid", (
+            "the sealed chunk does not open with the server key for this device, file and "
+            "offset: it was changed, or sealed by another device")) from None
+    if len(data) > ATTACHMENT_CHUNK_BYTES:
+        raise ApiError(413, "body_too_large", f"a chunk is at most {ATTACHMENT_CHUNK_BYTES} bytes")
+    state = await run_in_threadpool(archive.upload_attachment, device, chunk.sha256,
+                                    chunk.size, chunk.content_type, chunk.offset, data)
+    return signer.json(state)
 
 
 @router.get("/wipe-order", response_model=WipeOrderResponse, responses=SIGNED_RESPONSE)
