@@ -134,6 +134,19 @@ class AttachmentRef(BaseModel):
                                        pattern=r"^[a-z0-9.+-]+/[a-z0-9.+-]+$")]
 
 
+class AttachmentPart(BaseModel):
+    """Where a chunk of an upload belongs: the whole file's hash, size and type, and
+    the chunk's offset (the bytes themselves travel in the route's own field)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sha256: Sha256
+    size: int = Field(ge=1, le=MAX_ATTACHMENT_BYTES, description="the whole file's size")
+    content_type: Annotated[str, Field(min_length=3, max_length=100,
+                                       pattern=r"^[a-z0-9.+-]+/[a-z0-9.+-]+$")]
+    offset: int = Field(ge=0, le=MAX_ATTACHMENT_BYTES, description="where the chunk starts")
+
+
 class UploadState(BaseModel):
     """How much of an attachment's upload the server holds (`/v1/attachments/upload`,
     and a revoked laptop's sealed copy, `/v1/final-flush/attachments`)."""

@@ -14,11 +14,11 @@ import binascii
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from schema.evidence import ATTACHMENT_CHUNK_BYTES, MAX_ATTACHMENT_BYTES
-from schema.models import AttachmentRef, Sha256, UploadState
+from schema.models import AttachmentPart, AttachmentRef, UploadState
 
 from ..answers import attachment_response
 from ..deps import (
@@ -47,14 +47,7 @@ UPLOAD_PATH = "/v1/attachments/upload"
 ShaPath = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$", description="lowercase hex sha256")]
 
 
-class UploadChunk(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    sha256: Sha256
-    size: int = Field(ge=1, le=MAX_ATTACHMENT_BYTES, description="the whole file's size")
-    content_type: str = Field(min_length=3, max_length=100,
-                              pattern=r"^[a-z0-9.+-]+/[a-z0-9.+-]+$")
-    offset: int = Field(ge=0, le=MAX_ATTACHMENT_BYTES, description="where `data` starts")
+class UploadChunk(AttachmentPart):
     data: str = Field(max_length=CHUNK_BYTES * 4 // 3 + 4, description=(
         f"base64 of at most {CHUNK_BYTES} bytes; empty asks how much the server holds"))
 

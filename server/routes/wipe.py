@@ -18,13 +18,13 @@ from starlette.concurrency import run_in_threadpool
 from schema import sealing, signing
 from schema.clock import iso
 from schema.enums import OpStatus
-from schema.evidence import ATTACHMENT_CHUNK_BYTES, MAX_ATTACHMENT_BYTES
+from schema.evidence import ATTACHMENT_CHUNK_BYTES
 from schema.models import (
+    AttachmentPart,
     FinalFlushResponse,
     Operation,
     OpResult,
     SealedBox,
-    Sha256,
     UploadState,
     WipeOrderResponse,
     WipeReceiptResponse,
@@ -78,17 +78,10 @@ class FinalFlushRequest(BaseModel):
     envelopes: list[Envelope] = Field(default_factory=list, max_length=MAX_OPS_PER_PUSH)
 
 
-class SealedChunk(BaseModel):
+class SealedChunk(AttachmentPart):
     """One chunk of a photo or form, as the laptop sealed it to the server's key when it
     was saved (agent/sealed_attachments.py); the fields in clear are its associated data."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    sha256: Sha256
-    size: int = Field(ge=1, le=MAX_ATTACHMENT_BYTES, description="the whole file's size")
-    content_type: str = Field(min_length=3, max_length=100,
-                              pattern=r"^[a-z0-9.+-]+/[a-z0-9.+-]+$")
-    offset: int = Field(ge=0, le=MAX_ATTACHMENT_BYTES, description="where the chunk starts")
     sealed: SealedBox
 
 
