@@ -31,7 +31,9 @@ async def current_staff(
         raise ApiError(401, "unauthorized", "send a staff token as `Authorization: Bearer ...`")
     who = await run_in_threadpool(archive.staff_by_token, credentials.credentials)
     if who is None:
-        raise ApiError(401, "unauthorized", "unknown or revoked token, or a disabled account")
+        raise ApiError(401, "unauthorized", (
+            "unknown, revoked or expired token (tokens last 90 days), or a disabled account: "
+            "ask an admin for a new one"))
     return who
 
 

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+
+from schema.clock import ManualClock
+from server.rules.opening import open_archive
 
 from .harness import (
     SERVER,
@@ -153,3 +157,28 @@ def test_the_hr_api_takes_hr_and_admin_staff_tokens(site: Site) -> None:
     assert_json_error(site.api("GET", f"/v1/hr/departures/{rep}", "fvst_nope"), 401)
     made = site.api("POST", "/v1/hr/departures", hr, {"rep": rep, "reason": "resigned"})
     assert made.status_code == 201 and made.json()["requested_by"] == "staff:people"
+
+
+def test_expired_tokens_are_refused_by_the_real_server_and_listed_with_their_expiry(
+        site: Site) -> None:
+    """Tokens issued 91 days (staff) and 366 days (HR) ago, by the archive on a clock set
+    back, are refused by the server on the real clock, saying what to do; younger ones
+    of the same accounts work, and `user tokens` shows when each expires."""
+    arch = archive(site.data)
+    rep = arch.add_rep("Expiry Rep")["id"]
+    arch.add_staff("old-bot", "hr")
+    now = datetime.now(UTC)
+    past = open_archive(site.data, clock=ManualClock(now - timedelta(days=91)))
+    stale_staff = past.create_staff_token("old-bot", "q1")
+    past.clock = ManualClock(now - timedelta(days=366))
+    stale_hr = past.create_hr_token("last-year")
+    past.close()
+    path = f"/v1/hr/departures/{rep}"
+    for token in (stale_staff, stale_hr):
+        refused = assert_json_error(site.api("GET", path, token), 401, "unauthorized")
+        assert "expired" in refused["message"] and "ask an admin" in refused["message"]
+    assert_json_error(site.api("GET", "/v1/staff/me", stale_staff), 401, "unauthorized")
+    fresh = arch.create_staff_token("old-bot", "q2")
+    assert_json_error(site.api("GET", path, fresh), 404, "not_revoked")  # past the auth
+    listed = {t["name"]: t for t in server_cli(site.data, "user", "tokens", "old-bot")}
+    assert listed["q1"]["expires_at"] < now.isoformat() < listed["q2"]["expires_at"]

@@ -195,7 +195,7 @@ class SqlStore(StaffSql, ReviewSql, PoolSql, PlanSql, ReportSql, ConsoleSql, Ops
                         (token_hash, name, at))
 
     def hr_token(self, token_hash: str) -> dict[str, Any] | None:
-        return self.tx.one("SELECT token_hash, name FROM hr_tokens WHERE token_hash=? "
+        return self.tx.one("SELECT token_hash, name, created_at FROM hr_tokens WHERE token_hash=? "
                            "AND revoked_at IS NULL", (token_hash,))
 
     # --- cards ------------------------------------------------------------------

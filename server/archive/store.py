@@ -178,7 +178,7 @@ class Directory(Protocol):
     def insert_hr_token(self, token_hash: str, name: str, at: str) -> None: ...
 
     def hr_token(self, token_hash: str) -> dict[str, Any] | None:
-        """The unrevoked token row (token_hash, name) with this hash."""
+        """The unrevoked token row (token_hash, name, created_at) with this hash."""
         ...
 
 

@@ -108,9 +108,10 @@ def user_token(
 @user_app.command("tokens")
 def user_tokens(data: DataOpt, user: UserArg, by: ByOpt = None, as_json: JsonOpt = False,
                 archive_url: ArchiveOpt = None) -> None:
-    """A user's tokens, revoked ones too, with when each was last used (to the minute)."""
+    """A user's tokens, revoked ones too, with when each was last used (to the minute)
+    and when it expires (90 days after it was issued)."""
     rows = call(archive_at(data, archive_url).staff_tokens, user, by)
-    show(rows, as_json, ["name", "created_at", "last_used_at", "revoked_at"])
+    show(rows, as_json, ["name", "created_at", "last_used_at", "revoked_at", "expires_at"])
 
 
 @user_app.command("revoke-token")

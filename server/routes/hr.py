@@ -38,7 +38,9 @@ async def hr_caller(
         return f"hr-api:{name}"
     who = await run_in_threadpool(archive.staff_by_token, credentials.credentials)
     if who is None:
-        raise ApiError(401, "unauthorized", "unknown or revoked token, or a disabled account")
+        raise ApiError(401, "unauthorized", (
+            "unknown, revoked or expired token (an HR token lasts a year, a staff token 90 "
+            "days), or a disabled account: ask an admin for a new one"))
     if who.role not in MATRIX["departure.manage"]:
         raise ApiError(403, "forbidden", f"a {who.role.value} may not do departure.manage")
     return who.actor

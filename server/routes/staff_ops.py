@@ -109,6 +109,7 @@ class HrTokenInfo(BaseModel):
     name: str
     created_at: str
     revoked_at: str | None
+    expires_at: str = Field(description="It stops working then (a year after it was issued)")
 
 
 class NewHrToken(BaseModel):

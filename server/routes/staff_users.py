@@ -77,6 +77,7 @@ class TokenInfo(BaseModel):
     created_at: str
     last_used_at: str | None = Field(description="To the minute: written at most once a minute")
     revoked_at: str | None
+    expires_at: str = Field(description="It stops working then (90 days after it was issued)")
 
 
 class RevokedTokens(BaseModel):

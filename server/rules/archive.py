@@ -28,7 +28,19 @@ from ..archive.engine import Engine, UniqueViolation
 from ..archive.errors import ArchiveError, Conflict, NotFound, Unauthorized
 from ..archive.sqlstore import SqlStore
 from ..archive.store import Device, PullPage, Store
-from . import audit, cards, departures, duplicates, enrollment, imports, leases, operations, push_turns, wipes
+from . import (
+    audit,
+    cards,
+    departures,
+    duplicates,
+    enrollment,
+    imports,
+    leases,
+    operations,
+    push_turns,
+    staff,
+    wipes,
+)
 from .archive_attachments import AttachmentMethods
 from .archive_console import ConsoleMethods
 from .archive_ops import OpsMethods
@@ -471,12 +483,15 @@ class Archive(StaffMethods, ReviewMethods, PoolMethods, PlanMethods, ConsoleMeth
         return token
 
     def check_hr_token(self, token: str) -> str | None:
-        """The token's name if it is valid. Looked up by SHA-256, then compared in
-        constant time, so response time says nothing about the secret."""
+        """The token's name if it is valid (not revoked, issued less than
+        staff.HR_TOKEN_MAX_AGE ago). Looked up by SHA-256, then compared in constant
+        time, so response time says nothing about the secret."""
         digest = hashlib.sha256(token.encode()).hexdigest()
         with self._read() as s:
             row = s.hr_token(digest)
         if row is None or not hmac.compare_digest(row["token_hash"], digest):
+            return None
+        if staff.expires_at(row["created_at"], staff.HR_TOKEN_MAX_AGE) <= iso(self.clock.now()):
             return None
         return str(row["name"])
 

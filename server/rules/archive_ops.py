@@ -162,7 +162,7 @@ class OpsMethods(ArchiveBase):
     def hr_tokens(self, by: str) -> list[dict[str, Any]]:
         with self._read() as s:
             access.caller(s, by, "hr_token.manage")
-            return s.hr_tokens()
+            return staff.with_expiry(s.hr_tokens(), staff.HR_TOKEN_MAX_AGE)
 
     def issue_hr_token(self, name: str, by: str) -> str:
         """A bearer token for the HR system (shown once; only its SHA-256 is kept)."""

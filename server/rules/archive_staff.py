@@ -173,10 +173,12 @@ class StaffMethods(ArchiveBase):
 
     def staff_tokens(self, user: str, by: str | None = None) -> list[dict[str, Any]]:
         """The account's tokens, revoked ones too: name, created_at, last_used_at
-        (to the minute: see staff.TOKEN_TOUCH_EVERY), revoked_at. Never a secret."""
+        (to the minute: see staff.TOKEN_TOUCH_EVERY), revoked_at, expires_at. Never a
+        secret."""
         with self._read() as s:
             _manager(s, by)
-            return s.staff_tokens_of(_account(s, user)["id"])
+            return staff.with_expiry(s.staff_tokens_of(_account(s, user)["id"]),
+                                     staff.TOKEN_MAX_AGE)
 
     def revoke_staff_token(self, user: str, token_name: str, by: str | None = None) -> int:
         """Revoke the user's live tokens called `token_name`; how many. NotFound
@@ -194,14 +196,17 @@ class StaffMethods(ArchiveBase):
         return count
 
     def staff_by_token(self, token: str) -> StaffMember | None:
-        """The active account a bearer token acts as, or None. Looked up by SHA-256,
-        then compared in constant time (hmac.compare_digest)."""
+        """The active account a bearer token acts as, or None (unknown, revoked, older
+        than staff.TOKEN_MAX_AGE, or a disabled account). Looked up by SHA-256, then
+        compared in constant time (hmac.compare_digest)."""
         digest = staff.token_hash(token)
         with self._read() as s:
             row = s.staff_token(digest)
         if row is None or row["disabled_at"] or not hmac.compare_digest(row["token_hash"], digest):
             return None
         moment = self.clock.now()
+        if staff.expires_at(row["created_at"], staff.TOKEN_MAX_AGE) <= iso(moment):
+            return None
         since = iso(moment - staff.TOKEN_TOUCH_EVERY)
         if row["last_used_at"] is None or row["last_used_at"] < since:
             # Not serial: it appends to neither the feed nor the audit chain.

@@ -30,6 +30,11 @@ LOCKOUT = timedelta(minutes=15)
 # A token's last_used_at is written at most once per period: a timestamp to see which
 # integrations are alive, not a per-request write queued behind the archive's others.
 TOKEN_TOUCH_EVERY = timedelta(minutes=1)
+# Bearer tokens stop working this long after they were issued: a token copied into a
+# script, a log or a departed colleague's notes is not a key for ever. Integrations
+# rotate (issue a new one, revoke the old); HR's is yearly, a staff member's quarterly.
+TOKEN_MAX_AGE = timedelta(days=90)
+HR_TOKEN_MAX_AGE = timedelta(days=365)
 MIN_PASSWORD = 10
 MAX_PASSWORD = 1024
 
@@ -133,6 +138,16 @@ def new_token() -> tuple[str, str]:
     """(token, its stored hash)."""
     token = "fvst_" + secrets.token_urlsafe(32)
     return token, token_hash(token)
+
+
+def expires_at(created_at: str, max_age: timedelta) -> str:
+    """When a token issued at `created_at` stops working."""
+    return iso(datetime.fromisoformat(created_at.replace("Z", "+00:00")) + max_age)
+
+
+def with_expiry(rows: list[dict[str, Any]], max_age: timedelta) -> list[dict[str, Any]]:
+    """Token listings with each token's `expires_at`."""
+    return [{**r, "expires_at": expires_at(r["created_at"], max_age)} for r in rows]
 
 
 def token_hash(token: str) -> str:

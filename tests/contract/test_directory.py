@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from schema.clock import ManualClock
+from schema.clock import ManualClock, iso
 from server.archive.engine import UniqueViolation
 from server.archive.errors import ArchiveError, Conflict, Forbidden, NotFound
 from server.rules import Archive
@@ -117,6 +117,19 @@ def test_hr_tokens_check_by_hash(archive: Archive) -> None:
     assert archive.check_hr_token(token) == "workday"
     assert archive.check_hr_token(token + "x") is None
     assert archive.audit_entries()[-1]["action"] == "hr_token.create"
+
+
+def test_an_hr_token_stops_working_a_year_after_it_was_issued(
+        archive: Archive, clock: ManualClock) -> None:
+    archive.add_staff("root", "admin")
+    issued = clock.now()
+    token = archive.create_hr_token("workday")
+    (row,) = archive.hr_tokens("root")
+    assert row["expires_at"] == iso(issued + timedelta(days=365))
+    clock.advance(timedelta(days=365) - timedelta(seconds=1))
+    assert archive.check_hr_token(token) == "workday"
+    clock.advance(timedelta(seconds=1))
+    assert archive.check_hr_token(token) is None
 
 
 # --- the store ----------------------------------------------------------------------------
@@ -287,7 +300,7 @@ def test_store_hr_tokens(stores: Stores) -> None:
     with pytest.raises(UniqueViolation), stores.write() as s:
         s.insert_hr_token("hash1", "again", at())
     with stores.read() as s:
-        assert s.hr_token("hash1") == {"token_hash": "hash1", "name": "workday"}
+        assert s.hr_token("hash1") == {"token_hash": "hash1", "name": "workday", "created_at": at()}
         assert s.hr_token("nope") is None
     stores.raw("UPDATE hr_tokens SET revoked_at=? WHERE token_hash=?", (at(), "hash1"))
     with stores.read() as s:

@@ -82,6 +82,22 @@ def test_accounts_tokens_and_authorization(archive: Archive, stores: Stores) -> 
     assert stored.startswith("$argon2id$") and "correct horse" not in stored
 
 
+def test_a_staff_token_stops_working_90_days_after_it_was_issued(
+        archive: Archive, clock: ManualClock) -> None:
+    archive.add_staff("erp-bot", "verifier")
+    issued = clock.now()
+    token = archive.create_staff_token("erp-bot", "erp")
+    (row,) = archive.staff_tokens("erp-bot")
+    assert row["expires_at"] == iso(issued + timedelta(days=90))
+    clock.advance(timedelta(days=90) - timedelta(seconds=1))
+    assert archive.staff_by_token(token) is not None
+    clock.advance(timedelta(seconds=1))
+    assert archive.staff_by_token(token) is None  # expired, not revoked: listed as before
+    assert archive.staff_tokens("erp-bot")[0]["revoked_at"] is None
+    fresh = archive.create_staff_token("erp-bot", "erp")  # the rotation: a new one works
+    assert archive.staff_by_token(fresh) is not None
+
+
 def test_store_listing_counts_updates_and_token_rows(archive: Archive, stores: Stores) -> None:
     with stores.write() as s:
         for sid, name, role in (("a1", "ann", "admin"), ("a2", "bob", "admin"),
