@@ -13,14 +13,14 @@ from dataclasses import dataclass
 
 import orjson
 
-from schema.evidence import MAX_ATTACHMENT_BYTES
+from schema.evidence import ATTACHMENT_CHUNK_BYTES, MAX_ATTACHMENT_BYTES
 
 from . import attachments
 from .errors import StoreError
 from .store import Store
 from .transport import ServerRefused, Transport
 
-CHUNK_BYTES = 512 * 1024  # the server's chunk cap (server/routes/attachments.py)
+CHUNK_BYTES = ATTACHMENT_CHUNK_BYTES  # the server's chunk cap (server/routes/attachments.py)
 UPLOAD_PATH = "/v1/attachments/upload"
 # Every loop is bounded: a 20 MB file is 40 chunks.
 MAX_CHUNKS = MAX_ATTACHMENT_BYTES // CHUNK_BYTES + 2

@@ -15,6 +15,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from .errors import ApiError
+from .rules import staff
 from .rules.access import StaffMember
 from .state import ArchiveDep
 
@@ -31,9 +32,7 @@ async def current_staff(
         raise ApiError(401, "unauthorized", "send a staff token as `Authorization: Bearer ...`")
     who = await run_in_threadpool(archive.staff_by_token, credentials.credentials)
     if who is None:
-        raise ApiError(401, "unauthorized", (
-            "unknown, revoked or expired token (tokens last 90 days), or a disabled account: "
-            "ask an admin for a new one"))
+        raise ApiError(401, "unauthorized", staff.TOKEN_REFUSED)
     return who
 
 

@@ -48,12 +48,13 @@ from agent import sync as sync_mod
 from agent.enroll import enroll as enroll_library
 from agent.home import AgentConfig
 from agent.store import Store
-from schema import signing
+from schema import sealing, signing
 from schema.clock import Clock, iso
 from schema.enums import VisitPurpose
 from schema.models import CustomerCreate, VisitCreate
 from server.app import create_app
 from server.archive.sqlite import ARCHIVE_FILE
+from server.keys import load_or_create_box_key
 from server.rules import Archive, init_archive, open_archive
 from server.settings import Settings
 
@@ -374,6 +375,17 @@ def check_in(home: Path) -> None:
 
 
 # === 3. the app in process ============================================================
+
+def sealed_chunk(data: Path, device_id: str, content: bytes = b"x",
+                 content_type: str = "image/png") -> dict[str, Any]:
+    """A whole small photo as a laptop seals it to the server of `data` (its box key),
+    as the body of POST /v1/final-flush/attachments (agent/sealed_attachments.py)."""
+    sha = hashlib.sha256(content).hexdigest()
+    box = load_or_create_box_key(data).public_key().public_bytes_raw()
+    aad = sealing.attachment_aad(device_id, sha, len(content), content_type, 0)
+    return {"sha256": sha, "size": len(content), "content_type": content_type, "offset": 0,
+            "sealed": sealing.SealingKey(box).seal_bytes(content, aad)}
+
 
 def raw_public(key: Ed25519PrivateKey | X25519PrivateKey) -> str:
     return signing.b64e(

@@ -43,7 +43,7 @@ from schema.enums import OpKind
 from schema.evidence import ATTACHMENT_CHUNK_BYTES as CHUNK
 from schema.models import CustomerCreate, CustomerPatch, VisitCreate
 from schema.signing import b64e
-from server.keys import BOX_KEY_FILE, load_or_create_box_key
+from server.keys import BOX_KEY_FILE
 
 from . import harness
 from .harness import (
@@ -222,10 +222,7 @@ def test_a_copy_of_a_revoked_laptop_gets_nothing_that_opens_its_vault_and_the_la
                 sent = [{"sha256": hashlib.sha256(b"x").hexdigest(), "size": 1,
                          "content_type": "image/png", "offset": 0, "data": "eA=="}]
             elif path == sync_mod.SEALED_UPLOAD_PATH:  # a photo sealed to the server
-                one = hashlib.sha256(b"x").hexdigest()
-                aad = sealing.attachment_aad(config.device_id, one, 1, "image/png", 0)
-                sent = [{"sha256": one, "size": 1, "content_type": "image/png", "offset": 0,
-                         "sealed": sealing.SealingKey(server_box_pub(data)).seal_bytes(b"x", aad)}]
+                sent = [harness.sealed_chunk(data, config.device_id)]
             elif path == "/v1/wipe-receipt":
                 sent = [wipe.make_receipt({"order_id": "wo_bogus", "device_id": config.device_id},
                                           [], iso(datetime.now(UTC)), device.key)]
@@ -284,10 +281,6 @@ def test_a_copy_of_a_revoked_laptop_gets_nothing_that_opens_its_vault_and_the_la
     finally:
         client.close()
         server.stop()
-
-
-def server_box_pub(data: Path) -> bytes:
-    return load_or_create_box_key(data).public_key().public_bytes_raw()
 
 
 # --- the route's checks ------------------------------------------------------------

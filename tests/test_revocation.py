@@ -24,11 +24,11 @@ from agent.enroll import enroll
 from agent.home import KEYRING_FILE, AgentConfig
 from agent.store import Store
 from agent.transport import Encoded, Transport, UntrustedResponse
-from schema import sealing, signing
+from schema import signing
 from schema.clock import ManualClock, iso
 from schema.models import CustomerCreate, VisitCreate
 from server.archive import ArchiveError
-from server.keys import load_or_create_box_key, load_or_create_signing_key
+from server.keys import load_or_create_signing_key
 from server.rules import Archive, init_archive
 
 from . import harness
@@ -464,12 +464,7 @@ def test_every_route_refuses_a_revoked_then_wiped_device_but_the_departure_route
     assert not any(path == "/v1/flush-key" for _, path in routes)  # no key for revoked devices
 
     # A one-byte photo as the leaving laptop sealed it to the server's key.
-    one = BODIES["/v1/attachments/upload"]
-    box = load_or_create_box_key(data).public_key().public_bytes_raw()
-    aad = sealing.attachment_aad(device.device_id, one["sha256"], 1, "image/png", 0)
-    bodies = {**BODIES, SEALED_UPLOAD: {
-        **{k: one[k] for k in ("sha256", "size", "content_type", "offset")},
-        "sealed": sealing.SealingKey(box).seal_bytes(b"x", aad)}}
+    bodies = {**BODIES, SEALED_UPLOAD: harness.sealed_chunk(data, device.device_id)}
 
     def call(dev: SignedDevice, method: str, path: str, body: Any = None) -> Any:
         raw = b"" if method == "GET" else orjson.dumps(body if body is not None else bodies.get(path, {}))

@@ -41,8 +41,8 @@ class StaffSql(SqlBase):
     def staff_token(self, token_hash: str) -> dict[str, Any] | None:
         return self.tx.one(
             "SELECT t.token_hash, t.staff_id, t.name AS token_name, t.created_at, t.last_used_at, "
-            "s.name, "
-            "s.role, s.rep_id, s.disabled_at FROM staff_tokens t JOIN staff s ON s.id = t.staff_id "
+            "s.name, s.role, s.rep_id, s.disabled_at "
+            "FROM staff_tokens t JOIN staff s ON s.id = t.staff_id "
             "WHERE t.token_hash=? AND t.revoked_at IS NULL", (token_hash,))
 
     def staff_tokens_of(self, staff_id: str) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ from ..answers import ReportDevice
 from ..deps import ArchiveDep, json_body
 from ..errors import ApiError
 from ..openapi import request_body
+from ..rules import staff
 from ..rules.access import MATRIX
 
 router = APIRouter(prefix="/v1/hr", tags=["hr"])
@@ -38,9 +39,7 @@ async def hr_caller(
         return f"hr-api:{name}"
     who = await run_in_threadpool(archive.staff_by_token, credentials.credentials)
     if who is None:
-        raise ApiError(401, "unauthorized", (
-            "unknown, revoked or expired token (an HR token lasts a year, a staff token 90 "
-            "days), or a disabled account: ask an admin for a new one"))
+        raise ApiError(401, "unauthorized", staff.TOKEN_REFUSED)
     if who.role not in MATRIX["departure.manage"]:
         raise ApiError(403, "forbidden", f"a {who.role.value} may not do departure.manage")
     return who.actor

@@ -17,6 +17,7 @@ from ..answers import Answer, ReportDevice
 from ..archive.store import AuditFilter
 from ..deps import ArchiveDep, json_body
 from ..openapi import request_body
+from ..rules import staff
 from ..rules.access import StaffMember
 from ..rules.archive_ops import MAX_AUDIT_PAGE
 from ..staff_auth import current_staff, require
@@ -109,7 +110,8 @@ class HrTokenInfo(BaseModel):
     name: str
     created_at: str
     revoked_at: str | None
-    expires_at: str = Field(description="It stops working then (a year after it was issued)")
+    expires_at: str = Field(description=(
+        f"It stops working then ({staff.HR_TOKEN_MAX_AGE.days} days after it was issued)"))
 
 
 class NewHrToken(BaseModel):

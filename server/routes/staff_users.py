@@ -17,7 +17,7 @@ from ..answers import ReportDevice
 from ..deps import ArchiveDep, json_body
 from ..openapi import request_body
 from ..rules.access import StaffMember
-from ..rules.staff import MAX_PASSWORD, MIN_PASSWORD
+from ..rules.staff import MAX_PASSWORD, MIN_PASSWORD, TOKEN_MAX_AGE
 from ..staff_auth import current_staff, require
 
 router = APIRouter(prefix="/v1/staff", tags=["staff"])
@@ -77,7 +77,8 @@ class TokenInfo(BaseModel):
     created_at: str
     last_used_at: str | None = Field(description="To the minute: written at most once a minute")
     revoked_at: str | None
-    expires_at: str = Field(description="It stops working then (90 days after it was issued)")
+    expires_at: str = Field(description=(
+        f"It stops working then ({TOKEN_MAX_AGE.days} days after it was issued)"))
 
 
 class RevokedTokens(BaseModel):

@@ -491,7 +491,7 @@ class Archive(StaffMethods, ReviewMethods, PoolMethods, PlanMethods, ConsoleMeth
             row = s.hr_token(digest)
         if row is None or not hmac.compare_digest(row["token_hash"], digest):
             return None
-        if staff.expires_at(row["created_at"], staff.HR_TOKEN_MAX_AGE) <= iso(self.clock.now()):
+        if staff.expired(row["created_at"], staff.HR_TOKEN_MAX_AGE, self.clock.now()):
             return None
         return str(row["name"])
 

@@ -205,7 +205,7 @@ class StaffMethods(ArchiveBase):
         if row is None or row["disabled_at"] or not hmac.compare_digest(row["token_hash"], digest):
             return None
         moment = self.clock.now()
-        if staff.expires_at(row["created_at"], staff.TOKEN_MAX_AGE) <= iso(moment):
+        if staff.expired(row["created_at"], staff.TOKEN_MAX_AGE, moment):
             return None
         since = iso(moment - staff.TOKEN_TOUCH_EVERY)
         if row["last_used_at"] is None or row["last_used_at"] < since:

@@ -145,6 +145,18 @@ def expires_at(created_at: str, max_age: timedelta) -> str:
     return iso(datetime.fromisoformat(created_at.replace("Z", "+00:00")) + max_age)
 
 
+def expired(created_at: str, max_age: timedelta, now: datetime) -> bool:
+    """Whether a token issued at `created_at` no longer works at `now`."""
+    return expires_at(created_at, max_age) <= iso(now)
+
+
+# What a refused bearer token is told (staff API and HR API alike): never which of the
+# reasons it was, so the answer is no oracle for a guessed or stolen token.
+TOKEN_REFUSED = (
+    f"unknown, revoked or expired token (a staff token lasts {TOKEN_MAX_AGE.days} days, an "
+    f"HR token {HR_TOKEN_MAX_AGE.days}), or a disabled account: ask an admin for a new one")
+
+
 def with_expiry(rows: list[dict[str, Any]], max_age: timedelta) -> list[dict[str, Any]]:
     """Token listings with each token's `expires_at`."""
     return [{**r, "expires_at": expires_at(r["created_at"], max_age)} for r in rows]
