@@ -37,6 +37,9 @@ def sync_command(home: Path, as_json: bool) -> None:
     res = ", ".join(f"{n} {s}" for s, n in sorted(report.results.items())) or "nothing to send"
     lines = [f"pushed {report.pushed} ({res}); pulled {report.pulled_customers} customers, "
              f"{report.pulled_visits} visits; evicted {report.evicted}"]
+    if report.awaiting_verdict:
+        lines.append(f"{report.awaiting_verdict} change(s) are safe on the server and still being "
+                     "checked: their results come with a later sync")
     if outcome.needs_attention:
         lines.append(f"{outcome.needs_attention} change(s) need attention: see `fieldvault status`")
     if outcome.returned or outcome.pool_warnings:

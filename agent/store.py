@@ -164,10 +164,11 @@ _SERVER_SET_SQL = (f"UPDATE visits SET {', '.join(f'{c}=?' for c in _SERVER_SET)
 # The rep's pending edits of some records, by the outbox_edits index (an outbox of new
 # visits leaves it empty). Named: left to itself, the planner prefers outbox_state and
 # reads every pending op for each lookup, ~0.2 s per 500 ids in a 100k-visit outbox.
+# An edit the archive has received but not applied yet is still on its way.
 _PENDING_EDITS_SQL = (
     "SELECT seq, kind, entity_id, data FROM outbox INDEXED BY outbox_edits "
     "WHERE kind IN ('customer.update', 'visit.update', 'visit.void') "  # the index's WHERE
-    "AND entity_id IN ({}) AND state='pending'")
+    "AND entity_id IN ({}) AND state IN ('pending', 'received')")
 
 
 def _server_set(record: dict[str, Any]) -> tuple[Any, ...]:
@@ -242,7 +243,7 @@ POOL_WARNINGS_FRESH = timedelta(hours=1)
 # How many migrations schema/migrations/agent.py holds (tests/test_startup.py checks it).
 # A vault already at this version opens without importing sqlite-utils, which was a
 # good part of every command's start-up time.
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 # How far ahead of the laptop's clock a visit may start (the server allows the 300 s
 # skew of a signed request; the laptop a little less).
 VISIT_AHEAD_TOLERANCE = timedelta(minutes=4)
@@ -464,6 +465,20 @@ class Store(Plans, Attention):
             for r in rows
         ]
 
+    def received_ops(self, limit: int) -> list[tuple[str, int]]:
+        """(op_id, seq) of the oldest operations the archive stored without applying
+        them yet (state `received`): their verdicts are to be asked for."""
+        return [(r[0], r[1]) for r in self.conn.execute(
+            "SELECT op_id, seq FROM outbox WHERE state='received' ORDER BY seq LIMIT ?",
+            (limit,))]
+
+    def push_again(self, op_ids: list[str]) -> None:
+        """Received operations the archive no longer holds (restored from an older
+        backup): pending again, so the next push sends them."""
+        with self.transaction() as c:
+            c.executemany("UPDATE outbox SET state='pending' WHERE op_id=? AND state='received'",
+                          [(op_id,) for op_id in op_ids])
+
     def backlog(self) -> tuple[int, str | None]:
         """How many operations wait to be pushed, and when the oldest was made (its
         check-in reports them for the fleet view). The outbox_state index answers both."""
@@ -474,8 +489,9 @@ class Store(Plans, Attention):
         return int(count), row[0] if row else None
 
     def outbox_counts(self) -> dict[str, int]:
+        """Operations by state: `received` ones are on the server, their verdict to come."""
         rows = self.conn.execute("SELECT state, count(*) FROM outbox GROUP BY state").fetchall()
-        counts = {"pending": 0, "rejected": 0, "quarantined": 0}
+        counts = {"pending": 0, "received": 0, "rejected": 0, "quarantined": 0}
         counts.update({state: n for state, n in rows})
         return counts
 
@@ -486,7 +502,7 @@ class Store(Plans, Attention):
              "reason": r[5], "data": orjson.loads(r[6])}
             for r in self.conn.execute(
                 "SELECT seq, op_id, kind, entity_id, state, reason, data FROM outbox "
-                "WHERE state != 'pending' ORDER BY seq"
+                "WHERE state IN ('rejected', 'quarantined') ORDER BY seq"
             )
         ]
 
@@ -529,7 +545,7 @@ class Store(Plans, Attention):
                     continue  # already recorded by an earlier, interrupted sync
                 if res.status == OpStatus.conflict and res.conflicts:
                     self._keep_conflict(res, kind)
-                if res.status in (OpStatus.rejected, OpStatus.quarantined):
+                if res.status in (OpStatus.rejected, OpStatus.quarantined, OpStatus.received):
                     held.append((res.status.value, res.reason or "", res.op_id))
                     continue
                 done.append((res.op_id,))
@@ -1019,9 +1035,11 @@ class Store(Plans, Attention):
         card_fields = list(CustomerCreate.model_fields)
         visit_fields = list(VisitCreate.model_fields)
         with self.transaction() as c:
-            # Only pending operations are on their way; a rejected or quarantined one
-            # (kept for the rep's attention) must not stop the record being put back.
-            queued = {r[0] for r in c.execute("SELECT entity_id FROM outbox WHERE state='pending'")}
+            # Only pending and received operations are on their way; a rejected or
+            # quarantined one (kept for the rep's attention) must not stop the record
+            # being put back.
+            queued = {r[0] for r in c.execute(
+                "SELECT entity_id FROM outbox WHERE state IN ('pending', 'received')")}
             for row in self.db.query("SELECT * FROM customers"):
                 if row["id"] in queued or row["rev"] == 0:
                     continue

@@ -43,6 +43,13 @@ PUSH_BATCH = 1000
 PUSH_IN_FLIGHT = 2
 # Half the server's 8 MiB body limit: 500 long cards in Chinese could exceed it.
 PUSH_MAX_BYTES = 4 * 1024 * 1024
+# From this many pending operations a push asks the archive to store each batch and
+# answer at once, applying its rules after (server/rules/received.py): a laptop back
+# from days offline gets its work onto the server first; the verdicts follow
+# (`collect_verdicts`). Below it, a push's answer carries the verdicts themselves.
+DEFER_FROM = 2000
+# Verdicts asked for per request (the server's VerdictsRequest maximum).
+VERDICTS_PAGE = 2000
 PULL_PAGE = 2000
 # A fresh vault's first sync asks for the server's largest pages: fewer round trips and
 # commits. Later pulls keep smaller pages (less to fetch again when a link drops).
@@ -68,6 +75,10 @@ class SyncReport:
     evicted: int = 0
     pages: int = 0
     reconciled: dict[str, int] = field(default_factory=dict)
+    # Verdicts on operations earlier answered `received`, by status, and how many of
+    # those the archive has still to apply.
+    verdicts: dict[str, int] = field(default_factory=dict)
+    awaiting_verdict: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -75,7 +86,7 @@ class SyncReport:
     def moved(self) -> bool:
         """Whether this sync changed anything on the laptop."""
         return bool(self.pushed or self.pulled_customers or self.pulled_visits
-                    or self.pulled_plans or self.evicted or self.reconciled)
+                    or self.pulled_plans or self.evicted or self.reconciled or self.verdicts)
 
 
 Progress = Callable[[str, int], None]
@@ -123,16 +134,18 @@ def push(store: Store, transport: Transport, report: SyncReport,
     is recorded is repaired by the replay the next sync makes (the server answers a
     replayed op_id from its record)."""
     order: DeviceRevoked | None = None
+    pending = store.outbox_counts()["pending"]
     if progress:
-        progress("push-total", store.outbox_counts()["pending"])
+        progress("push-total", pending)
     epoch = store.get_state("archive_epoch") or None
+    defer = {"defer": True} if pending >= DEFER_FROM else {}
 
     def prepare(after_seq: int) -> tuple[list[dict[str, Any]], Encoded]:
         """The batch after `after_seq` (the last op of the batch sent before it, which
         the server then applies first), with its body encoded."""
         ops = _within_bytes(store.pending_ops(batch, after_seq=after_seq), PUSH_MAX_BYTES)
         return ops, encode(orjson.dumps({"ops": ops, "archive_epoch": epoch,
-                                         "after_seq": after_seq}))
+                                         "after_seq": after_seq, **defer}))
 
     # The vault is only touched by this thread; the requests run in the flights' threads.
     flights = _Flights(transport, PUSH_IN_FLIGHT)
@@ -231,6 +244,31 @@ def _record(store: Store, sent: list[dict[str, Any]], answer: dict[str, Any],
     for status, n in store.apply_results(results).items():
         report.results[status] = report.results.get(status, 0) + n
     report.pushed += len(sent)
+
+
+def collect_verdicts(store: Store, transport: Transport, report: SyncReport) -> None:
+    """Ask what became of the operations the archive stored without applying them yet
+    (state `received`), oldest first, and record each verdict as a push's answer is
+    recorded. Those it still has to apply stay `received` (the next sync asks again);
+    those it does not hold at all (restored from an older backup) go pending again."""
+    for _ in range(MAX_ROUNDS):
+        asked = store.received_ops(VERDICTS_PAGE)
+        if not asked:
+            return
+        answer = transport.request("POST", "/v1/push/verdicts",
+                                   payload=orjson.dumps({"ops": asked}))
+        results = [PushResult.from_wire(r) for r in answer["results"]]
+        pending, unknown = list(answer["pending"]), list(answer["unknown"])
+        if {r.op_id for r in results} | set(pending) | set(unknown) != {op for op, _ in asked}:
+            raise RuntimeError("server answered for different operations than were asked")
+        for status, n in store.apply_results(results).items():
+            report.verdicts[status] = report.verdicts.get(status, 0) + n
+        store.push_again(unknown)
+        if pending or unknown:
+            # Stored batches are applied oldest first: the later ones wait as well.
+            report.awaiting_verdict = len(store.received_ops(10**9))
+            return
+    raise RuntimeError("verdicts did not drain")
 
 
 def pull(store: Store, transport: Transport, report: SyncReport,
@@ -492,6 +530,7 @@ def sync(store: Store, transport: Transport, progress: Progress | None = None,
             raise
         server_time = pull(store, transport, report, progress=progress, record_time=False,
                            build_index=build_index)
+        collect_verdicts(store, transport, report)
         attachment_sync.download(store, transport)
     except ServerRefused as exc:
         if exc.code in REVOKED_CODES:
@@ -504,6 +543,7 @@ def sync(store: Store, transport: Transport, progress: Progress | None = None,
         push(store, transport, report, progress=progress)
         server_time = pull(store, transport, report, progress=progress, record_time=False,
                            build_index=build_index)
+        collect_verdicts(store, transport, report)
     # One commit for both: a sync with nothing new then costs a single fsync.
     store.set_states({"last_server_time": server_time, "last_sync_at": iso(store.clock.now())})
     return report

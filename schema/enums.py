@@ -83,6 +83,9 @@ class OpStatus(StrEnum):
     conflict = "conflict"  # some fields kept the server value; rep values recorded
     quarantined = "quarantined"  # kept on the server for review, not merged
     rejected = "rejected"  # refused with a reason; stays on the device
+    # Stored by the archive, its rules not applied yet (a deferred batch, see
+    # server/rules/received.py): the verdict comes later (POST /v1/push/verdicts).
+    received = "received"
 
 
 class ChangeKind(StrEnum):

@@ -353,6 +353,11 @@ class PushRequest(Strict):
         "same push (0: none). The archive applies this batch only once that one is answered, "
         "so a device may have two batches in flight; one whose turn does not come within "
         "the wait is refused with 409 push_out_of_order and is sent again.")
+    defer: bool = Field(
+        default=False, description="Ask the archive to store the batch and answer at once, "
+        "each op `received`, and to apply its rules after the answer (a laptop with a long "
+        "backlog gets its work off the disk first). The verdicts come from "
+        "POST /v1/push/verdicts. A revoked device's batch is never deferred.")
 
     @model_validator(mode="after")
     def _unique_ids(self) -> PushRequest:
@@ -512,6 +517,27 @@ class ClaimResponse(BaseModel):
 
 
 Rev = Annotated[int, Field(ge=0, le=MAX_WIRE_INT)]
+
+
+Seq = Annotated[int, Field(ge=1, le=MAX_WIRE_INT)]
+# Verdicts asked for at once: two push batches' worth.
+MAX_VERDICTS = 2 * MAX_OPS_PER_PUSH
+
+
+class VerdictsRequest(Strict):
+    """The ops a push answered `received`, as (op_id, seq): what became of each."""
+
+    ops: list[tuple[EntityId, Seq]] = Field(min_length=1, max_length=MAX_VERDICTS)
+
+
+class VerdictsResponse(BaseModel):
+    results: list[OpResult] = Field(description="The verdict of each op the archive has "
+                                    "applied, as a synchronous push would have answered it.")
+    pending: list[str] = Field(description="Ops stored, not applied yet: ask again later.")
+    unknown: list[str] = Field(description="Ops the archive holds neither applied nor stored "
+                               "(e.g. the archive was restored from a backup taken before they "
+                               "arrived): the device pushes them again.")
+    archive_epoch: str
 
 
 class ReconcileRequest(Strict):

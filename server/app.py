@@ -15,6 +15,7 @@ from starlette.middleware.gzip import GZipMiddleware
 from schema.clock import Clock, SystemClock
 
 from . import console, errors, openapi
+from .applier import Applier
 from .archive.engine import JobLock
 from .body_limit import SMALL_BODY_BYTES, BodyLimit
 from .hr_inbox import InboxWatcher
@@ -126,10 +127,14 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     except Exception:  # the loop tries again; the API must still come up
         log.exception("background jobs could not start")
     task = asyncio.create_task(loop())
+    settings = app.state.settings
+    applier = Applier(app.state.archive, settings.apply_quiet_s, settings.apply_max_wait_s)
+    applier.start()
     try:
         yield
     finally:
         task.cancel()
+        await run_in_threadpool(applier.stop)
         await run_in_threadpool(jobs.stop)
         app.state.archive.close()
 

@@ -15,6 +15,11 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 PUSH_OPS = Counter("fieldvault_push_ops_total", "Operations answered by push, by result",
                    ["status"])
+RECEIVED_OPS = Gauge("fieldvault_push_received_ops",
+                     "Pushed operations stored, their rules not applied yet",
+                     multiprocess_mode="mostrecent")
+RECEIVED_APPLIED = Counter("fieldvault_push_received_applied_total",
+                           "Stored pushed operations applied after their answer")
 PULL_REQUESTS = Counter("fieldvault_pull_requests_total", "Pull requests served")
 PULL_CHANGES = Counter("fieldvault_pull_changes_total", "Changes sent by pull, by kind", ["kind"])
 AUTH_FAILURES = Counter("fieldvault_auth_failures_total", "Refused requests, by error code",

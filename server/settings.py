@@ -22,6 +22,10 @@ class Settings(BaseSettings):
     revocation_check_s: float = 15
     # How long a push batch waits for the device's batch before it (rules/push_turns.py).
     push_turn_wait_s: float = 30
+    # The applier of stored push batches (server/applier.py): how long arrivals must
+    # pause before it applies, and how long the oldest may wait whatever arrives.
+    apply_quiet_s: float = 0.5
+    apply_max_wait_s: float = 10
     hr_inbox: Path | None = None
     # How long a captured transaction may wait for the replica before health says so
     # (Litestream syncs every second and backs off on errors: a minute is far beyond

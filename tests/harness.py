@@ -337,10 +337,13 @@ def lib_sync(home: Path) -> sync_mod.SyncReport:
 
 
 def log_visits(home: Path, customer_ids: list[str], count: int, prefix: str,
-               start: int = 0) -> list[dict[str, Any]]:
-    """Log `count` visits quickly through the library; summaries are unique per index."""
+               start: int = 0, fsync: bool = True) -> list[dict[str, Any]]:
+    """Log `count` visits quickly through the library; summaries are unique per index.
+    `fsync=False`: setup of a long backlog, without the fsync of each save."""
     rows = []
     with open_store(home) as store:
+        if not fsync:
+            store.conn.execute("PRAGMA synchronous = OFF")
         for i in range(start, start + count):
             rows.append(store.log_visit(VisitCreate(
                 customer_id=customer_ids[i % len(customer_ids)], purpose=VisitPurpose.service,
@@ -356,6 +359,10 @@ def device_rows(home: Path) -> tuple[dict[str, dict[str, Any]], dict[str, dict[s
         customers = {r["id"]: r for r in store.db.query("SELECT * FROM customers")}
         visits = {r["id"]: r for r in store.db.query("SELECT * FROM visits")}
     return customers, visits
+
+
+# Store.outbox_counts of a laptop with nothing left to send nor to hear about.
+EMPTY_OUTBOX = {"pending": 0, "received": 0, "rejected": 0, "quarantined": 0}
 
 
 def outbox_counts(home: Path) -> dict[str, int]:

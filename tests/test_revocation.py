@@ -432,6 +432,7 @@ def device_routes(app: Any) -> list[tuple[str, str]]:
 
 
 BODIES = {"/v1/reconcile": {"customers": [], "visits": []}, "/v1/lease": {"have_epoch": 1},
+          "/v1/push/verdicts": {"ops": [["0" * 32, 1]]},  # an op it never sent: unknown
           "/v1/final-flush": {"envelopes": []},
           "/v1/pool/claim": {"customer_id": "FV000002"},  # the pool card made below
           "/v1/attachments/upload": {  # one whole, verified 1-byte attachment

@@ -266,3 +266,42 @@ def m008_outbox_edits(db: Database) -> None:
     db.executescript(
         "CREATE INDEX IF NOT EXISTS outbox_edits ON outbox(entity_id, seq) "
         "WHERE kind IN ('customer.update', 'visit.update', 'visit.void');")
+
+
+@migrations()
+def m009_outbox_received(db: Database) -> None:
+    # outbox.state 'received': the archive stored the op and answered before applying
+    # its rules (server/rules/received.py); the op stays here until its verdict comes
+    # (agent/sync.collect_verdicts). SQLite cannot alter a CHECK, so the table is
+    # rebuilt; its AUTOINCREMENT counter is carried over, so no seq is handed out twice
+    # (the archive orders a device's batches by seq).
+    (counter,) = db.execute(
+        "SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name='outbox'").fetchone()
+    db.executescript("""
+CREATE TABLE outbox_new (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    op_id TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    entity_id TEXT NOT NULL,
+    base_rev INTEGER NOT NULL DEFAULT 0,
+    data TEXT NOT NULL,
+    at TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending'
+        CHECK (state IN ('pending','received','rejected','quarantined')),
+    reason TEXT,
+    evidence TEXT
+);
+INSERT INTO outbox_new (seq, op_id, kind, entity_id, base_rev, data, at, state, reason, evidence)
+    SELECT seq, op_id, kind, entity_id, base_rev, data, at, state, reason, evidence FROM outbox;
+DROP TABLE outbox;
+ALTER TABLE outbox_new RENAME TO outbox;
+CREATE INDEX outbox_state ON outbox(state, seq);
+CREATE INDEX outbox_edits ON outbox(entity_id, seq)
+    WHERE kind IN ('customer.update', 'visit.update', 'visit.void');
+""")
+    if counter:
+        db.execute("UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name='outbox'", (counter,))
+        db.execute("INSERT INTO sqlite_sequence (name, seq) SELECT 'outbox', ? WHERE NOT EXISTS "
+                   "(SELECT 1 FROM sqlite_sequence WHERE name='outbox')", (counter,))
+    else:  # the copy of no rows left a 0 behind: a vault made fresh has none
+        db.execute("DELETE FROM sqlite_sequence WHERE name='outbox' AND seq = 0")

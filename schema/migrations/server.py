@@ -542,3 +542,27 @@ CREATE INDEX visits_callback_by ON visits(callback_by, callback_at, callback)
 @migrations()
 def m011_sync_speed(db: Database) -> None:
     db.executescript(M011_SYNC_SPEED)
+
+
+# Received push batches (issue 10): a laptop with a long backlog asks the archive to
+# store each batch and answer at once; the rules run after the answer, oldest batch
+# first (server/rules/received.py), and the verdicts go back on request. A row is the
+# batch's request body as it arrived (parsed and checked before it was stored), and
+# leaves in the transaction that applies it.
+M012_PUSH_INBOX = """
+CREATE TABLE push_inbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    device_id TEXT NOT NULL REFERENCES devices(id),
+    first_seq INTEGER NOT NULL,
+    last_seq INTEGER NOT NULL,
+    op_count INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    received_at TEXT NOT NULL
+);
+CREATE INDEX push_inbox_device ON push_inbox(device_id, first_seq);
+"""
+
+
+@migrations()
+def m012_push_inbox(db: Database) -> None:
+    db.executescript(M012_PUSH_INBOX)

@@ -59,6 +59,7 @@ TABLES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("plan_revisions", ("plan_id", "rev")),
     ("feed", ("seq",)),
     ("applied_ops", ("op_id",)),
+    ("push_inbox", ("id",)),  # push_inbox.device_id -> devices
     ("conflicts", ("id",)),
     ("quarantine", ("id",)),
     ("audit_log", ("seq",)),
@@ -70,7 +71,7 @@ TABLE_NAMES = tuple(name for name, _ in TABLES)
 # target's generator must continue past the source's, never reuse a number.
 GENERATED: tuple[tuple[str, str], ...] = (
     ("feed", "seq"), ("ownership", "id"), ("conflicts", "id"), ("quarantine", "id"),
-    ("revocations", "id"))
+    ("revocations", "id"), ("push_inbox", "id"))
 BATCH = 1000  # rows per executemany: memory stays flat, round trips stay few
 
 # Tables that are an engine's own bookkeeping, never copied: sqlite-utils' migration

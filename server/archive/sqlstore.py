@@ -20,6 +20,7 @@ from .sql_console import ConsoleSql
 from .sql_ops import OpsSql
 from .sql_plans import PlanSql
 from .sql_pool import PoolSql
+from .sql_received import ReceivedSql
 from .sql_reports import ReportSql
 from .sql_review import ReviewSql
 from .sql_staff import StaffSql
@@ -37,7 +38,7 @@ _VISIT_ROW_SQL = ", ".join(
 
 
 class SqlStore(StaffSql, ReviewSql, PoolSql, PlanSql, ReportSql, ConsoleSql, OpsSql,
-               AttachmentSql, SqlBase):
+               AttachmentSql, ReceivedSql, SqlBase):
     """Every store protocol over one transaction."""
 
     # --- meta -------------------------------------------------------------------

@@ -354,6 +354,37 @@ class Ops(Protocol):
         ...
 
 
+class Received(Protocol):
+    """Push batches stored before their rules run (rules/received.py), oldest first.
+    A row: id, device_id, first_seq, last_seq, op_count, body (the request's JSON text),
+    received_at."""
+
+    def insert_received(self, device_id: str, first_seq: int, last_seq: int, op_count: int,
+                        body: str, received_at: str) -> int:
+        """Store a batch; its id (ids grow in the order batches are stored)."""
+        ...
+
+    def oldest_received(self) -> dict[str, Any] | None:
+        """The batch stored first of all devices', with its body; None when none waits."""
+        ...
+
+    def received_of(self, device_id: str) -> list[dict[str, Any]]:
+        """The device's stored batches, oldest first, with their bodies."""
+        ...
+
+    def received_ranges(self, device_id: str) -> list[tuple[int, int]]:
+        """(first_seq, last_seq) of each of the device's stored batches, without bodies."""
+        ...
+
+    def delete_received(self, received_id: int) -> None:
+        """Drop an applied batch; nothing when it is gone already."""
+        ...
+
+    def received_backlog(self) -> dict[str, Any]:
+        """`batches` and `ops` waiting, `oldest_at` and `newest_at` (None when empty)."""
+        ...
+
+
 class Review(Protocol):
     """What waits for a person: visits to review (拜访记录审核) and to call back (电话回访),
     disputes, quarantined ops and merge conflicts. `under` (a rep id) limits a listing
@@ -845,7 +876,7 @@ class Attachments(Protocol):
         ...
 
 
-class Store(Meta, Directory, Cards, Visits, Feed, Ops, Review, Departures, AuditLog, Staff, Pool,
+class Store(Meta, Directory, Cards, Visits, Feed, Ops, Received, Review, Departures, AuditLog, Staff, Pool,
             Plans, Reports, Oversight, Console, Attachments, Protocol):
     """Everything, for one transaction."""
 

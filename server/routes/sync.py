@@ -18,6 +18,8 @@ from schema.models import (
     PushResponse,
     ReconcileRequest,
     ReconcileResponse,
+    VerdictsRequest,
+    VerdictsResponse,
     WhoamiResponse,
 )
 from schema.validation import ASCII_INT
@@ -121,14 +123,33 @@ async def _push(request: Request, signer: Signer, pusher: Pusher, archive: Archi
         })
     if batch.archive_epoch and batch.archive_epoch != epoch:
         raise epoch_changed()
-    results = await run_in_threadpool(archive.push, device, list(batch.ops), batch.after_seq,
-                                      wait_s, pusher.nonce)
+    if batch.defer:
+        results = await run_in_threadpool(archive.receive, device, list(batch.ops), raw.decode(),
+                                          batch.after_seq, wait_s, pusher.nonce)
+    else:
+        results = await run_in_threadpool(archive.push, device, list(batch.ops), batch.after_seq,
+                                          wait_s, pusher.nonce)
     for status, n in Counter(r.status.value for r in results).items():
         metrics.PUSH_OPS.labels(status).inc(n)
     return signer.json({
         "results": [r.wire() for r in results],
         "server_time": iso(clock.now()), "archive_epoch": epoch,
     })
+
+
+@router.post("/push/verdicts", response_model=VerdictsResponse, responses=SIGNED_RESPONSE,
+             openapi_extra=request_body(VerdictsRequest))
+async def push_verdicts(request: Request, signer: ResponseSigner, device: CurrentDevice,
+                        archive: ArchiveDep, settings: SettingsDep) -> Response:
+    """What became of ops a push answered `received` (stored, applied after the answer):
+    each applied one's result as the push would have answered it, those still waiting,
+    and those the archive does not hold (to push again)."""
+    raw = decode_body(request, await request.body(), settings.max_body_bytes)
+    body = parse_json(VerdictsRequest, raw)
+    results, pending, unknown, epoch = await run_in_threadpool(
+        archive.verdicts, device, [(op_id, seq) for op_id, seq in body.ops])
+    return signer.json({"results": [r.wire() for r in results], "pending": pending,
+                        "unknown": unknown, "archive_epoch": epoch})
 
 
 @router.get("/pull", response_model=PullResponse, responses=SIGNED_RESPONSE)

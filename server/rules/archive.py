@@ -38,6 +38,7 @@ from . import (
     leases,
     operations,
     push_turns,
+    received,
     staff,
     wipes,
 )
@@ -365,9 +366,45 @@ class Archive(StaffMethods, ReviewMethods, PoolMethods, PlanMethods, ConsoleMeth
         try:
             with self._write() as s:
                 _check_nonce(s, device, nonce, self.now())
+                received.drain_device(s, device)  # its stored batches come first
                 return operations.apply_ops(s, device, ops, self.clock.now())
         finally:
             self.push_turns.answered()
+
+    def receive(self, device: Device, ops: list[Any], body: str, after_seq: int = 0,
+                wait_s: float = push_turns.WAIT_S, nonce: Nonce | None = None
+                ) -> list[OpResult]:
+        """Store one batch of the device's ops (`body`: its request JSON, parsed) to be
+        applied after this answer (rules/received.py); each op answers `received`.
+        Turns and nonces as for `push`."""
+        self._wait_turn(device, after_seq, wait_s)
+        try:
+            # Not serial: the batch appends to neither the feed nor the audit chain, and
+            # the device's turn orders its own batches (their ids grow in its order).
+            with self._write(serial=False) as s:
+                _check_nonce(s, device, nonce, self.now())
+                results = received.receive(s, device, ops, body, self.now())
+        finally:
+            self.push_turns.answered()
+        self.received_waiting.set()
+        return results
+
+    def apply_received(self) -> int:
+        """Apply the oldest stored push batch of all devices' (rules/received.py) in
+        one serial write; the ops it held, 0 when none waits."""
+        with self._write() as s:
+            return received.apply_oldest(s)
+
+    def received_backlog(self) -> dict[str, Any]:
+        """Stored push batches waiting: `batches`, `ops`, `oldest_at`, `newest_at`."""
+        with self._read() as s:
+            return s.received_backlog()
+
+    def verdicts(self, device: Device, ops: list[tuple[str, int]]
+                 ) -> tuple[list[OpResult], list[str], list[str], str]:
+        """rules/received.verdicts in one snapshot, with the archive epoch."""
+        with self._read() as s:
+            return (*received.verdicts(s, device, ops), s.meta("archive_epoch") or "")
 
     def _wait_turn(self, device: Device, after_seq: int, wait_s: float) -> None:
         def answered() -> int:  # the device's highest answered op seq, as committed
@@ -505,6 +542,8 @@ class Archive(StaffMethods, ReviewMethods, PoolMethods, PlanMethods, ConsoleMeth
         try:
             with self._write() as s:
                 _check_nonce(s, device, nonce, self.now())
+                # Stored while it was active, its earlier batches are applied as such.
+                received.drain_device(s, device)
                 results = operations.quarantine_ops(
                     s, device, ops, "final flush from a revoked device; held for review",
                     self.clock.now())

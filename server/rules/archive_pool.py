@@ -57,6 +57,8 @@ class PoolMethods(ArchiveBase):
 
         def check_evidence(self, limit: int = ...) -> dict[str, int]: ...
 
+        def apply_received(self) -> int: ...
+
     # --- policy and warnings ---------------------------------------------------------
 
     def pool_policy(self) -> dict[str, int]:
@@ -105,6 +107,10 @@ class PoolMethods(ArchiveBase):
                 access.authorize(s, who, "jobs.run")
                 audit.append(s, self.now(), who.actor, "jobs.run", "", {"at": iso(when)})
         departed = self.process_due_revocations(iso(when))
+        # Visits stored to be applied later count for the pool clock: they go in first.
+        for _ in range(10**9):
+            if not self.apply_received():
+                break
         returned: list[dict[str, Any]] = []
         for _ in range(10**9):
             with self._write() as s:

@@ -5,6 +5,7 @@ assembled from parts, one per concept (`archive_staff.py`, `archive_pool.py`, ..
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,9 @@ class ArchiveBase:
         self.data_dir = data_dir
         # Wakes a device's push batch waiting for the one before it (push_turns.py).
         self.push_turns = PushTurns()
+        # Set when a push batch is stored to be applied later: wakes this process's
+        # applier (server/applier.py).
+        self.received_waiting = threading.Event()
 
     # --- plumbing ----------------------------------------------------------------
 

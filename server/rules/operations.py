@@ -475,9 +475,12 @@ _HANDLERS: dict[OpKind, Callable[[_Apply, Any], OpResult]] = {
 }
 
 
-def _each_once(applier: _Apply, ops: list[Any], handle: Callable[[Any], OpResult]) -> list[OpResult]:
+def _each_once(applier: _Apply, ops: list[Any], handle: Callable[[Any], OpResult],
+               received: bool = False) -> list[OpResult]:
     """Run `handle` on each op not seen before and record its result; a replayed
-    op_id returns its stored result, one used by another device is rejected."""
+    op_id returns its stored result, one used by another device is rejected.
+    `received`: a batch stored before (rules/received.py), whose receipt moved the
+    device's turn and backlog already."""
     store, device, reads = applier.store, applier.device, applier.reads
     reads.load(ops)
     results: list[OpResult] = []
@@ -494,6 +497,8 @@ def _each_once(applier: _Apply, ops: list[Any], handle: Callable[[Any], OpResult
         reads.record_op(op.op_id, device.id, op.seq,
                         orjson.dumps({**res.wire(), "record": None}).decode(), applier.now)
         results.append(res)
+    if received:
+        return results
     # Every op of the batch is answered now, replayed and refused ones too: the device's
     # next batch, which may already be waiting for its turn (Archive.push), may go.
     if ops:
@@ -533,10 +538,12 @@ def created_record(row: dict[str, Any]) -> dict[str, Any]:
 _VISIT_KINDS = frozenset({OpKind.visit_create, OpKind.visit_update, OpKind.visit_void})
 
 
-def apply_ops(store: Store, device: Device, ops: list[Any], now: datetime) -> list[OpResult]:
-    """Apply operations in device order; a replayed op_id returns its stored result."""
+def apply_ops(store: Store, device: Device, ops: list[Any], now: datetime,
+              received: bool = False) -> list[OpResult]:
+    """Apply operations in device order; a replayed op_id returns its stored result.
+    `received`: a stored batch applied after its answer (see `_each_once`)."""
     applier = _Apply(store, device, now)
-    return _each_once(applier, ops, lambda op: _HANDLERS[op.kind](applier, op))
+    return _each_once(applier, ops, lambda op: _HANDLERS[op.kind](applier, op), received)
 
 
 def apply_held(store: Store, device: Device, op: Any, now: datetime) -> OpResult:

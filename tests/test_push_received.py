@@ -1,0 +1,148 @@
+"""A laptop with a long backlog gets its work stored by the archive first and the
+verdicts after (issue 10, server/rules/received.py): a real `serve` process on each
+backend (PostgreSQL with its worker processes), the real agent CLI, SIGKILL of the
+server between the answer and the apply."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from agent.sync import DEFER_FROM
+from schema.models import CustomerCreate
+
+from .harness import (
+    EMPTY_OUTBOX,
+    Backend,
+    ServerProcess,
+    add_rep,
+    agent_cli,
+    archive,
+    lib_enroll,
+    log_visits,
+    open_store,
+    outbox_counts,
+)
+
+BACKLOG = DEFER_FROM + 150  # two batches and a bit: deferred, and more than one stored
+
+
+def laptop(backend: Backend, server: ServerProcess, home: Path, name: str
+           ) -> tuple[str, list[str], list[dict[str, Any]]]:
+    """An enrolled laptop of a new rep with BACKLOG visits logged offline."""
+    rep = add_rep(backend.data, name)
+    cards = [archive(backend.data).add_customer(CustomerCreate(name=f"{name} 客户 {i}"), rep)["id"]
+             for i in range(3)]
+    lib_enroll(backend.data, home, server.url, rep)
+    agent_cli(home, "sync")  # the cards come down
+    return rep, cards, log_visits(home, cards, BACKLOG, name, fsync=False)
+
+
+def stored_ops(backend: Backend) -> int:
+    return int(archive(backend.data).received_backlog()["ops"])
+
+
+def wait_applied(backend: Backend, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while stored_ops(backend):
+        assert time.monotonic() < deadline, "the stored batches were not applied"
+        time.sleep(0.2)
+
+
+def archive_visits(backend: Backend, rep: str) -> dict[str, dict[str, Any]]:
+    return {v["id"]: v for v in archive(backend.data).list_visits(rep=rep, limit=10**6)}
+
+
+def test_a_long_backlog_is_stored_at_once_and_its_verdicts_follow(
+        backend: Backend, tmp_path: Path) -> None:
+    server = backend.server(env={"FIELDVAULT_APPLY_QUIET_S": "0.2"}).start()
+    try:
+        home = tmp_path / "agent"
+        rep, _, logged = laptop(backend, server, home, "Backlog Rep")
+        first = agent_cli(home, "sync", "--json")
+        # Every op was stored and answered `received`; none waits on the laptop.
+        assert first["pushed"] == BACKLOG and first["results"] == {"received": BACKLOG}
+        counts = outbox_counts(home)
+        assert counts["pending"] == 0
+        assert counts["received"] + sum(first["verdicts"].values()) == BACKLOG
+        assert first["awaiting_verdict"] == counts["received"]
+
+        wait_applied(backend)
+        kept = archive_visits(backend, rep)
+        assert set(kept) == {v["id"] for v in logged}
+        assert all(v["rev"] == 1 and v["status"] == "submitted" for v in kept.values())
+
+        second = agent_cli(home, "sync", "--json")
+        assert second["pushed"] == 0 and second["awaiting_verdict"] == 0
+        assert sum(first["verdicts"].values()) + second["verdicts"]["accepted"] == BACKLOG
+        assert outbox_counts(home) == EMPTY_OUTBOX
+        # The laptop holds each visit as the archive does (its verdict carried it).
+        with open_store(home) as store:
+            mine = {r["id"]: r for r in store.db.query("SELECT id, rev, status, updated_at FROM visits")}
+        for vid, row in kept.items():
+            assert (mine[vid]["rev"], mine[vid]["status"], mine[vid]["updated_at"]) == (
+                row["rev"], row["status"], row["updated_at"])
+        # Nothing new: a third sync moves nothing.
+        third = agent_cli(home, "sync", "--json")
+        assert third["pushed"] == 0 and third["verdicts"] == {}
+    finally:
+        server.stop()
+
+
+def test_a_server_killed_before_it_applied_what_it_stored_applies_it_after_restart(
+        backend: Backend, tmp_path: Path) -> None:
+    # The applier waits for arrivals to pause far longer than the test runs: everything
+    # the sync is answered for is still only stored when the server dies.
+    slow = {"FIELDVAULT_APPLY_QUIET_S": "600", "FIELDVAULT_APPLY_MAX_WAIT_S": "600"}
+    server = backend.server(env=slow).start()
+    try:
+        home = tmp_path / "agent"
+        rep, _, logged = laptop(backend, server, home, "Killed Rep")
+        first = agent_cli(home, "sync", "--json")
+        assert first["results"] == {"received": BACKLOG} and first["verdicts"] == {}
+        server.kill()  # SIGKILL, every process of it
+        assert stored_ops(backend) == BACKLOG
+        assert archive_visits(backend, rep) == {}
+
+        server.env = {}  # the default pacing
+        server.start()
+        wait_applied(backend)
+        kept = archive_visits(backend, rep)
+        assert set(kept) == {v["id"] for v in logged} and len(kept) == BACKLOG
+        second = agent_cli(home, "sync", "--json")
+        assert second["verdicts"] == {"accepted": BACKLOG} and second["pushed"] == 0
+        assert outbox_counts(home)["received"] == 0
+        # Exactly once: each op applied once, whatever was stored and replayed.
+        assert len(archive(backend.data).applied_ops(device_of(home))) == BACKLOG
+    finally:
+        server.stop()
+
+
+def device_of(home: Path) -> str:
+    from agent.home import AgentConfig
+
+    return AgentConfig.load(home).device_id
+
+
+def test_a_vault_from_before_keeps_its_outbox_and_never_reuses_a_seq(tmp_path: Path) -> None:
+    """Agent migration m009 rebuilds the outbox for the `received` state."""
+    from sqlite_utils import Database
+
+    from agent.store import open_vault
+    from schema.migrations.agent import migrations
+
+    conn = open_vault(tmp_path / "vault.db", bytes(range(32)))
+    migrations.apply(Database(conn), stop_before="m009_outbox_received")
+    row = "INSERT INTO outbox (op_id, kind, entity_id, data, at, state) VALUES (?,?,?,?,?,?)"
+    conn.executemany(row, [(f"op{i}", "visit.create", f"v{i}", "{}", "2026-12-01T00:00:00Z",
+                            state) for i, state in enumerate(("pending", "rejected", "pending"))])
+    conn.execute("DELETE FROM outbox WHERE op_id = 'op2'")  # answered: seq 3 was handed out
+    conn.commit()
+    migrations.apply(Database(conn))
+    assert conn.execute("SELECT seq, op_id, state FROM outbox ORDER BY seq").fetchall() == [
+        (1, "op0", "pending"), (2, "op1", "rejected")]
+    conn.execute(row, ("op3", "visit.create", "v3", "{}", "2026-12-01T00:00:00Z", "received"))
+    assert conn.execute("SELECT seq FROM outbox WHERE op_id = 'op3'").fetchone() == (4,)
+    names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE tbl_name='outbox'")}
+    assert {"outbox_state", "outbox_edits"} <= names
