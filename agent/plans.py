@@ -104,8 +104,7 @@ class Plans:
 
     def _pending_submit(self, day: str) -> bool:
         return self.conn.execute(
-            "SELECT 1 FROM outbox WHERE state IN ('pending', 'received') AND kind = ? "
-            "AND entity_id = ? LIMIT 1",
+            "SELECT 1 FROM outbox WHERE state = 'pending' AND kind = ? AND entity_id = ? LIMIT 1",
             (OpKind.plan_submit.value, day)).fetchone() is not None
 
     def _changeable(self, day: str) -> None:
@@ -210,8 +209,8 @@ class Plans:
                 (day, r["id"], r["rev"], r["status"], items, r.get("comment") or "",
                  r["submitted_at"], r.get("reviewed_by"), r.get("reviewed_at")))
             pending = self.conn.execute(
-                "SELECT data FROM outbox WHERE state IN ('pending', 'received') AND kind = ? "
-                "AND entity_id = ? ORDER BY seq DESC LIMIT 1", (OpKind.plan_submit.value, day)).fetchone()
+                "SELECT data FROM outbox WHERE state = 'pending' AND kind = ? AND entity_id = ? "
+                "ORDER BY seq DESC LIMIT 1", (OpKind.plan_submit.value, day)).fetchone()
             if pending is not None:
                 self.conn.execute(
                     "UPDATE plans SET status = ?, items = ? WHERE day = ?",

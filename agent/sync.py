@@ -20,13 +20,13 @@ from typing import Any
 import orjson
 
 from schema.clock import iso
-from schema.enums import ChangeKind
+from schema.enums import ChangeKind, OpStatus
 
 from . import attachment_sync, attachments, envelopes, keystore, sealed_attachments
 from .home import AgentConfig
 from .push_result import PushResult
 from .store import Store, vault_rows
-from .transport import Encoded, Offline, ServerRefused, Transport, UntrustedResponse, encode
+from .transport import Offline, ServerRefused, Transport, UntrustedResponse
 from .wipe import (
     DeviceRevoked,
     destroy_vault,
@@ -113,12 +113,21 @@ def _verified(transport: Transport, order: dict[str, Any], nonce: str | None = N
 def _within_bytes(ops: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
     """The longest prefix of `ops` whose JSON stays under `limit` bytes (at least one op:
     a single op is far below the server's body limit by the field length rules)."""
+    return ops[:len(_dumped_within(ops, limit))]
+
+
+def _dumped_within(ops: list[dict[str, Any]], limit: int) -> list[bytes]:
+    """The JSON of the longest prefix of `ops` that stays under `limit` bytes (at least
+    one op), each op dumped once: the batch's body is these joined."""
     size = 0
-    for n, op in enumerate(ops):
-        size += len(orjson.dumps(op)) + 1
-        if size > limit and n > 0:
-            return ops[:n]
-    return ops
+    dumped: list[bytes] = []
+    for op in ops:
+        raw = orjson.dumps(op)
+        size += len(raw) + 1
+        if size > limit and dumped:
+            break
+        dumped.append(raw)
+    return dumped
 
 
 def push(store: Store, transport: Transport, report: SyncReport,
@@ -139,13 +148,16 @@ def push(store: Store, transport: Transport, report: SyncReport,
         progress("push-total", pending)
     epoch = store.get_state("archive_epoch") or None
     defer = {"defer": True} if pending >= DEFER_FROM else {}
+    stored = store.received_through()  # ops up to here are on the server already
 
-    def prepare(after_seq: int) -> tuple[list[dict[str, Any]], Encoded]:
+    def prepare(after_seq: int) -> tuple[list[dict[str, Any]], bytes]:
         """The batch after `after_seq` (the last op of the batch sent before it, which
-        the server then applies first), with its body encoded."""
-        ops = _within_bytes(store.pending_ops(batch, after_seq=after_seq), PUSH_MAX_BYTES)
-        return ops, encode(orjson.dumps({"ops": ops, "archive_epoch": epoch,
-                                         "after_seq": after_seq, **defer}))
+        the server then applies first), with its JSON body (gzipped by the flight's
+        thread: zlib lets go of the GIL, so that runs beside this thread's work)."""
+        ops = store.pending_ops(batch, after_seq=max(after_seq, stored))
+        dumped = _dumped_within(ops, PUSH_MAX_BYTES)
+        rest = orjson.dumps({"archive_epoch": epoch, "after_seq": after_seq, **defer})
+        return ops[:len(dumped)], b'{"ops":[' + b",".join(dumped) + b"]," + rest[1:]
 
     # The vault is only touched by this thread; the requests run in the flights' threads.
     flights = _Flights(transport, PUSH_IN_FLIGHT)
@@ -184,7 +196,7 @@ class _Flights:
         self.transport = transport
         self.size = size
         self.pool: ThreadPoolExecutor | None = None
-        self.queue: deque[tuple[list[dict[str, Any]], Encoded, int, Future[Any]]] = deque()
+        self.queue: deque[tuple[list[dict[str, Any]], bytes, int, Future[Any]]] = deque()
 
     def room(self) -> bool:
         return len(self.queue) < self.size
@@ -196,7 +208,7 @@ class _Flights:
         """The last op seq of the newest batch in flight."""
         return int(self.queue[-1][0][-1]["seq"])
 
-    def send(self, ops: list[dict[str, Any]], body: Encoded) -> None:
+    def send(self, ops: list[dict[str, Any]], body: bytes) -> None:
         if self.pool is None:
             self.pool = ThreadPoolExecutor(max_workers=self.size,
                                            thread_name_prefix="fieldvault-push")
@@ -204,7 +216,7 @@ class _Flights:
         lane = next(n for n in range(self.size) if n not in used)
         self.queue.append((ops, body, lane, self.pool.submit(self._post, lane, body)))
 
-    def _post(self, lane: int, body: Encoded) -> tuple[Any, str]:
+    def _post(self, lane: int, body: bytes) -> tuple[Any, str]:
         return self.transport.request_on(lane, "POST", "/v1/push", payload=body)
 
     def take(self) -> tuple[list[dict[str, Any]], Any, str]:
@@ -238,19 +250,36 @@ class _Flights:
 def _record(store: Store, sent: list[dict[str, Any]], answer: dict[str, Any],
             report: SyncReport) -> None:
     """Store one batch's answer in the vault."""
-    results = [PushResult.from_wire(r) for r in answer["results"]]
+    wire = answer["results"]
+    if _all_received(wire, sent):  # stored whole, its rules applied after
+        store.mark_received(int(sent[-1]["seq"]))
+        report.results["received"] = report.results.get("received", 0) + len(sent)
+        report.pushed += len(sent)
+        return
+    results = [PushResult.from_wire(r) for r in wire]
     if {r.op_id for r in results} != {op["op_id"] for op in sent}:
         raise RuntimeError("server answered for different operations than were sent")
+    if any(r.status == OpStatus.received for r in results):
+        raise RuntimeError("server stored only part of a batch")
     for status, n in store.apply_results(results).items():
         report.results[status] = report.results.get(status, 0) + n
     report.pushed += len(sent)
 
 
+def _all_received(wire: Any, sent: list[dict[str, Any]]) -> bool:
+    """Whether the server answered `received` for exactly the ops sent, in their order
+    (read without a PushResult per op: a stored batch's answer says nothing else)."""
+    return (isinstance(wire, list) and len(wire) == len(sent)
+            and all(isinstance(r, dict) and r.get("status") == "received"
+                    and r.get("op_id") == op["op_id"] for r, op in zip(wire, sent, strict=True)))
+
+
 def collect_verdicts(store: Store, transport: Transport, report: SyncReport) -> None:
     """Ask what became of the operations the archive stored without applying them yet
-    (state `received`), oldest first, and record each verdict as a push's answer is
-    recorded. Those it still has to apply stay `received` (the next sync asks again);
-    those it does not hold at all (restored from an older backup) go pending again."""
+    (Store.received_ops), oldest first, and record each verdict as a push's answer is
+    recorded. Those it still has to apply wait (the next sync asks again); from the
+    first it does not hold at all (restored from an older backup) on, ops are sent
+    again."""
     for _ in range(MAX_ROUNDS):
         asked = store.received_ops(VERDICTS_PAGE)
         if not asked:
@@ -540,6 +569,7 @@ def sync(store: Store, transport: Transport, progress: Progress | None = None,
         from .reconcile import reconcile
 
         report.reconciled = reconcile(store, transport)
+        store.push_again()  # what the archive stored may be gone with its old epoch
         push(store, transport, report, progress=progress)
         server_time = pull(store, transport, report, progress=progress, record_time=False,
                            build_index=build_index)

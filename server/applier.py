@@ -26,7 +26,8 @@ log = logging.getLogger("fieldvault.applier")
 
 # Another worker's stored batch is seen within this (this process's wake it at once).
 IDLE_POLL_S = 1.0
-PAUSE_POLL_S = 0.1
+# While batches arrive: how often the applier looks whether they have paused.
+PAUSE_POLL_S = 0.25
 RETRY_S = 5.0
 
 

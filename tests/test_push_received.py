@@ -125,24 +125,30 @@ def device_of(home: Path) -> str:
     return AgentConfig.load(home).device_id
 
 
-def test_a_vault_from_before_keeps_its_outbox_and_never_reuses_a_seq(tmp_path: Path) -> None:
-    """Agent migration m009 rebuilds the outbox for the `received` state."""
-    from sqlite_utils import Database
 
-    from agent.store import open_vault
-    from schema.migrations.agent import migrations
-
-    conn = open_vault(tmp_path / "vault.db", bytes(range(32)))
-    migrations.apply(Database(conn), stop_before="m009_outbox_received")
-    row = "INSERT INTO outbox (op_id, kind, entity_id, data, at, state) VALUES (?,?,?,?,?,?)"
-    conn.executemany(row, [(f"op{i}", "visit.create", f"v{i}", "{}", "2026-12-01T00:00:00Z",
-                            state) for i, state in enumerate(("pending", "rejected", "pending"))])
-    conn.execute("DELETE FROM outbox WHERE op_id = 'op2'")  # answered: seq 3 was handed out
-    conn.commit()
-    migrations.apply(Database(conn))
-    assert conn.execute("SELECT seq, op_id, state FROM outbox ORDER BY seq").fetchall() == [
-        (1, "op0", "pending"), (2, "op1", "rejected")]
-    conn.execute(row, ("op3", "visit.create", "v3", "{}", "2026-12-01T00:00:00Z", "received"))
-    assert conn.execute("SELECT seq FROM outbox WHERE op_id = 'op3'").fetchone() == (4,)
-    names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE tbl_name='outbox'")}
-    assert {"outbox_state", "outbox_edits"} <= names
+def test_ops_the_archive_lost_after_storing_them_are_sent_again(
+        backend: Backend, tmp_path: Path) -> None:
+    slow = {"FIELDVAULT_APPLY_QUIET_S": "600", "FIELDVAULT_APPLY_MAX_WAIT_S": "600"}
+    server = backend.server(env=slow).start()
+    try:
+        home = tmp_path / "agent"
+        rep, _, logged = laptop(backend, server, home, "Lost Rep")
+        assert agent_cli(home, "sync", "--json")["results"] == {"received": BACKLOG}
+        server.stop()
+        # The stored batches are gone (an archive put back from a copy that lacks them).
+        with archive(backend.data)._write() as s:
+            for row in s.received_of(device_of(home)):
+                s.delete_received(row["id"])
+        server.env = {}
+        server.start()
+        lost = agent_cli(home, "sync", "--json")
+        assert lost["verdicts"] == {} and lost["pushed"] == 0
+        assert outbox_counts(home)["pending"] == BACKLOG  # to be sent again
+        again = agent_cli(home, "sync", "--json")
+        assert again["pushed"] == BACKLOG and again["results"] == {"received": BACKLOG}
+        wait_applied(backend)
+        assert set(archive_visits(backend, rep)) == {v["id"] for v in logged}
+        assert agent_cli(home, "sync", "--json")["verdicts"] == {"accepted": BACKLOG}
+        assert outbox_counts(home) == EMPTY_OUTBOX
+    finally:
+        server.stop()

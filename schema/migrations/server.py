@@ -556,8 +556,9 @@ CREATE TABLE push_inbox (
     first_seq INTEGER NOT NULL,
     last_seq INTEGER NOT NULL,
     op_count INTEGER NOT NULL,
-    body TEXT NOT NULL,
-    received_at TEXT NOT NULL
+    received_at TEXT NOT NULL,
+    -- Last: a row's other columns are read without walking the body's overflow pages.
+    body TEXT NOT NULL
 );
 CREATE INDEX push_inbox_device ON push_inbox(device_id, first_seq);
 """

@@ -6,7 +6,7 @@ from typing import Any
 
 from .sqlbase import SqlBase
 
-_COLUMNS = "id, device_id, first_seq, last_seq, op_count, body, received_at"
+_COLUMNS = "id, device_id, first_seq, last_seq, op_count, received_at, body"
 
 
 class ReceivedSql(SqlBase):

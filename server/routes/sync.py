@@ -124,11 +124,13 @@ async def _push(request: Request, signer: Signer, pusher: Pusher, archive: Archi
     if batch.archive_epoch and batch.archive_epoch != epoch:
         raise epoch_changed()
     if batch.defer:
-        results = await run_in_threadpool(archive.receive, device, list(batch.ops), raw.decode(),
-                                          batch.after_seq, wait_s, pusher.nonce)
-    else:
-        results = await run_in_threadpool(archive.push, device, list(batch.ops), batch.after_seq,
-                                          wait_s, pusher.nonce)
+        stored = await run_in_threadpool(archive.receive, device, list(batch.ops), raw.decode(),
+                                         batch.after_seq, wait_s, pusher.nonce)
+        metrics.PUSH_OPS.labels("received").inc(len(stored))
+        return signer.json({"results": stored, "server_time": iso(clock.now()),
+                            "archive_epoch": epoch})
+    results = await run_in_threadpool(archive.push, device, list(batch.ops), batch.after_seq,
+                                      wait_s, pusher.nonce)
     for status, n in Counter(r.status.value for r in results).items():
         metrics.PUSH_OPS.labels(status).inc(n)
     return signer.json({

@@ -373,10 +373,10 @@ class Archive(StaffMethods, ReviewMethods, PoolMethods, PlanMethods, ConsoleMeth
 
     def receive(self, device: Device, ops: list[Any], body: str, after_seq: int = 0,
                 wait_s: float = push_turns.WAIT_S, nonce: Nonce | None = None
-                ) -> list[OpResult]:
+                ) -> list[dict[str, Any]]:
         """Store one batch of the device's ops (`body`: its request JSON, parsed) to be
-        applied after this answer (rules/received.py); each op answers `received`.
-        Turns and nonces as for `push`."""
+        applied after this answer (rules/received.py); each op answers `received`, in
+        its wire shape. Turns and nonces as for `push`."""
         self._wait_turn(device, after_seq, wait_s)
         try:
             # Not serial: the batch appends to neither the feed nor the audit chain, and

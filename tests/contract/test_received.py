@@ -15,7 +15,7 @@ from ..harness import customer_update, new_id
 from .kit import Ctx, Stores, assert_types, at, enroll_device, ops, visit_create
 
 
-def receive(ctx: Ctx, device: object, *wire: dict[str, object]) -> list[object]:
+def receive(ctx: Ctx, device: object, *wire: dict[str, object]) -> list[dict[str, object]]:
     body = orjson.dumps({"ops": list(wire), "defer": True})
     batch = PushRequest.model_validate_json(body, strict=True)
     return ctx.archive.receive(device, list(batch.ops), body.decode())  # type: ignore[arg-type]
@@ -35,8 +35,9 @@ def test_a_stored_batch_is_answered_received_and_changes_nothing_until_applied(c
     cust = ctx.customer(ctx.a)
     visits = [visit_create(cust["id"]) for _ in range(3)]
     counts = ctx.archive.counts()
-    results = receive(ctx, ctx.a, *visits)
-    assert [r.status for r in results] == [OpStatus.received] * 3  # type: ignore[attr-defined]
+    stored = receive(ctx, ctx.a, *visits)
+    assert [r["status"] for r in stored] == ["received"] * 3
+    assert [r["op_id"] for r in stored] == [v["op_id"] for v in visits]
     assert ctx.archive.counts() == counts
     assert ctx.archive.list_visits(customer=cust["id"]) == []
     backlog = ctx.archive.received_backlog()
