@@ -255,14 +255,19 @@ def test_a_returned_visit_is_fixed_and_resubmitted_and_an_approved_one_stays_rea
     assert w.archive.get_visit(visit_id)["summary"] == "演示新产品"
 
 
+def log_visit(w: World, customer: str, summary: str) -> str:
+    """A visit logged in the form (the UI is in Chinese by now); its id."""
+    w.page.goto(w.ui.base + f"/visits/new?customer={w.customers[customer]['id']}")
+    w.page.fill("#summary", summary)
+    w.page.locator("#visit-form button[type=submit]").first.click()
+    expect(w.page.locator("#saved")).to_have_text(T["zh_CN"]["saved"])
+    return w.page.url.split("?")[0].rsplit("/", 1)[1]
+
+
 def test_with_the_server_stopped_a_visit_waits_and_syncs_in_the_background(world: World) -> None:
     w, page = world, world.page
     w.server.stop()
-    page.goto(w.ui.base + f"/visits/new?customer={w.customers['杭州青禾食品有限公司']['id']}")
-    page.fill("#summary", SECRET_NOTES[1])
-    page.locator("#visit-form button[type=submit]").first.click()
-    expect(page.locator("#saved")).to_have_text(T["zh_CN"]["saved"])
-    visit_id = page.url.split("?")[0].rsplit("/", 1)[1]
+    visit_id = log_visit(w, "杭州青禾食品有限公司", SECRET_NOTES[1])
     page.goto(w.ui.base + "/sync")
     expect(page.locator("#pending")).to_have_text("1")
     for _ in range(80):  # bounded: the debounced sync after the save failed: offline
@@ -278,6 +283,34 @@ def test_with_the_server_stopped_a_visit_waits_and_syncs_in_the_background(world
     assert w.archive.get_visit(visit_id)["summary"] == SECRET_NOTES[1]
     page.goto(w.ui.base + f"/visits/{visit_id}")
     expect(page.locator("main")).not_to_contain_text(re.compile("尚未同步到服务器"))
+
+
+def test_work_stored_on_the_server_awaiting_its_check_is_shown_and_never_lost(
+        world: World) -> None:
+    """An op the archive stored to apply later (a long backlog's, agent/sync.DEFER_FROM)
+    shows on the Sync page until its verdict comes; one the archive turns out not to
+    hold is sent again."""
+    w, page = world, world.page
+    w.server.stop()
+    visit_id = log_visit(w, "北京远景科技", "存档待审 stored, verdict to come")
+    with harness.open_store(w.home) as store:  # as a stored batch's answer leaves it
+        store.mark_received(store.pending_ops(10)[-1]["seq"])
+    page.goto(w.ui.base + "/sync")
+    expect(page.locator("#received")).to_have_text("1")
+    expect(page.locator("#pending")).to_have_text("0")
+    check(w, "sync-received")
+    # The archive never stored it (it was only marked so here): its verdict is
+    # `unknown`, and the timer's next rounds send it again.
+    w.server = ServerProcess(w.data, port=w.server.port).start()
+    card = w.customers["北京远景科技"]["id"]
+    for _ in range(240):  # bounded
+        if visit_id in {v["id"] for v in w.archive.list_visits(customer=card)}:
+            break
+        time.sleep(0.25)
+    assert w.archive.get_visit(visit_id)["summary"] == "存档待审 stored, verdict to come"
+    wait_synced(w, rounds=240)
+    page.goto(w.ui.base + "/sync")
+    expect(page.locator("#received")).to_have_count(0)
 
 
 def test_revocation_while_the_ui_runs_wipes_and_shows_the_wiped_screen(world: World) -> None:
