@@ -90,17 +90,33 @@ def test_a_long_backlog_is_stored_at_once_and_its_verdicts_follow(
         server.stop()
 
 
-def test_a_server_killed_before_it_applied_what_it_stored_applies_it_after_restart(
-        backend: Backend, tmp_path: Path) -> None:
-    # The applier waits for arrivals to pause far longer than the test runs: everything
-    # the sync is answered for is still only stored when the server dies.
+def stored_not_applied(backend: Backend, home: Path, name: str
+                       ) -> tuple[ServerProcess, str, list[dict[str, Any]]]:
+    """A server whose applier waits for arrivals to pause far longer than a test runs,
+    and a laptop whose whole backlog it has stored (answered), none of it applied."""
     slow = {"FIELDVAULT_APPLY_QUIET_S": "600", "FIELDVAULT_APPLY_MAX_WAIT_S": "600"}
     server = backend.server(env=slow).start()
     try:
-        home = tmp_path / "agent"
-        rep, _, logged = laptop(backend, server, home, "Killed Rep")
+        rep, _, logged = laptop(backend, server, home, name)
         first = agent_cli(home, "sync", "--json")
         assert first["results"] == {"received": BACKLOG} and first["verdicts"] == {}
+    except BaseException:
+        server.stop()
+        raise
+    return server, rep, logged
+
+
+def device_of(home: Path) -> str:
+    from agent.home import AgentConfig
+
+    return AgentConfig.load(home).device_id
+
+
+def test_a_server_killed_before_it_applied_what_it_stored_applies_it_after_restart(
+        backend: Backend, tmp_path: Path) -> None:
+    home = tmp_path / "agent"
+    server, rep, logged = stored_not_applied(backend, home, "Killed Rep")
+    try:
         server.kill()  # SIGKILL, every process of it
         assert stored_ops(backend) == BACKLOG
         assert archive_visits(backend, rep) == {}
@@ -119,21 +135,11 @@ def test_a_server_killed_before_it_applied_what_it_stored_applies_it_after_resta
         server.stop()
 
 
-def device_of(home: Path) -> str:
-    from agent.home import AgentConfig
-
-    return AgentConfig.load(home).device_id
-
-
-
 def test_ops_the_archive_lost_after_storing_them_are_sent_again(
         backend: Backend, tmp_path: Path) -> None:
-    slow = {"FIELDVAULT_APPLY_QUIET_S": "600", "FIELDVAULT_APPLY_MAX_WAIT_S": "600"}
-    server = backend.server(env=slow).start()
+    home = tmp_path / "agent"
+    server, rep, logged = stored_not_applied(backend, home, "Lost Rep")
     try:
-        home = tmp_path / "agent"
-        rep, _, logged = laptop(backend, server, home, "Lost Rep")
-        assert agent_cli(home, "sync", "--json")["results"] == {"received": BACKLOG}
         server.stop()
         # The stored batches are gone (an archive put back from a copy that lacks them).
         with archive(backend.data)._write() as s:
