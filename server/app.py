@@ -165,7 +165,8 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         "/v1/push": settings.max_body_bytes, "/v1/reconcile": settings.max_body_bytes,
         "/v1/final-flush": settings.max_body_bytes,
         attachments.UPLOAD_PATH: attachments.UPLOAD_BODY_BYTES,
-        wipe.SEALED_UPLOAD_PATH: wipe.SEALED_CHUNK_BODY_BYTES})
+        wipe.SEALED_UPLOAD_PATH: wipe.SEALED_CHUNK_BODY_BYTES,
+        sync.VERDICTS_PATH: sync.VERDICTS_BODY_BYTES})
     app.include_router(enroll.router)
     app.include_router(sync.router)
     app.include_router(wipe.router)

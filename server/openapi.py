@@ -42,6 +42,7 @@ ERRORS: dict[tuple[str, str], tuple[int, ...]] = {
     ("post", "/v1/push"): (*_SIGNED, 400, 409, 415, 422),
     ("get", "/v1/pull"): (*_SIGNED, 400, 409, 422),
     ("post", "/v1/reconcile"): (*_SIGNED, 400, 415, 422),
+    ("post", "/v1/push/verdicts"): (*_SIGNED, 400, 415, 422),
     ("get", "/v1/whoami"): _SIGNED,
     ("post", "/v1/lease"): (*_SIGNED, 409, 422),
     ("post", "/v1/final-flush"): (*_SIGNED, 400, 409, 415, 422),

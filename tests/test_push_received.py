@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from agent.sync import DEFER_FROM
 from schema.models import CustomerCreate
 
@@ -144,3 +146,25 @@ def test_what_a_killed_server_stored_is_applied_after_restart_and_what_it_lost_s
         assert len(archive(backend.data).applied_ops(device_of(home))) == BACKLOG
     finally:
         server.stop()
+
+
+def test_the_largest_verdicts_request_is_taken_and_a_larger_body_refused_unread(
+        tmp_path: Path) -> None:
+    from schema.models import MAX_VERDICTS
+
+    from .harness import archive_of, assert_json_error, enroll_device, make_client
+
+    client = make_client(tmp_path / "server")
+    arch = archive_of(client)
+    device = enroll_device(client, arch, arch.add_rep("Verdict Rep")["id"])
+    ops = [["v" * 54 + f"{i:010d}", 2**53] for i in range(MAX_VERDICTS)]  # 64-character ids
+    body = orjson.dumps({"ops": ops})
+    resp = device.send("POST", "/v1/push/verdicts", body)  # not gzipped: the worst case
+    assert resp.status_code == 200, resp.text
+    answer = resp.json()
+    assert answer["results"] == [] and answer["pending"] == []
+    assert answer["unknown"] == [op for op, _ in ops]
+    too_many = orjson.dumps({"ops": ops + ops[:1]})
+    assert_json_error(device.send("POST", "/v1/push/verdicts", too_many), 422)
+    huge = orjson.dumps({"ops": ops, "pad": "x" * len(body)})
+    assert_json_error(device.send("POST", "/v1/push/verdicts", huge), 413, "body_too_large")

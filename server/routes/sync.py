@@ -139,8 +139,14 @@ async def _push(request: Request, signer: Signer, pusher: Pusher, archive: Archi
     })
 
 
-@router.post("/push/verdicts", response_model=VerdictsResponse, responses=SIGNED_RESPONSE,
-             openapi_extra=request_body(VerdictsRequest))
+VERDICTS_PATH = "/v1/push/verdicts"
+# The largest VerdictsRequest (MAX_VERDICTS pairs of a 64-character id and a seq) with
+# room to spare; app.py caps this route's body at it.
+VERDICTS_BODY_BYTES = 256 * 1024
+
+
+@router.post(VERDICTS_PATH.removeprefix("/v1"), response_model=VerdictsResponse,
+             responses=SIGNED_RESPONSE, openapi_extra=request_body(VerdictsRequest))
 async def push_verdicts(request: Request, signer: ResponseSigner, device: CurrentDevice,
                         archive: ArchiveDep, settings: SettingsDep) -> Response:
     """What became of ops a push answered `received` (stored, applied after the answer):
