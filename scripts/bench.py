@@ -1198,7 +1198,7 @@ def push_figure(agents: dict[str, Agent], servers: dict[str, ServerProcess],
                 raise RuntimeError(f"push ({backend}) did not send everything: "
                                    f"{report['results']}")
             # Every op accepted: in the push's answers, among the verdicts the timed sync
-            # had by its end (the applier goes on once the oldest batch has waited 10 s,
+            # had by its end (the applier goes on once the oldest batch has waited 60 s,
             # so on a loaded machine it may have had many), or in a later sync's (not
             # timed).
             accepted = (report["results"].get("accepted", 0)

@@ -25,7 +25,7 @@ class Settings(BaseSettings):
     # The applier of stored push batches (server/applier.py): how long arrivals must
     # pause before it applies, and how long the oldest may wait whatever arrives.
     apply_quiet_s: float = 0.5
-    apply_max_wait_s: float = 10
+    apply_max_wait_s: float = 60
     hr_inbox: Path | None = None
     # How long a captured transaction may wait for the replica before health says so
     # (Litestream syncs every second and backs off on errors: a minute is far beyond
