@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser, Page, expect
 
 from schema.clock import ManualClock
 from server.rules import Archive, open_archive
@@ -89,6 +89,8 @@ def test_the_fleet_by_risk_for_an_admin_and_a_managers_team(world: World,
     page = ctx.new_page()
     sign_in(page, world.url, "root")
     page.get_by_role("navigation", name="Main menu").get_by_role("link", name="Fleet").click()
+    # The click returns once the request is sent: wait for the page before reading it.
+    expect(page.locator("#fleet tbody tr")).to_have_count(3)
     assert fleet_rows(page) == [("赵离", "Awaiting wipe"), ("王芳", "Blocked (offline too long)"),
                                 ("李伟", "OK")]
     assert "hours old" in page.locator("#fleet tbody tr").nth(2).inner_text()

@@ -84,6 +84,9 @@ def sign_in(page: Page, url: str, name: str) -> None:
 
 
 def look(page: Page, name: str) -> None:
+    # After a click the next page may still be on its way (axe would run on a document
+    # being replaced): its load first.
+    page.wait_for_load_state("load")
     assert_accessible(page)
     screenshot(page, name)
 
@@ -146,7 +149,8 @@ def test_a_manager_reviews_plans_customers_and_reports(world: World, chromium: B
     look(page, "console-manager-visit")
 
     # The plan: against what was done, approved.
-    menu.get_by_role("link", name="Plans").click()
+    with page.expect_navigation():
+        menu.get_by_role("link", name="Plans").click()
     look(page, "console-manager-plans")
     page.locator("tbody a").first.click()
     look(page, "console-manager-plan")
