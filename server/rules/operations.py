@@ -43,6 +43,9 @@ BEFORE_CARD = "visit dated before the customer's card existed; held for review"
 NOT_OWNED = "customer was not assigned to you when the visit started"
 IN_FUTURE = "visit dated in the future; held for review"
 
+# An op_id another device's op was applied under: refused, at push or in its verdict.
+OP_ID_USED = "op_id already used"
+
 APPROVED_READ_ONLY = ("visit is approved: read-only; ask your manager to return it "
                       "(with a comment) if it needs a correction")
 
@@ -490,7 +493,7 @@ def _each_once(applier: _Apply, ops: list[Any], handle: Callable[[Any], OpResult
             if seen["device_id"] == device.id:
                 results.append(_replayed(store, op, seen["result"]))
             else:
-                results.append(applier.result(op, OpStatus.rejected, reason="op_id already used"))
+                results.append(applier.result(op, OpStatus.rejected, reason=OP_ID_USED))
             continue
         res = handle(op)
         # Stored without the record (null): a replay reads the visit as it is then.

@@ -87,7 +87,7 @@ def verdicts(s: Store, device: Device, ops: list[tuple[str, int]]
             results.append(OpResult.model_validate(orjson.loads(row["result"])))
         elif row is not None:  # as the apply answers an op_id another device used
             results.append(OpResult(op_id=op_id, status=OpStatus.rejected, entity_id="",
-                                    reason="op_id already used"))
+                                    reason=operations.OP_ID_USED))
         elif any(first <= seq <= last for first, last in ranges):
             pending.append(op_id)
         else:
